@@ -1,0 +1,1 @@
+"""Automatic differentiation: derivative operators, sparsity and colouring."""
