@@ -1,1 +1,15 @@
 """anvil_llvm: trace numerical Python functions, differentiate them, compile them with LLVM."""
+from .function import Arg, NumericalFunction, numerical_function
+from .ir.dtypes import bool_, float32, float64, int64
+from .tensor import (Tensor, abs, acos, arccos, arcsin, arctan, arctan2, asin, atan, atan2,
+                     concatenate, cos, cosh, exp, expm1, log, log1p, matmul, maximum, minimum, pad,
+                     sin, sinh, sqrt, stack, tan, tanh, where)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Arg", "NumericalFunction", "Tensor", "abs", "acos", "arccos", "arcsin", "arctan", "arctan2",
+    "asin", "atan", "atan2", "bool_", "concatenate", "cos", "cosh", "exp", "expm1", "float32",
+    "float64", "int64", "log", "log1p", "matmul", "maximum", "minimum", "numerical_function",
+    "pad", "sin", "sinh", "sqrt", "stack", "tan", "tanh", "where",
+]

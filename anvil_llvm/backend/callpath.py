@@ -1,0 +1,356 @@
+"""The Python entry point of a compiled function: a METH_FASTCALL CPython function emitted in
+LLVM IR (LLVM_NOTES.md section 3).
+
+The fast path checks each argument by reading NumPy's array struct (exact type, dtype, shape,
+C-contiguity, alignment, byte order), allocates the results through NumPy's C API, optionally
+releases the GIL and calls the native function. Anything else (lists, scalars, other dtypes,
+strided arrays, keywords, wrong shapes) goes to `ArgumentConverter`, a Python object that converts
+what NumPy's rules allow and raises a clear error for the rest, then calls the fast path again.
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+import numpy as np
+
+from .jit import initialise
+
+# CPython 3.x (64-bit, non-debug) and NumPy >= 1.20 / 2.x layouts; verified by `self_check`.
+OB_TYPE = 8
+ARRAY_DATA, ARRAY_ND, ARRAY_DIMS, ARRAY_DESCR, ARRAY_FLAGS = 16, 24, 32, 56, 64
+DESCR_BYTEORDER, DESCR_TYPE_NUM = 26, 28
+C_CONTIGUOUS, ALIGNED, WRITEABLE = 0x1, 0x100, 0x400
+API_ARRAY_TYPE, API_ARRAY_NEW = 2, 93
+METH_FASTCALL_KEYWORDS = 0x80 | 0x02
+VECTORCALL_NARGS_MASK = (1 << 63) - 1
+STACK_WORK_LIMIT = 32 * 1024       # workspaces up to this size live on the stack
+GIL_RELEASE_WORK = 20_000          # release the GIL for calls of more estimated operations
+
+_api_cell = None
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """What one array argument must be: its name, shape and NumPy dtype."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+
+def _read(address: int, ctype):
+    return ctype.from_address(address).value
+
+
+def self_check() -> None:
+    """Confirm the struct offsets the fast path reads, on this CPython and NumPy."""
+    a = np.zeros((3, 4), dtype=np.float64)
+    base = id(a)
+    ok = (_read(base + OB_TYPE, ctypes.c_void_p) == id(np.ndarray)
+          and _read(base + ARRAY_DATA, ctypes.c_void_p) == a.ctypes.data
+          and _read(base + ARRAY_ND, ctypes.c_int32) == 2
+          and _read(_read(base + ARRAY_DIMS, ctypes.c_void_p) + 8, ctypes.c_int64) == 4
+          and _read(base + ARRAY_FLAGS, ctypes.c_int32) & C_CONTIGUOUS
+          and _read(_read(base + ARRAY_DESCR, ctypes.c_void_p) + DESCR_TYPE_NUM,
+                    ctypes.c_int32) == a.dtype.num)
+    if not ok:
+        raise RuntimeError("anvil_llvm: this CPython/NumPy build lays out arrays differently "
+                           "from what the native call path expects")
+
+
+def register_numpy_api() -> None:
+    """Expose NumPy's C API table to JIT code as the global `anvil_npy_api` (once)."""
+    global _api_cell
+    if _api_cell is not None:
+        return
+    initialise()
+    self_check()
+    try:
+        from numpy._core import _multiarray_umath as mu
+    except ImportError:                      # NumPy 1.x
+        from numpy.core import _multiarray_umath as mu
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    _api_cell = ctypes.c_void_p(get(mu._ARRAY_API, None))
+    llvm.add_symbol("anvil_npy_api", ctypes.addressof(_api_cell))
+
+
+class _PyMethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p),
+                ("ml_flags", ctypes.c_int), ("ml_doc", ctypes.c_char_p)]
+
+
+_new_cfunction = ctypes.pythonapi.PyCFunction_NewEx
+_new_cfunction.restype = ctypes.py_object
+_new_cfunction.argtypes = [ctypes.POINTER(_PyMethodDef), ctypes.py_object, ctypes.c_void_p]
+
+
+def make_cfunction(name: str, address: int, fallback) -> tuple[object, object]:
+    """A builtin function calling the wrapper at `address` with `fallback` as its self.
+
+    Returns (function, method_def); the method definition must stay alive with the function.
+    """
+    method = _PyMethodDef(name.encode(), address, METH_FASTCALL_KEYWORDS, None)
+    return _new_cfunction(ctypes.byref(method), fallback, None), method
+
+
+# ---- the wrapper in LLVM IR ---------------------------------------------------------------------
+class _Wrapper:
+    def __init__(self, symbol: str, inputs, outputs, work_bytes: int, release_gil: bool):
+        self.symbol, self.inputs, self.outputs = symbol, inputs, outputs
+        self.work_bytes, self.release_gil = work_bytes, release_gil
+        self.lines: list[str] = []
+        self.globals: list[str] = []
+        self.n = 0
+
+    def v(self) -> str:
+        self.n += 1
+        return f"%w{self.n}"
+
+    def op(self, text: str) -> str:
+        name = self.v()
+        self.lines.append(f"  {name} = {text}")
+        return name
+
+    def emit(self, text: str) -> None:
+        self.lines.append(text if text.endswith(":") else "  " + text)
+
+    def field(self, ptr: str, offset: int, ty: str) -> str:
+        address = self.op(f"getelementptr inbounds i8, ptr {ptr}, i64 {offset}")
+        return self.op(f"load {ty}, ptr {address}")
+
+    def check(self, cond: str, label: str) -> None:
+        self.emit(f"br i1 {cond}, label %{label}, label %slow")
+        self.emit(f"{label}:")
+
+    def check_array(self, obj: str, spec: ArgSpec, writeable: bool, array_type: str, tag: str):
+        """Branch to %slow unless `obj` is an exact, C-contiguous, aligned, native array of the
+        spec's dtype and shape; returns its data pointer."""
+        tp = self.field(obj, OB_TYPE, "ptr")
+        self.check(self.op(f"icmp eq ptr {tp}, {array_type}"), f"{tag}.type")
+        nd = self.field(obj, ARRAY_ND, "i32")
+        self.check(self.op(f"icmp eq i32 {nd}, {len(spec.shape)}"), f"{tag}.nd")
+        if spec.shape:
+            dims = self.field(obj, ARRAY_DIMS, "ptr")
+            for k, n in enumerate(spec.shape):
+                d = self.field(dims, 8 * k, "i64")
+                self.check(self.op(f"icmp eq i64 {d}, {n}"), f"{tag}.d{k}")
+        need = C_CONTIGUOUS | ALIGNED | (WRITEABLE if writeable else 0)
+        flags = self.field(obj, ARRAY_FLAGS, "i32")
+        masked = self.op(f"and i32 {flags}, {need}")
+        self.check(self.op(f"icmp eq i32 {masked}, {need}"), f"{tag}.flags")
+        descr = self.field(obj, ARRAY_DESCR, "ptr")
+        type_num = self.field(descr, DESCR_TYPE_NUM, "i32")
+        self.check(self.op(f"icmp eq i32 {type_num}, {spec.dtype.num}"), f"{tag}.dtype")
+        order = self.field(descr, DESCR_BYTEORDER, "i8")
+        self.check(self.op(f"icmp ne i8 {order}, {ord('>')}"), f"{tag}.order")
+        return self.field(obj, ARRAY_DATA, "ptr")
+
+    def call_native(self, pointers: list[str]) -> None:
+        work = "null"
+        if self.work_bytes:
+            size = (self.work_bytes + 63) // 64 * 64
+            if size <= STACK_WORK_LIMIT:
+                work = self.op(f"alloca [{size} x i8], align 64")
+            else:
+                work = self.op(f"call ptr @aligned_alloc(i64 64, i64 {size})")
+                self.emit(f"br i1 {self.op(f'icmp eq ptr {work}, null')}, label %nomem, "
+                          "label %gotmem")
+                self.emit("gotmem:")
+        args = ", ".join(f"ptr {p}" for p in pointers + [work])
+        if self.release_gil:
+            state = self.op("call ptr @PyEval_SaveThread()")
+        self.emit(f"call i32 @{self.symbol}({args})")
+        if self.release_gil:
+            self.emit(f"call void @PyEval_RestoreThread(ptr {state})")
+        if self.work_bytes and (self.work_bytes + 63) // 64 * 64 > STACK_WORK_LIMIT:
+            self.emit(f"call void @free(ptr {work})")
+
+    def result(self, arrays: list[str]) -> None:
+        if len(arrays) == 1:
+            self.emit(f"ret ptr {arrays[0]}")
+            return
+        tup = self.op(f"call ptr @PyTuple_New(i64 {len(arrays)})")
+        self.emit(f"br i1 {self.op(f'icmp eq ptr {tup}, null')}, label %fail.tuple, "
+                  "label %tuple.ok")
+        self.emit("tuple.ok:")
+        for j, a in enumerate(arrays):
+            self.emit(f"call i32 @PyTuple_SetItem(ptr {tup}, i64 {j}, ptr {a})")
+        self.emit(f"ret ptr {tup}")
+        self.emit("fail.tuple:")
+        for a in arrays:
+            self.emit(f"call void @Py_DecRef(ptr {a})")
+        self.emit("ret ptr null")
+
+    def text(self) -> str:
+        nin, nout = len(self.inputs), len(self.outputs)
+        self.emit("entry:")
+        nargs = self.op(f"and i64 %nargsf, {VECTORCALL_NARGS_MASK}")
+        self.check(self.op("icmp eq ptr %kwnames, null"), "nokw")
+        api = self.op("load ptr, ptr @anvil_npy_api")
+        array_type = self.op(f"load ptr, ptr {self.op(f'getelementptr ptr, ptr {api}, i64 {API_ARRAY_TYPE}')}")
+        data = []
+        args_ok = "args.ok"
+        self.emit(f"switch i64 {nargs}, label %slow [ i64 {nin}, label %{args_ok} "
+                  f"i64 {nin + nout}, label %{args_ok} ]")
+        self.emit(f"{args_ok}:")
+        for i, spec in enumerate(self.inputs):
+            obj = self.field("%args", 8 * i, "ptr")
+            data.append(self.check_array(obj, spec, False, array_type, f"in{i}"))
+        self.emit(f"br i1 {self.op(f'icmp eq i64 {nargs}, {nin}')}, label %alloc, label %given")
+        # Results allocated here.
+        self.emit("alloc:")
+        new = self.op(f"load ptr, ptr {self.op(f'getelementptr ptr, ptr {api}, i64 {API_ARRAY_NEW}')}")
+        arrays, out_data = [], []
+        for j, spec in enumerate(self.outputs):
+            dims = "null"
+            if spec.shape:
+                name = f"@{self.symbol}.py.dims{j}"
+                items = ", ".join(f"i64 {n}" for n in spec.shape)
+                self.globals.append(f"{name} = private unnamed_addr constant "
+                                    f"[{len(spec.shape)} x i64] [{items}]")
+                dims = name
+            a = self.op(f"call ptr {new}(ptr {array_type}, i32 {len(spec.shape)}, ptr {dims}, "
+                        f"i32 {spec.dtype.num}, ptr null, ptr null, i32 0, i32 0, ptr null)")
+            self.emit(f"br i1 {self.op(f'icmp eq ptr {a}, null')}, label %fail.new{j}, "
+                      f"label %new{j}.ok")
+            self.emit(f"new{j}.ok:")
+            arrays.append(a)
+            out_data.append(self.field(a, ARRAY_DATA, "ptr"))
+        self.call_native(data + out_data)
+        self.result(arrays)
+        for j in range(nout):
+            self.emit(f"fail.new{j}:")
+            for a in arrays[:j]:
+                self.emit(f"call void @Py_DecRef(ptr {a})")
+            self.emit("ret ptr null")
+        # Results written into arrays the caller gave (positional, after the inputs).
+        self.emit("given:")
+        given, given_data = [], []
+        for j, spec in enumerate(self.outputs):
+            obj = self.field("%args", 8 * (nin + j), "ptr")
+            given.append(obj)
+            given_data.append(self.check_array(obj, spec, True, array_type, f"out{j}"))
+        self.check_disjoint(data, given_data)
+        self.call_native(data + given_data)
+        for obj in given:
+            self.emit(f"call void @Py_IncRef(ptr {obj})")
+        self.result(given)
+        if self.work_bytes and (self.work_bytes + 63) // 64 * 64 > STACK_WORK_LIMIT:
+            self.emit("nomem:")
+            self.emit("call ptr @PyErr_NoMemory()")
+            self.emit("ret ptr null")
+        self.emit("slow:")
+        r = self.op("call ptr @PyObject_Vectorcall(ptr %self, ptr %args, i64 %nargsf, "
+                    "ptr %kwnames)")
+        self.emit(f"ret ptr {r}")
+        body = "\n".join(self.lines)
+        return "\n".join(self.globals) + (
+            f"\n\ndefine ptr @{self.symbol}.py(ptr %self, ptr %args, i64 %nargsf, ptr %kwnames)"
+            f" {{\n{body}\n}}\n")
+
+    def check_disjoint(self, inputs: list[str], outputs: list[str]) -> None:
+        """Outputs must not overlap inputs or each other (else the slow path explains)."""
+        sizes = [s.dtype.itemsize * int(np.prod(s.shape, dtype=np.int64))
+                 for s in self.inputs + self.outputs]
+        pointers = inputs + outputs
+        nin = len(inputs)
+        for j in range(nin, len(pointers)):
+            for k in range(j):
+                if not sizes[j] or not sizes[k]:
+                    continue
+                a_end = self.op(f"getelementptr i8, ptr {pointers[j]}, i64 {sizes[j]}")
+                b_end = self.op(f"getelementptr i8, ptr {pointers[k]}, i64 {sizes[k]}")
+                before = self.op(f"icmp ule ptr {a_end}, {pointers[k]}")
+                after = self.op(f"icmp ule ptr {b_end}, {pointers[j]}")
+                self.check(self.op(f"or i1 {before}, {after}"), f"dis{j}.{k}")
+
+
+_DECLARATIONS = """
+@anvil_npy_api = external global ptr
+declare ptr @PyObject_Vectorcall(ptr, ptr, i64, ptr)
+declare ptr @PyTuple_New(i64)
+declare i32 @PyTuple_SetItem(ptr, i64, ptr)
+declare void @Py_IncRef(ptr)
+declare void @Py_DecRef(ptr)
+declare ptr @PyErr_NoMemory()
+declare ptr @PyEval_SaveThread()
+declare void @PyEval_RestoreThread(ptr)
+declare ptr @aligned_alloc(i64, i64)
+declare void @free(ptr)
+"""
+
+
+def wrapper_text(symbol: str, inputs: list[ArgSpec], outputs: list[ArgSpec], work_bytes: int,
+                 release_gil: bool) -> str:
+    """LLVM IR of `<symbol>.py`, the METH_FASTCALL|METH_KEYWORDS entry point calling `symbol`."""
+    return _DECLARATIONS + _Wrapper(symbol, inputs, outputs, work_bytes, release_gil).text()
+
+
+# ---- the slow path --------------------------------------------------------------------------------
+class ArgumentConverter:
+    """Converts call arguments NumPy-style and raises clear errors, then calls the fast path.
+
+    The compiled entry point falls back to calling this object (its `self`) for any argument it
+    does not take as is; the converted call then passes the native checks.
+    """
+
+    def __init__(self, name: str, inputs: list[ArgSpec], outputs: list[ArgSpec]):
+        self.name, self.inputs, self.outputs = name, inputs, outputs
+        self.native = None
+
+    def __call__(self, *args, out=None):
+        nin = len(self.inputs)
+        if len(args) == nin + len(self.outputs) and out is None:
+            args, out = args[:nin], args[nin:]
+        if len(args) != nin:
+            names = ", ".join(s.name for s in self.inputs)
+            raise TypeError(f"{self.name}() takes {nin} argument{'s' * (nin != 1)} ({names}), "
+                            f"got {len(args)}")
+        arrays = [self.convert(a, s) for a, s in zip(args, self.inputs)]
+        if out is None:
+            return self.native(*arrays)
+        outs = self.check_out(out, arrays)
+        self.native(*arrays, *outs)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    def convert(self, value, spec: ArgSpec) -> np.ndarray:
+        where = f"{self.name}(): argument '{spec.name}'"
+        if value is None or isinstance(value, (str, bytes)):
+            raise TypeError(f"{where} must be an array of {spec.dtype} with shape {spec.shape}, "
+                            f"got {type(value).__name__}")
+        try:
+            array = np.asarray(value)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"{where} could not be converted to an array: {e}") from None
+        if array.dtype.kind not in "biuf" or not np.can_cast(array.dtype, spec.dtype,
+                                                             "same_kind"):
+            raise TypeError(f"{where} must have dtype {spec.dtype} (or one that casts to it "
+                            f"safely), got {array.dtype}")
+        if array.shape != spec.shape:
+            raise ValueError(f"{where} must have shape {spec.shape}, got {array.shape}")
+        return np.ascontiguousarray(array, dtype=spec.dtype).view(np.ndarray)
+
+    def check_out(self, out, inputs: list[np.ndarray]) -> list[np.ndarray]:
+        outs = list(out) if isinstance(out, (tuple, list)) else [out]
+        if len(outs) != len(self.outputs):
+            raise TypeError(f"{self.name}(): out must hold {len(self.outputs)} array(s), "
+                            f"got {len(outs)}")
+        for o, spec in zip(outs, self.outputs):
+            where = f"{self.name}(): out array for '{spec.name}'"
+            if type(o) is not np.ndarray:
+                raise TypeError(f"{where} must be a numpy.ndarray, got {type(o).__name__}")
+            if o.dtype != spec.dtype or o.shape != spec.shape:
+                raise ValueError(f"{where} must have dtype {spec.dtype} and shape {spec.shape}, "
+                                 f"got {o.dtype} {o.shape}")
+            if not (o.flags.c_contiguous and o.flags.writeable and o.flags.aligned) \
+                    or o.dtype.byteorder == ">":
+                raise ValueError(f"{where} must be C-contiguous, aligned and writeable")
+        for j, o in enumerate(outs):
+            for other in inputs + outs[:j]:
+                if np.may_share_memory(o, other):
+                    raise ValueError(f"{self.name}(): out array for '{self.outputs[j].name}' "
+                                     "overlaps an input or another output")
+        return outs

@@ -1,0 +1,243 @@
+"""Kernels -> LLVM IR text: one function per kernel (or chunk of scalar kernels) and the entry
+function of the C ABI (DESIGN.md), `int32_t name(const T *in..., T *out..., void *work)`."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir.dtypes import DType
+from ..ir import dtypes
+from ..ir.ops import CONST, Reduction
+from ..ir.ops.source import llvm_literal
+from ..ir.uop import UOp
+from .emitter import Emitter
+from .kernel import Buffer, Index, Kernel
+from .schedule import Schedule
+
+
+def _storage(dtype: DType) -> str:
+    """The in-memory LLVM type (NumPy stores bools as bytes)."""
+    return "i8" if dtype.kind == "b" else dtype.llvm
+
+
+class Lowering:
+    """Lowers fused nodes at an index to scalar values: the `ctx` that op `emit` rules receive."""
+
+    def __init__(self, e: Emitter, sched: Schedule, symbol: str, tables: dict):
+        self.e = e
+        self.sched = sched
+        self.symbol = symbol
+        self.tables = tables      # constant arrays emitted as globals, shared by the module
+        self.scopes: list[dict] = [{}]
+        self.computing: UOp | None = None
+
+    # ---- the interface op rules use ------------------------------------------------------------
+    def index(self, shape: tuple, dims: tuple) -> Index:
+        return Index(shape, dims=dims)
+
+    def value(self, node: UOp, index: Index) -> str:
+        if node.op is CONST:
+            return node.op.emit(self, node, index)
+        key = (node, index.key)
+        for scope in reversed(self.scopes):
+            found = scope.get(key)
+            if found is not None:
+                return found
+        buffer = self.sched.buffers.get(node)
+        if buffer is not None and (node is not self.computing or node.op.kind == "source"):
+            result = self.load(buffer, index)
+        elif node.op.kind in ("elementwise", "movement") or node.op.emit is not None \
+                and node.op.kind == "source":
+            result = node.op.emit(self, node, index)
+        else:
+            raise AssertionError(f"node {node} is neither realised nor fusable")
+        self.scopes[-1][key] = result
+        return result
+
+    def cast_index(self, value: str, dtype: DType) -> str:
+        if dtype.is_float:
+            return self.e.op(f"sitofp i64 {value} to {dtype.llvm}")
+        return value
+
+    def load_constant(self, payload, flat: str) -> str:
+        name = self.table(payload.array, payload)
+        ptr = self.e.op(f"getelementptr inbounds i64, ptr {name}, i64 {flat}")
+        return self.e.op(f"load i64, ptr {ptr}")
+
+    # ---- buffers ---------------------------------------------------------------------------------
+    def table(self, array: np.ndarray, key) -> str:
+        return self.tables.setdefault(key, (f"@{self.symbol}.c{len(self.tables)}", array))[0]
+
+    def pointer(self, buffer: Buffer) -> str:
+        if buffer.kind == "input":
+            return f"%in{buffer.position}"
+        if buffer.kind == "output":
+            return f"%out{buffer.position}"
+        if buffer.kind == "const":
+            node = self.sched.constants[buffer.position]
+            return self.table(node.arg.array, node.arg)
+        return self.e.op(f"getelementptr inbounds i8, ptr %work, i64 {buffer.position}")
+
+    def load(self, buffer: Buffer, index: Index) -> str:
+        ty = _storage(buffer.dtype)
+        ptr = self.e.op(f"getelementptr inbounds {ty}, ptr {self.pointer(buffer)}, "
+                        f"i64 {index.flat(self.e)}")
+        value = self.e.op(f"load {ty}, ptr {ptr}")
+        return self.e.op(f"trunc i8 {value} to i1") if buffer.dtype.kind == "b" else value
+
+    def store(self, buffer: Buffer, index: Index, value: str) -> None:
+        ty = _storage(buffer.dtype)
+        if buffer.dtype.kind == "b":
+            value = self.e.op(f"zext i1 {value} to i8")
+        ptr = self.e.op(f"getelementptr inbounds {ty}, ptr {self.pointer(buffer)}, "
+                        f"i64 {index.flat(self.e)}")
+        self.e.line(f"store {ty} {value}, ptr {ptr}")
+
+    # ---- loops -----------------------------------------------------------------------------------
+    def loop(self, count: int, hint: str):
+        """Open a counted loop; returns (counter, close) where close() ends it."""
+        e = self.e
+        head, body, end = e.label(hint + ".head"), e.label(hint + ".body"), e.label(hint + ".end")
+        slot = e.alloca("i64")
+        e.line(f"store i64 0, ptr {slot}")
+        e.line(f"br label %{head}")
+        e.block(head)
+        i = e.op(f"load i64, ptr {slot}")
+        more = e.op(f"icmp slt i64 {i}, {count}")
+        e.line(f"br i1 {more}, label %{body}, label %{end}")
+        e.block(body)
+        self.scopes.append({})
+
+        def close():
+            self.scopes.pop()
+            nxt = e.op(f"add nuw nsw i64 {i}, 1")
+            e.line(f"store i64 {nxt}, ptr {slot}")
+            e.line(f"br label %{head}")
+            e.block(end)
+        return i, close
+
+    def loops(self, shape: tuple, hint: str) -> tuple[tuple[str, ...], list]:
+        dims, closes = [], []
+        for axis, n in enumerate(shape):
+            if n == 1:
+                dims.append("0")
+                continue
+            i, close = self.loop(n, f"{hint}{axis}.")
+            dims.append(i)
+            closes.append(close)
+        return tuple(dims), closes
+
+
+def _close(closes: list) -> None:
+    for close in reversed(closes):
+        close()
+
+
+def _combine(e: Emitter, op, dtype: DType, acc: str, x: str) -> str:
+    if dtype.is_float and op.name in ("add", "mul"):
+        # reassoc lets LLVM vectorise the reduction (LLVM_NOTES.md section 1).
+        return e.op(f"f{op.name} reassoc {dtype.llvm} {acc}, {x}")
+    return op.emit.scalar(e, _Typed(dtype), acc, x)
+
+
+class _Typed:
+    """A stand-in node carrying only a dtype, for scalar rules applied to accumulators."""
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+        self.src = (self,)
+
+
+def _emit_reduction(ctx: Lowering, root: UOp, buffer: Buffer, flat: bool) -> None:
+    e = ctx.e
+    rule: Reduction = root.op.emit
+    acc = e.alloca(root.dtype.llvm)
+    if flat:
+        out_index = Index(root.shape, dims=())
+        e.line(f"store {root.dtype.llvm} {rule.identity_literal(root.dtype)}, ptr {acc}")
+        src = root.src[0]
+        i, close = ctx.loop(src.size, "r")
+        x = ctx.value(src, Index(src.shape, flat=i))
+        partial = e.op(f"load {root.dtype.llvm}, ptr {acc}")
+        e.line(f"store {root.dtype.llvm} {_combine(e, rule.combine, root.dtype, partial, x)}, "
+               f"ptr {acc}")
+        close()
+        ctx.store(buffer, out_index, e.op(f"load {root.dtype.llvm}, ptr {acc}"))
+        return
+    out_dims, out_closes = ctx.loops(root.shape, "o")
+    e.line(f"store {root.dtype.llvm} {rule.identity_literal(root.dtype)}, ptr {acc}")
+    red_dims, red_closes = ctx.loops(rule.reduced_shape(root), "r")
+    x = rule.body(ctx, root, out_dims, red_dims)
+    partial = e.op(f"load {root.dtype.llvm}, ptr {acc}")
+    e.line(f"store {root.dtype.llvm} {_combine(e, rule.combine, root.dtype, partial, x)}, "
+           f"ptr {acc}")
+    _close(red_closes)
+    ctx.store(buffer, Index(root.shape, dims=out_dims), e.op(f"load {root.dtype.llvm}, ptr {acc}"))
+    _close(out_closes)
+
+
+def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
+    if kernel.flat:
+        size = int(np.prod(kernel.shape, dtype=np.int64))
+        if size == 1:
+            index, closes = Index(kernel.shape, flat="0"), []
+        else:
+            i, close = ctx.loop(size, "i")
+            index, closes = Index(kernel.shape, flat=i), [close]
+    else:
+        dims, closes = ctx.loops(kernel.shape, "i")
+        index = Index(kernel.shape, dims=dims)
+    for root, buffer in kernel.stores:
+        ctx.computing = root
+        value = ctx.value(root, index)
+        ctx.store(buffer, index, value)
+        ctx.scopes[-1][(root, index.key)] = value
+    ctx.computing = None
+    _close(closes)
+
+
+def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
+    """Emit the body of one kernel into `ctx.e` (the caller opens and closes the function)."""
+    root = kernel.reduction
+    if root is not None:
+        ctx.computing = root
+        _emit_reduction(ctx, root, kernel.stores[0][1], kernel.flat)
+        ctx.computing = None
+    else:
+        _emit_map(ctx, kernel)
+
+
+def _table_text(name: str, array: np.ndarray) -> str:
+    dtype = dtypes.from_numpy(array.dtype)
+    ty = _storage(dtype)
+    flat = array.reshape(-1)
+    if dtype.kind == "b":
+        items = ", ".join(f"i8 {int(v)}" for v in flat)
+    else:
+        items = ", ".join(f"{ty} {llvm_literal(v, dtype)}" for v in flat.tolist())
+    return (f"{name} = private unnamed_addr constant [{flat.size} x {ty}] [{items}], align 64")
+
+
+def module_text(sched: Schedule, symbol: str) -> str:
+    """The LLVM module of one function: its kernels, constant tables and C-ABI entry point."""
+    declarations: dict[str, str] = {}
+    params = ([f"ptr noalias readonly %in{i}" for i in range(len(sched.inputs))]
+              + [f"ptr noalias %out{j}" for j in range(len(sched.outputs))]
+              + ["ptr noalias %work"])
+    args = ", ".join(p.replace("noalias readonly ", "").replace("noalias ", "")
+                     for p in params)
+    tables: dict = {}
+    functions, calls = [], []
+    for k, kernel in enumerate(sched.kernels):
+        e = Emitter(declarations)
+        emit_kernel(Lowering(e, sched, symbol, tables), kernel)
+        attrs = "noinline nounwind" if kernel.chunk is not None else "nounwind"
+        fname = f"@{symbol}.k{k}"
+        functions.append(f"define internal void {fname}({', '.join(params)}) {attrs} {{\n"
+                         f"entry:\n{e.body()}\n  ret void\n}}")
+        calls.append(f"  call void {fname}({args})")
+    entry = (f"define i32 @{symbol}({', '.join(params)}) nounwind {{\nentry:\n"
+             + "\n".join(calls) + "\n  ret i32 0\n}")
+    parts = [_table_text(name, array) for name, array in tables.values()]
+    parts += list(declarations.values()) + functions + [entry]
+    return "\n\n".join(parts) + "\n"
+

@@ -1,0 +1,182 @@
+"""LLVM target machines, the O3 pipeline, object code, the in-process JIT and its caches.
+
+One object file per function is emitted once and JIT-loaded from those bytes, so the same bytes
+serve the on-disk cache (LLVM_NOTES.md section 6). Each engine owns its target machine.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import stat
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import llvmlite
+import llvmlite.binding as llvm
+
+log = logging.getLogger("anvil_llvm")
+
+_lock = threading.RLock()
+_initialised = False
+_engines: list = []        # engines live as long as the process: their code may be called anytime
+_VERSION = "0.1.0"
+_MAGIC = b"ANVILOBJ1"
+
+
+def initialise() -> None:
+    """Initialise LLVM's native target once (safe to call again)."""
+    global _initialised
+    with _lock:
+        if _initialised:
+            return
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        llvm.initialize_native_asmparser()
+        _initialised = True
+
+
+def target_machine(jit: bool):
+    """A host target machine at opt=3; `jit=False` gives the PIC/small-code-model one for
+    objects that are also linked into programs (LLVM_NOTES.md section 5)."""
+    initialise()
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(
+        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3,
+        reloc="pic", codemodel="small", jit=jit)
+
+
+def host_key() -> str:
+    initialise()
+    return "|".join([llvm.get_process_triple(), llvm.get_host_cpu_name(),
+                     llvm.get_host_cpu_features().flatten(), llvmlite.__version__,
+                     ".".join(map(str, llvm.llvm_version_info)), _VERSION])
+
+
+def optimise(module, tm, slp: bool = True) -> None:
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = slp
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(module, pb)
+
+
+def compile_object(ir_text: str, slp: bool = True) -> bytes:
+    """Parse, verify, optimise at O3 and emit an object file for the host."""
+    with _lock:
+        tm = target_machine(jit=False)
+        t0 = time.perf_counter()
+        module = llvm.parse_assembly(ir_text)
+        module.triple = tm.triple
+        module.data_layout = str(tm.target_data)
+        module.verify()
+        t1 = time.perf_counter()
+        optimise(module, tm, slp)
+        t2 = time.perf_counter()
+        obj = tm.emit_object(module)
+        t3 = time.perf_counter()
+    if t3 - t0 > 1.0:
+        log.info("LLVM: parse %.2fs, O3 %.2fs, codegen %.2fs", t1 - t0, t2 - t1, t3 - t2)
+    return obj
+
+
+@dataclass
+class Loaded:
+    """A finalised engine and the addresses of the symbols asked for."""
+
+    engine: object
+    addresses: dict[str, int]
+
+
+def load_object(obj: bytes, symbols: list[str]) -> Loaded:
+    """JIT-load an object file and resolve `symbols`; the engine is kept alive for good."""
+    with _lock:
+        tm = target_machine(jit=True)
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
+        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        engine.finalize_object()
+        addresses = {s: engine.get_function_address(s) for s in symbols}
+        _engines.append(engine)
+    missing = [s for s, a in addresses.items() if not a]
+    if missing:
+        raise RuntimeError(f"JIT: symbols {missing} not found in the compiled object")
+    return Loaded(engine, addresses)
+
+
+# ---- the on-disk cache ------------------------------------------------------------------------
+def cache_dir() -> Path | None:
+    """The private cache directory, or None when caching is off or the directory is unsafe."""
+    if os.environ.get("ANVIL_LLVM_NO_CACHE") == "1":
+        return None
+    root = os.environ.get("ANVIL_LLVM_CACHE_DIR")
+    if root:
+        path = Path(root)
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = Path(base) / "anvil_llvm"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        log.warning("anvil_llvm: not using cache directory %s: owned by another user or "
+                    "writable by others", path)
+        return None
+    return path
+
+
+def cache_key(ir_text: str) -> str:
+    return hashlib.sha256((host_key() + "\0" + ir_text).encode()).hexdigest()
+
+
+def cache_read(key: str) -> bytes | None:
+    """The cached object for `key`, or None when absent or corrupt (never loads bad bytes)."""
+    directory = cache_dir()
+    if directory is None:
+        return None
+    try:
+        data = (directory / f"{key}.o").read_bytes()
+    except OSError:
+        return None
+    head = len(_MAGIC) + 32
+    if len(data) < head or data[:len(_MAGIC)] != _MAGIC:
+        return None
+    digest, obj = data[len(_MAGIC):head], data[head:]
+    return obj if hashlib.sha256(obj).digest() == digest else None
+
+
+def cache_write(key: str, obj: bytes) -> None:
+    """Publish an object atomically (write a temporary file, then rename into place)."""
+    directory = cache_dir()
+    if directory is None:
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".o")
+        with os.fdopen(fd, "wb") as f:
+            f.write(_MAGIC + hashlib.sha256(obj).digest() + obj)
+        os.replace(tmp, directory / f"{key}.o")
+    except OSError as e:
+        log.warning("anvil_llvm: could not write the cache entry %s: %s", key, e)
+
+
+_memory: dict[str, Loaded] = {}
+
+
+def build(ir_text: str, symbols: list[str], slp: bool = True) -> Loaded:
+    """Compile (or fetch from the memory and disk caches) and load a module."""
+    key = cache_key(ir_text)
+    with _lock:
+        found = _memory.get(key)
+        if found is not None:
+            return found
+        obj = cache_read(key)
+        if obj is None:
+            obj = compile_object(ir_text, slp)
+            cache_write(key, obj)
+        loaded = load_object(obj, symbols)
+        _memory[key] = loaded
+        return loaded

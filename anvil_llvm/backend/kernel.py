@@ -1,0 +1,79 @@
+"""The loop-nest IR: buffers, kernels (a loop nest and the nodes it stores) and symbolic indices."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..ir.uop import UOp
+
+
+@dataclass(frozen=True)
+class Buffer:
+    """Where a realised node lives: an input, an output, a workspace slot or a constant table."""
+
+    kind: str          # "input" | "output" | "work" | "const"
+    position: int      # argument position (input/output), byte offset (work), table id (const)
+    dtype: object
+    size: int
+
+
+@dataclass
+class Kernel:
+    """One loop nest over `shape` storing `roots` (a reduction or contraction kernel has one root
+    whose reduced loops nest inside). Scalar kernels (`shape == ()`) may be grouped into a chunk:
+    one `noinline` LLVM function, so that huge scalar graphs compile in linear time."""
+
+    shape: tuple[int, ...]
+    roots: list[UOp]
+    flat: bool = False        # iterate the elements with one flat counter (no movement inside)
+    chunk: int | None = None  # chunk id of grouped scalar kernels
+    stores: list[tuple[UOp, Buffer]] = field(default_factory=list)
+
+    @property
+    def reduction(self) -> UOp | None:
+        root = self.roots[0]
+        return root if root.op.kind in ("reduce", "contract") else None
+
+
+class Index:
+    """A position in an array of `shape`, known as per-axis values, as a flat offset, or both.
+
+    Values are LLVM i64 operands (SSA names or literals); each form is derived on demand, so a
+    chain of reshapes of a flat loop never divides, and an axis-wise loop never multiplies twice.
+    """
+
+    __slots__ = ("shape", "key", "_dims", "_flat")
+
+    def __init__(self, shape: tuple, dims: tuple | None = None, flat: str | None = None):
+        self.shape, self._dims, self._flat = shape, dims, flat
+        self.key = (shape, dims, None) if dims is not None else (shape, None, flat)
+
+    def dims(self, e) -> tuple[str, ...]:
+        if self._dims is None:
+            dims, rest = [], self._flat
+            for n in reversed(self.shape[1:]):
+                dims.append("0" if n == 1 else e.rem_i(rest, n))
+                rest = e.div_i(rest, n)
+            if self.shape:
+                dims.append("0" if self.shape[0] == 1 else rest)
+            self._dims = tuple(reversed(dims))
+        return self._dims
+
+    def flat(self, e) -> str:
+        if self._flat is None:
+            self._flat = e.flatten(self._dims, self.shape)
+        return self._flat
+
+    def reshape(self, e, shape: tuple) -> "Index":
+        """The same element seen in an array of `shape` (same size)."""
+        if self._dims is not None:
+            kept = [(d, n) for d, n in zip(self._dims, self.shape) if n != 1]
+            if [n for _, n in kept] == [n for n in shape if n != 1]:
+                it = iter(kept)
+                return Index(shape, dims=tuple(next(it)[0] if n != 1 else "0" for n in shape))
+        return Index(shape, flat=self.flat(e))
+
+
+def buffer_nbytes(dtype, size: int) -> int:
+    return int(np.dtype(dtype.np).itemsize) * size

@@ -1,0 +1,184 @@
+"""Graph -> kernels: which nodes are realised into buffers, the kernel order, chunks of scalar
+code, and the workspace layout by liveness."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..ir.ops import CONST, CONST_ARRAY, EXPAND, INPUT, RESHAPE
+from ..ir.uop import UOp, consumers, toposort
+from .kernel import Buffer, Kernel, buffer_nbytes
+
+RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
+CHUNK_OPS = 250         # scalar code per noinline function (LLVM_NOTES.md section 2)
+
+
+@dataclass
+class Schedule:
+    """The kernels in execution order, each realised node's buffer, and the workspace size."""
+
+    inputs: list[UOp]
+    outputs: list[UOp]
+    kernels: list[Kernel]
+    buffers: dict[UOp, Buffer]
+    constants: list[UOp]
+    work_bytes: int
+
+
+def _fused(node: UOp, realised: set) -> bool:
+    return node not in realised and node.op.kind in ("elementwise", "movement") \
+        or node.op is CONST
+
+
+def _fused_cost(node: UOp, realised: set, memo: dict) -> int:
+    """The scalar operations inlined into a consumer of `node` (shared subexpressions once)."""
+    if node in memo:
+        return memo[node]
+    cost = node.op.cost + sum(_fused_cost(s, realised, memo) for s in node.src
+                              if _fused(s, realised))
+    memo[node] = cost
+    return cost
+
+
+def _is_flat(root: UOp, realised: set) -> bool:
+    """Whether the kernel of `root` reads everything at the root's own flat position, so that one
+    counter can run over all elements (a full reduction runs over its source's elements)."""
+    if root.op.kind == "contract" or root.op.kind == "reduce" and root.ndim:
+        return False
+    stack, seen = list(root.src), set()
+    while stack:
+        node = stack.pop()
+        if node in seen or node in realised or node.op is CONST:
+            continue
+        seen.add(node)
+        if node.op.kind == "movement" and node.op is not RESHAPE and not (
+                node.op is EXPAND and node.src[0].size == 1) or node.op.kind == "source":
+            return False
+        stack.extend(node.src)
+    return True
+
+
+def _realise(order: list[UOp], outputs: list[UOp]) -> set:
+    users = consumers(order)
+    realised = {n for n in order if n.op.kind in ("reduce", "contract", "source")
+                and n.op is not CONST}
+    realised.update(outputs)
+    memo: dict = {}
+    for node in order:
+        if node in realised or node.op is CONST or node.size == 0:
+            continue
+        distinct = set(users[node])
+        if len(distinct) < 2:
+            continue
+        same_place = all(u.op.kind == "elementwise" and u.shape == node.shape for u in distinct)
+        cost = _fused_cost(node, realised, memo)
+        if node.shape == () and cost > 1 or not same_place and cost > RECOMPUTE_LIMIT:
+            realised.add(node)
+            memo.clear()
+    return realised
+
+
+def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
+    """Split the graph of `outputs` into kernels and lay out the workspace.
+
+    A node is realised when it is an input, an output, a reduction or contraction, or used by
+    several consumers where recomputing would cost more than a load; everything else fuses into
+    its consumers as index arithmetic and scalar code.
+    """
+    order = toposort(outputs)
+    realised = _realise(order, outputs)
+    buffers: dict[UOp, Buffer] = {}
+    for i, node in enumerate(inputs):
+        buffers[node] = Buffer("input", i, node.dtype, node.size)
+    constants = [n for n in order if n.op is CONST_ARRAY]
+    for i, node in enumerate(constants):
+        buffers[node] = Buffer("const", i, node.dtype, node.size)
+    output_buffers = [Buffer("output", j, o.dtype, o.size) for j, o in enumerate(outputs)]
+    for node, buffer in zip(outputs, output_buffers):
+        if node not in buffers:
+            buffers[node] = buffer
+
+    kernels: list[Kernel] = []
+    memo: dict = {}
+    chunk_id, chunk_cost = 0, 0
+    for node in order:
+        if node not in realised or node.op.kind == "source" or node.size == 0:
+            continue
+        kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised))
+        if node.shape == () and kernel.reduction is None:
+            cost = _fused_cost(node, realised, memo)
+            if chunk_cost + cost > CHUNK_OPS and chunk_cost:
+                chunk_id, chunk_cost = chunk_id + 1, 0
+            chunk_cost += cost
+            kernel.chunk = chunk_id
+        kernels.append(kernel)
+    # Outputs whose node lives elsewhere (an input, a constant, another output) are copied.
+    for node, buffer in zip(outputs, output_buffers):
+        if buffers[node] is not buffer and node.size:
+            kernels.append(Kernel(node.shape, [node], flat=True, stores=[(node, buffer)]))
+
+    work_bytes = _plan_workspace(kernels, realised, buffers)
+    for kernel in kernels:
+        if not kernel.stores:
+            kernel.stores = [(r, buffers[r]) for r in kernel.roots]
+    _merge_chunks(kernels)
+    return Schedule(list(inputs), list(outputs), kernels, buffers, constants, work_bytes)
+
+
+def _merge_chunks(kernels: list[Kernel]) -> None:
+    """Group consecutive scalar kernels of one chunk into one kernel (one function)."""
+    merged: list[Kernel] = []
+    for kernel in kernels:
+        last = merged[-1] if merged else None
+        if kernel.chunk is not None and last is not None and last.chunk == kernel.chunk:
+            last.roots.extend(kernel.roots)
+            last.stores.extend(kernel.stores)
+        else:
+            merged.append(kernel)
+    kernels[:] = merged
+
+
+def _reads(kernel: Kernel, realised: set) -> set:
+    found, stack, seen = set(), list(kernel.roots), set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for s in node.src:
+            if s in realised:
+                found.add(s)
+            else:
+                stack.append(s)
+    return found
+
+
+def _align(nbytes: int) -> int:
+    return (nbytes + 7) // 8 * 8 if nbytes < 64 else (nbytes + 63) // 64 * 64
+
+
+def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict) -> int:
+    """Give every realised intermediate a workspace offset; slots are reused once dead."""
+    last_use: dict[UOp, int] = {}
+    for k, kernel in enumerate(kernels):
+        for node in _reads(kernel, realised):
+            last_use[node] = k
+    free: dict[int, list[int]] = {}
+    dying: dict[int, list[UOp]] = {}
+    top = 0
+    for k, kernel in enumerate(kernels):
+        for root in kernel.roots:
+            if root in buffers:
+                continue
+            nbytes = _align(buffer_nbytes(root.dtype, root.size))
+            slots = free.get(nbytes)
+            if slots:
+                offset = slots.pop()
+            else:
+                offset = top
+                top += nbytes
+            buffers[root] = Buffer("work", offset, root.dtype, root.size)
+            dying.setdefault(last_use.get(root, k), []).append(root)
+        for node in dying.pop(k, []):
+            free.setdefault(_align(buffer_nbytes(node.dtype, node.size)), []).append(
+                buffers[node].position)
+    return top

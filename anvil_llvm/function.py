@@ -1,0 +1,226 @@
+"""Arg, NumericalFunction and @numerical_function: tracing a Python function into a UOp graph
+and compiling it on first call."""
+from __future__ import annotations
+
+import inspect
+import keyword
+import re
+import threading
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .backend import callpath, codegen, jit
+from .backend.schedule import schedule
+from .ir import dtypes
+from .ir.dtypes import DType
+from .ir.ops import INPUT
+from .ir.simplify import simplify
+from .ir.uop import UOp, graph_text, toposort
+from .tensor import Tensor
+
+_C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_C_KEYWORDS = frozenset(
+    "auto break case char const continue default do double else enum extern float for goto if "
+    "inline int long register restrict return short signed sizeof static struct switch typedef "
+    "union unsigned void volatile while class namespace template typename new delete this "
+    "operator private public protected virtual friend".split())
+
+
+def check_name(name, what: str = "name") -> str:
+    """`name` if it is a valid C identifier (generated code exports it), else ValueError."""
+    if not isinstance(name, str):
+        raise TypeError(f"{what}: expected a str, got {type(name).__name__}")
+    if not _C_IDENTIFIER.match(name) or name in _C_KEYWORDS or keyword.iskeyword(name):
+        raise ValueError(f"{what}: {name!r} is not a valid C identifier (letters, digits and "
+                         "underscores, not starting with a digit, not a C/C++ keyword)")
+    return name
+
+
+class Arg:
+    """The shape and dtype of one argument: `Arg(5)`, `Arg((3, 4))`, `Arg((), name="t")`.
+
+    >>> Arg((3, 4)).shape
+    (3, 4)
+    """
+
+    def __init__(self, shape=(), dtype=dtypes.float64, name: str | None = None):
+        if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+            shape = (int(shape),)
+        if not isinstance(shape, (tuple, list)) or not all(
+                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d >= 0
+                for d in shape):
+            raise ValueError(f"Arg: shape must be a non-negative int or a tuple of them, "
+                             f"got {shape!r}")
+        self.shape = tuple(int(d) for d in shape)
+        self.dtype: DType = dtypes.from_numpy(dtype)
+        self.name = None if name is None else check_name(name, "Arg name")
+
+    def __repr__(self) -> str:
+        return f"Arg({self.shape}, {self.dtype})"
+
+
+def _as_arg(spec, position: int) -> Arg:
+    if isinstance(spec, Arg):
+        return spec
+    try:
+        return Arg(spec)
+    except ValueError:
+        raise TypeError(f"args[{position}]: expected an Arg or a shape, got {spec!r}") from None
+
+
+def _parameter_names(fn: Callable, count: int) -> list[str]:
+    try:
+        params = [p.name for p in inspect.signature(fn).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    return [params[i] if i < len(params) else f"arg{i}" for i in range(count)]
+
+
+class NumericalFunction:
+    """A traced numerical function: callable on NumPy arrays, differentiable and exportable.
+
+    `fn` is called once with a `Tensor` per argument; it returns a tensor or a tuple of tensors.
+    The graph is compiled to native code on the first call (or by `compile()`).
+
+    >>> import numpy as np, anvil_llvm as av
+    >>> f = av.NumericalFunction("f", lambda x: av.Tensor.stack(x[0] * x[1], x[1] ** 2),
+    ...                          (av.Arg(2),))
+    >>> f(np.array([3.0, 4.0]))
+    array([12., 16.])
+    """
+
+    def __init__(self, name: str, fn: Callable, args: Sequence, *, _graph=None):
+        self.name = check_name(name)
+        if isinstance(args, (Arg, int)):
+            args = (args,)
+        self.args = tuple(_as_arg(a, i) for i, a in enumerate(args))
+        names = _parameter_names(fn, len(self.args)) if callable(fn) else []
+        self.arg_names = [a.name or n for a, n in zip(self.args, names)] or [
+            a.name or f"arg{i}" for i, a in enumerate(self.args)]
+        self.inputs = [UOp(INPUT, (), (i, a.shape, a.dtype)) for i, a in enumerate(self.args)]
+        if _graph is not None:
+            outputs, self.multiple = _graph
+        else:
+            if not callable(fn):
+                raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+            outputs, self.multiple = self._trace(fn)
+        self.outputs: list[UOp] = simplify(outputs)
+        self._native = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_graph(cls, name: str, args: Sequence[Arg], outputs: Sequence[UOp],
+                   multiple: bool) -> "NumericalFunction":
+        """A function whose graph is given (the transforms build their results this way)."""
+        return cls(name, None, args, _graph=(list(outputs), multiple))
+
+    def _trace(self, fn: Callable) -> tuple[list[UOp], bool]:
+        result = fn(*[Tensor(node) for node in self.inputs])
+        multiple = isinstance(result, (tuple, list))
+        items = list(result) if multiple else [result]
+        if not items:
+            raise TypeError(f"{self.name}: the function returned no outputs")
+        outputs = []
+        for j, item in enumerate(items):
+            if not isinstance(item, Tensor):
+                raise TypeError(f"{self.name}: output {j} is a {type(item).__name__}, expected a "
+                                "Tensor computed from the arguments (wrap constants with "
+                                "x * 0 + c if you need them as outputs)")
+            outputs.append(item.node)
+        return outputs, multiple
+
+    # ---- inspection ----------------------------------------------------------------------------
+    @property
+    def graph(self) -> str:
+        """The UOp graph as text, one line per node."""
+        labels = {node: name for node, name in zip(self.inputs, self.arg_names)}
+        return graph_text(self.outputs, labels)
+
+    @property
+    def symbol(self) -> str:
+        return self.name
+
+    @property
+    def output_shapes(self) -> list[tuple[int, ...]]:
+        return [o.shape for o in self.outputs]
+
+    def _specs(self):
+        inputs = [callpath.ArgSpec(n, a.shape, a.dtype.np) for n, a in
+                  zip(self.arg_names, self.args)]
+        out_names = ["out"] if len(self.outputs) == 1 else [f"out{j}" for j in
+                                                            range(len(self.outputs))]
+        outputs = [callpath.ArgSpec(n, o.shape, o.dtype.np) for n, o in
+                   zip(out_names, self.outputs)]
+        return inputs, outputs
+
+    def _module(self) -> tuple[str, int]:
+        sched = schedule(self.inputs, self.outputs)
+        text = codegen.module_text(sched, self.symbol)
+        inputs, outputs = self._specs()
+        work = sum(node.size for node in toposort(self.outputs))
+        text += callpath.wrapper_text(self.symbol, inputs, outputs, sched.work_bytes,
+                                      release_gil=work >= callpath.GIL_RELEASE_WORK)
+        return text, sched.work_bytes
+
+    @property
+    def llvm_ir(self) -> str:
+        """The LLVM IR handed to the optimiser (kernels, entry point and Python wrapper)."""
+        return self._module()[0]
+
+    @property
+    def work_bytes(self) -> int:
+        """Bytes of workspace the C ABI entry point needs."""
+        return schedule(self.inputs, self.outputs).work_bytes
+
+    # ---- compiling and calling -------------------------------------------------------------------
+    def compile(self) -> "NumericalFunction":
+        """Compile now (otherwise the first call does); returns self."""
+        with self._lock:
+            if self._native is None:
+                callpath.register_numpy_api()
+                text, _ = self._module()
+                loaded = jit.build(text, [self.symbol, self.symbol + ".py"])
+                inputs, outputs = self._specs()
+                converter = callpath.ArgumentConverter(self.name, inputs, outputs)
+                native, method = callpath.make_cfunction(
+                    self.name, loaded.addresses[self.symbol + ".py"], converter)
+                converter.native = native
+                self._keep = (loaded, method, converter)
+                self.address = loaded.addresses[self.symbol]
+                self._native = native
+        return self
+
+    @property
+    def native(self):
+        """The compiled entry point itself, a builtin function: `native(*inputs)` or
+        `native(*inputs, *outputs)`; the lowest-overhead way to call from Python."""
+        return self.compile()._native
+
+    def __call__(self, *args, out=None):
+        native = self._native or self.native
+        if out is None:
+            return native(*args)
+        return native(*args, out=out)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{n}: {a.dtype}{list(a.shape)}" for n, a in
+                         zip(self.arg_names, self.args))
+        outs = ", ".join(f"{o.dtype}{list(o.shape)}" for o in self.outputs)
+        return f"NumericalFunction({self.name}({args}) -> {outs})"
+
+
+def numerical_function(name: str, *shapes) -> Callable[[Callable], NumericalFunction]:
+    """Decorator: trace a function for the given argument shapes (or Args).
+
+    >>> import anvil_llvm as av
+    >>> @av.numerical_function("cost", 5)
+    ... def cost(x):
+    ...     return (x * x).sum()
+    >>> float(cost(np.arange(1.0, 6.0)))
+    55.0
+    """
+    def decorate(fn: Callable) -> NumericalFunction:
+        return NumericalFunction(name, fn, shapes)
+    return decorate

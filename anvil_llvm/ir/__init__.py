@@ -1,0 +1,1 @@
+"""The UOp intermediate representation: nodes, dtypes, op definitions, interpreter, simplifier."""

@@ -1,0 +1,73 @@
+"""Contraction (dot_general): matmul, dot and tensordot as one op with batch and contracted axes."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..uop import OpDef
+from .elementwise import ADD, MUL
+from .reduce import Reduction
+
+
+def _free(ndim, contracted, batch):
+    return [i for i in range(ndim) if i not in contracted and i not in batch]
+
+
+def _shape(shapes, arg):
+    (lc, rc, lb, rb) = arg
+    a, b = shapes
+    if len(lc) != len(rc) or len(lb) != len(rb):
+        raise ValueError(f"contract: axis lists differ in length: {arg}")
+    for i, j in zip(lc + lb, rc + rb):
+        if a[i] != b[j]:
+            raise ValueError(f"contract: dimension {a[i]} of axis {i} does not match {b[j]} of "
+                             f"axis {j} (shapes {a} and {b})")
+    return (tuple(a[i] for i in lb) + tuple(a[i] for i in _free(len(a), lc, lb))
+            + tuple(b[j] for j in _free(len(b), rc, rb)))
+
+
+def _dtype(dts, arg):
+    if dts[0] != dts[1] or dts[0].kind not in "fi":
+        raise TypeError(f"contract: operands must share a numeric dtype, got {dts}")
+    return dts[0]
+
+
+def _numpy(arg, a, b):
+    (lc, rc, lb, rb) = arg
+    letters = iter("abcdefghijklmnopqrstuvwxyz")
+    sa = [next(letters) for _ in range(a.ndim)]
+    sb = [None] * b.ndim
+    for i, j in zip(lc + lb, rc + rb):
+        sb[j] = sa[i]
+    sb = [s or next(letters) for s in sb]
+    out = ([sa[i] for i in lb] + [sa[i] for i in _free(a.ndim, lc, lb)]
+           + [sb[j] for j in _free(b.ndim, rc, rb)])
+    return np.einsum(f"{''.join(sa)},{''.join(sb)}->{''.join(out)}", a, b)
+
+
+def _reduced_shape(node):
+    return tuple(node.src[0].shape[i] for i in node.arg[0])
+
+
+def _body(ctx, node, out_dims, reduced_dims):
+    (lc, rc, lb, rb) = node.arg
+    a, b = node.src
+    nb = len(lb)
+    fa, fb = _free(a.ndim, lc, lb), _free(b.ndim, rc, rb)
+    da, db = [None] * a.ndim, [None] * b.ndim
+    for k, (i, j) in enumerate(zip(lb, rb)):
+        da[i] = db[j] = out_dims[k]
+    for k, i in enumerate(fa):
+        da[i] = out_dims[nb + k]
+    for k, j in enumerate(fb):
+        db[j] = out_dims[nb + len(fa) + k]
+    for k, (i, j) in enumerate(zip(lc, rc)):
+        da[i] = db[j] = reduced_dims[k]
+    x = ctx.value(a, ctx.index(a.shape, tuple(da)))
+    y = ctx.value(b, ctx.index(b.shape, tuple(db)))
+    return MUL.emit.scalar(ctx.e, node, x, y)
+
+
+CONTRACT = OpDef("contract", 2, kind="contract", shape=_shape, dtype=_dtype, numpy=_numpy,
+                 emit=Reduction(lambda dtype: 0, ADD, _reduced_shape, _body), cost=2)
+"""arg = (lhs contracted axes, rhs contracted axes, lhs batch axes, rhs batch axes); the result is
+batch axes, then the lhs free axes, then the rhs free axes (as jax.lax.dot_general)."""

@@ -1,0 +1,203 @@
+"""Movement ops: reshape, permute, expand (broadcast), strided slice, zero pad, concat, gather.
+
+They lower to index arithmetic on their source, never to copies: each `emit` maps the output
+index to the source index (with clamped loads and a select where padding or concatenation decides).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..uop import OpDef, Payload
+
+
+def _same_dtype(dts, arg):
+    return dts[0]
+
+
+def _reshape_shape(shapes, new):
+    (old,) = shapes
+    if int(np.prod(old, dtype=np.int64)) != int(np.prod(new, dtype=np.int64)):
+        raise ValueError(f"cannot reshape size {int(np.prod(old))} {old} into {new}")
+    return new
+
+
+RESHAPE = OpDef("reshape", 1, kind="movement", shape=_reshape_shape, dtype=_same_dtype,
+                numpy=lambda arg, x: x.reshape(arg), cost=0,
+                emit=lambda ctx, node, index: ctx.value(
+                    node.src[0], index.reshape(ctx.e, node.src[0].shape)))
+"""arg = the new shape."""
+
+
+def _permute_shape(shapes, perm):
+    (old,) = shapes
+    if sorted(perm) != list(range(len(old))):
+        raise ValueError(f"permutation {perm} does not fit {len(old)} axes")
+    return tuple(old[p] for p in perm)
+
+
+def _permute_emit(ctx, node, index):
+    dims = index.dims(ctx.e)
+    src_dims = [None] * len(dims)
+    for out_axis, src_axis in enumerate(node.arg):
+        src_dims[src_axis] = dims[out_axis]
+    return ctx.value(node.src[0], ctx.index(node.src[0].shape, tuple(src_dims)))
+
+
+PERMUTE = OpDef("permute", 1, kind="movement", shape=_permute_shape, dtype=_same_dtype,
+                numpy=lambda arg, x: np.transpose(x, arg), emit=_permute_emit, cost=0)
+"""arg = the permutation: output axis i is source axis arg[i]."""
+
+
+def _expand_shape(shapes, new):
+    (old,) = shapes
+    if len(old) != len(new) or any(o != n and o != 1 for o, n in zip(old, new)):
+        raise ValueError(f"cannot broadcast {old} to {new}")
+    return new
+
+
+def _expand_emit(ctx, node, index):
+    src = node.src[0]
+    dims = index.dims(ctx.e)
+    src_dims = tuple("0" if o == 1 and n != 1 else d for d, o, n in zip(dims, src.shape, node.shape))
+    return ctx.value(src, ctx.index(src.shape, src_dims))
+
+
+EXPAND = OpDef("expand", 1, kind="movement", shape=_expand_shape, dtype=_same_dtype,
+               numpy=lambda arg, x: np.broadcast_to(x, arg), emit=_expand_emit, cost=0)
+"""arg = the broadcast shape (same rank; size-1 axes stretch)."""
+
+
+def _slice_shape(shapes, spec):
+    (old,) = shapes
+    if len(spec) != len(old):
+        raise ValueError(f"slice spec {spec} does not fit shape {old}")
+    for (start, step, count), n in zip(spec, old):
+        if count < 0 or step == 0 or (count > 0 and not (
+                0 <= start < n and 0 <= start + step * (count - 1) < n)):
+            raise ValueError(f"slice (start={start}, step={step}, count={count}) out of range "
+                             f"for an axis of size {n}")
+    return tuple(c for _, _, c in spec)
+
+
+def _slice_emit(ctx, node, index):
+    e = ctx.e
+    dims = index.dims(e)
+    src_dims = tuple(e.add_i(str(start), e.mul_i(str(step), d))
+                     for d, (start, step, _) in zip(dims, node.arg))
+    return ctx.value(node.src[0], ctx.index(node.src[0].shape, src_dims))
+
+
+def _slice_numpy(spec, x):
+    return x[tuple(slice(start, start + step * count if start + step * count >= 0 else None, step)
+                   for start, step, count in spec)]
+
+
+SLICE = OpDef("slice", 1, kind="movement", shape=_slice_shape, dtype=_same_dtype,
+              numpy=_slice_numpy, emit=_slice_emit, cost=0)
+"""arg = ((start, step, count), ...) per axis: source index start + step * i."""
+
+
+def _pad_shape(shapes, pads):
+    (old,) = shapes
+    if len(pads) != len(old) or any(lo < 0 or hi < 0 for lo, hi in pads):
+        raise ValueError(f"pad widths {pads} must be non-negative, one pair per axis of {old}")
+    return tuple(n + lo + hi for n, (lo, hi) in zip(old, pads))
+
+
+def _pad_emit(ctx, node, index):
+    e = ctx.e
+    src = node.src[0]
+    inside, src_dims = None, []
+    for d, n, (lo, hi) in zip(index.dims(e), src.shape, node.arg):
+        if lo == 0 and hi == 0:
+            src_dims.append(d)
+            continue
+        shifted = e.add_i(d, str(-lo))
+        ok = e.in_range(shifted, n)
+        inside = ok if inside is None else e.op(f"and i1 {inside}, {ok}")
+        src_dims.append(e.clamp_i(shifted, n))
+    value = ctx.value(src, ctx.index(src.shape, tuple(src_dims)))
+    if inside is None:
+        return value
+    zero = "0.0" if node.dtype.is_float else ("false" if node.dtype.kind == "b" else "0")
+    return e.op(f"select i1 {inside}, {node.dtype.llvm} {value}, {node.dtype.llvm} {zero}")
+
+
+PAD = OpDef("pad", 1, kind="movement", shape=_pad_shape, dtype=_same_dtype,
+            numpy=lambda pads, x: np.pad(x, pads), emit=_pad_emit, cost=1)
+"""arg = ((before, after), ...) zeros per axis."""
+
+
+def _concat_shape(shapes, axis):
+    first = shapes[0]
+    if not 0 <= axis < len(first):
+        raise ValueError(f"concatenate: axis {axis} out of range for {len(first)} dimensions")
+    for s in shapes[1:]:
+        if len(s) != len(first) or any(a != b for i, (a, b) in enumerate(zip(s, first))
+                                       if i != axis):
+            raise ValueError(f"concatenate: shapes {shapes} differ off axis {axis}")
+    return first[:axis] + (sum(s[axis] for s in shapes),) + first[axis + 1:]
+
+
+def _concat_dtype(dts, axis):
+    if any(d != dts[0] for d in dts):
+        raise TypeError(f"concatenate: sources must share a dtype, got {dts}")
+    return dts[0]
+
+
+def _concat_emit(ctx, node, index):
+    e = ctx.e
+    axis = node.arg
+    dims = index.dims(e)
+    ty = node.dtype.llvm
+    pieces, offset = [], 0
+    for s in node.src:
+        n = s.shape[axis]
+        if n:
+            local = e.clamp_i(e.add_i(dims[axis], str(-offset)), n)
+            src_dims = dims[:axis] + (local,) + dims[axis + 1:]
+            pieces.append((offset + n, ctx.value(s, ctx.index(s.shape, src_dims))))
+        offset += n
+    result = pieces[-1][1]
+    for end, value in reversed(pieces[:-1]):
+        below = e.op(f"icmp slt i64 {dims[axis]}, {end}")
+        result = e.op(f"select i1 {below}, {ty} {value}, {ty} {result}")
+    return result
+
+
+CONCAT = OpDef("concat", None, kind="movement", shape=_concat_shape, dtype=_concat_dtype,
+               numpy=lambda axis, *xs: np.concatenate(xs, axis=axis), emit=_concat_emit, cost=1)
+"""arg = the axis joined along."""
+
+
+def _gather_shape(shapes, arg):
+    (old,) = shapes
+    axis, idx = arg
+    if not 0 <= axis < len(old):
+        raise ValueError(f"gather: axis {axis} out of range for shape {old}")
+    table = idx.array
+    if table.dtype != np.int64 or (table.size and (table.min() < 0 or table.max() >= old[axis])):
+        raise ValueError(f"gather: indices must be int64 in [0, {old[axis]}) on axis {axis}")
+    return old[:axis] + table.shape + old[axis + 1:]
+
+
+def _gather_emit(ctx, node, index):
+    e = ctx.e
+    axis, idx = node.arg
+    k = idx.array.ndim
+    dims = index.dims(e)
+    flat = e.flatten(dims[axis:axis + k], idx.array.shape)
+    picked = ctx.load_constant(idx, flat)
+    src_dims = dims[:axis] + (picked,) + dims[axis + k:]
+    return ctx.value(node.src[0], ctx.index(node.src[0].shape, src_dims))
+
+
+GATHER = OpDef("gather", 1, kind="movement", shape=_gather_shape, dtype=_same_dtype,
+               numpy=lambda arg, x: np.take(x, arg[1].array, axis=arg[0]), emit=_gather_emit,
+               cost=1)
+"""arg = (axis, Payload of int64 indices, all in range): x.take(indices, axis)."""
+
+
+def gather_arg(axis: int, indices: np.ndarray) -> tuple:
+    """The argument of a GATHER node (indices already normalised to [0, n))."""
+    return (axis, Payload(np.asarray(indices, dtype=np.int64)))

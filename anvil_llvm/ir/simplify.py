@@ -1,0 +1,119 @@
+"""Graph simplification as data: rewrite rows `(op, rule)` applied bottom-up until nothing changes.
+
+Constant folding stops at `FOLD_LIMIT` elements so structured constants (broadcast scalars,
+iotas) are never expanded into large arrays.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .ops import (ADD, CAST, CONST, CONST_ARRAY, DIV, EXPAND, MUL, NEG, PERMUTE, REDUCE_SUM,
+                  RESHAPE, SLICE, SUB, WHERE, const)
+from .ops.source import const_array
+from .uop import OpDef, UOp, toposort
+
+FOLD_LIMIT = 64
+
+
+def scalar_value(node: UOp):
+    """The value of a node that is one scalar constant at every position, else None."""
+    while node.op in (EXPAND, RESHAPE):
+        node = node.src[0]
+    return node.arg.value if node.op is CONST else None
+
+
+def _is(node: UOp, value) -> bool:
+    v = scalar_value(node)
+    return v is not None and v == value
+
+
+def broadcast_scalar(value, dtype, shape: tuple) -> UOp:
+    """A scalar constant broadcast to `shape` (structured: one CONST, reshaped and expanded)."""
+    node = const(value, dtype)
+    if shape:
+        node = UOp(EXPAND, (UOp(RESHAPE, (node,), (1,) * len(shape)),), shape)
+    return node
+
+
+def _fold(node: UOp):
+    if not node.src or node.op.kind == "source":
+        return None
+    scalars = [scalar_value(s) for s in node.src]
+    if node.op.kind == "elementwise" and all(v is not None for v in scalars):
+        values = [np.array(v, dtype=s.dtype.np) for v, s in zip(scalars, node.src)]
+        with np.errstate(all="ignore"):
+            folded = np.asarray(node.op.numpy(node.arg, *values)).astype(node.dtype.np)
+        return broadcast_scalar(folded.item(), node.dtype, node.shape)
+    if node.op in (EXPAND, RESHAPE) and scalars[0] is not None:
+        return None
+    if not all(s.op in (CONST, CONST_ARRAY) for s in node.src) or node.size > FOLD_LIMIT:
+        return None
+    from .interpret import evaluate
+    (value,) = evaluate([node], [])
+    return const(value.item(), node.dtype) if value.ndim == 0 else const_array(value)
+
+
+def _identity_unless(pred: Callable[[UOp], bool]):
+    return lambda n: n.src[0] if pred(n) else None
+
+
+RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
+    (None, _fold),
+    (ADD, lambda n: n.src[0] if _is(n.src[1], 0) else n.src[1] if _is(n.src[0], 0) else None),
+    (SUB, lambda n: n.src[0] if _is(n.src[1], 0) else UOp(NEG, (n.src[1],))
+     if _is(n.src[0], 0) else None),
+    (MUL, lambda n: n.src[0] if _is(n.src[1], 1) else n.src[1] if _is(n.src[0], 1) else None),
+    (MUL, lambda n: UOp(NEG, (n.src[0],)) if _is(n.src[1], -1) else None),
+    (DIV, lambda n: n.src[0] if _is(n.src[1], 1) else None),
+    (NEG, lambda n: n.src[0].src[0] if n.src[0].op is NEG else None),
+    (CAST, _identity_unless(lambda n: n.src[0].dtype == n.dtype)),
+    (RESHAPE, _identity_unless(lambda n: n.src[0].shape == n.shape)),
+    (RESHAPE, lambda n: UOp(RESHAPE, (n.src[0].src[0],), n.arg) if n.src[0].op is RESHAPE else None),
+    (EXPAND, _identity_unless(lambda n: n.src[0].shape == n.shape)),
+    (EXPAND, lambda n: UOp(EXPAND, (n.src[0].src[0],), n.arg)
+     if n.src[0].op is EXPAND and n.src[0].src[0].ndim == n.ndim else None),
+    (PERMUTE, _identity_unless(lambda n: n.arg == tuple(range(n.ndim)))),
+    (PERMUTE, lambda n: UOp(PERMUTE, (n.src[0].src[0],), tuple(n.src[0].arg[p] for p in n.arg))
+     if n.src[0].op is PERMUTE else None),
+    (SLICE, _identity_unless(lambda n: n.shape == n.src[0].shape
+                             and all(start == 0 and step == 1 for start, step, _ in n.arg))),
+    (REDUCE_SUM, _identity_unless(lambda n: n.arg == ())),
+    (WHERE, lambda n: n.src[1] if _is(n.src[0], True) else n.src[2] if _is(n.src[0], False)
+     else n.src[1] if n.src[1] is n.src[2] else None),
+]
+
+_BY_OP: dict[OpDef | None, list[Callable]] = {}
+for _op, _rule in RULES:
+    _BY_OP.setdefault(_op, []).append(_rule)
+
+
+def _rewrite(node: UOp) -> UOp:
+    changed = True
+    while changed:
+        changed = False
+        for rule in _BY_OP.get(node.op, []) + _BY_OP[None]:
+            new = rule(node)
+            if new is not None and new is not node:
+                node, changed = new, True
+                break
+    return node
+
+
+def simplify(outputs: Sequence[UOp]) -> list[UOp]:
+    """Apply the rewrite rules bottom-up; returns the simplified outputs.
+
+    >>> from anvil_llvm.ir.ops import INPUT
+    >>> from anvil_llvm.ir import dtypes
+    >>> x = UOp(INPUT, (), (0, (3,), dtypes.float64))
+    >>> one = UOp(EXPAND, (UOp(RESHAPE, (const(1.0),), (1,)),), (3,))
+    >>> simplify([UOp(MUL, (x, one))])[0] is x
+    True
+    """
+    memo: dict[UOp, UOp] = {}
+    for node in toposort(outputs):
+        src = tuple(memo[s] for s in node.src)
+        rebuilt = node if all(a is b for a, b in zip(src, node.src)) else UOp(node.op, src, node.arg)
+        memo[node] = _rewrite(rebuilt)
+    return [memo[o] for o in outputs]

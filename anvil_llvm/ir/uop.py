@@ -1,0 +1,173 @@
+"""UOp: the immutable, hash-consed graph node; OpDef: all the rules of one op; graph utilities."""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable
+
+import numpy as np
+
+from .dtypes import DType
+
+
+@dataclass(frozen=True, eq=False)
+class OpDef:
+    """Everything anvil_llvm knows about one op, kept in one place.
+
+    `shape(shapes, arg)` and `dtype(dtypes, arg)` infer the result; `numpy(arg, *values)` is the
+    reference semantics; `emit(e, arg, *operands)` writes the scalar LLVM IR. The AD, batching and
+    sparsity rules are registered by the transforms' own rule tables next to these definitions.
+    """
+
+    name: str
+    arity: int | None
+    shape: Callable[[tuple, Any], tuple]
+    dtype: Callable[[tuple, Any], DType]
+    numpy: Callable[..., np.ndarray]
+    kind: str = "elementwise"       # elementwise | reduce | movement | contract | source
+    emit: Callable | None = None
+    cost: int = 1                   # rough scalar cost, guides recomputation vs realisation
+    rules: dict = field(default_factory=dict)   # transform name -> rule (jvp, transpose, batch...)
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+class UOp:
+    """One node of the graph: op, dtype, shape, sources and a hashable argument.
+
+    Nodes are interned: constructing an equal node returns the existing object, so `is`
+    compares graphs and equal subexpressions are shared.
+    """
+
+    __slots__ = ("op", "dtype", "shape", "src", "arg", "__weakref__")
+    _table: "weakref.WeakValueDictionary[tuple, UOp]" = weakref.WeakValueDictionary()
+
+    op: OpDef
+    dtype: DType
+    shape: tuple[int, ...]
+    src: tuple["UOp", ...]
+    arg: Hashable
+
+    def __new__(cls, op: OpDef, src: tuple = (), arg: Hashable = None) -> "UOp":
+        src = tuple(src)
+        key = (op, arg, src)
+        found = cls._table.get(key)
+        if found is not None:
+            return found
+        if op.arity is not None and len(src) != op.arity:
+            raise ValueError(f"op '{op.name}' takes {op.arity} sources, got {len(src)}")
+        node = object.__new__(cls)
+        shape = tuple(int(d) for d in op.shape(tuple(s.shape for s in src), arg))
+        dtype = op.dtype(tuple(s.dtype for s in src), arg)
+        for name, value in (("op", op), ("dtype", dtype), ("shape", shape), ("src", src),
+                            ("arg", arg)):
+            object.__setattr__(node, name, value)
+        cls._table[key] = node
+        return node
+
+    def __setattr__(self, name, value):
+        raise AttributeError("UOp is immutable")
+
+    def __reduce__(self):
+        return (UOp, (self.op, self.src, self.arg))
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"UOp({self.op.name}, {self.dtype}{list(self.shape)}, arg={_short(self.arg)})"
+
+
+def _short(arg) -> str:
+    text = repr(arg)
+    return text if len(text) < 60 else text[:57] + "..."
+
+
+class Payload:
+    """A constant array wrapped so that it hashes and compares by content (a UOp argument)."""
+
+    __slots__ = ("array", "_hash")
+
+    def __init__(self, array: np.ndarray):
+        array = np.ascontiguousarray(array)
+        array.setflags(write=False)
+        self.array = array
+        self._hash = hash((array.dtype.str, array.shape, array.tobytes()))
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        return (isinstance(other, Payload) and self._hash == other._hash
+                and self.array.dtype == other.array.dtype
+                and self.array.shape == other.array.shape
+                and np.array_equal(self.array, other.array))
+
+    def __repr__(self) -> str:
+        return f"Payload({self.array.dtype}{list(self.array.shape)})"
+
+
+def toposort(roots: Iterable[UOp]) -> list[UOp]:
+    """All nodes reachable from `roots`, each after its sources (iterative: graphs may be deep)."""
+    order: list[UOp] = []
+    seen: set[int] = set()
+    for root in roots:
+        if id(root) in seen:
+            continue
+        stack = [(root, False)]
+        while stack:
+            node, expanded = stack.pop()
+            if expanded:
+                order.append(node)
+                continue
+            if id(node) in seen:
+                continue
+            seen.add(id(node))
+            stack.append((node, True))
+            stack.extend((s, False) for s in reversed(node.src) if id(s) not in seen)
+    return order
+
+
+def consumers(order: list[UOp]) -> dict[UOp, list[UOp]]:
+    """For each node of a topological order, the nodes that use it (once per use)."""
+    users: dict[UOp, list[UOp]] = {node: [] for node in order}
+    for node in order:
+        for s in node.src:
+            users[s].append(node)
+    return users
+
+
+def substitute(roots: Iterable[UOp], mapping: dict[UOp, UOp]) -> list[UOp]:
+    """Rebuild the graph of `roots` with the nodes of `mapping` replaced."""
+    memo = dict(mapping)
+    for node in toposort(roots):
+        if node in memo:
+            continue
+        src = tuple(memo[s] for s in node.src)
+        memo[node] = node if all(a is b for a, b in zip(src, node.src)) else UOp(
+            node.op, src, node.arg)
+    return [memo[r] for r in roots]
+
+
+def graph_text(outputs: Iterable[UOp], input_names: dict[UOp, str] | None = None) -> str:
+    """The readable text form: one line per node, `%7 = mul %3 %6 : float64[5]`."""
+    names: dict[UOp, str] = {}
+    lines = []
+    outputs = list(outputs)
+    for i, node in enumerate(toposort(outputs)):
+        names[node] = f"%{i}"
+        operands = " ".join(names[s] for s in node.src)
+        arg = ""
+        if node.arg is not None:
+            label = (input_names or {}).get(node)
+            arg = f" {label}" if label else f" [{_short(node.arg)}]"
+        lines.append(f"{names[node]} = {node.op.name}{(' ' + operands) if operands else ''}{arg}"
+                     f" : {node.dtype}{list(node.shape)}")
+    lines.append("return " + ", ".join(names[o] for o in outputs))
+    return "\n".join(lines)

@@ -1,0 +1,555 @@
+"""Tensor: NumPy-style operator overloading that records UOps; no graph logic lives here."""
+from __future__ import annotations
+
+import builtins
+import numbers
+from typing import Sequence
+
+import numpy as np
+
+from .ir import dtypes
+from .ir import ops as O
+from .ir.dtypes import DType
+from .ir.ops.movement import gather_arg
+from .ir.ops.source import const_array
+from .ir.uop import UOp
+
+_Like = "Tensor | np.ndarray | float | int | bool"
+
+
+class Tensor:
+    """A traced array: every operation on it records a node of the function's graph.
+
+    >>> import anvil_llvm as av
+    >>> f = av.NumericalFunction("f", lambda x: (x * x).sum(), (av.Arg(3),))
+    >>> float(f([1.0, 2.0, 3.0]))
+    14.0
+    """
+
+    __slots__ = ("node",)
+    __array_ufunc__ = None      # `ndarray <op> Tensor` must reach our reflected methods
+    __hash__ = None             # == builds a graph node, so tensors cannot be dict keys
+
+    def __init__(self, node: UOp):
+        if not isinstance(node, UOp):
+            raise TypeError(f"Tensor: expected a UOp, got {type(node).__name__}; tensors are "
+                            "created by tracing a function, see av.NumericalFunction")
+        self.node = node
+
+    # ---- properties -------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.node.shape
+
+    @property
+    def dtype(self) -> DType:
+        return self.node.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.node.ndim
+
+    @property
+    def size(self) -> int:
+        return self.node.size
+
+    def __len__(self) -> int:
+        if not self.shape:
+            raise TypeError("len() of a 0-d tensor")
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"Tensor({self.dtype}{list(self.shape)}, op={self.node.op.name})"
+
+    def __bool__(self):
+        raise TypeError("a traced Tensor has no truth value: Python `if`, `and`, `or` and "
+                        "`bool()` cannot branch on it; use av.where(condition, a, b)")
+
+    def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __index__(self):
+        raise TypeError("a traced Tensor cannot be used as a Python index or integer")
+
+    def __float__(self):
+        raise TypeError("a traced Tensor has no Python value while tracing; "
+                        "keep computing with tensors")
+
+    __int__ = __complex__ = __float__
+
+    # ---- arithmetic -------------------------------------------------------------------------
+    def __add__(self, other): return _binary(O.ADD, self, other)
+    def __radd__(self, other): return _binary(O.ADD, other, self)
+    def __sub__(self, other): return _binary(O.SUB, self, other)
+    def __rsub__(self, other): return _binary(O.SUB, other, self)
+    def __mul__(self, other): return _binary(O.MUL, self, other)
+    def __rmul__(self, other): return _binary(O.MUL, other, self)
+    def __truediv__(self, other): return _binary(O.DIV, self, other, to_float=True)
+    def __rtruediv__(self, other): return _binary(O.DIV, other, self, to_float=True)
+    def __pow__(self, other): return power(self, other)
+    def __rpow__(self, other): return power(other, self)
+    def __matmul__(self, other): return matmul(self, other)
+    def __rmatmul__(self, other): return matmul(other, self)
+    def __lt__(self, other): return _binary(O.CMPLT, self, other)
+    def __le__(self, other): return _binary(O.CMPLE, self, other)
+    def __gt__(self, other): return _binary(O.CMPLT, other, self)
+    def __ge__(self, other): return _binary(O.CMPLE, other, self)
+    def __eq__(self, other): return _binary(O.CMPEQ, self, other)  # type: ignore[override]
+    def __ne__(self, other): return _binary(O.CMPNE, self, other)  # type: ignore[override]
+    def __and__(self, other): return _logic(O.AND, self, other)
+    def __rand__(self, other): return _logic(O.AND, other, self)
+    def __or__(self, other): return _logic(O.OR, self, other)
+    def __ror__(self, other): return _logic(O.OR, other, self)
+    def __xor__(self, other): return _logic(O.XOR, self, other)
+    def __rxor__(self, other): return _logic(O.XOR, other, self)
+
+    def __invert__(self):
+        if self.dtype != dtypes.bool_:
+            raise TypeError(f"~ takes a bool tensor, got {self.dtype}")
+        return Tensor(UOp(O.NOT, (self.node,)))
+
+    def __neg__(self):
+        return Tensor(UOp(O.NEG, (_numeric(self).node,)))
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return Tensor(UOp(O.ABS, (_numeric(self).node,)))
+
+    def __floordiv__(self, other):
+        raise TypeError("// is not supported on tensors; use av.floor-free math such as x / y")
+
+    __rfloordiv__ = __mod__ = __rmod__ = __floordiv__
+
+    # ---- math methods -----------------------------------------------------------------------
+    def sin(self): return _unary(O.SIN, self)
+    def cos(self): return _unary(O.COS, self)
+    def tan(self): return _unary(O.TAN, self)
+    def exp(self): return _unary(O.EXP, self)
+    def log(self): return _unary(O.LOG, self)
+    def sqrt(self): return _unary(O.SQRT, self)
+    def tanh(self): return _unary(O.TANH, self)
+    def sinh(self): return _unary(O.SINH, self)
+    def cosh(self): return _unary(O.COSH, self)
+    def arcsin(self): return _unary(O.ASIN, self)
+    def arccos(self): return _unary(O.ACOS, self)
+    def arctan(self): return _unary(O.ATAN, self)
+    def log1p(self): return _unary(O.LOG1P, self)
+    def expm1(self): return _unary(O.EXPM1, self)
+    def abs(self): return abs(self)
+
+    def astype(self, dtype) -> "Tensor":
+        """This tensor converted to `dtype` (float64, float32, int64 or bool)."""
+        return _cast(self, dtypes.from_numpy(dtype))
+
+    # ---- reductions -------------------------------------------------------------------------
+    def sum(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Sum over `axis` (all axes when None), as np.sum."""
+        x = self.astype(dtypes.int64) if self.dtype == dtypes.bool_ else self
+        return _reduce(O.REDUCE_SUM, x, axis, keepdims)
+
+    def prod(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Product over `axis` (all axes when None), as np.prod."""
+        x = self.astype(dtypes.int64) if self.dtype == dtypes.bool_ else self
+        return _reduce(O.REDUCE_PROD, x, axis, keepdims)
+
+    def max(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Maximum over `axis` (all axes when None), as np.max."""
+        return _reduce(O.REDUCE_MAX, _numeric(self), axis, keepdims, empty_ok=False)
+
+    def min(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Minimum over `axis` (all axes when None), as np.min."""
+        return _reduce(O.REDUCE_MIN, _numeric(self), axis, keepdims, empty_ok=False)
+
+    def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
+        """Arithmetic mean over `axis`, as np.mean (ints and bools give float64)."""
+        axes = _axes(axis, self.ndim)
+        count = int(np.prod([self.shape[a] for a in axes], dtype=np.int64))
+        total = _float(self).sum(axes, keepdims)
+        return total / count if count else total * np.nan
+
+    # ---- movement -----------------------------------------------------------------------------
+    def reshape(self, *shape) -> "Tensor":
+        """This tensor with a new shape of the same size; one dimension may be -1."""
+        shape = _shape_arg(shape)
+        if shape.count(-1) > 1:
+            raise ValueError(f"reshape: at most one -1 in the new shape, got {shape}")
+        if -1 in shape:
+            known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+            if known == 0 or self.size % known:
+                raise ValueError(f"cannot reshape size {self.size} into {shape}")
+            shape = tuple(self.size // known if d == -1 else d for d in shape)
+        if any(d < 0 for d in shape):
+            raise ValueError(f"reshape: negative dimension in {shape}")
+        return Tensor(UOp(O.RESHAPE, (self.node,), shape))
+
+    def flatten(self) -> "Tensor":
+        return self.reshape(-1)
+
+    ravel = flatten
+
+    def transpose(self, *axes) -> "Tensor":
+        """Axes permuted (reversed when none are given), as np.transpose."""
+        axes = _shape_arg(axes) if axes else tuple(reversed(range(self.ndim)))
+        if len(axes) != self.ndim:
+            raise ValueError(f"transpose: axes {axes} do not match {self.ndim} dimensions")
+        return Tensor(UOp(O.PERMUTE, (self.node,), tuple(_axis(a, self.ndim) for a in axes)))
+
+    @property
+    def T(self) -> "Tensor":
+        return self.transpose()
+
+    def broadcast_to(self, shape) -> "Tensor":
+        """This tensor broadcast to `shape` by NumPy's rules."""
+        return _broadcast(self, _shape_arg((shape,)))
+
+    def __getitem__(self, key) -> "Tensor":
+        return _index(self, key)
+
+    def dot(self, other) -> "Tensor":
+        return matmul(self, other)
+
+    @staticmethod
+    def stack(*items, axis: int = 0) -> "Tensor":
+        """Stack tensors (or numbers) of one shape along a new axis: `Tensor.stack(a, b)`."""
+        if len(items) == 1 and isinstance(items[0], (list, tuple)):
+            items = tuple(items[0])
+        return stack(items, axis)
+
+
+# ---- conversion and promotion helpers -------------------------------------------------------
+def as_tensor(value, like: DType | None = None) -> Tensor:
+    """A Tensor for a Tensor, NumPy array or Python number (numbers take the dtype `like`)."""
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return Tensor(O.const(bool(value), dtypes.bool_))
+    if isinstance(value, numbers.Integral) and not isinstance(value, np.ndarray):
+        dtype = like if like is not None and like.kind in "fi" else dtypes.int64
+        return Tensor(O.const(int(value), dtype))
+    if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
+        dtype = like if like is not None and like.is_float else dtypes.float64
+        return Tensor(O.const(float(value), dtype))
+    if isinstance(value, (np.ndarray, list, tuple, np.generic)):
+        array = np.asarray(value)
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"cannot use an array of dtype {array.dtype} in a traced function; "
+                            "expected real numbers or bools")
+        dtype = dtypes.from_numpy(array.dtype)
+        if array.ndim == 0:
+            return Tensor(O.const(array.item(), dtype))
+        return Tensor(const_array(array.astype(dtype.np)))
+    raise TypeError(f"expected a Tensor, NumPy array or real number, got {type(value).__name__}")
+
+
+def _cast(x: Tensor, dtype: DType) -> Tensor:
+    return x if x.dtype == dtype else Tensor(UOp(O.CAST, (x.node,), dtype))
+
+
+def _float(x: Tensor) -> Tensor:
+    return _cast(x, dtypes.float_of(x.dtype))
+
+
+def _numeric(x: Tensor) -> Tensor:
+    return _cast(x, dtypes.int64) if x.dtype == dtypes.bool_ else x
+
+
+def broadcast_shapes(*shapes: tuple) -> tuple:
+    """NumPy's broadcast of shapes, with an error naming both shapes."""
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ValueError(f"shapes {' and '.join(map(str, shapes))} cannot be broadcast "
+                         "together") from None
+
+
+def _broadcast(x: Tensor, shape: tuple) -> Tensor:
+    if x.shape == shape:
+        return x
+    if len(shape) < x.ndim or broadcast_shapes(x.shape, shape) != shape:
+        raise ValueError(f"cannot broadcast shape {x.shape} to {shape}")
+    node = x.node
+    if node.ndim < len(shape):
+        node = UOp(O.RESHAPE, (node,), (1,) * (len(shape) - node.ndim) + node.shape)
+    return Tensor(UOp(O.EXPAND, (node,), shape))
+
+
+def _operands(a, b, to_float: bool = False) -> tuple[Tensor, Tensor]:
+    like = a.dtype if isinstance(a, Tensor) else b.dtype if isinstance(b, Tensor) else None
+    x, y = as_tensor(a, like), as_tensor(b, like)
+    dtype = dtypes.promote(x.dtype, y.dtype)
+    if to_float:
+        dtype = dtypes.float_of(dtype)
+    shape = broadcast_shapes(x.shape, y.shape)
+    return _broadcast(_cast(x, dtype), shape), _broadcast(_cast(y, dtype), shape)
+
+
+def _binary(op, a, b, to_float: bool = False) -> Tensor:
+    x, y = _operands(a, b, to_float)
+    if op in (O.ADD, O.SUB, O.MUL, O.MAX, O.MIN) and x.dtype == dtypes.bool_:
+        x, y = _numeric(x), _numeric(y)
+    return Tensor(UOp(op, (x.node, y.node)))
+
+
+def _logic(op, a, b) -> Tensor:
+    x, y = _operands(a, b)
+    if x.dtype != dtypes.bool_:
+        raise TypeError(f"&, | and ^ take bool tensors, got {x.dtype}")
+    return Tensor(UOp(op, (x.node, y.node)))
+
+
+def _unary(op, x) -> Tensor:
+    return Tensor(UOp(op, (_float(as_tensor(x)).node,)))
+
+
+def _axis(a, ndim: int) -> int:
+    if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+        raise TypeError(f"axis: expected an int, got {type(a).__name__}")
+    if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+        raise ValueError(f"axis {a} is out of bounds for a tensor of {ndim} dimensions")
+    return int(a) % ndim if ndim else 0
+
+
+def _axes(axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    result = tuple(sorted(_axis(a, ndim) for a in axes))
+    if len(set(result)) != len(result):
+        raise ValueError(f"axis: repeated axis in {axis}")
+    return result
+
+
+def _shape_arg(shape) -> tuple[int, ...]:
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = shape[0]
+    for d in shape:
+        if not isinstance(d, (int, np.integer)) or isinstance(d, bool):
+            raise TypeError(f"shape: expected ints, got {shape!r}")
+    return tuple(int(d) for d in shape)
+
+
+def _reduce(op, x: Tensor, axis, keepdims: bool, empty_ok: bool = True) -> Tensor:
+    axes = _axes(axis, x.ndim)
+    if not empty_ok and any(x.shape[a] == 0 for a in axes):
+        raise ValueError(f"{op.name}: zero-size reduction over axes {axes} of shape {x.shape} "
+                         "has no identity")
+    out = Tensor(UOp(op, (x.node,), axes))
+    if keepdims:
+        out = out.reshape(tuple(1 if i in axes else d for i, d in enumerate(x.shape)))
+    return out
+
+
+# ---- indexing -------------------------------------------------------------------------------
+def _index(x: Tensor, key) -> Tensor:
+    key = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis for k in key):
+        i = [j for j, k in enumerate(key) if k is Ellipsis]
+        if len(i) > 1:
+            raise IndexError("an index can only have a single ellipsis ('...')")
+        used = sum(1 for k in key if k is not None and k is not Ellipsis)
+        key = key[:i[0]] + (slice(None),) * (x.ndim - used) + key[i[0] + 1:]
+    used = sum(1 for k in key if k is not None)
+    if used > x.ndim:
+        raise IndexError(f"too many indices: {used} for a tensor of {x.ndim} dimensions")
+    key = key + (slice(None),) * (x.ndim - used)
+    spec, gathers, shape_after, axis = [], [], [], 0
+    node = x.node
+    for k in key:
+        if k is None:
+            shape_after.append(("new", None))
+            continue
+        n = x.shape[axis]
+        if isinstance(k, Tensor):
+            raise TypeError("indexing with a traced Tensor is not supported (indices must be "
+                            "known when tracing); use av.where or a constant integer array")
+        if isinstance(k, slice):
+            start, stop, step = k.indices(n)
+            count = len(range(start, stop, step))
+            spec.append((start if count else 0, step, count))
+            shape_after.append(("keep", axis))
+        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            if not -n <= k < n:
+                raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
+            spec.append((int(k) % n, 1, 1))
+            shape_after.append(("drop", axis))
+        else:
+            indices = np.asarray(k)
+            if indices.dtype.kind == "b":
+                raise TypeError("boolean mask indexing gives a data-dependent shape; use "
+                                "av.where(mask, x, 0) instead")
+            if indices.dtype.kind not in "iu" and indices.size:
+                raise TypeError(f"index arrays must be integers, got {indices.dtype}")
+            indices = indices.astype(np.int64)
+            if indices.size and (indices.min() < -n or indices.max() >= n):
+                raise IndexError(f"index array out of bounds for axis {axis} with size {n}")
+            spec.append((0, 1, n))
+            gathers.append((axis, np.where(indices < 0, indices + n, indices)))
+            shape_after.append(("gather", axis))
+        axis += 1
+    if any(s != (0, 1, n) for s, n in zip(spec, x.shape)):
+        node = UOp(O.SLICE, (node,), tuple(spec))
+    if len(gathers) > 1:
+        raise IndexError("more than one integer-array index is not supported; index one axis "
+                         "at a time")
+    for gather_axis, indices in gathers:
+        node = UOp(O.GATHER, (node,), gather_arg(gather_axis, indices))
+    shape, axis_out = [], 0
+    for kind, a in shape_after:
+        if kind == "new":
+            shape.append(1)
+        elif kind == "keep":
+            shape.append(node.shape[axis_out])
+            axis_out += 1
+        elif kind == "drop":
+            axis_out += 1
+        else:
+            k = gathers[0][1].ndim
+            shape.extend(node.shape[axis_out:axis_out + k])
+            axis_out += k
+    shape = tuple(shape)
+    out = Tensor(node if node.shape == shape else UOp(O.RESHAPE, (node,), shape))
+    advanced = [i for i, (kind, _) in enumerate(k for k in shape_after if k[0] != "new")
+                if kind in ("drop", "gather")]
+    if gathers and advanced != list(range(advanced[0], advanced[-1] + 1)):
+        # NumPy puts the array's axes first when advanced indices are separated by a slice.
+        start = [i for i, (kind, _) in enumerate(shape_after) if kind == "gather"][0]
+        start -= sum(1 for kind, _ in shape_after[:start] if kind == "drop")
+        k = gathers[0][1].ndim
+        rest = [a for a in range(out.ndim) if not start <= a < start + k]
+        out = out.transpose(tuple(range(start, start + k)) + tuple(rest))
+    return out
+
+
+# ---- functions --------------------------------------------------------------------------------
+def power(base, exponent) -> Tensor:
+    """base ** exponent elementwise, with NumPy's exact fast paths for 2, 1, 0.5 and -1."""
+    if isinstance(base, Tensor) and isinstance(exponent, (int, float)) \
+            and not isinstance(exponent, bool):
+        x = _float(base)
+        if exponent == 2:
+            return x * x
+        if exponent == 1:
+            return x
+        if exponent == 0.5:
+            return x.sqrt()
+        if exponent == -1:
+            return 1.0 / x
+    x, y = _operands(base, exponent, to_float=True)
+    return Tensor(UOp(O.POW, (x.node, y.node)))
+
+
+def where(condition, x, y) -> Tensor:
+    """Elementwise `x` where `condition` holds, else `y` (NumPy broadcasting).
+
+    >>> import anvil_llvm as av
+    >>> f = av.NumericalFunction("relu", lambda x: av.where(x > 0, x, 0.0), (av.Arg(3),))
+    >>> f([-1.0, 0.5, 2.0]).tolist()
+    [0.0, 0.5, 2.0]
+    """
+    c = as_tensor(condition)
+    if c.dtype != dtypes.bool_:
+        c = c != 0
+    a, b = _operands(x, y)
+    shape = broadcast_shapes(c.shape, a.shape)
+    return Tensor(UOp(O.WHERE, (_broadcast(c, shape).node, _broadcast(a, shape).node,
+                                _broadcast(b, shape).node)))
+
+
+def maximum(x, y) -> Tensor:
+    """Elementwise maximum, NaN-propagating as np.maximum."""
+    return _binary(O.MAX, x, y)
+
+
+def minimum(x, y) -> Tensor:
+    """Elementwise minimum, NaN-propagating as np.minimum."""
+    return _binary(O.MIN, x, y)
+
+
+def arctan2(y, x) -> Tensor:
+    """Elementwise arctan(y / x) in the right quadrant, as np.arctan2."""
+    return _binary(O.ATAN2, y, x, to_float=True)
+
+
+def matmul(a, b) -> Tensor:
+    """Matrix product with NumPy's rules for 1-D operands and broadcast batch dimensions."""
+    x, y = _operands(a, b)
+    if x.ndim == 0 or y.ndim == 0:
+        raise ValueError("matmul: operands must be at least 1-D (use * for scalars)")
+    x_vec, y_vec = x.ndim == 1, y.ndim == 1
+    if x_vec:
+        x = x.reshape(1, x.shape[0])
+    if y_vec:
+        y = y.reshape(y.shape[0], 1)
+    if x.shape[-1] != y.shape[-2]:
+        raise ValueError(f"matmul: inner dimensions differ: {_shape_of(a)} @ {_shape_of(b)}")
+    batch = broadcast_shapes(x.shape[:-2], y.shape[:-2])
+    x = _broadcast(x, batch + x.shape[-2:])
+    y = _broadcast(y, batch + y.shape[-2:])
+    nb = len(batch)
+    out = Tensor(UOp(O.CONTRACT, (x.node, y.node),
+                     ((nb + 1,), (nb,), tuple(range(nb)), tuple(range(nb)))))
+    shape = batch + (() if x_vec else (x.shape[-2],)) + (() if y_vec else (y.shape[-1],))
+    return out if out.shape == shape else out.reshape(shape)
+
+
+def _shape_of(value) -> tuple:
+    return value.shape if hasattr(value, "shape") else np.shape(value)
+
+
+def concatenate(tensors: Sequence, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis, as np.concatenate."""
+    items = [as_tensor(t) for t in tensors]
+    if not items:
+        raise ValueError("concatenate: need at least one tensor")
+    dtype = items[0].dtype
+    for t in items[1:]:
+        dtype = dtypes.promote(dtype, t.dtype)
+    if any(t.ndim == 0 for t in items):
+        raise ValueError("concatenate: zero-dimensional tensors cannot be concatenated")
+    axis = _axis(axis, items[0].ndim)
+    nodes = tuple(_cast(t, dtype).node for t in items)
+    return Tensor(nodes[0] if len(nodes) == 1 else UOp(O.CONCAT, nodes, axis))
+
+
+def stack(tensors: Sequence, axis: int = 0) -> Tensor:
+    """Join tensors of one shape along a new axis, as np.stack."""
+    items = [as_tensor(t) for t in tensors]
+    if not items:
+        raise ValueError("stack: need at least one tensor")
+    shape = items[0].shape
+    if any(t.shape != shape for t in items):
+        raise ValueError(f"stack: all inputs must have one shape, got {[t.shape for t in items]}")
+    axis = _axis(axis, len(shape) + 1)
+    expanded = [t.reshape(shape[:axis] + (1,) + shape[axis:]) for t in items]
+    return concatenate(expanded, axis)
+
+
+def pad(x, pad_width) -> Tensor:
+    """Zero padding, as np.pad(x, pad_width) in its constant mode (widths may be one int,
+    one pair, or one pair per axis)."""
+    x = as_tensor(x)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (x.ndim, 2))
+    if (widths < 0).any():
+        raise ValueError(f"pad: pad_width must be non-negative, got {pad_width}")
+    return Tensor(UOp(O.PAD, (x.node,), tuple((int(lo), int(hi)) for lo, hi in widths)))
+
+
+def _math(name: str):
+    method = getattr(Tensor, name)
+
+    def fn(x) -> Tensor:
+        return method(as_tensor(x))
+    fn.__name__ = name
+    fn.__doc__ = f"Elementwise {name}, as np.{name}."
+    return fn
+
+
+sin, cos, tan, exp, log, sqrt = (_math(n) for n in ("sin", "cos", "tan", "exp", "log", "sqrt"))
+tanh, sinh, cosh, log1p, expm1 = (_math(n) for n in ("tanh", "sinh", "cosh", "log1p", "expm1"))
+arcsin, arccos, arctan = (_math(n) for n in ("arcsin", "arccos", "arctan"))
+asin, acos, atan, atan2 = arcsin, arccos, arctan, arctan2
+abs = builtins.abs  # noqa: A001  av.abs works on tensors through __abs__
