@@ -190,6 +190,11 @@ class NumericalFunction:
                 self._keep = (loaded, method, converter)
                 self.address = loaded.addresses[self.symbol]
                 self._native = native
+                # A builtin function as the class's __call__ is called without binding self:
+                # `fn(x)` then goes straight to native code (about 20 ns over `fn.native(x)`,
+                # against about 110 ns through a Python __call__).
+                self.__class__ = type(type(self).__name__, (type(self),),
+                                      {"__call__": native, "__slots__": ()})
         return self
 
     @property
@@ -199,7 +204,7 @@ class NumericalFunction:
         return self.compile()._native
 
     def __call__(self, *args, out=None):
-        native = self._native or self.native
+        native = self.native
         if out is None:
             return native(*args)
         return native(*args, out=out)

@@ -168,18 +168,18 @@ class _Wrapper:
         if self.work_bytes and (self.work_bytes + 63) // 64 * 64 > STACK_WORK_LIMIT:
             self.emit(f"call void @free(ptr {work})")
 
-    def result(self, arrays: list[str]) -> None:
+    def result(self, arrays: list[str], tag: str) -> None:
         if len(arrays) == 1:
             self.emit(f"ret ptr {arrays[0]}")
             return
         tup = self.op(f"call ptr @PyTuple_New(i64 {len(arrays)})")
-        self.emit(f"br i1 {self.op(f'icmp eq ptr {tup}, null')}, label %fail.tuple, "
-                  "label %tuple.ok")
-        self.emit("tuple.ok:")
+        self.emit(f"br i1 {self.op(f'icmp eq ptr {tup}, null')}, label %{tag}.nomem, "
+                  f"label %{tag}.tuple")
+        self.emit(f"{tag}.tuple:")
         for j, a in enumerate(arrays):
             self.emit(f"call i32 @PyTuple_SetItem(ptr {tup}, i64 {j}, ptr {a})")
         self.emit(f"ret ptr {tup}")
-        self.emit("fail.tuple:")
+        self.emit(f"{tag}.nomem:")
         for a in arrays:
             self.emit(f"call void @Py_DecRef(ptr {a})")
         self.emit("ret ptr null")
@@ -220,7 +220,7 @@ class _Wrapper:
             arrays.append(a)
             out_data.append(self.field(a, ARRAY_DATA, "ptr"))
         self.call_native(data + out_data)
-        self.result(arrays)
+        self.result(arrays, "alloc")
         for j in range(nout):
             self.emit(f"fail.new{j}:")
             for a in arrays[:j]:
@@ -237,7 +237,7 @@ class _Wrapper:
         self.call_native(data + given_data)
         for obj in given:
             self.emit(f"call void @Py_IncRef(ptr {obj})")
-        self.result(given)
+        self.result(given, "given")
         if self.work_bytes and (self.work_bytes + 63) // 64 * 64 > STACK_WORK_LIMIT:
             self.emit("nomem:")
             self.emit("call ptr @PyErr_NoMemory()")
