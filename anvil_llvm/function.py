@@ -112,9 +112,13 @@ class NumericalFunction:
 
     @classmethod
     def from_graph(cls, name: str, args: Sequence[Arg], outputs: Sequence[UOp],
-                   multiple: bool) -> "NumericalFunction":
-        """A function whose graph is given (the transforms build their results this way)."""
-        return cls(name, None, args, _graph=(list(outputs), multiple))
+                   multiple: bool, arg_names: Sequence[str] | None = None) -> "NumericalFunction":
+        """A function whose graph is given (the transforms build their results this way): its
+        inputs are the INPUT nodes of `args`' positions, shapes and dtypes."""
+        fn = cls(name, None, args, _graph=(list(outputs), multiple))
+        if arg_names is not None:
+            fn.arg_names = list(arg_names)
+        return fn
 
     def _trace(self, fn: Callable) -> tuple[list[UOp], bool]:
         result = fn(*[Tensor(node) for node in self.inputs])
@@ -184,10 +188,9 @@ class NumericalFunction:
                 loaded = jit.build(text, [self.symbol, self.symbol + ".py"])
                 inputs, outputs = self._specs()
                 converter = callpath.ArgumentConverter(self.name, inputs, outputs)
-                native, method = callpath.make_cfunction(
+                native = callpath.make_cfunction(
                     self.name, loaded.addresses[self.symbol + ".py"], converter)
                 converter.native = native
-                self._keep = (loaded, method, converter)
                 self.address = loaded.addresses[self.symbol]
                 self._native = native
                 # A builtin function as the class's __call__ is called without binding self:

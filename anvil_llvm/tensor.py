@@ -277,14 +277,20 @@ def _broadcast(x: Tensor, shape: tuple) -> Tensor:
     return Tensor(UOp(O.EXPAND, (node,), shape))
 
 
-def _operands(a, b, to_float: bool = False) -> tuple[Tensor, Tensor]:
+def _promoted(a, b, to_float: bool = False) -> tuple[Tensor, Tensor]:
+    """Both operands as tensors of their common dtype (Python numbers take the tensor's)."""
     like = a.dtype if isinstance(a, Tensor) else b.dtype if isinstance(b, Tensor) else None
     x, y = as_tensor(a, like), as_tensor(b, like)
     dtype = dtypes.promote(x.dtype, y.dtype)
     if to_float:
         dtype = dtypes.float_of(dtype)
+    return _cast(x, dtype), _cast(y, dtype)
+
+
+def _operands(a, b, to_float: bool = False) -> tuple[Tensor, Tensor]:
+    x, y = _promoted(a, b, to_float)
     shape = broadcast_shapes(x.shape, y.shape)
-    return _broadcast(_cast(x, dtype), shape), _broadcast(_cast(y, dtype), shape)
+    return _broadcast(x, shape), _broadcast(y, shape)
 
 
 def _binary(op, a, b, to_float: bool = False) -> Tensor:
@@ -476,7 +482,9 @@ def arctan2(y, x) -> Tensor:
 
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules for 1-D operands and broadcast batch dimensions."""
-    x, y = _operands(a, b)
+    x, y = _promoted(a, b)
+    if x.dtype == dtypes.bool_:
+        x, y = _numeric(x), _numeric(y)
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError("matmul: operands must be at least 1-D (use * for scalars)")
     x_vec, y_vec = x.ndim == 1, y.ndim == 1

@@ -1,1 +1,11 @@
-"""Automatic differentiation: derivative operators, sparsity and colouring."""
+"""Automatic differentiation: the derivative operators (`gradient`, `jacobian`, `hessian`, `jvp`,
+`vjp`, `hvp`, ...), each taking a function and returning a new function."""
+from .operators import (derivative, gradient, grad, hessian, hvp, jacfwd, jacobian, jacrev, jvp,
+                        second_derivative, value_and_grad, value_and_gradient,
+                        value_and_jacobian, value_gradient_and_hessian, vjp, vmap)
+
+__all__ = [
+    "derivative", "gradient", "grad", "hessian", "hvp", "jacfwd", "jacobian", "jacrev", "jvp",
+    "second_derivative", "value_and_grad", "value_and_gradient", "value_and_jacobian",
+    "value_gradient_and_hessian", "vjp", "vmap",
+]

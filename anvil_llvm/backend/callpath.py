@@ -87,13 +87,19 @@ _new_cfunction.restype = ctypes.py_object
 _new_cfunction.argtypes = [ctypes.POINTER(_PyMethodDef), ctypes.py_object, ctypes.c_void_p]
 
 
-def make_cfunction(name: str, address: int, fallback) -> tuple[object, object]:
+_method_defs: list[_PyMethodDef] = []
+
+
+def make_cfunction(name: str, address: int, fallback):
     """A builtin function calling the wrapper at `address` with `fallback` as its self.
 
-    Returns (function, method_def); the method definition must stay alive with the function.
+    CPython reads the method definition until the function object is freed, which the garbage
+    collector may do at any time (the function and its fallback form a cycle), so definitions
+    live as long as the process, as the JIT code they point to does.
     """
     method = _PyMethodDef(name.encode(), address, METH_FASTCALL_KEYWORDS, None)
-    return _new_cfunction(ctypes.byref(method), fallback, None), method
+    _method_defs.append(method)
+    return _new_cfunction(ctypes.byref(method), fallback, None)
 
 
 # ---- the wrapper in LLVM IR ---------------------------------------------------------------------

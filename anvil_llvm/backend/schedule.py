@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..ir.ops import CONST, CONST_ARRAY, EXPAND, INPUT, RESHAPE
+from ..ir.ops import CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, RESHAPE
 from ..ir.uop import UOp, consumers, toposort
 from .kernel import Buffer, Kernel, buffer_nbytes
 
@@ -25,8 +25,8 @@ class Schedule:
 
 
 def _fused(node: UOp, realised: set) -> bool:
-    return node not in realised and node.op.kind in ("elementwise", "movement") \
-        or node.op is CONST
+    return node not in realised and (node.op.kind in ("elementwise", "movement")
+                                     or node.op in (CONST, IOTA))
 
 
 def _fused_cost(node: UOp, realised: set, memo: dict) -> int:
@@ -59,12 +59,12 @@ def _is_flat(root: UOp, realised: set) -> bool:
 
 def _realise(order: list[UOp], outputs: list[UOp]) -> set:
     users = consumers(order)
-    realised = {n for n in order if n.op.kind in ("reduce", "contract", "source")
-                and n.op is not CONST}
+    realised = {n for n in order if n.op.kind in ("reduce", "contract")
+                or n.op in (INPUT, CONST_ARRAY)}
     realised.update(outputs)
     memo: dict = {}
     for node in order:
-        if node in realised or node.op is CONST or node.size == 0:
+        if node in realised or node.op in (CONST, IOTA) or node.size == 0:
             continue
         distinct = set(users[node])
         if len(distinct) < 2:

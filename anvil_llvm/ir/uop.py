@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable
 
 import numpy as np
@@ -15,8 +15,10 @@ class OpDef:
     """Everything anvil_llvm knows about one op, kept in one place.
 
     `shape(shapes, arg)` and `dtype(dtypes, arg)` infer the result; `numpy(arg, *values)` is the
-    reference semantics; `emit(e, arg, *operands)` writes the scalar LLVM IR. The AD, batching and
-    sparsity rules are registered by the transforms' own rule tables next to these definitions.
+    reference semantics; `emit(ctx, node, index)` lowers it to scalar LLVM IR at an index.
+    The transform rules receive the graph builder `B` (anvil_llvm.ir.build) first:
+    `jvp(B, node, tangents) -> tangent`, `vjp(B, node, ct) -> cotangent per source` and
+    `batch(B, node, sources, batched) -> node with a leading batch axis`; None is a zero.
     """
 
     name: str
@@ -27,7 +29,9 @@ class OpDef:
     kind: str = "elementwise"       # elementwise | reduce | movement | contract | source
     emit: Callable | None = None
     cost: int = 1                   # rough scalar cost, guides recomputation vs realisation
-    rules: dict = field(default_factory=dict)   # transform name -> rule (jvp, transpose, batch...)
+    jvp: Callable | None = None
+    vjp: Callable | None = None
+    batch: Callable | None = None
 
     def __repr__(self) -> str:
         return self.name

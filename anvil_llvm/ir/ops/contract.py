@@ -67,7 +67,55 @@ def _body(ctx, node, out_dims, reduced_dims):
     return MUL.emit.scalar(ctx.e, node, x, y)
 
 
+def _jvp(B, node, t):
+    a, b = node.src
+    return B.add(B.UOp(CONTRACT, (t[0], b), node.arg) if t[0] is not None else None,
+                 B.UOp(CONTRACT, (a, t[1]), node.arg) if t[1] is not None else None)
+
+
+def _positions(order: list[int]) -> tuple:
+    """The permutation taking axes listed in `order` (axis ids) back to increasing axis order."""
+    return tuple(order.index(i) for i in range(len(order)))
+
+
+def _vjp(B, node, ct):
+    """Transpose of dot_general (as JAX's _dot_general_transpose_lhs/rhs)."""
+    if ct is None:
+        return (None, None)
+    (lc, rc, lb, rb) = node.arg
+    a, b = node.src
+    nb = len(lb)
+    fa, fb = _free(a.ndim, lc, lb), _free(b.ndim, rc, rb)
+    ct_batch = tuple(range(nb))
+    ct_fa = tuple(range(nb, nb + len(fa)))
+    ct_fb = tuple(range(nb + len(fa), nb + len(fa) + len(fb)))
+    # d a: ct (batch, fa, fb) with b over fb -> (batch, fa, b's contracted axes in b's order)
+    da = B.contract(ct, b, ct_fb, fb, ct_batch, rb)
+    da_axes = list(lb) + fa + [lc[rc.index(j)] for j in sorted(rc)]
+    # d b: a over fa with ct -> (batch, a's contracted axes in a's order, fb)
+    db = B.contract(a, ct, fa, ct_fa, lb, ct_batch)
+    db_axes = list(rb) + [rc[lc.index(i)] for i in sorted(lc)] + fb
+    return (B.permute(da, _positions(da_axes)), B.permute(db, _positions(db_axes)))
+
+
+def _batch(B, node, sources, batched):
+    (lc, rc, lb, rb) = node.arg
+    a, b = sources
+    shift = lambda axes: tuple(i + 1 for i in axes)     # noqa: E731
+    if batched[0] and batched[1]:
+        return B.contract(a, b, shift(lc), shift(rc), (0,) + shift(lb), (0,) + shift(rb))
+    if batched[0]:
+        out = B.contract(a, b, shift(lc), rc, shift(lb), rb)
+        position = len(lb)
+    else:
+        out = B.contract(a, b, lc, shift(rc), lb, shift(rb))
+        position = len(lb) + len(_free(a.ndim, lc, lb))
+    order = [position] + [i for i in range(out.ndim) if i != position]
+    return B.permute(out, tuple(order))
+
+
 CONTRACT = OpDef("contract", 2, kind="contract", shape=_shape, dtype=_dtype, numpy=_numpy,
-                 emit=Reduction(lambda dtype: 0, ADD, _reduced_shape, _body), cost=2)
+                 emit=Reduction(lambda dtype: 0, ADD, _reduced_shape, _body), cost=2,
+                 jvp=_jvp, vjp=_vjp, batch=_batch)
 """arg = (lhs contracted axes, rhs contracted axes, lhs batch axes, rhs batch axes); the result is
 batch axes, then the lhs free axes, then the rhs free axes (as jax.lax.dot_general)."""

@@ -47,6 +47,39 @@ class _Lifted:
 _lift = _Lifted
 
 
+def batch_elementwise(B, node, sources, batched):
+    """Batching rule of every elementwise op: unbatched sources are broadcast over the batch."""
+    size = next(s.shape[0] for s, b in zip(sources, batched) if b)
+    shape = (size,) + node.shape
+    return B.UOp(node.op, tuple(s if b else B.broadcast_to(s, shape)
+                                for s, b in zip(sources, batched)), node.arg)
+
+
+def _smooth(*partials):
+    """JVP and VJP rules from the partial derivatives d node / d source (each built lazily)."""
+    def jvp(B, node, tangents):
+        total = None
+        for t, d in zip(tangents, partials):
+            if t is not None:
+                total = B.add(total, B.mul(t, d(B, node)))
+        return total
+
+    def vjp(B, node, ct):
+        return tuple(B.mul(ct, d(B, node)) for d in partials)
+    return {"jvp": jvp, "vjp": vjp, "batch": batch_elementwise}
+
+
+def _linear(jvp, vjp):
+    return {"jvp": jvp, "vjp": vjp, "batch": batch_elementwise}
+
+
+def _constant():
+    """No derivative: comparisons, logic, and anything producing ints or bools."""
+    return {"jvp": lambda B, node, tangents: None,
+            "vjp": lambda B, node, ct: (None,) * len(node.src),
+            "batch": batch_elementwise}
+
+
 def _intrinsic(name: str):
     def emit(e, node, x, *rest):
         ty = node.dtype.llvm
@@ -63,25 +96,43 @@ def _libm(name: str):
     return emit
 
 
-def _unary_math(name: str, np_fn, emit, cost: int) -> OpDef:
+def _unary_math(name: str, np_fn, emit, cost: int, derivative) -> OpDef:
+    """A float -> float function; `derivative(B, x, y)` gives dy/dx from the source x and y."""
     return OpDef(name, 1, shape=_same_shape, dtype=_same_dtype("f"), numpy=lambda arg, x: np_fn(x),
-                 emit=_lift(emit), cost=cost)
+                 emit=_lift(emit), cost=cost,
+                 **_smooth(lambda B, n: derivative(B, n.src[0], n)))
 
 
-SIN = _unary_math("sin", np.sin, _intrinsic("sin"), 20)
-COS = _unary_math("cos", np.cos, _intrinsic("cos"), 20)
-TAN = _unary_math("tan", np.tan, _libm("tan"), 30)
-EXP = _unary_math("exp", np.exp, _intrinsic("exp"), 15)
-LOG = _unary_math("log", np.log, _intrinsic("log"), 15)
-SQRT = _unary_math("sqrt", np.sqrt, _intrinsic("sqrt"), 4)
-TANH = _unary_math("tanh", np.tanh, _libm("tanh"), 30)
-SINH = _unary_math("sinh", np.sinh, _libm("sinh"), 30)
-COSH = _unary_math("cosh", np.cosh, _libm("cosh"), 30)
-ASIN = _unary_math("asin", np.arcsin, _libm("asin"), 30)
-ACOS = _unary_math("acos", np.arccos, _libm("acos"), 30)
-ATAN = _unary_math("atan", np.arctan, _libm("atan"), 30)
-LOG1P = _unary_math("log1p", np.log1p, _libm("log1p"), 30)
-EXPM1 = _unary_math("expm1", np.expm1, _libm("expm1"), 30)
+def _one_minus_square(B, x):
+    return B.sub(B.scalar(1, x), B.mul(x, x))
+
+
+def _inverse_sqrt_one_minus_square(B, x):
+    return B.div(B.scalar(1, x), B.unary(SQRT, _one_minus_square(B, x)))
+
+
+SIN = _unary_math("sin", np.sin, _intrinsic("sin"), 20, lambda B, x, y: B.unary(COS, x))
+COS = _unary_math("cos", np.cos, _intrinsic("cos"), 20, lambda B, x, y: B.neg(B.unary(SIN, x)))
+TAN = _unary_math("tan", np.tan, _libm("tan"), 30,
+                  lambda B, x, y: B.add(B.scalar(1, y), B.mul(y, y)))
+EXP = _unary_math("exp", np.exp, _intrinsic("exp"), 15, lambda B, x, y: y)
+LOG = _unary_math("log", np.log, _intrinsic("log"), 15,
+                  lambda B, x, y: B.div(B.scalar(1, x), x))
+SQRT = _unary_math("sqrt", np.sqrt, _intrinsic("sqrt"), 4,
+                   lambda B, x, y: B.div(B.scalar(0.5, y), y))
+TANH = _unary_math("tanh", np.tanh, _libm("tanh"), 30, lambda B, x, y: _one_minus_square(B, y))
+SINH = _unary_math("sinh", np.sinh, _libm("sinh"), 30, lambda B, x, y: B.unary(COSH, x))
+COSH = _unary_math("cosh", np.cosh, _libm("cosh"), 30, lambda B, x, y: B.unary(SINH, x))
+ASIN = _unary_math("asin", np.arcsin, _libm("asin"), 30,
+                   lambda B, x, y: _inverse_sqrt_one_minus_square(B, x))
+ACOS = _unary_math("acos", np.arccos, _libm("acos"), 30,
+                   lambda B, x, y: B.neg(_inverse_sqrt_one_minus_square(B, x)))
+ATAN = _unary_math("atan", np.arctan, _libm("atan"), 30,
+                   lambda B, x, y: B.div(B.scalar(1, x), B.add(B.scalar(1, x), B.mul(x, x))))
+LOG1P = _unary_math("log1p", np.log1p, _libm("log1p"), 30,
+                    lambda B, x, y: B.div(B.scalar(1, x), B.add(B.scalar(1, x), x)))
+EXPM1 = _unary_math("expm1", np.expm1, _libm("expm1"), 30,
+                    lambda B, x, y: B.add(y, B.scalar(1, y)))
 UNARY_MATH = (SIN, COS, TAN, EXP, LOG, SQRT, TANH, SINH, COSH, ASIN, ACOS, ATAN, LOG1P, EXPM1)
 
 
@@ -98,28 +149,44 @@ def _abs(e, node, x):
 
 
 NEG = OpDef("neg", 1, shape=_same_shape, dtype=_same_dtype("fi"), numpy=lambda arg, x: -x,
-            emit=_lift(_neg))
+            emit=_lift(_neg), **_linear(lambda B, node, t: B.neg(t[0]),
+                                        lambda B, node, ct: (B.neg(ct),)))
 ABS = OpDef("abs", 1, shape=_same_shape, dtype=_same_dtype("fi"), numpy=lambda arg, x: np.abs(x),
-            emit=_lift(_abs))
+            emit=_lift(_abs), **_smooth(lambda B, n: B.sign(n.src[0])))
+"""The derivative of abs at 0 is 0 (the subgradient np.sign gives)."""
 NOT = OpDef("not", 1, shape=_same_shape, dtype=_same_dtype("b"),
             numpy=lambda arg, x: np.logical_not(x),
-            emit=_lift(lambda e, node, x: e.op(f"xor i1 {x}, true")))
+            emit=_lift(lambda e, node, x: e.op(f"xor i1 {x}, true")), **_constant())
 
 
-def _arith(name: str, np_fn, float_op: str, int_op: str | None, cost: int = 1) -> OpDef:
+def _arith(name: str, np_fn, float_op: str, int_op: str | None, rules: dict,
+           cost: int = 1) -> OpDef:
     kinds = "fi" if int_op else "f"
 
     def emit(e, node, x, y):
         opcode = float_op if node.dtype.is_float else int_op
         return e.op(f"{opcode} {node.dtype.llvm} {x}, {y}")
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype(kinds),
-                 numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit), cost=cost)
+                 numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit), cost=cost, **rules)
 
 
-ADD = _arith("add", np.add, "fadd", "add")
-SUB = _arith("sub", np.subtract, "fsub", "sub")
-MUL = _arith("mul", np.multiply, "fmul", "mul")
-DIV = _arith("div", np.true_divide, "fdiv", None, cost=4)
+ADD = _arith("add", np.add, "fadd", "add", _linear(
+    lambda B, node, t: B.add(t[0], t[1]), lambda B, node, ct: (ct, ct)))
+SUB = _arith("sub", np.subtract, "fsub", "sub", _linear(
+    lambda B, node, t: B.sub(t[0], t[1]), lambda B, node, ct: (ct, B.neg(ct))))
+MUL = _arith("mul", np.multiply, "fmul", "mul", _smooth(lambda B, n: n.src[1],
+                                                        lambda B, n: n.src[0]))
+DIV = _arith("div", np.true_divide, "fdiv", None, _smooth(
+    lambda B, n: B.div(B.scalar(1, n), n.src[1]),
+    lambda B, n: B.neg(B.div(n, n.src[1]))), cost=4)
+
+
+def _choose(B, n, mine: int):
+    """d max(x, y) / d src[mine]: 1 where that source wins, 1/2 at ties (as JAX), else 0."""
+    x, y = n.src[mine], n.src[1 - mine]
+    won = B.binary(CMPEQ, n, x)
+    tie = B.binary(CMPEQ, x, y)
+    return B.where(won, B.where(tie, B.scalar(0.5, n), B.scalar(1, n)), B.scalar(0, n))
 
 
 def _extremum(name: str, np_fn, intrinsic: str, int_pred: str) -> OpDef:
@@ -130,15 +197,42 @@ def _extremum(name: str, np_fn, intrinsic: str, int_pred: str) -> OpDef:
         cond = e.op(f"icmp {int_pred} i64 {x}, {y}")
         return e.op(f"select i1 {cond}, i64 {x}, i64 {y}")
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("fi"),
-                 numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit), cost=2)
+                 numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit), cost=2,
+                 **_smooth(lambda B, n: _choose(B, n, 0), lambda B, n: _choose(B, n, 1)))
 
 
 MAX = _extremum("max", np.maximum, "maximum", "sgt")
 MIN = _extremum("min", np.minimum, "minimum", "slt")
+
+
+def _pow_base(B, n):
+    x, y = n.src
+    d = B.mul(y, B.binary(POW, x, B.sub(y, B.scalar(1, y))))
+    return B.where(B.binary(CMPEQ, y, B.scalar(0, y)), B.scalar(0, y), d)
+
+
+def _pow_exponent(B, n):
+    x = n.src[0]
+    return B.where(B.binary(CMPEQ, x, B.scalar(0, x)), B.scalar(0, x),
+                   B.mul(n, B.unary(LOG, x)))
+
+
 POW = OpDef("pow", 2, shape=_same_shape, dtype=_same_dtype("f"),
-            numpy=lambda arg, x, y: np.power(x, y), emit=_lift(_intrinsic("pow")), cost=40)
+            numpy=lambda arg, x, y: np.power(x, y), emit=_lift(_intrinsic("pow")), cost=40,
+            **_smooth(_pow_base, _pow_exponent))
+"""d/dx is 0 where y == 0 and d/dy is 0 where x == 0 (the limits JAX takes)."""
+
+
+def _atan2_partial(B, n, sign: int, other: int):
+    y, x = n.src
+    d = B.div(n.src[other], B.add(B.mul(x, x), B.mul(y, y)))
+    return d if sign > 0 else B.neg(d)
+
+
 ATAN2 = OpDef("atan2", 2, shape=_same_shape, dtype=_same_dtype("f"),
-              numpy=lambda arg, x, y: np.arctan2(x, y), emit=_lift(_libm("atan2")), cost=40)
+              numpy=lambda arg, x, y: np.arctan2(x, y), emit=_lift(_libm("atan2")), cost=40,
+              **_smooth(lambda B, n: _atan2_partial(B, n, 1, 1),
+                        lambda B, n: _atan2_partial(B, n, -1, 0)))
 
 
 def _compare(name: str, np_fn, float_pred: str, int_pred: str) -> OpDef:
@@ -148,7 +242,7 @@ def _compare(name: str, np_fn, float_pred: str, int_pred: str) -> OpDef:
             return e.op(f"fcmp {float_pred} {ty.llvm} {x}, {y}")
         return e.op(f"icmp {int_pred} {ty.llvm} {x}, {y}")
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("fib", dtypes.bool_),
-                 numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit))
+                 numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit), **_constant())
 
 
 CMPLT = _compare("cmplt", np.less, "olt", "slt")
@@ -160,7 +254,7 @@ CMPNE = _compare("cmpne", np.not_equal, "une", "ne")
 def _logic(name: str, np_fn, opcode: str) -> OpDef:
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("b"),
                  numpy=lambda arg, x, y: np_fn(x, y),
-                 emit=_lift(lambda e, node, x, y: e.op(f"{opcode} i1 {x}, {y}")))
+                 emit=_lift(lambda e, node, x, y: e.op(f"{opcode} i1 {x}, {y}")), **_constant())
 
 
 AND = _logic("and", np.logical_and, "and")
@@ -181,7 +275,10 @@ def _where_dtype(dts, arg):
 WHERE = OpDef("where", 3, shape=_same_shape, dtype=_where_dtype,
               numpy=lambda arg, c, x, y: np.where(c, x, y),
               emit=_lift(lambda e, node, c, x, y: e.op(
-                  f"select i1 {c}, {node.dtype.llvm} {x}, {node.dtype.llvm} {y}")))
+                  f"select i1 {c}, {node.dtype.llvm} {x}, {node.dtype.llvm} {y}")),
+              **_linear(lambda B, node, t: B.where(node.src[0], t[1], t[2]),
+                        lambda B, node, ct: (None, B.where(node.src[0], ct, None),
+                                             B.where(node.src[0], None, ct))))
 
 
 def _cast_emit(e, node, x):
@@ -203,6 +300,16 @@ def _cast_emit(e, node, x):
     return e.op(f"zext i1 {x} to i64")
 
 
+def _cast_jvp(B, node, t):
+    return B.cast(t[0], node.dtype) if node.dtype.is_float else None
+
+
+def _cast_vjp(B, node, ct):
+    src = node.src[0].dtype
+    return (B.cast(ct, src) if src.is_float and node.dtype.is_float else None,)
+
+
 CAST = OpDef("cast", 1, shape=_same_shape, dtype=lambda dts, arg: arg,
-             numpy=lambda arg, x: x.astype(arg.np), emit=_lift(_cast_emit), cost=0)
-"""arg = the target DType."""
+             numpy=lambda arg, x: x.astype(arg.np), emit=_lift(_cast_emit), cost=0,
+             **_linear(_cast_jvp, _cast_vjp))
+"""arg = the target DType; only float-to-float casts carry derivatives."""

@@ -21,10 +21,18 @@ def _reshape_shape(shapes, new):
     return new
 
 
+def _size(sources, batched):
+    return next(s.shape[0] for s, b in zip(sources, batched) if b)
+
+
 RESHAPE = OpDef("reshape", 1, kind="movement", shape=_reshape_shape, dtype=_same_dtype,
                 numpy=lambda arg, x: x.reshape(arg), cost=0,
                 emit=lambda ctx, node, index: ctx.value(
-                    node.src[0], index.reshape(ctx.e, node.src[0].shape)))
+                    node.src[0], index.reshape(ctx.e, node.src[0].shape)),
+                jvp=lambda B, node, t: B.reshape(t[0], node.arg),
+                vjp=lambda B, node, ct: (B.reshape(ct, node.src[0].shape),),
+                batch=lambda B, node, src, batched: B.reshape(
+                    src[0], (src[0].shape[0],) + node.arg))
 """arg = the new shape."""
 
 
@@ -44,7 +52,11 @@ def _permute_emit(ctx, node, index):
 
 
 PERMUTE = OpDef("permute", 1, kind="movement", shape=_permute_shape, dtype=_same_dtype,
-                numpy=lambda arg, x: np.transpose(x, arg), emit=_permute_emit, cost=0)
+                numpy=lambda arg, x: np.transpose(x, arg), emit=_permute_emit, cost=0,
+                jvp=lambda B, node, t: B.permute(t[0], node.arg),
+                vjp=lambda B, node, ct: (B.permute(ct, B.inverse_permutation(node.arg)),),
+                batch=lambda B, node, src, batched: B.permute(
+                    src[0], (0,) + tuple(p + 1 for p in node.arg)))
 """arg = the permutation: output axis i is source axis arg[i]."""
 
 
@@ -57,13 +69,19 @@ def _expand_shape(shapes, new):
 
 def _expand_emit(ctx, node, index):
     src = node.src[0]
+    if src.size == 1:
+        return ctx.value(src, ctx.index(src.shape, ("0",) * src.ndim))
     dims = index.dims(ctx.e)
     src_dims = tuple("0" if o == 1 and n != 1 else d for d, o, n in zip(dims, src.shape, node.shape))
     return ctx.value(src, ctx.index(src.shape, src_dims))
 
 
 EXPAND = OpDef("expand", 1, kind="movement", shape=_expand_shape, dtype=_same_dtype,
-               numpy=lambda arg, x: np.broadcast_to(x, arg), emit=_expand_emit, cost=0)
+               numpy=lambda arg, x: np.broadcast_to(x, arg), emit=_expand_emit, cost=0,
+               jvp=lambda B, node, t: B.UOp(EXPAND, (t[0],), node.arg),
+               vjp=lambda B, node, ct: (B.sum_to(ct, node.src[0].shape),),
+               batch=lambda B, node, src, batched: B.UOp(
+                   EXPAND, (src[0],), (src[0].shape[0],) + node.arg))
 """arg = the broadcast shape (same rank; size-1 axes stretch)."""
 
 
@@ -93,7 +111,11 @@ def _slice_numpy(spec, x):
 
 
 SLICE = OpDef("slice", 1, kind="movement", shape=_slice_shape, dtype=_same_dtype,
-              numpy=_slice_numpy, emit=_slice_emit, cost=0)
+              numpy=_slice_numpy, emit=_slice_emit, cost=0,
+              jvp=lambda B, node, t: B.slice_(t[0], node.arg),
+              vjp=lambda B, node, ct: (B.unslice(ct, node.arg, node.src[0].shape),),
+              batch=lambda B, node, src, batched: B.slice_(
+                  src[0], ((0, 1, src[0].shape[0]),) + node.arg))
 """arg = ((start, step, count), ...) per axis: source index start + step * i."""
 
 
@@ -123,8 +145,15 @@ def _pad_emit(ctx, node, index):
     return e.op(f"select i1 {inside}, {node.dtype.llvm} {value}, {node.dtype.llvm} {zero}")
 
 
+def _pad_vjp(B, node, ct):
+    spec = tuple((lo, 1, n) for (lo, _), n in zip(node.arg, node.src[0].shape))
+    return (B.slice_(ct, spec),)
+
+
 PAD = OpDef("pad", 1, kind="movement", shape=_pad_shape, dtype=_same_dtype,
-            numpy=lambda pads, x: np.pad(x, pads), emit=_pad_emit, cost=1)
+            numpy=lambda pads, x: np.pad(x, pads), emit=_pad_emit, cost=1,
+            jvp=lambda B, node, t: B.pad(t[0], node.arg), vjp=_pad_vjp,
+            batch=lambda B, node, src, batched: B.pad(src[0], ((0, 0),) + node.arg))
 """arg = ((before, after), ...) zeros per axis."""
 
 
@@ -165,8 +194,30 @@ def _concat_emit(ctx, node, index):
     return result
 
 
+def _concat_jvp(B, node, t):
+    if all(x is None for x in t):
+        return None
+    return B.concat([B.materialise(x, s) for x, s in zip(t, node.src)], node.arg)
+
+
+def _concat_vjp(B, node, ct):
+    axis, start, pieces = node.arg, 0, []
+    for s in node.src:
+        spec = tuple((start, 1, n) if a == axis else (0, 1, n) for a, n in enumerate(s.shape))
+        pieces.append(B.slice_(ct, spec) if s.shape[axis] else None)
+        start += s.shape[axis]
+    return tuple(pieces)
+
+
+def _concat_batch(B, node, sources, batched):
+    size = _size(sources, batched)
+    return B.concat([s if b else B.broadcast_to(s, (size,) + s.shape)
+                     for s, b in zip(sources, batched)], node.arg + 1)
+
+
 CONCAT = OpDef("concat", None, kind="movement", shape=_concat_shape, dtype=_concat_dtype,
-               numpy=lambda axis, *xs: np.concatenate(xs, axis=axis), emit=_concat_emit, cost=1)
+               numpy=lambda axis, *xs: np.concatenate(xs, axis=axis), emit=_concat_emit, cost=1,
+               jvp=_concat_jvp, vjp=_concat_vjp, batch=_concat_batch)
 """arg = the axis joined along."""
 
 
@@ -194,7 +245,12 @@ def _gather_emit(ctx, node, index):
 
 GATHER = OpDef("gather", 1, kind="movement", shape=_gather_shape, dtype=_same_dtype,
                numpy=lambda arg, x: np.take(x, arg[1].array, axis=arg[0]), emit=_gather_emit,
-               cost=1)
+               cost=1,
+               jvp=lambda B, node, t: B.gather(t[0], node.arg[0], node.arg[1].array),
+               vjp=lambda B, node, ct: (B.scatter_add(ct, node.arg[0], node.arg[1].array,
+                                                      node.src[0].shape[node.arg[0]]),),
+               batch=lambda B, node, src, batched: B.gather(src[0], node.arg[0] + 1,
+                                                            node.arg[1].array))
 """arg = (axis, Payload of int64 indices, all in range): x.take(indices, axis)."""
 
 

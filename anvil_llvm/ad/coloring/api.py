@@ -1,0 +1,228 @@
+"""Public entry points: pick the partition, method and ordering with the fewest colours.
+
+``order="best"`` runs several orderings (and for Jacobians DSATUR and Culberson recolouring)
+and keeps the fewest colours, stopping at a lower bound or when a time budget proportional to
+the pattern size is spent. Kernels are compiled before the clock starts.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+
+import numpy as np
+import scipy.sparse as sp
+
+from .acyclic import acyclic_coloring
+from .distance2 import dsatur_coloring, greedy_coloring, recolor
+from .orders import ORDERS, vertex_order, walk_degrees
+from .patterns import Adjacency, Walk, adjacency, as_pattern, bipartite_adjacency, check_symmetric
+from .patterns import transposed
+from .result import Coloring, acyclic_result, bicoloring_result, distance2_result, star_result
+from .star import star_coloring
+
+PARTITIONS = ("auto", "column", "row", "bidirectional")
+METHODS = ("star", "acyclic")
+JACOBIAN_ORDERS = ("best", "dsatur", *ORDERS)
+HESSIAN_ORDERS = ("best", *ORDERS)
+# "best" tries these in turn: the strongest first, so the lower bound often stops the search.
+_DISTANCE2_SEARCH = ("dsatur", "smallest_last", "incidence_degree", "largest_first",
+                     "dynamic_largest_first", "natural", "random")
+_SYMMETRIC_SEARCH = ("smallest_last", "largest_first", "incidence_degree",
+                     "dynamic_largest_first", "natural", "random")
+_STEPS_PER_SECOND = 1e8  # rough speed of one neighbourhood-walk step, for cost estimates
+
+
+class _Clock:
+    def __init__(self, pattern: sp.csc_array, budget: float | None):
+        if budget is None:
+            budget = 0.05 + 2e-7 * (pattern.nnz + sum(pattern.shape))
+        self.deadline = time.perf_counter() + budget
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+
+def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
+
+
+def _fewer(a: Coloring | None, b: Coloring | None) -> Coloring | None:
+    return b if a is None or (b is not None and b.ncolors < a.ncolors) else a
+
+
+def jacobian_coloring(
+    pattern: object,
+    *,
+    partition: str = "auto",
+    order: str = "best",
+    seed: int = 0,
+    time_budget: float | None = None,
+) -> Coloring:
+    """Colour a Jacobian pattern for compressed evaluation with the fewest products.
+
+    ``partition``: "column" (partial distance-2 colouring of the columns; products J·S),
+    "row" (of the rows; products Sᵀ·J), "bidirectional" (star bicolouring of the bipartite
+    graph; both), or "auto" (the fewest products; partitions whose cost would be quadratic, as
+    columns under a dense row, are pruned by the lower bound max(nnz per row)). ``order``: one of
+    ``JACOBIAN_ORDERS``; "dsatur" is for column and row partitions only. Algorithms: Gebremedhin,
+    Manne, Pothen, SIAM Review 47(4), 2005, Algorithm 3.2; Brélaz 1979 (DSATUR); star
+    bicolouring as in SparseMatrixColorings.jl (``bicoloring.py``).
+
+    >>> import numpy as np
+    >>> r = jacobian_coloring(np.eye(4, dtype=bool) | np.eye(4, k=1, dtype=bool))
+    >>> r.partition, r.ncolors
+    ('column', 2)
+    """
+    _check_choice("partition", partition, PARTITIONS)
+    _check_choice("order", order, JACOBIAN_ORDERS)
+    if order == "dsatur" and partition == "bidirectional":
+        raise ValueError("order='dsatur' is for column and row partitions; got 'bidirectional'")
+    J = as_pattern(pattern)
+    _compile()
+    return _jacobian(J, partition, order, seed, _Clock(J, time_budget))
+
+
+def _jacobian(J: sp.csc_array, partition: str, order: str, seed: int, clock: _Clock) -> Coloring:
+    JT = transposed(J)
+    if partition in ("column", "row"):
+        return _distance2(J, JT, partition, order, seed, clock)
+    if partition == "bidirectional":
+        return _bidirectional(J, JT, order, seed, clock)
+    walks = {"column": Walk.columns(J, JT), "row": Walk.columns(JT, J)}
+    best = None
+    for side in sorted(walks, key=lambda s: walks[s].cost()):
+        size = J.shape[1] if side == "column" else J.shape[0]
+        lower = _max_degree(walks[side].ptr2)
+        too_slow = walks[side].cost() / _STEPS_PER_SECOND > clock.left()
+        if best is not None and (lower >= best.ncolors or (too_slow and lower < size)):
+            continue
+        best = _fewer(best, _distance2(J, JT, side, order, seed, clock))
+    if order != "dsatur" and best.ncolors > 2 and clock.left() > 0:
+        best = _fewer(best, _bidirectional(J, JT, order, seed, clock))
+    return best
+
+
+def _max_degree(indptr: np.ndarray) -> int:
+    return int(np.diff(indptr).max(initial=0))
+
+
+def _distance2(
+    J: sp.csc_array, JT: sp.csc_array, side: str, order: str, seed: int, clock: _Clock
+) -> Coloring:
+    walk = Walk.columns(JT, J) if side == "row" else Walk.columns(J, JT)
+    n = walk.nvertices
+    lower = _max_degree(walk.ptr2)
+    name = "natural" if order == "best" else order
+    if J.nnz == 0:
+        return distance2_result(J, JT, np.zeros(n, np.int64), side, name)
+    if lower == n:  # a dense row: every column needs its own colour
+        return distance2_result(J, JT, np.arange(n), side, name)
+    seconds = walk.cost() / _STEPS_PER_SECOND
+    best = degree = None
+    for candidate in _DISTANCE2_SEARCH if order == "best" else (order,):
+        if best is not None and (best.max() < lower or seconds > clock.left()):
+            break
+        if degree is None and candidate not in ("natural", "random"):
+            degree = walk_degrees(*walk)
+        if candidate == "dsatur":
+            limit = int(degree.max(initial=0)) + 1 if best is None else int(best.max())
+            words = (limit + 63) // 64
+            if order == "best" and words * n > 2 * (J.nnz + n):
+                continue  # saturation bitsets would not fit in memory O(nnz)
+            colors = dsatur_coloring(walk, degree, limit)
+        else:
+            colors = greedy_coloring(walk, vertex_order(candidate, walk, seed, degree))
+        if colors is not None and (best is None or colors.max() < best.max()):
+            best, name = colors, candidate
+    if order == "best" and best.max() >= lower and seconds < clock.left():
+        improved = recolor(walk, best, lower)
+        if improved.max() < best.max():
+            best, name = improved, name + "+recolor"
+    return distance2_result(J, JT, best, side, name)
+
+
+def _search(
+    graph: Adjacency,
+    colour: Callable[[Adjacency, np.ndarray], np.ndarray],
+    build: Callable[[np.ndarray, str], Coloring],
+    order: str,
+    seed: int,
+    lower: int,
+    clock: _Clock,
+) -> Coloring:
+    walk = Walk.neighbours(graph)
+    degree = np.diff(graph.indptr)
+    best = None
+    for name in _SYMMETRIC_SEARCH if order == "best" else (order,):
+        if best is not None and (best.ncolors <= lower or clock.left() <= 0):
+            break
+        best = _fewer(best, build(colour(graph, vertex_order(name, walk, seed, degree)), name))
+    return best
+
+
+def _bidirectional(
+    J: sp.csc_array, JT: sp.csc_array, order: str, seed: int, clock: _Clock
+) -> Coloring:
+    graph = bipartite_adjacency(J, JT)
+    return _search(
+        graph, star_coloring, lambda colors, name: bicoloring_result(J, graph, colors, name),
+        order, seed, min(J.nnz, 1), clock,
+    )
+
+
+def hessian_coloring(
+    pattern: object,
+    *,
+    method: str = "star",
+    order: str = "best",
+    seed: int = 0,
+    time_budget: float | None = None,
+) -> Coloring:
+    """Colour a symmetric Hessian pattern; decompression recovers the upper triangle.
+
+    ``method``: "star" (direct decompression; Gebremedhin, Tarafdar, Manne, Pothen, SIAM J. Sci.
+    Comput. 29(3), 2007, Algorithm 4.1) or "acyclic" (fewer colours, decompression by
+    substitution; same paper, Algorithm 3.1). ``order``: one of ``HESSIAN_ORDERS``.
+
+    >>> import numpy as np
+    >>> H = np.eye(5, dtype=bool) | np.eye(5, k=1, dtype=bool) | np.eye(5, k=-1, dtype=bool)
+    >>> hessian_coloring(H).ncolors, hessian_coloring(H, method="acyclic").ncolors
+    (3, 2)
+    """
+    _check_choice("method", method, METHODS)
+    _check_choice("order", order, HESSIAN_ORDERS)
+    H = as_pattern(pattern)
+    check_symmetric(H)
+    _compile()
+    return _hessian(H, method, order, seed, _Clock(H, time_budget))
+
+
+def _hessian(H: sp.csc_array, method: str, order: str, seed: int, clock: _Clock) -> Coloring:
+    graph = adjacency(H.indptr, H.indices)
+    colour, result = {"star": (star_coloring, star_result),
+                      "acyclic": (acyclic_coloring, acyclic_result)}[method]
+    # Two adjacent vertices with diagonal entries both need their colour; otherwise one may do.
+    coo = H.tocoo()
+    diag = np.zeros(H.shape[0], np.bool_)
+    diag[coo.row[coo.row == coo.col]] = True
+    lower = 2 if (diag[coo.row] & diag[coo.col] & (coo.row != coo.col)).any() else min(H.nnz, 1)
+    return _search(
+        graph, colour, lambda colors, name: result(H, graph, colors, name),
+        order, seed, lower, clock,
+    )
+
+
+@functools.cache
+def _compile() -> None:
+    """Compile (or load from numba's cache) every kernel before any clock starts."""
+    tiny = as_pattern(np.tri(3, 3, 1, dtype=bool) & ~np.tri(3, 3, -2, dtype=bool))
+    for partition in ("column", "row"):
+        for order in JACOBIAN_ORDERS[1:]:
+            _distance2(tiny, tiny, partition, order, 0, _Clock(tiny, np.inf))
+    _bidirectional(tiny, tiny, "natural", 0, _Clock(tiny, np.inf))
+    for method in METHODS:
+        r = _hessian(tiny, method, "best", 0, _Clock(tiny, np.inf))
+        r.decompress(np.ones((3, r.ncolors)))

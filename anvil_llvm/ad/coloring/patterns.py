@@ -1,0 +1,174 @@
+"""Pattern input: validation, canonical CSC/CSR index arrays, symmetric and bipartite adjacency.
+
+Every colouring routine works on int64 index arrays with sorted indices and no duplicates. The
+graphs are never formed as products: a Jacobian's column intersection graph is walked through
+its bipartite graph (column -> rows -> columns), a Hessian's adjacency graph is its pattern
+without the diagonal, and bidirectional colouring uses the bipartite graph of [[0, Jᵀ], [J, 0]].
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+def as_pattern(pattern: object, name: str = "pattern") -> sp.csc_array:
+    """Validate a sparsity pattern and return it as a canonical boolean ``csc_array``.
+
+    Accepts scipy.sparse arrays and matrices of any format and dense array-likes. Values must be
+    boolean or 0/1; stored zeros are dropped; indices are sorted, duplicates merged, and index
+    arrays are int64.
+
+    >>> import numpy as np
+    >>> as_pattern(np.eye(2)).nnz
+    2
+    """
+    if sp.issparse(pattern):
+        if pattern.ndim != 2:
+            raise ValueError(f"{name} must be 2-D; got a {pattern.ndim}-D sparse array")
+        data = pattern.data if hasattr(pattern, "data") else pattern.tocoo().data
+        dense = None
+    else:
+        dense = np.asarray(pattern)
+        if dense.ndim != 2:
+            raise ValueError(f"{name} must be 2-D; got shape {dense.shape}")
+        data = dense.ravel()
+    if not (data.dtype == np.bool_ or np.issubdtype(data.dtype, np.number)):
+        raise TypeError(f"{name} must be boolean or 0/1 numbers; got dtype {data.dtype}")
+    if data.dtype != np.bool_:
+        bad = (data != 0) & (data != 1)
+        if bad.any():
+            raise ValueError(
+                f"{name} must be boolean or 0/1; got the value {data[np.argmax(bad)]!r}"
+            )
+    csc = sp.csc_array(pattern if dense is None else dense != 0)
+    csc.data = csc.data != 0
+    csc.eliminate_zeros()
+    csc.sum_duplicates()
+    return sp.csc_array(
+        (np.ones(csc.nnz, np.bool_), csc.indices.astype(np.int64), csc.indptr.astype(np.int64)),
+        shape=csc.shape,
+    )
+
+
+def transposed(pattern: sp.csc_array) -> sp.csc_array:
+    """The transpose as a canonical CSC pattern (its index arrays are the CSR of ``pattern``)."""
+    return as_pattern(pattern.T)
+
+
+def check_symmetric(pattern: sp.csc_array, name: str = "pattern") -> None:
+    """Raise ``ValueError`` naming an entry whose mirror is missing unless square and symmetric."""
+    m, n = pattern.shape
+    if m != n:
+        raise ValueError(f"{name} must be square and symmetric; got shape {pattern.shape}")
+    diff = sp.csc_array(pattern.astype(np.int8) - pattern.T.astype(np.int8))
+    diff.eliminate_zeros()
+    if diff.nnz:
+        coo = diff.tocoo()
+        i, j = (int(coo.row[0]), int(coo.col[0]))
+        if coo.data[0] < 0:
+            i, j = j, i
+        raise ValueError(
+            f"{name} must be symmetric; entry ({i}, {j}) is present but ({j}, {i}) is not"
+        )
+
+
+class Adjacency(NamedTuple):
+    """A symmetric graph as sorted CSR arrays, with the mirror position and an edge id per entry.
+
+    ``tpos[p]`` is the position of the entry mirroring position ``p``; ``eid[p]`` numbers each
+    undirected edge once (0 .. nedges-1), the same for both of its positions.
+    """
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    tpos: np.ndarray
+    eid: np.ndarray
+
+    @property
+    def nvertices(self) -> int:
+        return self.indptr.size - 1
+
+    @property
+    def nedges(self) -> int:
+        return self.indices.size // 2
+
+
+@numba.njit(cache=True)
+def _mirror_positions(indptr, indices):
+    # Rows are visited in increasing order and each row is sorted, so the k-th time column j is
+    # met is the k-th entry of row j (valid for symmetric patterns only).
+    n = indptr.size - 1
+    seen = indptr[:-1].copy()
+    tpos = np.empty(indices.size, np.int64)
+    eid = np.empty(indices.size, np.int64)
+    nedges = 0
+    for i in range(n):
+        for p in range(indptr[i], indptr[i + 1]):
+            j = indices[p]
+            tpos[p] = seen[j]
+            seen[j] += 1
+            if i < j:
+                eid[p] = nedges
+                nedges += 1
+            else:
+                eid[p] = eid[tpos[p]]
+    return tpos, eid
+
+
+def adjacency(indptr: np.ndarray, indices: np.ndarray) -> Adjacency:
+    """The adjacency graph of a symmetric pattern given by sorted CSR arrays, without loops."""
+    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    keep = indices != rows
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(rows[keep], minlength=indptr.size - 1))))
+    indices = np.ascontiguousarray(indices[keep], dtype=np.int64)
+    return Adjacency(indptr.astype(np.int64), indices, *_mirror_positions(indptr, indices))
+
+
+def bipartite_adjacency(pattern: sp.csc_array, rows_of: sp.csc_array) -> Adjacency:
+    """The bipartite graph of an m x n pattern as the adjacency of [[0, Jᵀ], [J, 0]].
+
+    Vertices 0..n-1 are the columns and n..n+m-1 the rows; positions 0..nnz-1 are the entries
+    of ``pattern`` in CSC order. ``rows_of`` is ``transposed(pattern)``.
+    """
+    m, n = pattern.shape
+    indptr = np.concatenate((pattern.indptr, pattern.nnz + rows_of.indptr[1:]))
+    indices = np.concatenate((pattern.indices + n, rows_of.indices))
+    return Adjacency(indptr, indices, *_mirror_positions(indptr, indices))
+
+
+class Walk(NamedTuple):
+    """The neighbourhood of vertex v as a two-step walk: v -> ``idx1[ptr1[v]:ptr1[v+1]]`` -> ``idx2``.
+
+    For the columns of a Jacobian the first step is the CSC (column -> rows) and the second the
+    CSR (row -> columns): the column intersection graph without forming JᵀJ. For an adjacency
+    graph the first step is the identity.
+    """
+
+    ptr1: np.ndarray
+    idx1: np.ndarray
+    ptr2: np.ndarray
+    idx2: np.ndarray
+
+    @property
+    def nvertices(self) -> int:
+        return self.ptr1.size - 1
+
+    @classmethod
+    def columns(cls, pattern: sp.csc_array, rows_of: sp.csc_array) -> Walk:
+        """Distance-2 walk over the columns of ``pattern`` (``rows_of = transposed(pattern)``)."""
+        return cls(pattern.indptr, pattern.indices, rows_of.indptr, rows_of.indices)
+
+    @classmethod
+    def neighbours(cls, graph: Adjacency) -> Walk:
+        """Distance-1 walk over an adjacency graph."""
+        n = graph.nvertices
+        return cls(np.arange(n + 1), np.arange(n), graph.indptr, graph.indices)
+
+    def cost(self) -> int:
+        """Steps of one full walk (sum over middle vertices of their degree squared)."""
+        inner = np.diff(self.ptr2).astype(np.float64)
+        counts = np.bincount(self.idx1, minlength=inner.size)
+        return int(counts @ inner)

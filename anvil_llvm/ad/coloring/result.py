@@ -1,0 +1,285 @@
+"""Colouring results: colours, seed matrices, decompression tables as data, and ``decompress``.
+
+Layout of the compressed products (one contiguous vector per directional derivative, which is
+how a vmap over colour seeds writes them): ``compressed`` is the concatenation of
+  - column products J·S (m × c) column by column: entry (i, k) at ``k*m + i``;
+  - row products Sᵀ·J (c × n) row by row: entry (k, j) at ``k*n + j`` (after the column
+    products, for a bidirectional colouring);
+  - a Hessian's products H·S (n × c) like column products.
+The tables fill ``values``, the CSC data of ``result.pattern`` (the Jacobian pattern, or the
+upper triangle of the Hessian pattern), by the program
+
+    for t in range(len(target)):
+        values[target[t]] = compressed[source[t]]
+        if subtract[t] >= 0:
+            compressed[subtract[t]] -= values[target[t]]
+
+Direct methods (distance-2, star, star bicolouring) have ``target == arange(nnz)`` and no
+subtraction: ``values = compressed[source]`` is one gather. Acyclic colourings subtract each
+solved value from the other product entry that holds it (substitution).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+from .patterns import Adjacency, as_pattern
+from .tables import direct_slots, substitution, unique_colour_in_row
+
+
+@dataclass(frozen=True, eq=False)
+class DecompressionTables:
+    """The decompression program: int64 arrays ``target``, ``source``, ``subtract`` (-1: none).
+
+    >>> t = DecompressionTables(np.arange(2), np.array([3, 0]), np.array([-1, -1]))
+    >>> t.direct, t.run(np.array([1.0, 2.0, 3.0, 4.0]), 2).tolist()
+    (True, [4.0, 1.0])
+    """
+
+    target: np.ndarray
+    source: np.ndarray
+    subtract: np.ndarray
+
+    @property
+    def direct(self) -> bool:
+        """True when the program is one gather: ``values = compressed[source]``."""
+        return not (self.subtract >= 0).any() and np.array_equal(
+            self.target, np.arange(self.target.size)
+        )
+
+    def run(self, compressed: np.ndarray, nnz: int) -> np.ndarray:
+        """Run the program on a flat compressed vector (not modified); return the values."""
+        if self.direct and self.target.size == nnz:
+            return compressed[self.source]
+        values = np.zeros(nnz, compressed.dtype)
+        _run(compressed.copy(), self.target, self.source, self.subtract, values)
+        return values
+
+
+@numba.njit(cache=True)
+def _run(compressed, target, source, subtract, values):
+    for t in range(target.size):
+        x = compressed[source[t]]
+        values[target[t]] = x
+        if subtract[t] >= 0:
+            compressed[subtract[t]] -= x
+
+
+@dataclass(frozen=True, eq=False)
+class Coloring:
+    """A colouring of a Jacobian or Hessian pattern with its decompression tables.
+
+    ``partition`` is "column" (seeds S: n × c, products J·S), "row" (seeds S: m × c, products
+    Sᵀ·J) or "bidirectional" (both). Hessian colourings are column partitions whose ``pattern``
+    is the upper triangle. ``method`` is "distance2", "star", "acyclic" or "star_bicoloring".
+    Colours are 0..c-1 per side; -1 marks a column (row) that is in no seed because its entries
+    are all read from other products.
+
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from anvil_llvm.ad.coloring import jacobian_coloring
+    >>> J = sp.csc_array(np.array([[1.0, 2.0, 0.0], [0.0, 3.0, 4.0]]))
+    >>> r = jacobian_coloring(J != 0, partition="column")
+    >>> r.ncolors, r.colors.tolist()
+    (2, [0, 1, 0])
+    >>> r.decompress(J @ r.seed_matrix()).toarray().tolist()
+    [[1.0, 2.0, 0.0], [0.0, 3.0, 4.0]]
+    """
+
+    pattern: sp.csc_array
+    partition: str
+    method: str
+    order: str
+    column_colors: np.ndarray | None
+    row_colors: np.ndarray | None
+    tables: DecompressionTables
+
+    @property
+    def ncolumn_colors(self) -> int:
+        return 0 if self.column_colors is None else int(self.column_colors.max(initial=-1)) + 1
+
+    @property
+    def nrow_colors(self) -> int:
+        return 0 if self.row_colors is None else int(self.row_colors.max(initial=-1)) + 1
+
+    @property
+    def ncolors(self) -> int:
+        """Number of directional derivatives (column plus row products)."""
+        return self.ncolumn_colors + self.nrow_colors
+
+    @property
+    def colors(self) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+        """Column colours, row colours, or (column, row) colours for "bidirectional"."""
+        if self.partition == "bidirectional":
+            return self.column_colors, self.row_colors
+        return self.row_colors if self.partition == "row" else self.column_colors
+
+    def seed_matrix(self) -> sp.csc_array | tuple[sp.csc_array, sp.csc_array]:
+        """Seeds: n × c for "column", m × c for "row", the pair (n × c₁, m × c₂) otherwise."""
+        if self.partition == "bidirectional":
+            return _seeds(self.column_colors), _seeds(self.row_colors)
+        return _seeds(self.colors)
+
+    def decompress(self, compressed: object, row_compressed: object = None) -> sp.csc_array:
+        """Recover the matrix from its products (the upper triangle for a Hessian), as CSC.
+
+        Pass J·S for "column" (H·S for a Hessian), Sᵀ·J for "row", and J·S₁, S₂ᵀ·J for
+        "bidirectional" with (S₁, S₂) = ``seed_matrix()``. Dense or sparse products are fine.
+        """
+        m, n = self.pattern.shape
+        given = [compressed] if row_compressed is None else [compressed, row_compressed]
+        expected = {
+            "column": [("compressed", (m, self.ncolumn_colors), "F")],
+            "row": [("compressed", (self.nrow_colors, n), "C")],
+            "bidirectional": [
+                ("compressed", (m, self.ncolumn_colors), "F"),
+                ("row_compressed", (self.nrow_colors, n), "C"),
+            ],
+        }[self.partition]
+        if len(given) != len(expected):
+            raise TypeError(
+                f"a {self.partition} colouring decompresses {len(expected)} product(s); "
+                f"got {len(given)}"
+            )
+        parts = [_flat(x, name, shape, layout) for x, (name, shape, layout) in zip(given, expected)]
+        flat = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        values = self.tables.run(flat, self.pattern.nnz)
+        return sp.csc_array((values, self.pattern.indices, self.pattern.indptr), self.pattern.shape)
+
+
+def _flat(x: object, name: str, shape: tuple[int, int], layout: str) -> np.ndarray:
+    x = x.toarray() if sp.issparse(x) else np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.complexfloating)):
+        if not np.issubdtype(x.dtype, np.number):
+            raise TypeError(f"{name} must be a numeric array; got dtype {x.dtype}")
+        x = x.astype(np.float64)
+    if x.shape != shape:
+        raise ValueError(f"{name} must have shape {shape}; got shape {x.shape}")
+    return x.ravel(order=layout)
+
+
+def _seeds(colors: np.ndarray) -> sp.csc_array:
+    keep = np.flatnonzero(colors >= 0)
+    ncolors = int(colors.max(initial=-1)) + 1
+    return sp.csc_array(
+        (np.ones(keep.size), (keep, colors[keep])), shape=(colors.size, ncolors)
+    )
+
+
+def _compact(colors: np.ndarray, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber the needed colours 0..k-1 in order, the others -1; also return the map (whose
+    last entry maps -1 to -1)."""
+    remap = np.append(np.where(needed, np.cumsum(needed) - 1, -1), -1)
+    return remap[colors], remap
+
+
+def _direct(source: np.ndarray) -> DecompressionTables:
+    return DecompressionTables(
+        np.arange(source.size, dtype=np.int64),
+        source.astype(np.int64),
+        np.full(source.size, -1, np.int64),
+    )
+
+
+def _columns(pattern: sp.csc_array) -> np.ndarray:
+    return np.repeat(np.arange(pattern.shape[1], dtype=np.int64), np.diff(pattern.indptr))
+
+
+def _needed(colors: np.ndarray, used: np.ndarray) -> np.ndarray:
+    needed = np.zeros(int(colors.max(initial=-1)) + 1, np.bool_)
+    needed[used] = True
+    return needed
+
+
+def distance2_result(
+    pattern: sp.csc_array, rows_of: sp.csc_array, colors: np.ndarray, partition: str, order: str
+) -> Coloring:
+    """Direct tables for a distance-2 colouring of the columns (or, for "row", of the rows).
+
+    ``colors`` colours the columns of ``pattern`` or, for partition "row", its rows.
+    """
+    m, n = pattern.shape
+    by_row = partition == "row"
+    check = pattern if by_row else rows_of
+    if not unique_colour_in_row(check.indptr, check.indices, colors).all():
+        raise ValueError(f"not a distance-2 colouring of the {partition}s")
+    rows, cols = pattern.indices, _columns(pattern)
+    vertex, seeded = (cols, rows) if by_row else (rows, cols)
+    colors, _ = _compact(colors, _needed(colors, colors[seeded]))
+    tables = _direct(colors[seeded] * (n if by_row else m) + vertex)
+    sides = (None, colors) if by_row else (colors, None)
+    return Coloring(pattern, partition, "distance2", order, *sides, tables)
+
+
+def _upper(pattern: sp.csc_array, graph: Adjacency) -> tuple:
+    """The upper triangle, its diagonal mask, and the edge id of each off-diagonal entry."""
+    upper = as_pattern(sp.triu(pattern))
+    diag = upper.indices == _columns(upper)
+    adj_rows = np.repeat(np.arange(graph.nvertices), np.diff(graph.indptr))
+    edges = graph.eid[graph.indices < adj_rows]  # row j, column i < j: CSC order of the upper
+    return upper, diag, edges
+
+
+def star_result(
+    pattern: sp.csc_array, graph: Adjacency, colors: np.ndarray, order: str
+) -> Coloring:
+    """Direct tables for a star colouring of a symmetric pattern (upper triangle, CSC order)."""
+    upper, diag, edges = _upper(pattern, graph)
+    vertex = upper.indices.copy()
+    needed = _needed(colors, colors[vertex[diag]])
+    edge_vertex, edge_colour = direct_slots(graph, colors, needed)
+    colour_of = colors[vertex]
+    vertex[~diag] = edge_vertex[edges]
+    colour_of[~diag] = edge_colour[edges]
+    colors, remap = _compact(colors, needed)
+    tables = _direct(remap[colour_of] * pattern.shape[0] + vertex)
+    return Coloring(upper, "column", "star", order, colors, None, tables)
+
+
+def acyclic_result(
+    pattern: sp.csc_array, graph: Adjacency, colors: np.ndarray, order: str
+) -> Coloring:
+    """Substitution tables for an acyclic colouring of a symmetric pattern (upper triangle)."""
+    n = pattern.shape[0]
+    upper, diag, edges = _upper(pattern, graph)
+    edge_target = np.empty(graph.nedges, np.int64)
+    edge_target[edges] = np.flatnonzero(~diag)
+    edge, vertex, colour_of, sub_vertex, sub_colour = substitution(graph, colors)
+    diag_rows = upper.indices[diag]
+    target = np.concatenate((np.flatnonzero(diag), edge_target[edge]))
+    vertex = np.concatenate((diag_rows, vertex))
+    colour_of = np.concatenate((colors[diag_rows], colour_of))
+    colors, remap = _compact(colors, _needed(colors, colour_of))
+    subtract = np.where(sub_vertex >= 0, remap[sub_colour] * n + sub_vertex, -1)
+    subtract = np.concatenate((np.full(diag_rows.size, -1, np.int64), subtract))
+    tables = DecompressionTables(target, remap[colour_of] * n + vertex, subtract)
+    return Coloring(upper, "column", "acyclic", order, colors, None, tables)
+
+
+def bicoloring_result(
+    pattern: sp.csc_array, graph: Adjacency, colors: np.ndarray, order: str
+) -> Coloring:
+    """Direct tables for a star bicolouring (``colors`` of the n columns, then the m rows)."""
+    m, n = pattern.shape
+    ncol = int(colors[:n].max(initial=-1)) + 1
+    disjoint = np.concatenate((colors[:n], colors[n:] + ncol))  # one seed set per side
+    needed = np.zeros(int(disjoint.max(initial=-1)) + 1, np.bool_)
+    edge_vertex, edge_colour = direct_slots(graph, disjoint, needed)
+    column_colors, column_remap = _compact(colors[:n], needed[:ncol])
+    row_colors, row_remap = _compact(colors[n:], needed[ncol:])
+    vertex = edge_vertex[graph.eid[: pattern.nnz]]
+    colour_of = edge_colour[graph.eid[: pattern.nnz]]
+    # A row vertex's slot is an entry of a column product J·S₁; a column vertex's slot is an
+    # entry of a row product S₂ᵀ·J, stored after the column products.
+    source = np.where(
+        vertex >= n,
+        column_remap[np.minimum(colour_of, ncol)] * m + vertex - n,
+        (column_remap.max() + 1) * m + row_remap[np.maximum(colour_of - ncol, -1)] * n + vertex,
+    )
+    return Coloring(
+        pattern, "bidirectional", "star_bicoloring", order, column_colors, row_colors,
+        _direct(source),
+    )

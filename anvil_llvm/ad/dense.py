@@ -1,0 +1,114 @@
+"""Dense derivative operators built from the JVP, VJP and vmap transforms.
+
+Each operator takes a function (a NumericalFunction, or a plain Python callable traced on first
+call) and returns a new function of the same kind, so results are callable, differentiable again
+and exportable.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import build as B
+from ..ir.ops import INPUT
+from ..ir.uop import UOp, substitute
+from .batching import vmap_graph, with_batch
+from .forward import jvp_graph
+from .reverse import vjp_graph
+
+
+# ---- argument handling ---------------------------------------------------------------------------
+def argnums_of(fn, argnum, argnums=None) -> tuple[tuple[int, ...], bool]:
+    """`argnum` (or JAX's `argnums`) as a tuple of positions, and whether a single int was given."""
+    if argnums is not None:
+        argnum = argnums
+    single = not isinstance(argnum, (tuple, list))
+    nums = (argnum,) if single else tuple(argnum)
+    if not nums:
+        raise ValueError("argnum: expected at least one argument position, got ()")
+    for a in nums:
+        if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
+            raise TypeError(f"argnum: expected an int or a tuple of ints, got {argnum!r}")
+        if not -len(fn.args) <= a < len(fn.args):
+            raise ValueError(f"argnum: {a} is out of range for {fn.name}, which takes "
+                             f"{len(fn.args)} argument(s)")
+    nums = tuple(int(a) % len(fn.args) for a in nums)
+    for a in nums:
+        if not fn.args[a].dtype.is_float:
+            raise TypeError(f"argnum: argument {a} ('{fn.arg_names[a]}') of {fn.name} has dtype "
+                            f"{fn.args[a].dtype}; only float arguments can be differentiated")
+    return nums, single
+
+
+def with_inputs(fn, name: str, outputs: list[UOp], multiple: bool,
+                extra: list[tuple[UOp, str]] = ()):
+    """A function of `fn`'s arguments plus `extra` (new INPUT nodes and their names)."""
+    from ..function import Arg      # the operators return functions; Arg holds no graph logic
+    args = list(fn.args) + [Arg(node.shape, node.dtype) for node, _ in extra]
+    names = list(fn.arg_names) + [n for _, n in extra]
+    return type(fn).from_graph(name, args, outputs, multiple, names)
+
+
+def new_input(fn, offset: int, like: UOp) -> UOp:
+    """An INPUT node placed after `fn`'s arguments, with `like`'s shape and dtype."""
+    return UOp(INPUT, (), (len(fn.args) + offset, like.shape, like.dtype))
+
+
+def scalar_output(fn, operator: str) -> UOp:
+    if len(fn.outputs) != 1 or fn.outputs[0].shape != ():
+        shapes = [o.shape for o in fn.outputs]
+        raise ValueError(f"{operator}: {fn.name} must return one scalar (shape ()), it returns "
+                         f"shapes {shapes}; use jacobian for vector outputs")
+    if not fn.outputs[0].dtype.is_float:
+        raise TypeError(f"{operator}: {fn.name} returns {fn.outputs[0].dtype}, not a float")
+    return fn.outputs[0]
+
+
+# ---- graph-level derivatives ---------------------------------------------------------------------
+def _placeholder(like: UOp) -> UOp:
+    """A seed node standing for a direction until it is substituted or batched away."""
+    return UOp(INPUT, (), (-1, like.shape, like.dtype))
+
+
+def _basis_vector(shape: tuple, dtype, k: int) -> UOp:
+    basis = B.basis(shape, dtype)
+    row = B.slice_(basis, ((k, 1, 1),) + tuple((0, 1, n) for n in shape))
+    return B.reshape(row, shape)
+
+
+def _stack_directions(direction_graph: UOp, seed: UOp, unroll: bool) -> UOp:
+    """`direction_graph` (linear in `seed`) for every basis seed, stacked on a leading axis."""
+    n = seed.size
+    if unroll:
+        rows = [B.reshape(substitute([direction_graph], {seed: _basis_vector(
+            seed.shape, seed.dtype, k)})[0], (1,) + direction_graph.shape) for k in range(n)]
+        return B.concat(rows, 0) if rows else B.full((0,) + direction_graph.shape, 0,
+                                                     direction_graph.dtype)
+    ((batched, is_batched),) = vmap_graph([direction_graph],
+                                          {seed: B.basis(seed.shape, seed.dtype)})
+    return with_batch(batched, is_batched, n)
+
+
+def jacobian_graph(output: UOp, x: UOp, mode: str = "auto", unroll: bool = False) -> UOp:
+    """d output / d x as a node of shape output.shape + x.shape."""
+    if mode == "auto":
+        mode = "fwd" if x.size <= output.size else "rev"
+    if mode == "fwd":
+        seed = _placeholder(x)
+        (tangent,) = jvp_graph([output], {x: seed})
+        if tangent is None:
+            return B.full(output.shape + x.shape, 0, output.dtype)
+        stacked = _stack_directions(tangent, seed, unroll)             # (n,) + out
+        moved = B.permute(stacked, tuple(range(1, output.ndim + 1)) + (0,))
+        return B.reshape(moved, output.shape + x.shape)
+    if mode == "rev":
+        seed = _placeholder(output)
+        (ct,) = vjp_graph([output], [seed], [x])
+        if ct is None:
+            return B.full(output.shape + x.shape, 0, output.dtype)
+        return B.reshape(_stack_directions(ct, seed, unroll), output.shape + x.shape)
+    raise ValueError(f"mode: expected 'auto', 'fwd' or 'rev', got {mode!r}")
+
+
+def gradient_graph(output: UOp, x: UOp) -> UOp:
+    (g,) = vjp_graph([output], [B.full((), 1, output.dtype)], [x])
+    return B.materialise(g, x)
