@@ -1,0 +1,157 @@
+"""Shared test helpers: trace a function once, run it compiled, through the NumPy reference
+interpreter and through NumPy itself, and compare with the tolerance the op deserves.
+
+Importable from any test file as `avcheck`: the rootdir conftest puts `tests/` on sys.path.
+
+Most checks take an `op(m, *xs)` written once for both array libraries: it is traced with
+`m = anvil_llvm` on tensors and evaluated with `m = numpy` on the same arrays, so the NumPy
+result is the expectation and the interpreter is the oracle of the graph itself.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import anvil_llvm as av
+from anvil_llvm.ir.interpret import evaluate
+
+
+def fast(max_examples: int = 30):
+    """Hypothesis settings for properties that compile a new function per example (~25 ms)."""
+    return settings(max_examples=max_examples, deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                           HealthCheck.filter_too_much])
+
+
+@dataclass(frozen=True)
+class Tol:
+    """assert_allclose tolerances; `None` in place of a Tol means bit-for-bit."""
+
+    rtol: float
+    atol: float = 0.0
+
+
+# Transcendentals: LLVM calls glibc's libm (or its libmvec vector variants, <= 4 ulp), NumPy its
+# own SIMD kernels or libm; each is within a few ulp of the exact value, so they may differ by up
+# to about 8 ulp = 8 * 2.2e-16 relative; 1e-14 leaves room without hiding a wrong formula, and
+# atol covers results near a zero of the function (sin near pi), where relative error is
+# meaningless. float32 kernels differ by a few float32 ulp (1.2e-7).
+ULP64 = Tol(1e-14, 1e-15)
+ULP32 = Tol(4e-6, 1e-6)
+
+
+def ulp_tol(dtype) -> Tol:
+    return ULP32 if np.dtype(dtype) == np.float32 else ULP64
+
+
+def as_list(result) -> list:
+    return list(result) if isinstance(result, (tuple, list)) else [result]
+
+
+def assert_same(actual, expected, what: str = "") -> None:
+    """Same dtype, shape and values bit for bit (NaN matches NaN; -0.0 does not match 0.0)."""
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    np.testing.assert_array_equal(actual, expected, err_msg=what, strict=True)
+    if actual.dtype.kind == "f":
+        numbers = ~np.isnan(expected)
+        np.testing.assert_array_equal(np.signbit(actual[numbers]), np.signbit(expected[numbers]),
+                                      err_msg=f"{what}: signs of zero differ")
+
+
+def assert_matches(actual, expected, tol: Tol | None, what: str = "") -> None:
+    if tol is None:
+        assert_same(actual, expected, what)
+        return
+    actual, expected = np.asarray(actual), np.asarray(expected)
+    assert actual.dtype == expected.dtype, f"{what}: dtype {actual.dtype} != {expected.dtype}"
+    assert actual.shape == expected.shape, f"{what}: shape {actual.shape} != {expected.shape}"
+    if actual.dtype.kind in "biu":
+        np.testing.assert_array_equal(actual, expected, err_msg=what)
+    else:
+        np.testing.assert_allclose(actual, expected, rtol=tol.rtol, atol=tol.atol, err_msg=what)
+
+
+# Every function the tests build stays alive for the session: dropping a compiled
+# NumericalFunction frees the PyMethodDef its entry point still points to, and the next garbage
+# collection then crashes (see test_dropping_a_compiled_function_is_safe in test_callpath.py).
+_ALIVE: list = []
+
+
+def function(name: str, fn, args) -> av.NumericalFunction:
+    """av.NumericalFunction(name, fn, args), kept alive until the end of the session."""
+    built = av.NumericalFunction(name, fn, args)
+    _ALIVE.append(built)
+    return built
+
+
+def arg_for(value) -> av.Arg:
+    value = np.asarray(value)
+    return av.Arg(value.shape, value.dtype)
+
+
+def trace(op, *inputs, name: str = "f") -> av.NumericalFunction:
+    """`op(anvil_llvm, *tensors)` traced for the shapes and dtypes of `inputs`."""
+    return function(name, lambda *xs: op(av, *xs), [arg_for(x) for x in inputs])
+
+
+def numpy_result(op, *inputs) -> list:
+    with np.errstate(all="ignore"):
+        return [np.asarray(r) for r in as_list(op(np, *inputs))]
+
+
+def check_function(fn: av.NumericalFunction, inputs, expected, tol: Tol | None = None) -> list:
+    """`fn` compiled and interpreted on `inputs` equals `expected` (a list, one per output)."""
+    inputs = [np.asarray(x) for x in inputs]
+    compiled = as_list(fn(*inputs))
+    interpreted = evaluate(fn.outputs, inputs)
+    assert len(compiled) == len(interpreted) == len(expected)
+    for j, (c, i, e) in enumerate(zip(compiled, interpreted, expected)):
+        assert_matches(i, e, tol, f"interpreter vs NumPy, output {j}")
+        assert_matches(c, e, tol, f"compiled vs NumPy, output {j}")
+        assert_matches(c, i, tol, f"compiled vs interpreter, output {j}")
+    return compiled
+
+
+def check(op, *inputs, tol: Tol | None = None, numpy_op=None) -> list:
+    """Trace `op`, then compare compiled, interpreted and NumPy (`numpy_op` or `op`) results."""
+    fn = trace(op, *inputs)
+    return check_function(fn, inputs, numpy_result(numpy_op or op, *inputs), tol)
+
+
+# ---- strategies ---------------------------------------------------------------------------------
+SPECIAL = (0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0)
+
+
+def floats(lo: float = -100.0, hi: float = 100.0, special: bool = False, width: int = 64):
+    if width == 32:     # the float32 numbers inside [lo, hi]
+        lo, hi = (float(np.nextafter(np.float32(v), np.float32(inward))) if float(np.float32(v)) != v
+                  else v for v, inward in ((lo, hi), (hi, lo)))
+    values = st.floats(lo, hi, allow_nan=False, allow_infinity=False, width=width)
+    return values | st.sampled_from(SPECIAL) if special else values
+
+
+def shapes(min_dims: int = 0, max_dims: int = 3, min_side: int = 0, max_side: int = 4):
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=min_side,
+                            max_side=max_side)
+
+
+def arrays(shape, dtype=np.float64, elements=None, **float_options):
+    """Arrays of `dtype` (a NumPy dtype) and `shape` (a shape or a strategy of shapes)."""
+    dtype = np.dtype(dtype)
+    if elements is None:
+        if dtype.kind == "f":
+            elements = floats(width=8 * dtype.itemsize, **float_options)
+        elif dtype.kind == "b":
+            elements = st.booleans()
+        else:
+            elements = st.integers(-50, 50)
+    return hnp.arrays(dtype, shape, elements=elements)
+
+
+NUMERIC = (np.float64, np.float32, np.int64)
