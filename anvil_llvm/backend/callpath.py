@@ -154,24 +154,33 @@ class _Wrapper:
         self.check(self.op(f"icmp ne i8 {order}, {ord('>')}"), f"{tag}.order")
         return self.field(obj, ARRAY_DATA, "ptr")
 
-    def call_native(self, pointers: list[str]) -> None:
+    def heap_work(self) -> bool:
+        return (self.work_bytes + 63) // 64 * 64 > STACK_WORK_LIMIT
+
+    def call_native(self, pointers: list[str], tag: str, owned: list[str]) -> None:
+        """Call the C ABI function; `owned` arrays are released if the workspace cannot be had."""
         work = "null"
         if self.work_bytes:
             size = (self.work_bytes + 63) // 64 * 64
-            if size <= STACK_WORK_LIMIT:
+            if not self.heap_work():
                 work = self.op(f"alloca [{size} x i8], align 64")
             else:
                 work = self.op(f"call ptr @aligned_alloc(i64 64, i64 {size})")
-                self.emit(f"br i1 {self.op(f'icmp eq ptr {work}, null')}, label %nomem, "
-                          "label %gotmem")
-                self.emit("gotmem:")
+                self.emit(f"br i1 {self.op(f'icmp eq ptr {work}, null')}, label %{tag}.nomem, "
+                          f"label %{tag}.work")
+                self.emit(f"{tag}.nomem:")
+                for a in owned:
+                    self.emit(f"call void @Py_DecRef(ptr {a})")
+                self.emit("call ptr @PyErr_NoMemory()")
+                self.emit("ret ptr null")
+                self.emit(f"{tag}.work:")
         args = ", ".join(f"ptr {p}" for p in pointers + [work])
         if self.release_gil:
             state = self.op("call ptr @PyEval_SaveThread()")
         self.emit(f"call i32 @{self.symbol}({args})")
         if self.release_gil:
             self.emit(f"call void @PyEval_RestoreThread(ptr {state})")
-        if self.work_bytes and (self.work_bytes + 63) // 64 * 64 > STACK_WORK_LIMIT:
+        if self.work_bytes and self.heap_work():
             self.emit(f"call void @free(ptr {work})")
 
     def result(self, arrays: list[str], tag: str) -> None:
@@ -179,13 +188,13 @@ class _Wrapper:
             self.emit(f"ret ptr {arrays[0]}")
             return
         tup = self.op(f"call ptr @PyTuple_New(i64 {len(arrays)})")
-        self.emit(f"br i1 {self.op(f'icmp eq ptr {tup}, null')}, label %{tag}.nomem, "
+        self.emit(f"br i1 {self.op(f'icmp eq ptr {tup}, null')}, label %{tag}.notuple, "
                   f"label %{tag}.tuple")
         self.emit(f"{tag}.tuple:")
         for j, a in enumerate(arrays):
             self.emit(f"call i32 @PyTuple_SetItem(ptr {tup}, i64 {j}, ptr {a})")
         self.emit(f"ret ptr {tup}")
-        self.emit(f"{tag}.nomem:")
+        self.emit(f"{tag}.notuple:")
         for a in arrays:
             self.emit(f"call void @Py_DecRef(ptr {a})")
         self.emit("ret ptr null")
@@ -225,7 +234,7 @@ class _Wrapper:
             self.emit(f"new{j}.ok:")
             arrays.append(a)
             out_data.append(self.field(a, ARRAY_DATA, "ptr"))
-        self.call_native(data + out_data)
+        self.call_native(data + out_data, "alloc", arrays)
         self.result(arrays, "alloc")
         for j in range(nout):
             self.emit(f"fail.new{j}:")
@@ -240,14 +249,10 @@ class _Wrapper:
             given.append(obj)
             given_data.append(self.check_array(obj, spec, True, array_type, f"out{j}"))
         self.check_disjoint(data, given_data)
-        self.call_native(data + given_data)
+        self.call_native(data + given_data, "given", [])
         for obj in given:
             self.emit(f"call void @Py_IncRef(ptr {obj})")
         self.result(given, "given")
-        if self.work_bytes and (self.work_bytes + 63) // 64 * 64 > STACK_WORK_LIMIT:
-            self.emit("nomem:")
-            self.emit("call ptr @PyErr_NoMemory()")
-            self.emit("ret ptr null")
         self.emit("slow:")
         r = self.op("call ptr @PyObject_Vectorcall(ptr %self, ptr %args, i64 %nargsf, "
                     "ptr %kwnames)")

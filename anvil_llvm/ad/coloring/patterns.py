@@ -28,7 +28,8 @@ def as_pattern(pattern: object, name: str = "pattern") -> sp.csc_array:
     if sp.issparse(pattern):
         if pattern.ndim != 2:
             raise ValueError(f"{name} must be 2-D; got a {pattern.ndim}-D sparse array")
-        data = pattern.data if hasattr(pattern, "data") else pattern.tocoo().data
+        pattern = sp.coo_array(pattern)
+        data = pattern.data
         dense = None
     else:
         dense = np.asarray(pattern)
