@@ -41,6 +41,9 @@ class Tol:
 # atol covers results near a zero of the function (sin near pi), where relative error is
 # meaningless. float32 kernels differ by a few float32 ulp (1.2e-7).
 ULP64 = Tol(1e-14, 1e-15)
+# Exact values, but either sign of zero: NumPy's own maximum/minimum give -0.0 or 0.0 for a pair
+# of zeros depending on its SIMD path and the array length.
+SIGNLESS = Tol(0.0, 0.0)
 ULP32 = Tol(4e-6, 1e-6)
 
 
@@ -77,19 +80,6 @@ def assert_matches(actual, expected, tol: Tol | None, what: str = "") -> None:
         np.testing.assert_allclose(actual, expected, rtol=tol.rtol, atol=tol.atol, err_msg=what)
 
 
-# Every function the tests build stays alive for the session: dropping a compiled
-# NumericalFunction frees the PyMethodDef its entry point still points to, and the next garbage
-# collection then crashes (see test_dropping_a_compiled_function_is_safe in test_callpath.py).
-_ALIVE: list = []
-
-
-def function(name: str, fn, args) -> av.NumericalFunction:
-    """av.NumericalFunction(name, fn, args), kept alive until the end of the session."""
-    built = av.NumericalFunction(name, fn, args)
-    _ALIVE.append(built)
-    return built
-
-
 def arg_for(value) -> av.Arg:
     value = np.asarray(value)
     return av.Arg(value.shape, value.dtype)
@@ -97,7 +87,7 @@ def arg_for(value) -> av.Arg:
 
 def trace(op, *inputs, name: str = "f") -> av.NumericalFunction:
     """`op(anvil_llvm, *tensors)` traced for the shapes and dtypes of `inputs`."""
-    return function(name, lambda *xs: op(av, *xs), [arg_for(x) for x in inputs])
+    return av.NumericalFunction(name, lambda *xs: op(av, *xs), [arg_for(x) for x in inputs])
 
 
 def numpy_result(op, *inputs) -> list:
