@@ -17,8 +17,15 @@ import scipy.sparse as sp
 from .acyclic import acyclic_coloring
 from .distance2 import dsatur_coloring, greedy_coloring, recolor
 from .orders import ORDERS, vertex_order, walk_degrees
-from .patterns import Adjacency, Walk, adjacency, as_pattern, bipartite_adjacency, check_symmetric
-from .patterns import transposed
+from .patterns import (
+    Adjacency,
+    Walk,
+    adjacency,
+    as_pattern,
+    bipartite_adjacency,
+    check_symmetric,
+    transposed,
+)
 from .result import Coloring, acyclic_result, bicoloring_result, distance2_result, star_result
 from .star import star_coloring
 
@@ -27,10 +34,25 @@ METHODS = ("star", "acyclic")
 JACOBIAN_ORDERS = ("best", "dsatur", *ORDERS)
 HESSIAN_ORDERS = ("best", *ORDERS)
 # "best" tries these in turn: the strongest first, so the lower bound often stops the search.
-_DISTANCE2_SEARCH = ("dsatur", "smallest_last", "incidence_degree", "largest_first",
-                     "dynamic_largest_first", "natural", "random")
-_SYMMETRIC_SEARCH = ("smallest_last", "largest_first", "incidence_degree",
-                     "dynamic_largest_first", "natural", "random")
+_DISTANCE2_SEARCH = (
+    "dsatur",
+    "smallest_last",
+    "incidence_degree",
+    "largest_first",
+    "dynamic_largest_first",
+    "natural",
+    "random",
+)
+_SYMMETRIC_SEARCH = (
+    "smallest_last",
+    "largest_first",
+    "incidence_degree",
+    "dynamic_largest_first",
+    "natural",
+    "smallest_first",
+    "random",
+)
+_BICOLORING_SEARCH = ("smallest_first", *_SYMMETRIC_SEARCH[:-2], "random")
 _STEPS_PER_SECOND = 1e8  # rough speed of one neighbourhood-walk step, for cost estimates
 
 
@@ -152,11 +174,12 @@ def _search(
     seed: int,
     lower: int,
     clock: _Clock,
+    search: tuple[str, ...] = _SYMMETRIC_SEARCH,
 ) -> Coloring:
     walk = Walk.neighbours(graph)
     degree = np.diff(graph.indptr)
     best = None
-    for name in _SYMMETRIC_SEARCH if order == "best" else (order,):
+    for name in search if order == "best" else (order,):
         if best is not None and (best.ncolors <= lower or clock.left() <= 0):
             break
         best = _fewer(best, build(colour(graph, vertex_order(name, walk, seed, degree)), name))
@@ -168,8 +191,14 @@ def _bidirectional(
 ) -> Coloring:
     graph = bipartite_adjacency(J, JT)
     return _search(
-        graph, star_coloring, lambda colors, name: bicoloring_result(J, graph, colors, name),
-        order, seed, min(J.nnz, 1), clock,
+        graph,
+        star_coloring,
+        lambda colors, name: bicoloring_result(J, graph, colors, name),
+        order,
+        seed,
+        min(J.nnz, 1),
+        clock,
+        _BICOLORING_SEARCH,
     )
 
 
@@ -202,16 +231,23 @@ def hessian_coloring(
 
 def _hessian(H: sp.csc_array, method: str, order: str, seed: int, clock: _Clock) -> Coloring:
     graph = adjacency(H.indptr, H.indices)
-    colour, result = {"star": (star_coloring, star_result),
-                      "acyclic": (acyclic_coloring, acyclic_result)}[method]
+    colour, result = {
+        "star": (star_coloring, star_result),
+        "acyclic": (acyclic_coloring, acyclic_result),
+    }[method]
     # Two adjacent vertices with diagonal entries both need their colour; otherwise one may do.
     coo = H.tocoo()
     diag = np.zeros(H.shape[0], np.bool_)
     diag[coo.row[coo.row == coo.col]] = True
     lower = 2 if (diag[coo.row] & diag[coo.col] & (coo.row != coo.col)).any() else min(H.nnz, 1)
     return _search(
-        graph, colour, lambda colors, name: result(H, graph, colors, name),
-        order, seed, lower, clock,
+        graph,
+        colour,
+        lambda colors, name: result(H, graph, colors, name),
+        order,
+        seed,
+        lower,
+        clock,
     )
 
 

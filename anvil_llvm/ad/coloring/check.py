@@ -109,10 +109,11 @@ def _check_acyclic(rows: np.ndarray, cols: np.ndarray, colors: np.ndarray) -> No
     upper = (rows < cols) & (a >= 0) & (b >= 0)
     u, v = rows[upper], cols[upper]
     ncolors = int(colors.max(initial=-1)) + 1
-    nodes, ends = np.unique(np.concatenate((u * ncolors + colors[v], v * ncolors + colors[u])),
-                            return_inverse=True)
+    nodes, ends = np.unique(
+        np.concatenate((u * ncolors + colors[v], v * ncolors + colors[u])), return_inverse=True
+    )
     graph = sp.coo_array(
-        (np.ones(u.size), (ends[: u.size], ends[u.size:])), shape=(nodes.size, nodes.size)
+        (np.ones(u.size), (ends[: u.size], ends[u.size :])), shape=(nodes.size, nodes.size)
     )
     ncomp, label = connected_components(graph, directed=False)
     edges_per = np.bincount(label[ends[: u.size]], minlength=ncomp)

@@ -14,6 +14,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
+
 def as_pattern(pattern: object, name: str = "pattern") -> sp.csc_array:
     """Validate a sparsity pattern and return it as a canonical boolean ``csc_array``.
 
@@ -134,7 +135,7 @@ def bipartite_adjacency(pattern: sp.csc_array, rows_of: sp.csc_array) -> Adjacen
     Vertices 0..n-1 are the columns and n..n+m-1 the rows; positions 0..nnz-1 are the entries
     of ``pattern`` in CSC order. ``rows_of`` is ``transposed(pattern)``.
     """
-    m, n = pattern.shape
+    n = pattern.shape[1]
     indptr = np.concatenate((pattern.indptr, pattern.nnz + rows_of.indptr[1:]))
     indices = np.concatenate((pattern.indices + n, rows_of.indices))
     return Adjacency(indptr, indices, *_mirror_positions(indptr, indices))

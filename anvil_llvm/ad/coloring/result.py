@@ -84,7 +84,7 @@ class Coloring:
     >>> J = sp.csc_array(np.array([[1.0, 2.0, 0.0], [0.0, 3.0, 4.0]]))
     >>> r = jacobian_coloring(J != 0, partition="column")
     >>> r.ncolors, r.colors.tolist()
-    (2, [0, 1, 0])
+    (2, [1, 0, 1])
     >>> r.decompress(J @ r.seed_matrix()).toarray().tolist()
     [[1.0, 2.0, 0.0], [0.0, 3.0, 4.0]]
     """
@@ -164,9 +164,7 @@ def _flat(x: object, name: str, shape: tuple[int, int], layout: str) -> np.ndarr
 def _seeds(colors: np.ndarray) -> sp.csc_array:
     keep = np.flatnonzero(colors >= 0)
     ncolors = int(colors.max(initial=-1)) + 1
-    return sp.csc_array(
-        (np.ones(keep.size), (keep, colors[keep])), shape=(colors.size, ncolors)
-    )
+    return sp.csc_array((np.ones(keep.size), (keep, colors[keep])), shape=(colors.size, ncolors))
 
 
 def _compact(colors: np.ndarray, needed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -280,6 +278,11 @@ def bicoloring_result(
         (column_remap.max() + 1) * m + row_remap[np.maximum(colour_of - ncol, -1)] * n + vertex,
     )
     return Coloring(
-        pattern, "bidirectional", "star_bicoloring", order, column_colors, row_colors,
+        pattern,
+        "bidirectional",
+        "star_bicoloring",
+        order,
+        column_colors,
+        row_colors,
         _direct(source),
     )
