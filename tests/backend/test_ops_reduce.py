@@ -1,0 +1,171 @@
+"""Reductions and contractions compiled vs the interpreter vs NumPy: sum, prod, max, min, mean
+over all / given / negative / tuple axes with keepdims, and matmul for 1-D, 2-D and batched N-D.
+
+The compiled sums carry `reassoc` (they vectorise), so sums, means and matmuls agree to
+rtol 1e-12 plus an absolute term scaled by the sum of magnitudes (cancellation makes a small
+result's relative error meaningless); max and min and all integer reductions are exact.
+"""
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import anvil_llvm as av
+from avcheck import Tol, arrays, check, fast, floats, shapes
+
+REASSOC = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-5}
+
+
+def sum_tol(x, axis=None) -> Tol | None:
+    """Tolerance of a reassociated sum of `x` over `axis`; None (exact) for integers."""
+    x = np.asarray(x)
+    if x.dtype.kind != "f":
+        return None
+    rtol = REASSOC[x.dtype]
+    magnitude = np.abs(x.astype(np.float64)).sum(axis=axis, initial=1.0)
+    return Tol(rtol, rtol * float(np.max(magnitude, initial=1.0)))
+
+
+def axis_args(data, ndim: int):
+    """An axis argument NumPy accepts for `ndim` dimensions: None, an int (maybe negative) or a
+    tuple of distinct ints (maybe negative, any order), and keepdims."""
+    if ndim == 0:
+        axis = data.draw(st.sampled_from([None, ()]))
+    else:
+        axes = data.draw(st.lists(st.integers(0, ndim - 1), unique=True, max_size=ndim))
+        axes = [a - ndim if data.draw(st.booleans()) else a for a in axes]
+        axis = data.draw(st.sampled_from([None, tuple(axes), axes[0] if axes else -1]))
+    return axis, data.draw(st.booleans())
+
+
+def reduced_size(shape, axis) -> int:
+    if axis is None:
+        return int(np.prod(shape))
+    axes = axis if isinstance(axis, tuple) else (axis,)
+    return int(np.prod([shape[a] for a in axes])) if shape else 1
+
+
+@pytest.mark.parametrize("name", ["sum", "mean"])
+@fast(40)
+@given(data=st.data())
+def test_sum_and_mean(name, data):
+    dtype = data.draw(st.sampled_from((np.float64, np.float32, np.int64, np.bool_)))
+    x = data.draw(arrays(shapes(max_side=5), dtype))
+    axis, keepdims = axis_args(data, x.ndim)
+    tol = sum_tol(x, axis)
+    if name == "mean" and tol is not None:
+        tol = Tol(tol.rtol, tol.atol / max(reduced_size(x.shape, axis), 1))
+    check(lambda m, a: getattr(a, name)(axis=axis, keepdims=keepdims), x, tol=tol)
+
+
+@fast(40)
+@given(data=st.data())
+def test_prod(data):
+    dtype = data.draw(st.sampled_from((np.float64, np.float32, np.int64, np.bool_)))
+    width = 8 * np.dtype(dtype).itemsize
+    # Magnitudes in [0.5, 2]: no partial product of up to 125 factors under- or overflows in
+    # one association order and not in another.
+    elements = (floats(0.5, 2, width=width) | floats(-2, -0.5, width=width)
+                if np.dtype(dtype).kind == "f" else None)
+    x = data.draw(arrays(shapes(max_side=5), dtype, elements=elements))
+    axis, keepdims = axis_args(data, x.ndim)
+    rtol = REASSOC.get(x.dtype, 0.0) * 10
+    check(lambda m, a: a.prod(axis=axis, keepdims=keepdims), x,
+          tol=Tol(rtol) if x.dtype.kind == "f" else None)
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+@fast(40)
+@given(data=st.data())
+def test_max_and_min(name, data):
+    """Exact, NaN-propagating like NumPy (zeros compared without sign, as NumPy's own SIMD
+    paths return either)."""
+    dtype = data.draw(st.sampled_from((np.float64, np.float32, np.int64)))
+    x = data.draw(arrays(shapes(min_side=1, max_side=5), dtype, special=True))
+    axis, keepdims = axis_args(data, x.ndim)
+    check(lambda m, a: getattr(a, name)(axis=axis, keepdims=keepdims), x, tol=Tol(0.0))
+
+
+@pytest.mark.parametrize("name", ["max", "min"])
+def test_max_and_min_of_nothing_raise(name):
+    with pytest.raises(ValueError, match="zero-size"):
+        av.NumericalFunction("f", lambda x: getattr(x, name)(axis=1), (av.Arg((3, 0)),))
+
+
+def test_reductions_of_empty_axes_give_identities():
+    x = np.zeros((2, 0, 3))
+    for op in ("sum", "prod", "mean"):
+        check(lambda m, a, op=op: getattr(a, op)(axis=1), x, tol=Tol(0.0))
+        check(lambda m, a, op=op: getattr(a, op)(), x, tol=Tol(0.0))
+    check(lambda m, a: a.max(axis=(0, 2), keepdims=True), x)
+
+
+def test_sum_large_enough_to_vectorise():
+    x = np.random.default_rng(0).standard_normal((3, 1000))
+    check(lambda m, a: (a.sum(), a.sum(axis=1), a.sum(axis=0), a.mean(axis=-1)), x,
+          tol=sum_tol(x))
+
+
+# ---- matmul -------------------------------------------------------------------------------------
+@st.composite
+def matmul_operands(draw, dtypes=(np.float64, np.float32, np.int64)):
+    """Two arrays NumPy's matmul takes: 1-D or 2-D or batched with broadcast batch shapes."""
+    batch = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, max_dims=2, max_side=3))
+    n, k, m = (draw(st.integers(0, 4)) for _ in range(3))
+    left_kind, right_kind = draw(st.sampled_from(["vec", "mat", "batch"])), draw(
+        st.sampled_from(["vec", "mat", "batch"]))
+    left = {"vec": (k,), "mat": (n, k), "batch": batch.input_shapes[0] + (n, k)}[left_kind]
+    right = {"vec": (k,), "mat": (k, m), "batch": batch.input_shapes[1] + (k, m)}[right_kind]
+    dtype = draw(st.sampled_from(dtypes))
+    return draw(arrays(left, dtype, lo=-10, hi=10)), draw(arrays(right, dtype, lo=-10, hi=10))
+
+
+def matmul_tol(a, b) -> Tol | None:
+    if a.dtype.kind != "f":
+        return None
+    scale = np.abs(a.astype(np.float64)) @ np.abs(b.astype(np.float64))
+    rtol = REASSOC[np.result_type(a, b)]
+    return Tol(rtol, rtol * (float(np.max(scale, initial=0.0)) + 1))
+
+
+MATMUL_FORMS = {
+    "operator": lambda m, a, b: a @ b,
+    "function": lambda m, a, b: m.matmul(a, b),
+}
+
+
+@pytest.mark.parametrize("form", MATMUL_FORMS)
+@fast(50)
+@given(operands=matmul_operands())
+def test_matmul(form, operands):
+    a, b = operands
+    check(MATMUL_FORMS[form], a, b, tol=matmul_tol(a, b))
+
+
+@fast(25)
+@given(operands=matmul_operands(dtypes=(np.float64,)), data=st.data())
+def test_matmul_with_captured_array(operands, data):
+    """An ndarray on either side: on the left it must reach Tensor.__rmatmul__."""
+    a, b = operands
+    if data.draw(st.booleans()):
+        check(lambda m, y: a @ y, b, tol=matmul_tol(a, b))
+    else:
+        check(lambda m, x: x @ b, a, tol=matmul_tol(a, b))
+
+
+def test_dot_method():
+    a, b = np.arange(6.0).reshape(2, 3), np.arange(3.0)
+    check(lambda m, x, y: x.dot(y), a, b)
+
+
+def test_matmul_of_bools_counts():
+    a = np.array([[True, False, True], [True, True, True]])
+    check(lambda m, x, y: (x @ y).astype(np.int64), a, a.T.copy(),
+          numpy_op=lambda m, x, y: x.astype(np.int64) @ y.astype(np.int64))
+
+
+def test_matmul_large_enough_to_vectorise():
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal((40, 70)), rng.standard_normal((70, 30))
+    check(lambda m, x, y: x @ y, a, b, tol=matmul_tol(a, b))
