@@ -159,14 +159,15 @@ class NumericalFunction:
                    zip(out_names, self.outputs)]
         return inputs, outputs
 
-    def _module(self) -> tuple[str, int]:
+    def _module(self) -> tuple[str, bool]:
+        """The LLVM IR text, and whether it holds huge chunked scalar code."""
         sched = schedule(self.inputs, self.outputs)
         text = codegen.module_text(sched, self.symbol)
         inputs, outputs = self._specs()
         work = sum(node.size for node in toposort(self.outputs))
         text += callpath.wrapper_text(self.symbol, inputs, outputs, sched.work_bytes,
                                       release_gil=work >= callpath.GIL_RELEASE_WORK)
-        return text, sched.work_bytes
+        return text, any(k.chunk is not None and k.chunk > 0 for k in sched.kernels)
 
     @property
     def llvm_ir(self) -> str:
@@ -184,8 +185,8 @@ class NumericalFunction:
         with self._lock:
             if self._native is None:
                 callpath.register_numpy_api()
-                text, _ = self._module()
-                loaded = jit.build(text, [self.symbol, self.symbol + ".py"])
+                text, huge = self._module()
+                loaded = jit.build(text, [self.symbol, self.symbol + ".py"], huge)
                 inputs, outputs = self._specs()
                 converter = callpath.ArgumentConverter(self.name, inputs, outputs)
                 native = callpath.make_cfunction(

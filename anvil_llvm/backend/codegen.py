@@ -75,22 +75,32 @@ class Lowering:
         if buffer.kind == "const":
             node = self.sched.constants[buffer.position]
             return self.table(node.arg.array, node.arg)
-        return self.e.op(f"getelementptr inbounds i8, ptr %work, i64 {buffer.position}")
+        return "%work"
+
+    def address(self, buffer: Buffer, index: Index) -> str:
+        """The address of one element; literal offsets fold into one byte offset."""
+        flat = index.flat(self.e)
+        base = self.pointer(buffer)
+        if buffer.kind == "work":
+            if flat.lstrip("-").isdigit():
+                offset = buffer.position + int(flat) * buffer.dtype.itemsize
+                return self.e.op(f"getelementptr inbounds i8, ptr %work, i64 {offset}")
+            base = self.e.op(f"getelementptr inbounds i8, ptr %work, i64 {buffer.position}")
+        if flat == "0":
+            return base
+        return self.e.op(f"getelementptr inbounds {_storage(buffer.dtype)}, ptr {base}, "
+                         f"i64 {flat}")
 
     def load(self, buffer: Buffer, index: Index) -> str:
         ty = _storage(buffer.dtype)
-        ptr = self.e.op(f"getelementptr inbounds {ty}, ptr {self.pointer(buffer)}, "
-                        f"i64 {index.flat(self.e)}")
-        value = self.e.op(f"load {ty}, ptr {ptr}")
+        value = self.e.op(f"load {ty}, ptr {self.address(buffer, index)}")
         return self.e.op(f"trunc i8 {value} to i1") if buffer.dtype.kind == "b" else value
 
     def store(self, buffer: Buffer, index: Index, value: str) -> None:
         ty = _storage(buffer.dtype)
         if buffer.dtype.kind == "b":
             value = self.e.op(f"zext i1 {value} to i8")
-        ptr = self.e.op(f"getelementptr inbounds {ty}, ptr {self.pointer(buffer)}, "
-                        f"i64 {index.flat(self.e)}")
-        self.e.line(f"store {ty} {value}, ptr {ptr}")
+        self.e.line(f"store {ty} {value}, ptr {self.address(buffer, index)}")
 
     # ---- loops -----------------------------------------------------------------------------------
     def loop(self, count: int, hint: str):

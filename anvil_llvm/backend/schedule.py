@@ -10,6 +10,7 @@ from .kernel import Buffer, Kernel, buffer_nbytes
 
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
 CHUNK_OPS = 250         # scalar code per noinline function (LLVM_NOTES.md section 2)
+MAX_DEPTH = 96          # deeper expressions are realised: bounds the emitter's recursion
 
 
 @dataclass
@@ -24,19 +25,22 @@ class Schedule:
     work_bytes: int
 
 
-def _fused(node: UOp, realised: set) -> bool:
-    return node not in realised and (node.op.kind in ("elementwise", "movement")
-                                     or node.op in (CONST, IOTA))
+def _fusable(node: UOp) -> bool:
+    return node.op.kind in ("elementwise", "movement") or node.op in (CONST, IOTA)
 
 
-def _fused_cost(node: UOp, realised: set, memo: dict) -> int:
-    """The scalar operations inlined into a consumer of `node` (shared subexpressions once)."""
-    if node in memo:
-        return memo[node]
-    cost = node.op.cost + sum(_fused_cost(s, realised, memo) for s in node.src
-                              if _fused(s, realised))
-    memo[node] = cost
-    return cost
+class _Costs:
+    """Per node, the scalar work and the expression depth inlined into a consumer, updated in
+    topological order as nodes are realised (a realised node costs its consumers one load)."""
+
+    def __init__(self):
+        self.cost: dict[UOp, int] = {}
+        self.depth: dict[UOp, int] = {}
+
+    def add(self, node: UOp, realised: set) -> None:
+        inlined = [s for s in node.src if s not in realised and _fusable(s)]
+        self.cost[node] = min(node.op.cost + sum(self.cost[s] for s in inlined), 1 << 30)
+        self.depth[node] = 1 + max((self.depth[s] for s in inlined), default=0)
 
 
 def _is_flat(root: UOp, realised: set) -> bool:
@@ -57,24 +61,27 @@ def _is_flat(root: UOp, realised: set) -> bool:
     return True
 
 
-def _realise(order: list[UOp], outputs: list[UOp]) -> set:
+def _realise(order: list[UOp], outputs: list[UOp]) -> tuple[set, _Costs]:
     users = consumers(order)
     realised = {n for n in order if n.op.kind in ("reduce", "contract")
                 or n.op in (INPUT, CONST_ARRAY)}
     realised.update(outputs)
-    memo: dict = {}
+    costs = _Costs()
     for node in order:
+        costs.add(node, realised)
         if node in realised or node.op in (CONST, IOTA) or node.size == 0:
+            continue
+        if costs.depth[node] >= MAX_DEPTH:
+            realised.add(node)
             continue
         distinct = set(users[node])
         if len(distinct) < 2:
             continue
         same_place = all(u.op.kind == "elementwise" and u.shape == node.shape for u in distinct)
-        cost = _fused_cost(node, realised, memo)
+        cost = costs.cost[node]
         if node.shape == () and cost > 1 or not same_place and cost > RECOMPUTE_LIMIT:
             realised.add(node)
-            memo.clear()
-    return realised
+    return realised, costs
 
 
 def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
@@ -85,7 +92,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
     its consumers as index arithmetic and scalar code.
     """
     order = toposort(outputs)
-    realised = _realise(order, outputs)
+    realised, costs = _realise(order, outputs)
     buffers: dict[UOp, Buffer] = {}
     for i, node in enumerate(inputs):
         buffers[node] = Buffer("input", i, node.dtype, node.size)
@@ -98,14 +105,13 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
             buffers[node] = buffer
 
     kernels: list[Kernel] = []
-    memo: dict = {}
     chunk_id, chunk_cost = 0, 0
     for node in order:
         if node not in realised or node.op.kind == "source" or node.size == 0:
             continue
         kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised))
         if node.shape == () and kernel.reduction is None:
-            cost = _fused_cost(node, realised, memo)
+            cost = costs.cost[node]
             if chunk_cost + cost > CHUNK_OPS and chunk_cost:
                 chunk_id, chunk_cost = chunk_id + 1, 0
             chunk_cost += cost

@@ -6,9 +6,11 @@ from dataclasses import dataclass
 import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DType:
-    """An element type: its name, NumPy dtype, LLVM type and kind ('f', 'i' or 'b')."""
+    """An element type: its name, NumPy dtype, LLVM type and kind ('f', 'i' or 'b').
+
+    The four DTypes are singletons, so they compare (fast) by identity."""
 
     name: str
     np: np.dtype

@@ -1,6 +1,7 @@
 """UOp: the immutable, hash-consed graph node; OpDef: all the rules of one op; graph utilities."""
 from __future__ import annotations
 
+import math
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Hashable, Iterable
@@ -44,7 +45,7 @@ class UOp:
     compares graphs and equal subexpressions are shared.
     """
 
-    __slots__ = ("op", "dtype", "shape", "src", "arg", "__weakref__")
+    __slots__ = ("op", "dtype", "shape", "src", "arg", "size", "__weakref__")
     _table: "weakref.WeakValueDictionary[tuple, UOp]" = weakref.WeakValueDictionary()
 
     op: OpDef
@@ -52,6 +53,7 @@ class UOp:
     shape: tuple[int, ...]
     src: tuple["UOp", ...]
     arg: Hashable
+    size: int
 
     def __new__(cls, op: OpDef, src: tuple = (), arg: Hashable = None) -> "UOp":
         src = tuple(src)
@@ -65,7 +67,7 @@ class UOp:
         shape = tuple(int(d) for d in op.shape(tuple(s.shape for s in src), arg))
         dtype = op.dtype(tuple(s.dtype for s in src), arg)
         for name, value in (("op", op), ("dtype", dtype), ("shape", shape), ("src", src),
-                            ("arg", arg)):
+                            ("arg", arg), ("size", math.prod(shape))):
             object.__setattr__(node, name, value)
         cls._table[key] = node
         return node
@@ -75,10 +77,6 @@ class UOp:
 
     def __reduce__(self):
         return (UOp, (self.op, self.src, self.arg))
-
-    @property
-    def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
 
     @property
     def ndim(self) -> int:
