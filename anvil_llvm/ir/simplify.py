@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import math
+
 import numpy as np
 
 from .ops import (ADD, CAST, CONST, CONST_ARRAY, DIV, EXPAND, MUL, NEG, PERMUTE, REDUCE_SUM,
@@ -55,15 +57,25 @@ def _fold(node: UOp):
     return const(value.item(), node.dtype) if value.ndim == 0 else const_array(value)
 
 
+def _is_additive_identity(node: UOp) -> bool:
+    """Zero that leaves every x unchanged under +: -0.0 for floats (x + 0.0 turns -0.0 into 0.0)."""
+    v = scalar_value(node)
+    if v is None or v != 0:
+        return False
+    return not node.dtype.is_float or math.copysign(1.0, v) < 0
+
+
 def _identity_unless(pred: Callable[[UOp], bool]):
     return lambda n: n.src[0] if pred(n) else None
 
 
 RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
     (None, _fold),
-    (ADD, lambda n: n.src[0] if _is(n.src[1], 0) else n.src[1] if _is(n.src[0], 0) else None),
+    (ADD, lambda n: n.src[0] if _is_additive_identity(n.src[1]) else n.src[1]
+     if _is_additive_identity(n.src[0]) else None),
+    # x - 0 == x for both zeros; -0.0 - x == -x (but 0.0 - 0.0 is 0.0, not -0.0).
     (SUB, lambda n: n.src[0] if _is(n.src[1], 0) else UOp(NEG, (n.src[1],))
-     if _is(n.src[0], 0) else None),
+     if _is_additive_identity(n.src[0]) else None),
     (MUL, lambda n: n.src[0] if _is(n.src[1], 1) else n.src[1] if _is(n.src[0], 1) else None),
     (MUL, lambda n: UOp(NEG, (n.src[0],)) if _is(n.src[1], -1) else None),
     (DIV, lambda n: n.src[0] if _is(n.src[1], 1) else None),

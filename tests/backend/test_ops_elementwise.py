@@ -219,13 +219,11 @@ def test_float32_arithmetic_stays_float32(data):
     check(lambda m, a, b: (a * b + a / b - 1.5) * 2, x, y)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: simplifier rewrites x + 0.0 to x, wrong for x = -0.0")
 def test_signed_zero_through_add_of_zero():
     """-0.0 + 0.0 is +0.0 in IEEE arithmetic, so 1 / (x + 0) is +inf at x = -0.0."""
     check(lambda m, a: 1.0 / (a + 0.0), np.array([-0.0, 0.0, 1.0]))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: simplifier rewrites 0.0 - x to -x, wrong for x = 0.0")
 def test_signed_zero_through_zero_minus():
     """0.0 - 0.0 is +0.0, whereas -(0.0) is -0.0."""
     check(lambda m, a: 1.0 / (0.0 - a), np.array([-0.0, 0.0, 1.0]))
