@@ -115,6 +115,7 @@ class NumericalFunction:
                    multiple: bool, arg_names: Sequence[str] | None = None) -> "NumericalFunction":
         """A function whose graph is given (the transforms build their results this way): its
         inputs are the INPUT nodes of `args`' positions, shapes and dtypes."""
+        cls = getattr(cls, "_uncompiled", cls)     # not the class of a compiled function
         fn = cls(name, None, args, _graph=(list(outputs), multiple))
         if arg_names is not None:
             fn.arg_names = list(arg_names)
@@ -198,7 +199,8 @@ class NumericalFunction:
                 # `fn(x)` then goes straight to native code (about 20 ns over `fn.native(x)`,
                 # against about 110 ns through a Python __call__).
                 self.__class__ = type(type(self).__name__, (type(self),),
-                                      {"__call__": native, "__slots__": ()})
+                                      {"__call__": native, "__slots__": (),
+                                       "_uncompiled": type(self)})
         return self
 
     @property

@@ -1,0 +1,38 @@
+"""The package's layers import only leftwards (DESIGN.md): ir nothing of ours; ad and backend only
+ir; nothing below function.py imports it except the operators' argument type."""
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "anvil_llvm"
+ALLOWED = {"ir": {"ir"}, "backend": {"ir", "backend"}, "ad": {"ir", "ad", "function"}}
+
+
+def _imports(path: pathlib.Path) -> set[str]:
+    """First-level subpackages of anvil_llvm imported (relative or absolute) by one module."""
+    tree = ast.parse(path.read_text())
+    depth = len(path.relative_to(PACKAGE).parts) - 1
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = list(path.relative_to(PACKAGE).parts[:depth])
+                up = node.level - 1
+                base = parts[:len(parts) - up] if up else parts
+                target = base + (node.module.split(".") if node.module else [])
+                names = [target[0]] if target else [a.name for a in node.names]
+                found.update(names)
+            elif node.module and node.module.startswith("anvil_llvm."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found.update(a.name.split(".")[1] for a in node.names
+                         if a.name.startswith("anvil_llvm."))
+    return {name.removesuffix(".py") for name in found}
+
+
+@pytest.mark.parametrize("layer", sorted(ALLOWED))
+def test_layer_imports_only_leftwards(layer):
+    for path in (PACKAGE / layer).rglob("*.py"):
+        extra = _imports(path) - ALLOWED[layer]
+        assert not extra, f"{path.relative_to(PACKAGE)} imports {sorted(extra)}"
