@@ -9,6 +9,7 @@ result is the expectation and the interpreter is the oracle of the graph itself.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,8 +22,11 @@ from anvil_llvm.ir.interpret import evaluate
 
 
 def fast(max_examples: int = 30):
-    """Hypothesis settings for properties that compile a new function per example (~25 ms)."""
-    return settings(max_examples=max_examples, deadline=None,
+    """Hypothesis settings for properties that compile a new function per example (~25 ms).
+
+    ANVIL_TEST_EXAMPLES_SCALE=10 runs ten times as many examples (a deeper local search)."""
+    scale = float(os.environ.get("ANVIL_TEST_EXAMPLES_SCALE", "1"))
+    return settings(max_examples=max(1, int(max_examples * scale)), deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.filter_too_much])
 
