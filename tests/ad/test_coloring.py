@@ -146,10 +146,12 @@ def assert_recovers_hessian(P: sp.csc_array, r, rng: np.random.Generator) -> Non
     flat = B.toarray().ravel(order="F")
     values = np.zeros(r.pattern.nnz)
     t = r.tables
-    for k in range(t.target.size):
-        values[t.target[k]] = flat[t.source[k]]
-        if t.subtract[k] >= 0:
-            flat[t.subtract[k]] -= values[t.target[k]]
+    target = np.arange(t.source.size) if t.direct else t.target
+    subtract = np.full(t.source.size, -1) if t.direct else t.subtract
+    for k in range(t.source.size):
+        values[target[k]] = flat[t.source[k]]
+        if subtract[k] >= 0:
+            flat[subtract[k]] -= values[target[k]]
     np.testing.assert_allclose(values, D.data, rtol=0, atol=1e-12 * scale)
 
 

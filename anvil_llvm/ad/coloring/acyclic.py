@@ -40,7 +40,7 @@ def _union(parent, rank, a, b):
 
 
 @numba.njit(cache=True)
-def _acyclic(indptr, indices, eid, order):
+def _acyclic(indptr, indices, eid, order, limit):
     n = indptr.size - 1
     nedges = indices.size // 2
     color = np.full(n, -1, np.int64)
@@ -74,6 +74,8 @@ def _acyclic(indptr, indices, eid, order):
                         forbidden[key[k]] = v
                 k = nxt[k]
         cv = first_free(forbidden, v)
+        if cv >= limit:
+            return color, False
         color[v] = cv
         for p in range(indptr[v], indptr[v + 1]):  # growStar(v, w)
             cw = color[indices[p]]
@@ -94,11 +96,15 @@ def _acyclic(indptr, indices, eid, order):
                 _union(parent, rank, eid[p], e)
             else:
                 list_push(trees, w, cv, eid[p])
-    return color
+    return color, True
 
 
-def acyclic_coloring(graph: Adjacency, order: np.ndarray) -> np.ndarray:
+def acyclic_coloring(
+    graph: Adjacency, order: np.ndarray, limit: int | None = None
+) -> np.ndarray | None:
     """Acyclic colouring of ``graph`` visiting vertices in ``order`` (GTMP 2007, Algorithm 3.1).
+
+    Returns ``None`` as soon as more than ``limit`` colours are needed.
 
     >>> import numpy as np
     >>> from anvil_llvm.ad.coloring.patterns import adjacency
@@ -106,4 +112,7 @@ def acyclic_coloring(graph: Adjacency, order: np.ndarray) -> np.ndarray:
     >>> acyclic_coloring(path, np.arange(4)).tolist()
     [0, 1, 0, 1]
     """
-    return _acyclic(graph.indptr, graph.indices, graph.eid, np.ascontiguousarray(order, np.int64))
+    limit = graph.nvertices + 1 if limit is None else limit
+    order = np.ascontiguousarray(order, np.int64)
+    colors, ok = _acyclic(graph.indptr, graph.indices, graph.eid, order, limit)
+    return colors if ok else None

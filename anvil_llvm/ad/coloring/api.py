@@ -44,16 +44,17 @@ _DISTANCE2_SEARCH = (
     "random",
 )
 _SYMMETRIC_SEARCH = (
-    "smallest_last",
     "largest_first",
-    "incidence_degree",
-    "dynamic_largest_first",
+    "smallest_last",
     "natural",
+    "incidence_degree",
     "smallest_first",
+    "dynamic_largest_first",
     "random",
 )
-_BICOLORING_SEARCH = ("smallest_first", *_SYMMETRIC_SEARCH[:-2], "random")
+_BICOLORING_SEARCH = ("smallest_first", *(o for o in _SYMMETRIC_SEARCH if o != "smallest_first"))
 _STEPS_PER_SECOND = 1e8  # rough speed of one neighbourhood-walk step, for cost estimates
+_SECONDS_PER_ENTRY = 1.5e-7  # star or acyclic colouring and its tables, per adjacency entry
 
 
 class _Clock:
@@ -122,7 +123,7 @@ def _jacobian(J: sp.csc_array, partition: str, order: str, seed: int, clock: _Cl
         if best is not None and (lower >= best.ncolors or (too_slow and lower < size)):
             continue
         best = _fewer(best, _distance2(J, JT, side, order, seed, clock))
-    if order != "dsatur" and best.ncolors > 2 and clock.left() > 0:
+    if order != "dsatur" and best.ncolors > 2 and 2 * J.nnz * _SECONDS_PER_ENTRY < clock.left():
         best = _fewer(best, _bidirectional(J, JT, order, seed, clock))
     return best
 
@@ -168,7 +169,7 @@ def _distance2(
 
 def _search(
     graph: Adjacency,
-    colour: Callable[[Adjacency, np.ndarray], np.ndarray],
+    colour: Callable[[Adjacency, np.ndarray, int | None], np.ndarray | None],
     build: Callable[[np.ndarray, str], Coloring],
     order: str,
     seed: int,
@@ -180,10 +181,20 @@ def _search(
     degree = np.diff(graph.indptr)
     best = None
     for name in search if order == "best" else (order,):
-        if best is not None and (best.ncolors <= lower or clock.left() <= 0):
+        if best is not None and (best.ncolors <= lower or _seconds(graph) > clock.left()):
             break
-        best = _fewer(best, build(colour(graph, vertex_order(name, walk, seed, degree)), name))
+        # Abandon a colouring that runs far past the best: post-processing seldom halves a
+        # count, and with many colours each step scans them all.
+        limit = None if best is None else 2 * best.ncolors + 2
+        colors = colour(graph, vertex_order(name, walk, seed, degree), limit)
+        if colors is not None:
+            best = _fewer(best, build(colors, name))
     return best
+
+
+def _seconds(graph: Adjacency) -> float:
+    """Rough time of one star or acyclic colouring with its tables."""
+    return graph.indices.size * _SECONDS_PER_ENTRY
 
 
 def _bidirectional(

@@ -26,38 +26,51 @@ def as_pattern(pattern: object, name: str = "pattern") -> sp.csc_array:
     >>> as_pattern(np.eye(2)).nnz
     2
     """
-    if sp.issparse(pattern):
-        if pattern.ndim != 2:
-            raise ValueError(f"{name} must be 2-D; got a {pattern.ndim}-D sparse array")
-        pattern = sp.coo_array(pattern)
-        data = pattern.data
-        dense = None
-    else:
-        dense = np.asarray(pattern)
-        if dense.ndim != 2:
-            raise ValueError(f"{name} must be 2-D; got shape {dense.shape}")
-        data = dense.ravel()
-    if not (data.dtype == np.bool_ or np.issubdtype(data.dtype, np.number)):
-        raise TypeError(f"{name} must be boolean or 0/1 numbers; got dtype {data.dtype}")
+    array = pattern if sp.issparse(pattern) else np.asarray(pattern)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D; got shape {array.shape}")
+    if not (array.dtype == np.bool_ or np.issubdtype(array.dtype, np.number)):
+        raise TypeError(f"{name} must be boolean or 0/1 numbers; got dtype {array.dtype}")
+    csc = sp.csc_array(array)  # no copy when already CSC
+    data = csc.data
     if data.dtype != np.bool_:
         bad = (data != 0) & (data != 1)
         if bad.any():
             raise ValueError(
                 f"{name} must be boolean or 0/1; got the value {data[np.argmax(bad)]!r}"
             )
-    csc = sp.csc_array(pattern if dense is None else dense != 0)
-    csc.data = csc.data != 0
-    csc.eliminate_zeros()
-    csc.sum_duplicates()
+    if not csc.has_canonical_format or not data.all():
+        csc = sp.csc_array((data != 0, csc.indices, csc.indptr), shape=csc.shape)
+        csc.eliminate_zeros()
+        csc.sum_duplicates()
     return sp.csc_array(
         (np.ones(csc.nnz, np.bool_), csc.indices.astype(np.int64), csc.indptr.astype(np.int64)),
         shape=csc.shape,
     )
 
 
+@numba.njit(cache=True)
+def _transpose(indptr, indices, nrows):
+    # Counting sort by row; visiting columns in order leaves each row's columns sorted.
+    tptr = np.zeros(nrows + 1, np.int64)
+    for p in range(indices.size):
+        tptr[indices[p] + 1] += 1
+    tptr = np.cumsum(tptr)
+    fill = tptr[:-1].copy()
+    tidx = np.empty(indices.size, np.int64)
+    for j in range(indptr.size - 1):
+        for p in range(indptr[j], indptr[j + 1]):
+            i = indices[p]
+            tidx[fill[i]] = j
+            fill[i] += 1
+    return tptr, tidx
+
+
 def transposed(pattern: sp.csc_array) -> sp.csc_array:
-    """The transpose as a canonical CSC pattern (its index arrays are the CSR of ``pattern``)."""
-    return as_pattern(pattern.T)
+    """The transpose of a canonical pattern, canonical CSC (its arrays are ``pattern``'s CSR)."""
+    m, n = pattern.shape
+    tptr, tidx = _transpose(pattern.indptr, pattern.indices, m)
+    return sp.csc_array((np.ones(tidx.size, np.bool_), tidx, tptr), shape=(n, m))
 
 
 def check_symmetric(pattern: sp.csc_array, name: str = "pattern") -> None:

@@ -14,8 +14,8 @@ upper triangle of the Hessian pattern), by the program
         if subtract[t] >= 0:
             compressed[subtract[t]] -= values[target[t]]
 
-Direct methods (distance-2, star, star bicolouring) have ``target == arange(nnz)`` and no
-subtraction: ``values = compressed[source]`` is one gather. Acyclic colourings subtract each
+Direct methods (distance-2, star, star bicolouring) store only ``source`` (``target`` is
+``arange(nnz)`` and nothing is subtracted): ``values = compressed[source]`` is one gather. Acyclic colourings subtract each
 solved value from the other product entry that holds it (substitution).
 """
 
@@ -33,29 +33,34 @@ from .tables import direct_slots, substitution, unique_colour_in_row
 
 @dataclass(frozen=True, eq=False)
 class DecompressionTables:
-    """The decompression program: int64 arrays ``target``, ``source``, ``subtract`` (-1: none).
+    """The decompression program: int64 arrays ``source``, ``target``, ``subtract`` (-1: none).
 
-    >>> t = DecompressionTables(np.arange(2), np.array([3, 0]), np.array([-1, -1]))
-    >>> t.direct, t.run(np.array([1.0, 2.0, 3.0, 4.0]), 2).tolist()
+    Direct tables store only ``source`` (``target`` and ``subtract`` are ``None``): the program
+    is then the gather ``values = compressed[source]``.
+
+    >>> t = DecompressionTables(np.array([3, 0]))
+    >>> t.direct, t.run(np.array([1.0, 2.0, 3.0, 4.0])).tolist()
     (True, [4.0, 1.0])
     """
 
-    target: np.ndarray
     source: np.ndarray
-    subtract: np.ndarray
+    target: np.ndarray | None = None
+    subtract: np.ndarray | None = None
 
     @property
     def direct(self) -> bool:
         """True when the program is one gather: ``values = compressed[source]``."""
-        return not (self.subtract >= 0).any() and np.array_equal(
-            self.target, np.arange(self.target.size)
-        )
+        return self.target is None
 
-    def run(self, compressed: np.ndarray, nnz: int) -> np.ndarray:
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in (self.source, self.target, self.subtract) if a is not None)
+
+    def run(self, compressed: np.ndarray) -> np.ndarray:
         """Run the program on a flat compressed vector (not modified); return the values."""
-        if self.direct and self.target.size == nnz:
+        if self.direct:
             return compressed[self.source]
-        values = np.zeros(nnz, compressed.dtype)
+        values = np.zeros(self.target.size, compressed.dtype)
         _run(compressed.copy(), self.target, self.source, self.subtract, values)
         return values
 
@@ -146,7 +151,7 @@ class Coloring:
             )
         parts = [_flat(x, name, shape, layout) for x, (name, shape, layout) in zip(given, expected)]
         flat = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        values = self.tables.run(flat, self.pattern.nnz)
+        values = self.tables.run(flat)
         return sp.csc_array((values, self.pattern.indices, self.pattern.indptr), self.pattern.shape)
 
 
@@ -174,14 +179,6 @@ def _compact(colors: np.ndarray, needed: np.ndarray) -> tuple[np.ndarray, np.nda
     return remap[colors], remap
 
 
-def _direct(source: np.ndarray) -> DecompressionTables:
-    return DecompressionTables(
-        np.arange(source.size, dtype=np.int64),
-        source.astype(np.int64),
-        np.full(source.size, -1, np.int64),
-    )
-
-
 def _columns(pattern: sp.csc_array) -> np.ndarray:
     return np.repeat(np.arange(pattern.shape[1], dtype=np.int64), np.diff(pattern.indptr))
 
@@ -207,7 +204,7 @@ def distance2_result(
     rows, cols = pattern.indices, _columns(pattern)
     vertex, seeded = (cols, rows) if by_row else (rows, cols)
     colors, _ = _compact(colors, _needed(colors, colors[seeded]))
-    tables = _direct(colors[seeded] * (n if by_row else m) + vertex)
+    tables = DecompressionTables(colors[seeded] * (n if by_row else m) + vertex)
     sides = (None, colors) if by_row else (colors, None)
     return Coloring(pattern, partition, "distance2", order, *sides, tables)
 
@@ -233,7 +230,7 @@ def star_result(
     vertex[~diag] = edge_vertex[edges]
     colour_of[~diag] = edge_colour[edges]
     colors, remap = _compact(colors, needed)
-    tables = _direct(remap[colour_of] * pattern.shape[0] + vertex)
+    tables = DecompressionTables(remap[colour_of] * pattern.shape[0] + vertex)
     return Coloring(upper, "column", "star", order, colors, None, tables)
 
 
@@ -253,7 +250,7 @@ def acyclic_result(
     colors, remap = _compact(colors, _needed(colors, colour_of))
     subtract = np.where(sub_vertex >= 0, remap[sub_colour] * n + sub_vertex, -1)
     subtract = np.concatenate((np.full(diag_rows.size, -1, np.int64), subtract))
-    tables = DecompressionTables(target, remap[colour_of] * n + vertex, subtract)
+    tables = DecompressionTables(remap[colour_of] * n + vertex, target, subtract)
     return Coloring(upper, "column", "acyclic", order, colors, None, tables)
 
 
@@ -284,5 +281,5 @@ def bicoloring_result(
         order,
         column_colors,
         row_colors,
-        _direct(source),
+        DecompressionTables(source),
     )

@@ -29,7 +29,7 @@ def _forbid_around(lists, forbidden, w, v):
 
 
 @numba.njit(cache=True)
-def _star(indptr, indices, eid, order):
+def _star(indptr, indices, eid, order, limit):
     n = indptr.size - 1
     nedges = indices.size // 2
     color = np.full(n, -1, np.int64)
@@ -69,6 +69,8 @@ def _star(indptr, indices, eid, order):
                         forbidden[color[x]] = v
                     k = nxt[k]
         cv = first_free(forbidden, v)
+        if cv >= limit:
+            return color, False
         color[v] = cv
         # updateStars(v)
         for p in range(indptr[v], indptr[v + 1]):
@@ -94,15 +96,17 @@ def _star(indptr, indices, eid, order):
                 star[eid[p]] = s
                 list_push(stars, v, cw, s)
                 list_push(stars, w, cv, s)
-    return color
+    return color, True
 
 
-def star_coloring(graph: Adjacency, order: np.ndarray) -> np.ndarray:
+def star_coloring(
+    graph: Adjacency, order: np.ndarray, limit: int | None = None
+) -> np.ndarray | None:
     """Star colouring of ``graph`` visiting vertices in ``order`` (GTMP 2007, Algorithm 4.1).
 
     The distance-2 steps go through per-vertex records of the 2-coloured stars (one per colour
     around a vertex), so an arrowhead's hub costs O(1) per spoke and the whole colouring is
-    O(n) on it, in any order.
+    O(n) on it, in any order. Returns ``None`` as soon as more than ``limit`` colours are needed.
 
     >>> import numpy as np
     >>> from anvil_llvm.ad.coloring.patterns import adjacency
@@ -110,4 +114,7 @@ def star_coloring(graph: Adjacency, order: np.ndarray) -> np.ndarray:
     >>> star_coloring(path, np.arange(4)).tolist()
     [0, 1, 0, 2]
     """
-    return _star(graph.indptr, graph.indices, graph.eid, np.ascontiguousarray(order, np.int64))
+    limit = graph.nvertices + 1 if limit is None else limit
+    order = np.ascontiguousarray(order, np.int64)
+    colors, ok = _star(graph.indptr, graph.indices, graph.eid, order, limit)
+    return colors if ok else None
