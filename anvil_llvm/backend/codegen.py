@@ -9,7 +9,7 @@ from ..ir import dtypes
 from ..ir.ops import CONST, Reduction
 from ..ir.ops.source import llvm_literal
 from ..ir.uop import UOp
-from .emitter import Emitter
+from .emitter import Emitter, ModuleParts
 from .kernel import Buffer, Index, Kernel
 from .schedule import Schedule
 
@@ -229,7 +229,7 @@ def _table_text(name: str, array: np.ndarray) -> str:
 
 def module_text(sched: Schedule, symbol: str) -> str:
     """The LLVM module of one function: its kernels, constant tables and C-ABI entry point."""
-    declarations: dict[str, str] = {}
+    parts = ModuleParts()
     params = ([f"ptr noalias readonly %in{i}" for i in range(len(sched.inputs))]
               + [f"ptr noalias %out{j}" for j in range(len(sched.outputs))]
               + ["ptr noalias %work"])
@@ -238,16 +238,15 @@ def module_text(sched: Schedule, symbol: str) -> str:
     tables: dict = {}
     functions, calls = [], []
     for k, kernel in enumerate(sched.kernels):
-        e = Emitter(declarations)
+        e = Emitter(parts)
         emit_kernel(Lowering(e, sched, symbol, tables), kernel)
         attrs = "noinline nounwind" if kernel.chunk is not None else "nounwind"
         fname = f"@{symbol}.k{k}"
         functions.append(f"define internal void {fname}({', '.join(params)}) {attrs} {{\n"
                          f"entry:\n{e.body()}\n  ret void\n}}")
         calls.append(f"  call void {fname}({args})")
-    entry = (f"define i32 @{symbol}({', '.join(params)}) nounwind {{\nentry:\n"
+    entry = (f"define dso_local i32 @{symbol}({', '.join(params)}) nounwind {{\nentry:\n"
              + "\n".join(calls) + "\n  ret i32 0\n}")
-    parts = [_table_text(name, array) for name, array in tables.values()]
-    parts += list(declarations.values()) + functions + [entry]
-    return "\n\n".join(parts) + "\n"
+    constants = [_table_text(name, array) for name, array in tables.values()]
+    return "\n\n".join(constants + [parts.text()] + functions + [entry]) + "\n"
 

@@ -5,6 +5,45 @@ instruction; LLVM_NOTES.md section 2).
 """
 from __future__ import annotations
 
+from . import vecmath
+
+
+class ModuleParts:
+    """Module-level text shared by the functions of one module: declarations, and the vector
+    math variants with their call-site attribute groups."""
+
+    def __init__(self):
+        self.declarations: dict[str, str] = {}
+        self.attributes: dict[str, int] = {}     # attribute text -> group number
+        self.used: list[str] = []                # vector functions kept alive for the vectoriser
+
+    def attribute(self, text: str) -> str:
+        number = self.attributes.setdefault(text, len(self.attributes))
+        return f"#{number}"
+
+    def vector_attribute(self, scalar: str) -> str:
+        """The VFABI attribute for calls of `scalar`, declaring its libmvec variants ('' if none)."""
+        found = vecmath.variants(scalar)
+        if not found:
+            return ""
+        for _, name in found:
+            if name not in self.declarations:
+                ty, arity = vecmath.vector_type(name)
+                self.declarations[name] = f"declare {ty} @{name}({', '.join([ty] * arity)})"
+                self.used.append(name)
+        mapping = ",".join(m for m, _ in found)
+        return self.attribute(f'"vector-function-abi-variant"="{mapping}"')
+
+    def text(self) -> str:
+        lines = list(self.declarations.values())
+        if self.used:
+            # Without this, GlobalDCE deletes the unused declarations before the vectoriser runs.
+            items = ", ".join(f"ptr @{n}" for n in self.used)
+            lines.append(f"@llvm.compiler.used = appending global [{len(self.used)} x ptr] "
+                         f"[{items}], section \"llvm.metadata\"")
+        lines += [f"attributes #{n} = {{ {text} }}" for text, n in self.attributes.items()]
+        return "\n".join(lines)
+
 
 def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit()
@@ -18,10 +57,10 @@ class Emitter:
     ('5', '%i')
     """
 
-    def __init__(self, declarations: dict[str, str] | None = None, prefix: str = "t"):
+    def __init__(self, parts: ModuleParts | None = None, prefix: str = "t"):
         self.lines: list[str] = []
         self.allocas: list[str] = []   # hoisted to the entry block so mem2reg promotes them
-        self.declarations = {} if declarations is None else declarations
+        self.parts = ModuleParts() if parts is None else parts
         self._prefix = prefix
         self._count = 0
         self._labels = 0
@@ -55,15 +94,18 @@ class Emitter:
         return "\n".join(self.allocas + self.lines)
 
     def declare(self, name: str, ret: str, params: list[str], attrs: str = "") -> None:
-        if name not in self.declarations:
-            self.declarations[name] = (f"declare {ret} @{name}({', '.join(params)})"
-                                       f"{' ' + attrs if attrs else ''}")
+        if name not in self.parts.declarations:
+            self.parts.declarations[name] = (f"declare {ret} @{name}({', '.join(params)})"
+                                             f"{' ' + attrs if attrs else ''}")
 
     def call(self, ret: str, fname: str, args: list[tuple[str, str]], pure: bool = False) -> str:
         """Call `fname` (declared on first use); `pure` marks a libm function free of effects."""
         attrs = "nounwind willreturn memory(none)" if pure else ""
         self.declare(fname, ret, [t for t, _ in args], attrs)
         text = f"call {ret} @{fname}({', '.join(f'{t} {v}' for t, v in args)})"
+        if pure or fname.startswith("llvm."):
+            vector = self.parts.vector_attribute(fname)
+            text += f" {vector}" if vector else ""
         if ret == "void":
             self.line(text)
             return ""

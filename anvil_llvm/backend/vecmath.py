@@ -1,0 +1,52 @@
+"""Vectorised math through glibc's libmvec: the VFABI call-site attribute that lets LLVM's loop
+vectoriser call `_ZGVeN8v_exp` and friends (4-14x over scalarised calls; LLVM_NOTES.md section 1).
+
+Where libmvec is missing (non-glibc, non-x86-64) no attribute is emitted and calls stay scalar.
+"""
+from __future__ import annotations
+
+import functools
+
+import llvmlite.binding as llvm
+
+# Scalar function (libm name or LLVM intrinsic) -> (libmvec base name, number of arguments).
+_SCALAR = {
+    "llvm.exp.f64": ("exp", 1), "llvm.log.f64": ("log", 1), "llvm.sin.f64": ("sin", 1),
+    "llvm.cos.f64": ("cos", 1), "llvm.pow.f64": ("pow", 2), "tan": ("tan", 1),
+    "tanh": ("tanh", 1), "sinh": ("sinh", 1), "cosh": ("cosh", 1), "asin": ("asin", 1),
+    "acos": ("acos", 1), "atan": ("atan", 1), "log1p": ("log1p", 1), "expm1": ("expm1", 1),
+    "atan2": ("atan2", 2),
+}
+# (ISA letter, lanes): AVX-512 8 lanes, AVX2 4 lanes; LLVM uses a variant only if the CPU has it.
+_ISAS = (("e", 8), ("d", 4))
+
+
+@functools.lru_cache(maxsize=1)
+def available() -> bool:
+    """Whether libmvec can be loaded into this process (glibc on x86-64)."""
+    try:
+        llvm.load_library_permanently("libmvec.so.1")
+    except RuntimeError:
+        return False
+    return bool(llvm.address_of_symbol("_ZGVeN8v_exp") or llvm.address_of_symbol("_ZGVdN4v_exp"))
+
+
+def variants(scalar: str) -> list[tuple[str, str]]:
+    """[(VFABI mapping, vector function name)] for a scalar double function, if libmvec has it."""
+    found = _SCALAR.get(scalar)
+    if found is None or not available():
+        return []
+    base, arity = found
+    result = []
+    for isa, lanes in _ISAS:
+        name = f"_ZGV{isa}N{lanes}{'v' * arity}_{base}"
+        if llvm.address_of_symbol(name):
+            result.append((f"_ZGV_LLVM_N{lanes}{'v' * arity}_{scalar}({name})", name))
+    return result
+
+
+def vector_type(name: str) -> tuple[str, int]:
+    """The LLVM vector type and arity of a libmvec function name such as `_ZGVeN8vv_pow`."""
+    lanes = int(name[6:name.index("v", 6)])
+    arity = name.index("_", 6) - name.index("v", 6)
+    return f"<{lanes} x double>", arity
