@@ -27,7 +27,7 @@ from .patterns import (
     transposed,
 )
 from .result import Coloring, acyclic_result, bicoloring_result, distance2_result, star_result
-from .star import star_coloring
+from .star import restricted_star_coloring, restricted_star_steps, star_coloring
 
 PARTITIONS = ("auto", "column", "row", "bidirectional")
 METHODS = ("star", "acyclic")
@@ -54,7 +54,6 @@ _SYMMETRIC_SEARCH = (
 )
 _BICOLORING_SEARCH = ("smallest_first", *(o for o in _SYMMETRIC_SEARCH if o != "smallest_first"))
 _STEPS_PER_SECOND = 1e8  # rough speed of one neighbourhood-walk step, for cost estimates
-_SECONDS_PER_ENTRY = 1.5e-7  # star or acyclic colouring and its tables, per adjacency entry
 
 
 class _Clock:
@@ -123,7 +122,8 @@ def _jacobian(J: sp.csc_array, partition: str, order: str, seed: int, clock: _Cl
         if best is not None and (lower >= best.ncolors or (too_slow and lower < size)):
             continue
         best = _fewer(best, _distance2(J, JT, side, order, seed, clock))
-    if order != "dsatur" and best.ncolors > 2 and 2 * J.nnz * _SECONDS_PER_ENTRY < clock.left():
+    steps = 30.0 * J.nnz  # _star_steps of the bipartite graph, which has 2·nnz entries
+    if order != "dsatur" and best.ncolors > 2 and steps / _STEPS_PER_SECOND < clock.left():
         best = _fewer(best, _bidirectional(J, JT, order, seed, clock))
     return best
 
@@ -167,34 +167,42 @@ def _distance2(
     return distance2_result(J, JT, best, side, name)
 
 
+# A colouring algorithm for "best": (suffix for the order name, function, cost in walk steps).
+_Algorithm = tuple[str, Callable[[Adjacency, np.ndarray, int | None], np.ndarray | None], float]
+
+
 def _search(
     graph: Adjacency,
-    colour: Callable[[Adjacency, np.ndarray, int | None], np.ndarray | None],
+    algorithms: list[_Algorithm],
     build: Callable[[np.ndarray, str], Coloring],
     order: str,
     seed: int,
     lower: int,
     clock: _Clock,
-    search: tuple[str, ...] = _SYMMETRIC_SEARCH,
+    search: tuple[str, ...],
+    degree: np.ndarray,
 ) -> Coloring:
     walk = Walk.neighbours(graph)
-    degree = np.diff(graph.indptr)
     best = None
     for name in search if order == "best" else (order,):
-        if best is not None and (best.ncolors <= lower or _seconds(graph) > clock.left()):
-            break
-        # Abandon a colouring that runs far past the best: post-processing seldom halves a
-        # count, and with many colours each step scans them all.
-        limit = None if best is None else 2 * best.ncolors + 2
-        colors = colour(graph, vertex_order(name, walk, seed, degree), limit)
-        if colors is not None:
-            best = _fewer(best, build(colors, name))
+        vertices = vertex_order(name, walk, seed, degree)
+        for suffix, colour, steps in algorithms:
+            if best is not None and best.ncolors <= lower:
+                return best
+            if best is not None and steps / _STEPS_PER_SECOND > clock.left():
+                continue
+            # Abandon a colouring that runs far past the best: post-processing seldom halves a
+            # count, and with many colours each step scans them all.
+            limit = None if best is None else 2 * best.ncolors + 2
+            colors = colour(graph, vertices, limit)
+            if colors is not None:
+                best = _fewer(best, build(colors, name + suffix))
     return best
 
 
-def _seconds(graph: Adjacency) -> float:
-    """Rough time of one star or acyclic colouring with its tables."""
-    return graph.indices.size * _SECONDS_PER_ENTRY
+def _star_steps(graph: Adjacency) -> float:
+    """Rough cost of one star or acyclic colouring with its tables, in walk steps."""
+    return 15.0 * graph.indices.size  # measured on stencils: about 0.15 µs per entry
 
 
 def _bidirectional(
@@ -203,13 +211,14 @@ def _bidirectional(
     graph = bipartite_adjacency(J, JT)
     return _search(
         graph,
-        star_coloring,
+        [("", star_coloring, _star_steps(graph))],
         lambda colors, name: bicoloring_result(J, graph, colors, name),
         order,
         seed,
         min(J.nnz, 1),
         clock,
         _BICOLORING_SEARCH,
+        np.diff(graph.indptr),
     )
 
 
@@ -242,23 +251,31 @@ def hessian_coloring(
 
 def _hessian(H: sp.csc_array, method: str, order: str, seed: int, clock: _Clock) -> Coloring:
     graph = adjacency(H.indptr, H.indices)
-    colour, result = {
-        "star": (star_coloring, star_result),
-        "acyclic": (acyclic_coloring, acyclic_result),
-    }[method]
+    if method == "star":
+        algorithms = [
+            ("", star_coloring, _star_steps(graph)),
+            ("+gmp2005", restricted_star_coloring, restricted_star_steps(graph)),
+        ]
+        result = star_result
+    else:
+        algorithms = [("", acyclic_coloring, _star_steps(graph))]
+        result = acyclic_result
     # Two adjacent vertices with diagonal entries both need their colour; otherwise one may do.
     coo = H.tocoo()
     diag = np.zeros(H.shape[0], np.bool_)
     diag[coo.row[coo.row == coo.col]] = True
     lower = 2 if (diag[coo.row] & diag[coo.col] & (coo.row != coo.col)).any() else min(H.nnz, 1)
+    # Degrees count the diagonal, as CasADi's largest_first does.
     return _search(
         graph,
-        colour,
+        algorithms,
         lambda colors, name: result(H, graph, colors, name),
         order,
         seed,
         lower,
         clock,
+        _SYMMETRIC_SEARCH,
+        np.diff(H.indptr),
     )
 
 
