@@ -164,7 +164,7 @@ def restricted_star_coloring(
     >>> from anvil_llvm.ad.coloring.patterns import adjacency
     >>> path = adjacency(np.array([0, 1, 3, 5, 6]), np.array([1, 0, 2, 1, 3, 2]))
     >>> restricted_star_coloring(path, np.arange(4)).tolist()
-    [0, 1, 2, 0]
+    [0, 1, 0, 2]
     """
     limit = graph.nvertices + 1 if limit is None else limit
     order = np.ascontiguousarray(order, np.int64)
