@@ -9,6 +9,7 @@ from ..ir import dtypes
 from ..ir.ops import CONST, Reduction
 from ..ir.ops.source import llvm_literal
 from ..ir.uop import UOp
+from . import blas
 from .emitter import Emitter, ModuleParts
 from .kernel import Buffer, Index, Kernel
 from .schedule import Schedule
@@ -208,7 +209,9 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
 def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
     """Emit the body of one kernel into `ctx.e` (the caller opens and closes the function)."""
     root = kernel.reduction
-    if root is not None:
+    if root is not None and blas.is_gemm(root):
+        blas.emit_gemm(ctx, root, kernel.stores[0][1])
+    elif root is not None:
         ctx.computing = root
         _emit_reduction(ctx, root, kernel.stores[0][1], kernel.flat)
         ctx.computing = None

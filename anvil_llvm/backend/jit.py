@@ -18,6 +18,8 @@ from pathlib import Path
 import llvmlite
 import llvmlite.binding as llvm
 
+from . import blas
+
 log = logging.getLogger("anvil_llvm")
 
 _lock = threading.RLock()
@@ -41,6 +43,7 @@ def initialise() -> None:
         # `check_symbols` then finds with address_of_symbol.
         _engines.append(llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                    target_machine(jit=True)))
+        blas.register()
 
 
 def target_machine(jit: bool):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from ..ir.ops import CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, RESHAPE
 from ..ir.uop import UOp, consumers, toposort
+from . import blas
 from .kernel import Buffer, Kernel, buffer_nbytes
 
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
@@ -66,6 +67,8 @@ def _realise(order: list[UOp], outputs: list[UOp]) -> tuple[set, _Costs]:
     realised = {n for n in order if n.op.kind in ("reduce", "contract")
                 or n.op in (INPUT, CONST_ARRAY)}
     realised.update(outputs)
+    # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
+    realised.update(blas.operand(s)[0] for n in order if blas.is_gemm(n) for s in n.src)
     costs = _Costs()
     for node in order:
         costs.add(node, realised)
@@ -91,6 +94,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
     several consumers where recomputing would cost more than a load; everything else fuses into
     its consumers as index arithmetic and scalar code.
     """
+    outputs = blas.canonicalise(list(outputs))
     order = toposort(outputs)
     realised, costs = _realise(order, outputs)
     buffers: dict[UOp, Buffer] = {}
