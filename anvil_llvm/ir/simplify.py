@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .ops import (ADD, CAST, CONST, CONST_ARRAY, DIV, EXPAND, MUL, NEG, PERMUTE, REDUCE_SUM,
+from .ops import (ADD, CAST, CONST, CONST_ARRAY, DIV, EXPAND, MUL, NEG, PAD, PERMUTE, REDUCE_SUM,
                   RESHAPE, SLICE, SUB, WHERE, const)
 from .ops.source import const_array
 from .uop import OpDef, UOp, toposort
@@ -21,7 +21,7 @@ FOLD_LIMIT = 64
 
 def scalar_value(node: UOp):
     """The value of a node that is one scalar constant at every position, else None."""
-    while node.op in (EXPAND, RESHAPE):
+    while node.op in (EXPAND, RESHAPE, SLICE, PERMUTE):
         node = node.src[0]
     return node.arg.value if node.op is CONST else None
 
@@ -50,6 +50,8 @@ def _fold(node: UOp):
         return broadcast_scalar(folded.item(), node.dtype, node.shape)
     if node.op in (EXPAND, RESHAPE) and scalars[0] is not None:
         return None
+    if node.op in (SLICE, PERMUTE) and scalars[0] is not None:
+        return broadcast_scalar(scalars[0], node.dtype, node.shape)
     if not all(s.op in (CONST, CONST_ARRAY) for s in node.src) or node.size > FOLD_LIMIT:
         return None
     from .interpret import evaluate
@@ -63,6 +65,45 @@ def _is_additive_identity(node: UOp) -> bool:
     if v is None or v != 0:
         return False
     return not node.dtype.is_float or math.copysign(1.0, v) < 0
+
+
+def _merge_pads(node: UOp):
+    inner = node.src[0]
+    if inner.op is not PAD:
+        return None
+    widths = tuple((a + c, b + d) for (a, b), (c, d) in zip(node.arg, inner.arg))
+    return UOp(PAD, (inner.src[0],), widths)
+
+
+def _slice_of_pad(node: UOp):
+    """A slice that reads only the unpadded region is a slice of the pad's source."""
+    pad = node.src[0]
+    if pad.op is not PAD:
+        return None
+    spec = []
+    for (start, step, count), (lo, _), n in zip(node.arg, pad.arg, pad.src[0].shape):
+        first, last = start - lo, start - lo + step * (count - 1)
+        if count and not (0 <= first < n and 0 <= last < n):
+            return None
+        spec.append((first if count else 0, step, count))
+    return UOp(SLICE, (pad.src[0],), tuple(spec))
+
+
+def _slice_of_slice(node: UOp):
+    inner = node.src[0]
+    if inner.op is not SLICE:
+        return None
+    spec = tuple((s1 + t1 * s2, t1 * t2, c2) if c2 else (0, 1, 0)
+                 for (s1, t1, _), (s2, t2, c2) in zip(inner.arg, node.arg))
+    return UOp(SLICE, (inner.src[0],), spec)
+
+
+def _slice_through_elementwise(node: UOp):
+    """Slicing commutes with elementwise ops: compute only the elements that are kept."""
+    inner = node.src[0]
+    if inner.op.kind != "elementwise" or node.size >= inner.size:
+        return None
+    return UOp(inner.op, tuple(UOp(SLICE, (s,), node.arg) for s in inner.src), inner.arg)
 
 
 def _identity_unless(pred: Callable[[UOp], bool]):
@@ -91,6 +132,10 @@ RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
      if n.src[0].op is PERMUTE else None),
     (SLICE, _identity_unless(lambda n: n.shape == n.src[0].shape
                              and all(start == 0 and step == 1 for start, step, _ in n.arg))),
+    (SLICE, _slice_of_slice),
+    (SLICE, _slice_of_pad),
+    (SLICE, _slice_through_elementwise),
+    (PAD, _merge_pads),
     (REDUCE_SUM, _identity_unless(lambda n: n.arg == ())),
     (WHERE, lambda n: n.src[1] if _is(n.src[0], True) else n.src[2] if _is(n.src[0], False)
      else n.src[1] if n.src[1] is n.src[2] else None),
@@ -113,8 +158,18 @@ def _rewrite(node: UOp) -> UOp:
     return node
 
 
-def simplify(outputs: Sequence[UOp]) -> list[UOp]:
-    """Apply the rewrite rules bottom-up; returns the simplified outputs.
+def _pass(outputs: Sequence[UOp]) -> list[UOp]:
+    memo: dict[UOp, UOp] = {}
+    for node in toposort(outputs):
+        src = tuple(memo[s] for s in node.src)
+        rebuilt = node if all(a is b for a, b in zip(src, node.src)) else UOp(node.op, src, node.arg)
+        memo[node] = _rewrite(rebuilt)
+    return [memo[o] for o in outputs]
+
+
+def simplify(outputs: Sequence[UOp], max_passes: int = 8) -> list[UOp]:
+    """Apply the rewrite rules bottom-up, pass after pass until nothing changes (a rule may
+    create nodes that other rules then rewrite, such as slices pushed towards the inputs).
 
     >>> from anvil_llvm.ir.ops import INPUT
     >>> from anvil_llvm.ir import dtypes
@@ -123,9 +178,10 @@ def simplify(outputs: Sequence[UOp]) -> list[UOp]:
     >>> simplify([UOp(MUL, (x, one))])[0] is x
     True
     """
-    memo: dict[UOp, UOp] = {}
-    for node in toposort(outputs):
-        src = tuple(memo[s] for s in node.src)
-        rebuilt = node if all(a is b for a, b in zip(src, node.src)) else UOp(node.op, src, node.arg)
-        memo[node] = _rewrite(rebuilt)
-    return [memo[o] for o in outputs]
+    outputs = list(outputs)
+    for _ in range(max_passes):
+        new = _pass(outputs)
+        if all(a is b for a, b in zip(new, outputs)):
+            break
+        outputs = new
+    return outputs
