@@ -54,6 +54,7 @@ _SYMMETRIC_SEARCH = (
 )
 _BICOLORING_SEARCH = ("smallest_first", *(o for o in _SYMMETRIC_SEARCH if o != "smallest_first"))
 _STEPS_PER_SECOND = 1e8  # rough speed of one neighbourhood-walk step, for cost estimates
+_FIRST_ROUND_STEPS = 5e8  # the first order's algorithms run below this cost, whatever the time
 
 
 class _Clock:
@@ -189,7 +190,10 @@ def _search(
         for suffix, colour, steps in algorithms:
             if best is not None and best.ncolors <= lower:
                 return best
-            if best is not None and steps / _STEPS_PER_SECOND > clock.left():
+            # The first order runs every affordable algorithm, so "best" is never worse than
+            # that order alone (CasADi's default is largest-first with GMP 2005's star).
+            budget = _FIRST_ROUND_STEPS if name == search[0] else clock.left() * _STEPS_PER_SECOND
+            if best is not None and steps > budget:
                 continue
             # Abandon a colouring that runs far past the best: post-processing seldom halves a
             # count, and with many colours each step scans them all.

@@ -78,16 +78,14 @@ def check_symmetric(pattern: sp.csc_array, name: str = "pattern") -> None:
     m, n = pattern.shape
     if m != n:
         raise ValueError(f"{name} must be square and symmetric; got shape {pattern.shape}")
-    diff = sp.csc_array(pattern.astype(np.int8) - pattern.T.astype(np.int8))
-    diff.eliminate_zeros()
-    if diff.nnz:
-        coo = diff.tocoo()
-        i, j = (int(coo.row[0]), int(coo.col[0]))
-        if coo.data[0] < 0:
-            i, j = j, i
-        raise ValueError(
-            f"{name} must be symmetric; entry ({i}, {j}) is present but ({j}, {i}) is not"
-        )
+    mirror = transposed(pattern)
+    if np.array_equal(mirror.indptr, pattern.indptr) and np.array_equal(
+        mirror.indices, pattern.indices
+    ):
+        return
+    extra = (pattern > mirror).tocoo()
+    i, j = (int(extra.row[0]), int(extra.col[0]))
+    raise ValueError(f"{name} must be symmetric; entry ({i}, {j}) is present but ({j}, {i}) is not")
 
 
 class Adjacency(NamedTuple):
