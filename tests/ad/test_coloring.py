@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import doctest
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -402,3 +404,9 @@ def test_check_coloring_names_conflicting_columns():
         check_coloring(P, dataclasses.replace(h, column_colors=np.zeros(6, np.int64)))
     with pytest.raises(ValueError, match="does not match"):
         check_coloring(stencil(3), r)
+
+
+def test_user_docs_examples_run():
+    docs = Path(__file__).resolve().parents[2] / "docs" / "coloring.md"
+    result = doctest.testfile(str(docs), module_relative=False, optionflags=doctest.ELLIPSIS)
+    assert result.failed == 0
