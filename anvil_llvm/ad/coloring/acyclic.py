@@ -14,7 +14,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .kernels import first_free, list_find, list_push, new_lists
+from .kernels import first_free, limited, list_find, list_push, new_lists
 from .patterns import Adjacency
 
 
@@ -112,7 +112,4 @@ def acyclic_coloring(
     >>> acyclic_coloring(path, np.arange(4)).tolist()
     [0, 1, 0, 1]
     """
-    limit = graph.nvertices + 1 if limit is None else limit
-    order = np.ascontiguousarray(order, np.int64)
-    colors, ok = _acyclic(graph.indptr, graph.indices, graph.eid, order, limit)
-    return colors if ok else None
+    return limited(_acyclic, graph, order, limit)

@@ -9,8 +9,12 @@ instead of w's degree: an arrowhead hub is one record, not n.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
+
+from .patterns import Adjacency
 
 
 @numba.njit(cache=True)
@@ -55,3 +59,17 @@ def list_push(lists, w, colour, value):
     val[k] = value
     head[w] = k
     size[0] = k + 1
+
+
+def limited(
+    kernel: Callable, graph: Adjacency, order: np.ndarray, limit: int | None
+) -> np.ndarray | None:
+    """Run ``kernel(indptr, indices, eid, order, limit) -> (colors, ok)`` on ``graph``.
+
+    Returns the colours, or ``None`` if the kernel stopped because it needed more than
+    ``limit`` colours (no limit when ``None``).
+    """
+    limit = graph.nvertices + 1 if limit is None else limit
+    order = np.ascontiguousarray(order, np.int64)
+    colors, ok = kernel(graph.indptr, graph.indices, graph.eid, order, limit)
+    return colors if ok else None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from .kernels import first_free, list_find, list_push, new_lists
+from .kernels import first_free, limited, list_find, list_push, new_lists
 from .patterns import Adjacency
 
 
@@ -117,14 +117,11 @@ def star_coloring(
     >>> star_coloring(path, np.arange(4)).tolist()
     [0, 1, 0, 2]
     """
-    limit = graph.nvertices + 1 if limit is None else limit
-    order = np.ascontiguousarray(order, np.int64)
-    colors, ok = _star(graph.indptr, graph.indices, graph.eid, order, limit)
-    return colors if ok else None
+    return limited(_star, graph, order, limit)
 
 
 @numba.njit(cache=True)
-def _restricted_star(indptr, indices, order, limit):
+def _restricted_star(indptr, indices, eid, order, limit):
     n = indptr.size - 1
     color = np.full(n, -1, np.int64)
     forbidden = np.full(n + 1, -1, np.int64)
@@ -158,18 +155,9 @@ def restricted_star_coloring(
 ) -> np.ndarray | None:
     """Star colouring by GMP 2005, Algorithm 4.1 (as in CasADi's ``star_coloring``).
 
-    Returns ``None`` as soon as more than ``limit`` colours are needed.
-
-    >>> import numpy as np
-    >>> from anvil_llvm.ad.coloring.patterns import adjacency
-    >>> path = adjacency(np.array([0, 1, 3, 5, 6]), np.array([1, 0, 2, 1, 3, 2]))
-    >>> restricted_star_coloring(path, np.arange(4)).tolist()
-    [0, 1, 0, 2]
+    Same interface as ``star_coloring``; ``eid`` is unused by this kernel.
     """
-    limit = graph.nvertices + 1 if limit is None else limit
-    order = np.ascontiguousarray(order, np.int64)
-    colors, ok = _restricted_star(graph.indptr, graph.indices, order, limit)
-    return colors if ok else None
+    return limited(_restricted_star, graph, order, limit)
 
 
 def restricted_star_steps(graph: Adjacency) -> float:
