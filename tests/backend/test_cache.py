@@ -1,0 +1,187 @@
+"""The compile caches: in memory by graph (one compile for identical graphs) and on disk across
+processes (files written, loaded by a second process, corrupt files rebuilt, unsafe directories
+refused)."""
+import json
+import logging
+import os
+import random
+import stat
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import anvil_llvm as av
+from anvil_llvm.backend import jit
+
+
+@pytest.fixture
+def compiles(monkeypatch):
+    """The number of LLVM compilations so far (jit.compile_object calls) in this test."""
+    calls = []
+    original = jit.compile_object
+
+    def counting(*args, **kwargs):
+        calls.append(args)
+        return original(*args, **kwargs)
+    monkeypatch.setattr(jit, "compile_object", counting)
+    return calls
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """A private, empty on-disk cache directory for this test."""
+    directory = tmp_path / "cache"
+    monkeypatch.setenv("ANVIL_LLVM_CACHE_DIR", str(directory))
+    monkeypatch.delenv("ANVIL_LLVM_NO_CACHE", raising=False)
+    return directory
+
+
+def fresh_function(name="cached"):
+    """A function whose graph no earlier test built (a random constant), so it must compile."""
+    c = random.random()
+    f = av.NumericalFunction(name, lambda x: (x * c).sin() + 1.0, (av.Arg(5),))
+    return f, lambda x: np.sin(x * c) + 1.0
+
+
+X = np.linspace(-2.0, 2.0, 5)
+
+
+def assert_right(f, expected):
+    """`f` computes `expected` at X (to a few ulp of the sine)."""
+    np.testing.assert_allclose(f(X), expected(X), rtol=1e-14, atol=1e-15)
+
+
+def test_identical_graphs_compile_once(cache, compiles):
+    c = random.random()
+    before = len(jit._memory)
+    f = av.NumericalFunction("same", lambda x: x * c + 1.0, (av.Arg(4),))
+    g = av.NumericalFunction("same", lambda y: y * c + 1.0, (av.Arg(4),))
+    np.testing.assert_array_equal(f(np.ones(4)), g(np.ones(4)))
+    assert len(compiles) == 1
+    assert len(jit._memory) == before + 1
+    assert f.address == g.address
+
+
+def test_different_graphs_compile_separately(cache, compiles):
+    f, _ = fresh_function()
+    g, _ = fresh_function()
+    f(X), g(X)
+    assert len(compiles) == 2
+    assert f.address != g.address
+
+
+def rebuilt(f):
+    """A new function of `f`'s graph, with the in-memory copy forgotten: building it must go to
+    the disk cache."""
+    jit._memory.pop(jit.cache_key(f.llvm_ir))
+    return av.NumericalFunction.from_graph(f.name, f.args, f.outputs, False)
+
+
+def test_cache_files_are_written_and_read(cache, compiles):
+    f, expected = fresh_function()
+    assert_right(f, expected)
+    files = list(cache.glob("*.o"))
+    assert len(files) == 1 and files[0].stat().st_size > 0
+    assert not list(cache.glob(".tmp-*")), "temporary files are renamed into place"
+    assert_right(rebuilt(f), expected)
+    assert len(compiles) == 1
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:len(data) // 2],
+    lambda data: b"",
+    lambda data: b"XXXXXXXXX" + data[9:],
+    lambda data: data + b"\0",
+    lambda data: data[:-1] + bytes([data[-1] ^ 1]),
+], ids=["truncated", "empty", "bad magic", "trailing byte", "last bit"])
+def test_damaged_cache_files_are_rebuilt(cache, compiles, damage):
+    f, expected = fresh_function()
+    assert_right(f, expected)
+    (entry,) = cache.glob("*.o")
+    good = entry.read_bytes()
+    entry.write_bytes(damage(good))
+    assert_right(rebuilt(f), expected)
+    assert len(compiles) == 2
+    assert entry.read_bytes() == good, "the rebuilt entry replaces the damaged one"
+
+
+def test_cache_directory_is_created_private(tmp_path, monkeypatch):
+    directory = tmp_path / "a" / "b"
+    monkeypatch.setenv("ANVIL_LLVM_CACHE_DIR", str(directory))
+    monkeypatch.delenv("ANVIL_LLVM_NO_CACHE", raising=False)
+    assert jit.cache_dir() == directory
+    assert stat.S_IMODE(directory.stat().st_mode) & 0o077 == 0
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o775, 0o722])
+def test_directory_writable_by_others_is_refused(cache, compiles, caplog, mode):
+    cache.mkdir()
+    cache.chmod(mode)
+    with caplog.at_level(logging.WARNING, logger="anvil_llvm"):
+        f, expected = fresh_function()
+        assert_right(f, expected)
+    assert any("writable by others" in r.getMessage() and str(cache) in r.getMessage()
+               for r in caplog.records)
+    assert not list(cache.iterdir()), "nothing may be written to an unsafe directory"
+
+
+def test_cache_path_that_is_a_file_still_works(tmp_path, monkeypatch, compiles):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("ANVIL_LLVM_CACHE_DIR", str(blocker))
+    f, expected = fresh_function()
+    assert_right(f, expected)
+    assert blocker.read_text() == "not a directory"
+
+
+def test_no_cache_switch(cache, monkeypatch, compiles):
+    monkeypatch.setenv("ANVIL_LLVM_NO_CACHE", "1")
+    f, expected = fresh_function()
+    assert_right(f, expected)
+    assert not cache.exists() or not list(cache.iterdir())
+
+
+# ---- across processes ---------------------------------------------------------------------------
+SCRIPT = textwrap.dedent("""
+    import json
+    import numpy as np
+    import anvil_llvm as av
+    from anvil_llvm.backend import jit
+
+    calls = []
+    original = jit.compile_object
+    jit.compile_object = lambda *a, **k: (calls.append(1), original(*a, **k))[1]
+    f = av.NumericalFunction("cached", lambda x, y: ((x * y).sin() + 2.5 * x, (x @ y).exp()),
+                             (av.Arg(7), av.Arg(7)))
+    x, y = np.linspace(-1.0, 1.0, 7), np.linspace(0.5, 2.0, 7)
+    a, b = f(x, y)
+    ok = (np.allclose(a, np.sin(x * y) + 2.5 * x, rtol=1e-14, atol=0)
+          and np.allclose(b, np.exp(x @ y), rtol=1e-13, atol=0))
+    print(json.dumps({"compiled": len(calls), "ok": bool(ok)}))
+""")
+
+
+def run_process(cache_dir) -> dict:
+    env = dict(os.environ, ANVIL_LLVM_CACHE_DIR=str(cache_dir))
+    env.pop("ANVIL_LLVM_NO_CACHE", None)
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_second_process_loads_from_disk_and_a_corrupt_file_is_rebuilt(tmp_path):
+    cache_dir = tmp_path / "cache"
+    assert run_process(cache_dir) == {"compiled": 1, "ok": True}
+    (entry,) = cache_dir.glob("*.o")
+    good = entry.read_bytes()
+    assert run_process(cache_dir) == {"compiled": 0, "ok": True}
+
+    middle = len(good) // 2
+    entry.write_bytes(good[:middle] + bytes(b ^ 0xFF for b in good[middle:middle + 8])
+                      + good[middle + 8:])
+    assert run_process(cache_dir) == {"compiled": 1, "ok": True}
+    assert entry.read_bytes() == good, "the rebuilt entry replaces the corrupt one"
