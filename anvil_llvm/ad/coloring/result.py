@@ -27,7 +27,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from .patterns import Adjacency, as_pattern
+from .patterns import Adjacency
 from .tables import direct_slots, substitution, unique_colour_in_row
 
 
@@ -211,8 +211,13 @@ def distance2_result(
 
 def _upper(pattern: sp.csc_array, graph: Adjacency) -> tuple:
     """The upper triangle, its diagonal mask, and the edge id of each off-diagonal entry."""
-    upper = as_pattern(sp.triu(pattern))
-    diag = upper.indices == _columns(upper)
+    cols = _columns(pattern)
+    keep = pattern.indices <= cols
+    indptr = np.concatenate(([0], np.cumsum(np.bincount(cols[keep], minlength=pattern.shape[1]))))
+    upper = sp.csc_array(
+        (np.ones(keep.sum(), np.bool_), pattern.indices[keep], indptr), shape=pattern.shape
+    )
+    diag = upper.indices == cols[keep]
     adj_rows = np.repeat(np.arange(graph.nvertices), np.diff(graph.indptr))
     edges = graph.eid[graph.indices < adj_rows]  # row j, column i < j: CSC order of the upper
     return upper, diag, edges
