@@ -167,7 +167,8 @@ class NumericalFunction:
         inputs, outputs = self._specs()
         work = sum(node.size for node in toposort(self.outputs))
         text += callpath.wrapper_text(self.symbol, inputs, outputs, sched.work_bytes,
-                                      release_gil=work >= callpath.GIL_RELEASE_WORK)
+                                      release_gil=work >= callpath.GIL_RELEASE_WORK,
+                                      as_tuple=self.multiple)
         return text, any(k.chunk is not None and k.chunk > 0 for k in sched.kernels)
 
     @property
@@ -189,7 +190,7 @@ class NumericalFunction:
                 text, huge = self._module()
                 loaded = jit.build(text, [self.symbol, self.symbol + ".py"], huge)
                 inputs, outputs = self._specs()
-                converter = callpath.ArgumentConverter(self.name, inputs, outputs)
+                converter = callpath.ArgumentConverter(self.name, inputs, outputs, self.multiple)
                 native = callpath.make_cfunction(
                     self.name, loaded.addresses[self.symbol + ".py"], converter)
                 converter.native = native

@@ -166,6 +166,9 @@ class Tensor:
 
     def mean(self, axis=None, keepdims: bool = False) -> "Tensor":
         """Arithmetic mean over `axis`, as np.mean (ints and bools give float64)."""
+        if self.ndim == 0 and axis is not None and axis != ():
+            raise ValueError(f"axis {axis} is out of bounds for a 0-d tensor (np.mean refuses "
+                             "any axis of a 0-d array)")
         axes = _axes(axis, self.ndim)
         count = int(np.prod([self.shape[a] for a in axes], dtype=np.int64))
         total = _float(self).sum(axes, keepdims)
@@ -225,6 +228,12 @@ def as_tensor(value, like: DType | None = None) -> Tensor:
     """A Tensor for a Tensor, NumPy array or Python number (numbers take the dtype `like`)."""
     if isinstance(value, Tensor):
         return value
+    if isinstance(value, np.generic):
+        # NumPy scalars promote by their dtype, as in NumPy 2 (NEP 50); Python numbers are weak.
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"cannot use a NumPy {value.dtype} scalar in a traced function; "
+                            "expected real numbers or bools")
+        return Tensor(O.const(value.item(), dtypes.from_numpy(value.dtype)))
     if isinstance(value, (bool, np.bool_)):
         return Tensor(O.const(bool(value), dtypes.bool_))
     if isinstance(value, numbers.Integral) and not isinstance(value, np.ndarray):
@@ -233,7 +242,7 @@ def as_tensor(value, like: DType | None = None) -> Tensor:
     if isinstance(value, numbers.Real) and not isinstance(value, np.ndarray):
         dtype = like if like is not None and like.is_float else dtypes.float64
         return Tensor(O.const(float(value), dtype))
-    if isinstance(value, (np.ndarray, list, tuple, np.generic)):
+    if isinstance(value, (np.ndarray, list, tuple)):
         array = np.asarray(value)
         if array.dtype.kind not in "biuf":
             raise TypeError(f"cannot use an array of dtype {array.dtype} in a traced function; "
@@ -314,7 +323,9 @@ def _unary(op, x) -> Tensor:
 def _axis(a, ndim: int) -> int:
     if not isinstance(a, (int, np.integer)) or isinstance(a, bool):
         raise TypeError(f"axis: expected an int, got {type(a).__name__}")
-    if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+    if ndim == 0 and a in (0, -1):
+        return 0
+    if not -ndim <= a < ndim:
         raise ValueError(f"axis {a} is out of bounds for a tensor of {ndim} dimensions")
     return int(a) % ndim if ndim else 0
 
@@ -323,6 +334,10 @@ def _axes(axis, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
+    if ndim == 0:
+        for a in axes:
+            _axis(a, 0)
+        return ()       # NumPy lets reductions of a 0-d array name axis 0 or -1
     result = tuple(sorted(_axis(a, ndim) for a in axes))
     if len(set(result)) != len(result):
         raise ValueError(f"axis: repeated axis in {axis}")
@@ -418,8 +433,8 @@ def _index(x: Tensor, key) -> Tensor:
             axis_out += k
     shape = tuple(shape)
     out = Tensor(node if node.shape == shape else UOp(O.RESHAPE, (node,), shape))
-    advanced = [i for i, (kind, _) in enumerate(k for k in shape_after if k[0] != "new")
-                if kind in ("drop", "gather")]
+    # A None between advanced indices separates them too, as in NumPy.
+    advanced = [i for i, (kind, _) in enumerate(shape_after) if kind in ("drop", "gather")]
     if gathers and advanced != list(range(advanced[0], advanced[-1] + 1)):
         # NumPy puts the array's axes first when advanced indices are separated by a slice.
         start = [i for i, (kind, _) in enumerate(shape_after) if kind == "gather"][0]

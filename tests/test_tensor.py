@@ -63,8 +63,6 @@ def test_tuple_and_list_outputs():
     assert isinstance(g(np.ones(2)), tuple)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a function returning a 1-tuple returns a bare array "
-                   "when called (the traced structure, `multiple`, is ignored)")
 def test_one_tuple_output_stays_a_tuple():
     f = traced(lambda x: (x * 2,), 2)
     result = f(np.ones(2))
@@ -206,17 +204,13 @@ def test_out_of_range_or_repeated_axes(reduce, axis):
     raises_while_tracing(ValueError, "axis", lambda x: getattr(x, reduce)(axis=axis), (3, 2))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: axis 0 or -1 of a 0-d tensor: NumPy's sum, prod, "
-                   "max and min accept it; anvil_llvm raises (an internal message for 0)")
 @pytest.mark.parametrize("reduce", ["sum", "prod", "max", "min"])
 @pytest.mark.parametrize("axis", [0, -1])
 def test_axis_of_a_scalar_in_ufunc_reductions(reduce, axis):
     check(lambda m, a: getattr(a, reduce)(axis=axis), np.array(1.5))
 
 
-@pytest.mark.parametrize("axis", [pytest.param(0, marks=pytest.mark.xfail(
-    strict=True, reason="BUG: x.mean(axis=0) of a 0-d tensor raises IndexError, not ValueError")),
-    -1])
+@pytest.mark.parametrize("axis", [0, -1])
 def test_axis_of_a_scalar_in_mean(axis):
     """NumPy's mean refuses any integer axis of a 0-d array (AxisError, a ValueError)."""
     with pytest.raises(np.exceptions.AxisError):
@@ -278,13 +272,7 @@ def test_wrong_dtypes_while_tracing(fn, match):
     (np.float32, 2.5), (np.float32, 2), (np.int64, 2.5), (np.int64, 3), (np.float32, True),
     (np.float32, np.array(2.0)), (np.int64, np.float32(1.5)), (np.float32, np.float32(2.0)),
     (np.int64, np.int32(2)), (np.int64, np.float64(1.5)),
-    pytest.param(np.float32, np.float64(0.1), marks=pytest.mark.xfail(
-        np.lib.NumpyVersion(np.__version__) >= "2.0.0", strict=True,
-        reason="BUG: NumPy scalars are promoted like Python numbers (weakly), NumPy 2 promotes "
-               "them by their dtype (NEP 50): float32 array * np.float64(0.1) is float64")),
-    pytest.param(np.float32, np.int64(3), marks=pytest.mark.xfail(
-        np.lib.NumpyVersion(np.__version__) >= "2.0.0", strict=True,
-        reason="BUG: NumPy scalars are promoted like Python numbers (NEP 50)")),
+    (np.float32, np.float64(0.1)), (np.float32, np.int64(3)),
 ])
 def test_result_dtypes_follow_numpy_promotion(dtype, other):
     x = np.arange(1, 4).astype(dtype)

@@ -2,6 +2,7 @@
 traced at first call for the shapes and dtypes it is given, as jax.jit does) and returns one."""
 from __future__ import annotations
 
+import inspect
 import re
 from typing import Callable
 
@@ -27,15 +28,17 @@ class Traced:
 
     def __init__(self, fn: Callable, stages: tuple = ()):
         self.fn, self.stages = fn, stages
+        self.arity = _arity(fn)
         self._cache: dict = {}
 
     def then(self, stage) -> "Traced":
         return Traced(self.fn, self.stages + (stage,))
 
     def specialise(self, *args):
-        """The NumericalFunction for the shapes and dtypes of `args`."""
+        """The NumericalFunction for the shapes and dtypes of the function's own arguments
+        (the leading `arity` of `args`; operators such as jvp append tangents after them)."""
         from ..function import Arg, NumericalFunction
-        arrays = [np.asarray(a) for a in args]
+        arrays = [np.asarray(a) for a in args[:self.arity]]
         key = tuple((a.shape, a.dtype.str) for a in arrays)
         found = self._cache.get(key)
         if found is None:
@@ -51,6 +54,20 @@ class Traced:
 
     def __call__(self, *args, **kwargs):
         return self.specialise(*args)(*args, **kwargs)
+
+
+def _arity(fn: Callable) -> int:
+    """The number of positional parameters of a plain function (they are traced as inputs)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        raise TypeError(f"cannot read the signature of {fn!r}; wrap it in a "
+                        "NumericalFunction with explicit Args") from None
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        raise TypeError(f"{getattr(fn, '__name__', fn)!r} takes *args; wrap it in a "
+                        "NumericalFunction with explicit Args")
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+               and p.default is p.empty)
 
 
 def _operator(build: Callable) -> Callable:

@@ -104,8 +104,10 @@ def make_cfunction(name: str, address: int, fallback):
 
 # ---- the wrapper in LLVM IR ---------------------------------------------------------------------
 class _Wrapper:
-    def __init__(self, symbol: str, inputs, outputs, work_bytes: int, release_gil: bool):
+    def __init__(self, symbol: str, inputs, outputs, work_bytes: int, release_gil: bool,
+                 as_tuple: bool):
         self.symbol, self.inputs, self.outputs = symbol, inputs, outputs
+        self.as_tuple = as_tuple
         self.work_bytes, self.release_gil = work_bytes, release_gil
         self.lines: list[str] = []
         self.globals: list[str] = []
@@ -184,7 +186,7 @@ class _Wrapper:
             self.emit(f"call void @free(ptr {work})")
 
     def result(self, arrays: list[str], tag: str) -> None:
-        if len(arrays) == 1:
+        if not self.as_tuple:
             self.emit(f"ret ptr {arrays[0]}")
             return
         tup = self.op(f"call ptr @PyTuple_New(i64 {len(arrays)})")
@@ -295,9 +297,11 @@ declare void @free(ptr)
 
 
 def wrapper_text(symbol: str, inputs: list[ArgSpec], outputs: list[ArgSpec], work_bytes: int,
-                 release_gil: bool) -> str:
-    """LLVM IR of `<symbol>.py`, the METH_FASTCALL|METH_KEYWORDS entry point calling `symbol`."""
-    return _DECLARATIONS + _Wrapper(symbol, inputs, outputs, work_bytes, release_gil).text()
+                 release_gil: bool, as_tuple: bool) -> str:
+    """LLVM IR of `<symbol>.py`, the METH_FASTCALL|METH_KEYWORDS entry point calling `symbol`;
+    results come as a tuple when `as_tuple` (several outputs, or a traced 1-tuple)."""
+    return _DECLARATIONS + _Wrapper(symbol, inputs, outputs, work_bytes, release_gil,
+                                    as_tuple).text()
 
 
 # ---- the slow path --------------------------------------------------------------------------------
@@ -308,8 +312,10 @@ class ArgumentConverter:
     does not take as is; the converted call then passes the native checks.
     """
 
-    def __init__(self, name: str, inputs: list[ArgSpec], outputs: list[ArgSpec]):
+    def __init__(self, name: str, inputs: list[ArgSpec], outputs: list[ArgSpec],
+                 as_tuple: bool):
         self.name, self.inputs, self.outputs = name, inputs, outputs
+        self.as_tuple = as_tuple
         self.native = None
 
     def __call__(self, *args, out=None):
@@ -325,7 +331,7 @@ class ArgumentConverter:
             return self.native(*arrays)
         outs = self.check_out(out, arrays)
         self.native(*arrays, *outs)
-        return outs[0] if len(outs) == 1 else tuple(outs)
+        return tuple(outs) if self.as_tuple else outs[0]
 
     def convert(self, value, spec: ArgSpec) -> np.ndarray:
         where = f"{self.name}(): argument '{spec.name}'"
@@ -342,7 +348,9 @@ class ArgumentConverter:
                             f"safely), got {array.dtype}")
         if array.shape != spec.shape:
             raise ValueError(f"{where} must have shape {spec.shape}, got {array.shape}")
-        return np.ascontiguousarray(array, dtype=spec.dtype).view(np.ndarray)
+        # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d) and copies
+        # misaligned or byte-swapped data, so the converted array always passes the fast path.
+        return np.require(array, dtype=spec.dtype, requirements=["C", "A"]).view(np.ndarray)
 
     def check_out(self, out, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outs = list(out) if isinstance(out, (tuple, list)) else [out]

@@ -411,8 +411,6 @@ def test_documented_limits_at_zero():
     np.testing.assert_array_equal(jacobian(f)(x, y), np.diag(gx))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: pow's d/dx rule where(y == 0, 0, y * x**(y-1)) is "
-                   "constant in y at y == 0, so d2(x**y)/dx dy there is 0 instead of 1/x")
 def test_pow_mixed_second_derivative_at_zero_exponent():
     f = av.NumericalFunction("p", lambda x, y: x ** y, (av.Arg(()), av.Arg(())))
     hxx, hxy, hyx, hyy = hessian(f, argnum=(0, 1))(np.array(2.0), np.array(0.0))

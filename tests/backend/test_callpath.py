@@ -71,9 +71,6 @@ def test_arguments_are_converted_not_misread(convert):
     assert_affine(f(x, y), x, y)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a misaligned float64 array recurses without end "
-                   "(RecursionError): the converting path returns it unchanged, the fast path "
-                   "refuses it again")
 def test_misaligned_array():
     raw = np.zeros(12 * 8 + 1, dtype=np.uint8)
     x = raw[1:].view(np.float64).reshape(3, 4)
@@ -93,8 +90,6 @@ def test_python_scalars_for_array_of_one_shape():
     np.testing.assert_array_equal(f([3]), [6.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a Python or NumPy scalar (or any converted 0-d "
-                   "array) for a shape-() argument is refused: np.ascontiguousarray makes it 1-D")
 @pytest.mark.parametrize("value", [2.0, 2, np.float64(2.0), np.float32(2.0), np.array(2),
                                    True], ids=["float", "int", "np.float64", "np.float32",
                                                "0-d int", "bool"])
@@ -103,8 +98,6 @@ def test_python_scalars_for_scalar_arguments(value):
     assert f(value) == 3.0 * float(value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a 0-d float64 array is refused once any other "
-                   "argument takes the converting path (np.ascontiguousarray makes it 1-D)")
 def test_scalar_argument_next_to_a_converted_one():
     f = function(lambda x, s: x * s, av.Arg(3), av.Arg(()))
     np.testing.assert_array_equal(f([1.0, 2.0, 3.0], np.array(2.0)), [2.0, 4.0, 6.0])

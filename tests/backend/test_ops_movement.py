@@ -95,8 +95,6 @@ def test_gather_examples():
         check(lambda m, a, key=key: a[key], x)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a None between advanced indices (ints or an "
-                   "integer array) does not move the indexed axes first as NumPy does")
 def test_new_axis_between_advanced_indices():
     check(lambda m, a: a[0, None, [0, 2]], np.arange(6.0).reshape(2, 3))
 

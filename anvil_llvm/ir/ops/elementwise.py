@@ -208,7 +208,9 @@ MIN = _extremum("min", np.minimum, "minimum", "slt")
 def _pow_base(B, n):
     x, y = n.src
     d = B.mul(y, B.binary(POW, x, B.sub(y, B.scalar(1, y))))
-    return B.where(B.binary(CMPEQ, y, B.scalar(0, y)), B.scalar(0, y), d)
+    # Only 0 * 0**-1 (x == y == 0) needs the limit 0; elsewhere d stays differentiable in y.
+    singular = B.binary(AND, B.binary(CMPEQ, y, B.scalar(0, y)), B.binary(CMPEQ, x, B.scalar(0, x)))
+    return B.where(singular, B.scalar(0, y), d)
 
 
 def _pow_exponent(B, n):
@@ -220,7 +222,7 @@ def _pow_exponent(B, n):
 POW = OpDef("pow", 2, shape=_same_shape, dtype=_same_dtype("f"),
             numpy=lambda arg, x, y: np.power(x, y), emit=_lift(_intrinsic("pow")), cost=40,
             **_smooth(_pow_base, _pow_exponent))
-"""d/dx is 0 where y == 0 and d/dy is 0 where x == 0 (the limits JAX takes)."""
+"""d/dx is 0 at x == y == 0 and d/dy is 0 where x == 0 (the limits JAX takes)."""
 
 
 def _atan2_partial(B, n, sign: int, other: int):
