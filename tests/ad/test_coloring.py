@@ -207,6 +207,7 @@ def test_arrowhead_jacobian_bidirectional():
     r = jacobian_coloring(P)
     assert r.partition == "bidirectional" and r.ncolors <= 3
     assert jacobian_coloring(P, partition="bidirectional").ncolors <= 3
+    assert jacobian_coloring(P, time_budget=0.0).ncolors <= 3  # not left to the clock
     check_coloring(P, r)
     assert_recovers_jacobian(P, r, np.random.default_rng(1))
 
