@@ -163,5 +163,5 @@ def restricted_star_coloring(
 def restricted_star_steps(graph: Adjacency) -> float:
     """Inner-loop steps of ``restricted_star_coloring``: sum over w of deg(w)·Σ_{x~w} deg(x)."""
     degree = np.diff(graph.indptr).astype(np.float64)
-    rows = np.repeat(np.arange(graph.nvertices), np.diff(graph.indptr))
-    return float(degree @ np.bincount(rows, weights=degree[graph.indices], minlength=degree.size))
+    running = np.concatenate(([0.0], np.cumsum(degree[graph.indices])))
+    return float(degree @ (running[graph.indptr[1:]] - running[graph.indptr[:-1]]))
