@@ -134,6 +134,47 @@ def test_jvp_and_vjp_of_several_outputs():
     np.testing.assert_allclose(pullback(X3, P3, c0, c1), c0 @ J0 + c1 @ J1, rtol=1e-14)
 
 
+def test_forward_and_reverse_over_forward():
+    # jvp(jvp(f))(x, t, s) = (f, J t, J s, t' H s); vjp of jvp and jacobian of vjp give H too
+    x = X3
+    f = av.NumericalFunction("f", lambda x: cubic_mix(x, P3), (av.Arg(3),))
+    H = hessian(f)(x)
+    t, s = np.array([1.0, -0.5, 0.25]), np.array([0.5, 2.0, -1.0])
+    value, Jt, Js, tHs = jvp(jvp(f))(x, t, s)
+    g = gradient(f)(x)
+    np.testing.assert_array_equal(value, f(x))
+    np.testing.assert_allclose([Jt, Js], [g @ t, g @ s], rtol=1e-14)
+    np.testing.assert_allclose(tHs, t @ H @ s, rtol=1e-13)
+    # reverse over forward: cotangents (a, b) of (f, J t) pull back to a g + b H t
+    np.testing.assert_allclose(vjp(jvp(f))(x, t, np.array(2.0), np.array(-3.0)),
+                               2.0 * g - 3.0 * H @ t, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(jacobian(vjp(f))(x, np.array(1.0)), H, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(jvp(gradient(f))(x, t)[1], hvp(f)(x, t), rtol=1e-14)
+
+
+@pytest.mark.parametrize("operator", [gradient, jacobian, hessian, value_and_gradient])
+def test_float32_functions_keep_float32(operator):
+    f = av.NumericalFunction("f", lambda x: (av.sin(x) * x).sum(), (av.Arg(4, av.float32),))
+    x = np.linspace(-1, 1, 4, dtype=np.float32)
+    results = operator(f)(x)
+    for r in results if isinstance(results, tuple) else (results,):
+        assert r.dtype == np.float32
+    expected = {gradient: np.cos(x) * x + np.sin(x), jacobian: np.cos(x) * x + np.sin(x),
+                hessian: np.diag(2 * np.cos(x) - np.sin(x) * x)}.get(operator)
+    if expected is not None:
+        np.testing.assert_allclose(results, expected, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: a function whose simplified output is a bare "
+                   "shape-() constant never writes it: gradient of t * 3.0 at a scalar t returns "
+                   "uninitialised memory (5e-324) instead of 3.0")
+def test_derivatives_that_are_scalar_constants():
+    linear = av.NumericalFunction("linear", lambda t: t * 3.0, (av.Arg(()),))
+    assert gradient(linear)(np.array(1.0)) == 3.0
+    independent = av.NumericalFunction("indep", lambda x, p: (p * p).sum(), (av.Arg(3), av.Arg(2)))
+    assert jvp(independent)(np.ones(3), np.ones(2), np.ones(3))[1] == 0.0
+
+
 # ---- scalar inputs -------------------------------------------------------------------------------
 SCALAR = av.NumericalFunction("wave", lambda t: av.sin(t) * t ** 3, (av.Arg(()),))
 

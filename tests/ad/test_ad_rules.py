@@ -282,6 +282,29 @@ def test_jvp_and_vjp_match_finite_differences(row, data):
     check_first_order(row, draw_inputs(data, row), data)
 
 
+# Larger shapes than the vector width and loop unrolling, with remainders (the rows above are
+# tiny); first order only.
+BIG_INDICES = np.random.default_rng(0).integers(0, 37, 300)
+LARGE_ROWS = [
+    Row("prod_37", lambda m, x: x.prod(axis=1), (U(3, 37, lo=0.5, hi=1.5),)),
+    Row("sum_37x9", lambda m, x: (m.sin(x) * x).sum(axis=0), (U(37, 9),)),
+    Row("max_5x33", lambda m, x: x.max(axis=1), (distinct(5, 33),)),
+    Row("gather_300_of_37", lambda m, x: x[BIG_INDICES] * x[BIG_INDICES[::-1]], (U(37),)),
+    Row("matmul_13x17x11", lambda m, x, y: m.tanh(x @ y), (U(13, 17), U(17, 11))),
+    Row("slices_41", lambda m, x: x[3::5] * x[-1:-40:-5], (U(41),)),
+    Row("pad_concat_35", lambda m, x: m.concatenate([m.pad(x, ((2, 3),)), x[::-1]]) ** 2,
+        (U(35),)),
+    Row("broadcast_9x23", lambda m, x, y: m.exp(x) / (1.5 + m.sin(y)), (U(9, 1), U(1, 23))),
+]
+
+
+@pytest.mark.parametrize("row", LARGE_ROWS, ids=repr)
+@fast(3)
+@given(data=st.data())
+def test_jvp_and_vjp_of_larger_shapes(row, data):
+    check_first_order(row, draw_inputs(data, row), data)
+
+
 # ---- second order ---------------------------------------------------------------------------------
 def scalarised(row: Row):
     """The row as a scalar function S(m, z) of one flat vector z of all its arguments,
