@@ -1,0 +1,668 @@
+"""Core benchmarks of anvil_llvm side by side with numba, NumPy, CasADi and JAX: call overhead,
+build time (in process, from the disk cache, against size, of huge scalar graphs), run time, and
+AD. Prints markdown tables and writes them to docs/benchmarks/core.md.
+
+    python scripts/bench_core.py            # the full run (docs/benchmarks/core.md)
+    python scripts/bench_core.py --quick    # reduced sizes, a smoke test (under 2 minutes)
+
+Every tool's output is checked against a reference (NumPy, or CasADi for small dense
+derivatives) before it is timed; times are medians over rounds in which the tools take turns.
+Builds that may be slow or crash run in subprocesses with timeouts.
+"""
+import argparse
+import datetime
+import functools
+import importlib
+import itertools
+import json
+import operator
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+# Before NumPy: NumPy's and SciPy's OpenBLAS thread pools fight on this 2-core machine.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import numpy as np
+from benchtools import (
+    TOLERANCE,
+    Row,
+    Section,
+    Tool,
+    Value,
+    build_all,
+    fmt_time,
+    rel_error,
+    run_worker,
+    side_by_side,
+    time_builds,
+)
+
+from anvil_llvm import ad
+from anvil_llvm.benchmarks import Problem, problem
+
+SCRIPT = str(Path(__file__).resolve())
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "docs" / "benchmarks" / "core.md"
+
+
+@dataclass(frozen=True)
+class Config:
+    rounds: int             # interleaved rounds of call timings (median)
+    seconds: float          # length of one timing sample
+    build_rounds: int       # interleaved rounds of in-process builds
+    processes: int          # fresh processes per subprocess build measurement
+    builds_per_process: int
+    rosen_n: int            # the large chained Rosenbrock
+    bratu_m: int
+    scalar_ops: tuple[int, int]
+    scalar_timeout: float
+    jacobian_n: tuple[int, int]
+    worker_timeout: float
+
+
+FULL = Config(rounds=7, seconds=0.05, build_rounds=5, processes=5, builds_per_process=4,
+              rosen_n=10**6, bratu_m=1000, scalar_ops=(10_000, 100_000), scalar_timeout=300,
+              jacobian_n=(100, 10_000), worker_timeout=120)
+QUICK = Config(rounds=3, seconds=0.01, build_rounds=2, processes=2, builds_per_process=3,
+               rosen_n=10**4, bratu_m=100, scalar_ops=(1_000, 10_000), scalar_timeout=60,
+               jacobian_n=(100, 1000), worker_timeout=60)
+
+
+# ---- peers: imported by the main process only, so that workers time anvil_llvm alone --------
+peers = SimpleNamespace()
+
+
+def import_peers() -> None:
+    """Import the installed peers; a missing one fails only its own cells."""
+    for attr, module in (("ca", "casadi"), ("numba", "numba"), ("jax", "jax")):
+        try:
+            setattr(peers, attr, importlib.import_module(module))
+        except ImportError as e:
+            print(f"warning: {e}", file=sys.stderr)
+    if hasattr(peers, "jax"):
+        peers.jax.config.update("jax_enable_x64", True)
+        peers.jnp = importlib.import_module("jax.numpy")
+
+
+def _lift(value):
+    return value.sx if isinstance(value, SX) else peers.ca.DM(np.asarray(value, np.float64))
+
+
+def _sx_binary(op):
+    """`op` on SX, and reflected (`ndarray op SX`)."""
+    return (lambda a, b: SX(op(a.sx, _lift(b))), lambda a, b: SX(op(_lift(b), a.sx)))
+
+
+class SX:
+    """Just enough of an array API over a CasADi SX column for the small public problems, so
+    that CasADi traces the same problem code as the other tools (`problem.f(x, casadi_xp())`)."""
+
+    __array_ufunc__ = None          # `ndarray * SX` defers to SX.__rmul__
+    __add__, __radd__ = _sx_binary(operator.add)
+    __sub__, __rsub__ = _sx_binary(operator.sub)
+    __mul__, __rmul__ = _sx_binary(operator.mul)
+    __truediv__, __rtruediv__ = _sx_binary(operator.truediv)
+    __pow__, __rpow__ = _sx_binary(operator.pow)
+
+    def __init__(self, sx):
+        self.sx = sx
+
+    def __getitem__(self, key):
+        return SX(self.sx[key])
+
+    def __neg__(self):
+        return SX(-self.sx)
+
+    def sum(self):
+        return SX(peers.ca.sum1(self.sx))
+
+
+def _sx_unary(f):
+    return lambda v: SX(f(v.sx))
+
+
+def casadi_xp() -> SimpleNamespace:
+    unary = {name: _sx_unary(getattr(peers.ca, name)) for name in ("sin", "cos", "exp", "tanh")}
+    return SimpleNamespace(**unary, stack=lambda vs: SX(peers.ca.vertcat(*[v.sx for v in vs])))
+
+
+def casadi_function(p: Problem, kind: str):
+    ca = peers.ca
+    x = ca.SX.sym("x", p.n)
+    e = p.f(SX(x), casadi_xp()).sx
+    derivative = {"value": lambda: e, "gradient": lambda: ca.gradient(e, x),
+                  "hessian": lambda: ca.hessian(e, x)[0], "jacobian": lambda: ca.jacobian(e, x)}
+    return ca.Function(p.name, [x], [derivative[kind]()])
+
+
+def jax_operator(p: Problem, kind: str) -> Callable:
+    jax = peers.jax
+    if kind == "jacobian":      # the mode with fewer directions, as anvil's "auto"
+        return jax.jacfwd if p.n <= np.size(p.reference(p.x0)) else jax.jacrev
+    return {"value": lambda f: f, "gradient": jax.grad, "hessian": jax.hessian}[kind]
+
+
+# ---- hand-written numba kernels (plain functions; njit-compiled afresh for build timing) ------
+def nb_sumsq(x):
+    out = np.empty(())
+    s = 0.0
+    for v in x:
+        s += v * v
+    out[()] = s
+    return out
+
+
+def nb_rosen(x):
+    out = np.empty(())
+    s = 0.0
+    for i in range(x.size - 1):
+        a = x[i]
+        r = x[i + 1] - a * a
+        s += 100.0 * r * r + (1.0 - a) * (1.0 - a)
+    out[()] = s
+    return out
+
+
+def nb_rosen_grad(x):
+    g = np.zeros_like(x)
+    for i in range(x.size - 1):
+        a = x[i]
+        r = x[i + 1] - a * a
+        g[i] += -400.0 * a * r - 2.0 * (1.0 - a)
+        g[i + 1] += 200.0 * r
+    return g
+
+
+def nb_bratu_energy_grad(m: int, lam: float = 6.0):
+    """The gradient of bratu2d_E (= the bratu2d residual); m and lam h^2 are compile-time
+    constants, as the grid size and constants are for anvil."""
+    c = lam / (m + 1) ** 2
+
+    def grad(x):
+        g = np.empty_like(x)
+        for i in range(m):
+            for j in range(m):
+                k = i * m + j
+                s = 4.0 * x[k] - c * np.exp(x[k])
+                if i > 0:
+                    s -= x[k - m]
+                if i < m - 1:
+                    s -= x[k + m]
+                if j > 0:
+                    s -= x[k - 1]
+                if j < m - 1:
+                    s -= x[k + 1]
+                g[k] = s
+        return g
+    return grad
+
+
+# ---- NumPy references for the gradients -------------------------------------------------------
+def rosen_grad_numpy(x):
+    a, b = x[:-1], x[1:]
+    r = b - a * a
+    g = np.zeros_like(x)
+    g[:-1] = -400.0 * a * r - 2.0 * (1.0 - a)
+    g[1:] += 200.0 * r
+    return g
+
+
+def mlp_grad_numpy(p: Problem) -> Callable:
+    """Backpropagation by hand for mean((tanh(X W1 + b1) W2 + b2 - Y)^2)."""
+    X, Y = p.data["X"], p.data["Y"]
+    n_in, n_out = X.shape[1], Y.shape[1]
+    hidden = (p.n - n_out) // (n_in + 1 + n_out)
+    sizes = [n_in * hidden, hidden, hidden * n_out, n_out]
+
+    def grad(x):
+        W1, b1, W2, b2 = np.split(x, np.cumsum(sizes)[:-1])
+        W1, W2 = W1.reshape(n_in, hidden), W2.reshape(hidden, n_out)
+        H = np.tanh(X @ W1 + b1)
+        dR = 2.0 * (H @ W2 + b2 - Y) / Y.size
+        dZ = (dR @ W2.T) * (1.0 - H * H)
+        return np.concatenate([(X.T @ dZ).ravel(), dZ.sum(0), (H.T @ dR).ravel(), dR.sum(0)])
+    return grad
+
+
+# ---- the quantities every tool builds and runs ------------------------------------------------
+_build_ids = itertools.count()
+
+
+def fresh_name(base: str) -> str:
+    """A new function name: equal graphs with different names do not share the memory cache."""
+    return f"{base}_b{next(_build_ids)}"
+
+
+@dataclass
+class Case:
+    """A value or derivative of a problem, as each tool builds it and calls it. The builders
+    return a `Tool` running what they built; `reference` (x -> expected) defaults to CasADi."""
+
+    problem: Problem
+    kind: str = "value"                  # value, gradient, hessian or jacobian
+    numba: Callable | None = None        # hand-written numba kernel of x
+    reference: Callable | None = None
+    casadi: bool = False                 # small enough for CasADi SX
+    options: dict = field(default_factory=dict)     # for the anvil_llvm.ad operator
+
+    @property
+    def label(self) -> str:
+        p = self.problem
+        size = p.label or f"n={p.n:,}"
+        return f"{p.name} {size} {self.kind}"
+
+    @functools.cached_property
+    def expected(self) -> np.ndarray:
+        if self.reference is not None:
+            return np.asarray(self.reference(self.problem.x0))
+        return casadi_function(self.problem, self.kind)(self.problem.x0).full()
+
+    def tool(self, stmt: str, env: dict) -> Tool:
+        return Tool(stmt, env, lambda: self.expected)
+
+    @functools.cached_property
+    def jax_x(self):
+        return peers.jnp.asarray(self.problem.x0)
+
+    def build_anvil(self) -> Tool:
+        f = self.problem.function(fresh_name(self.problem.name))
+        if self.kind != "value":
+            f = getattr(ad, self.kind)(f, **self.options)
+        return self.tool("f(x)", {"f": f.compile(), "x": self.problem.x0})
+
+    def build_jax(self) -> Tool:
+        # a fresh Python function each time: JAX caches traces and executables by function
+        f = peers.jax.jit(jax_operator(self.problem, self.kind)(
+            lambda x: self.problem.f(x, peers.jnp)))
+        f(self.jax_x).block_until_ready()
+        return self.tool("f(x).block_until_ready()", {"f": f, "x": self.jax_x})
+
+    def build_numba(self) -> Tool:
+        f = peers.numba.njit(self.numba)
+        f(self.problem.x0)
+        return self.tool("f(x)", {"f": f, "x": self.problem.x0})
+
+    def build_casadi(self) -> Tool:
+        F = casadi_function(self.problem, self.kind)
+        return self.tool("F(x)", {"F": F, "x": peers.ca.DM(self.problem.x0)})
+
+    def builders(self) -> dict[str, Callable[[], Tool]]:
+        found = {"anvil": self.build_anvil, "JAX": self.build_jax}
+        if self.numba is not None:
+            found["numba"] = self.build_numba
+        if self.casadi:
+            found["CasADi"] = self.build_casadi
+        return found
+
+
+def measure(cfg: Config, case: Case, extra: dict[str, Callable[[], Tool]] | None = None
+            ) -> dict[str, Value]:
+    """Build every tool of `case` and the `extra` ones, and time them side by side."""
+    tools, failed = build_all({**case.builders(), **(extra or {})})
+    return {**side_by_side(tools, cfg.rounds, cfg.seconds), **failed}
+
+
+def pick(times: dict[str, Value], *names: str) -> dict[str, Value]:
+    return {name: times[name] for name in names if name in times}
+
+
+# ---- 1. call overhead -------------------------------------------------------------------------
+def call_overhead(cfg: Config) -> Section:
+    p = problem("sumsq", 5)
+    case = Case(p, numba=nb_sumsq, reference=p.reference, casadi=True)
+
+    def build_native() -> Tool:
+        return case.tool("f(x)", {"f": case.build_anvil().env["f"].native, "x": p.x0})
+    t = measure(cfg, case, {"anvil native": build_native})
+    peer_times = pick(t, "numba", "CasADi", "JAX")
+    return Section("1. Call overhead from Python, sumsq n=5", [
+        Row("`f(x)`", t["anvil"], peer_times, ("numba",), 0.3),
+        Row("`native(x)`, `native = f.native`", t["anvil native"], peer_times, ("numba",), 0.3),
+    ], "numba: `@njit` loop returning a new 0-d array; CasADi: `F(DM)`; JAX: "
+       "`f(x).block_until_ready()` on a device array (float64). Harness: `timeit` statement.")
+
+
+# ---- 2. small build: in process, and in a new process from the disk cache ---------------------
+def _worker_times(results: list[dict | str], pick_times: Callable[[list], list]) -> Value:
+    """The median of the times picked from each worker's result, or the first failure."""
+    failures = [r for r in results if isinstance(r, str)]
+    if failures:
+        return failures[0]
+    bad = [r["error"] for r in results if not r["error"] <= TOLERANCE]
+    if bad:
+        return f"DISAGREE (err {bad[0]:.1e})"
+    return statistics.median(t for r in results for t in pick_times(r["times"]))
+
+
+def _sumsq_workers(cfg: Config, count: int, repeat: int, env=None) -> list:
+    """`count` fresh processes, each building sumsq `repeat` times."""
+    spec = {"kind": "build", "problem": "sumsq", "size": 5, "repeat": repeat}
+    return [run_worker(SCRIPT, spec, env or {}, cfg.worker_timeout) for _ in range(count)]
+
+
+def _first(times):
+    return times[:1]
+
+
+def _later(times):
+    return times[1:]
+
+
+def small_build(cfg: Config) -> Section:
+    p = problem("sumsq", 5)
+    results = _sumsq_workers(cfg, cfg.processes, cfg.builds_per_process)
+    builders = Case(p, numba=nb_sumsq, reference=p.reference, casadi=True).builders()
+    del builders["anvil"]
+    peer_times = time_builds(builders, cfg.build_rounds)
+    rows = [Row("trace + compile, first build in a process", _worker_times(results, _first),
+                peer_times, (), 0.020),
+            Row("trace + compile, later builds in that process",
+                _worker_times(results, _later), peer_times, (), 0.020)]
+    return Section(
+        "2. Build time of a small function (sumsq n=5)", rows + _disk_cache_rows(cfg),
+        f"anvil: {cfg.processes} fresh processes, each building {cfg.builds_per_process} times "
+        "(distinct names, disk cache off); time inside the process, without interpreter start "
+        "and imports. Disk cache: one process populates a new cache directory with two "
+        f"functions (sumsq under two names), then {cfg.processes} new processes trace and load "
+        "both (checked: no entry rewritten). Peers (in this process, warm, for context): JAX = "
+        "first call of a new `jit` function; numba = first call of a new `njit` dispatcher; "
+        "CasADi = SX + `Function`.")
+
+
+def _disk_cache_rows(cfg: Config) -> list[Row]:
+    # Two builds per process: "sumsq" and "sumsq_b0" (names are the same in every new process),
+    # so the second load shows the cost without the process's one-time set-up.
+    with tempfile.TemporaryDirectory() as cache:
+        env = {"ANVIL_LLVM_NO_CACHE": None, "ANVIL_LLVM_CACHE_DIR": cache}
+        populate = _worker_times(_sumsq_workers(cfg, 1, 2, env), _first)
+        written = {f: f.stat().st_mtime_ns for f in Path(cache).glob("*.o")}
+        loads = _sumsq_workers(cfg, cfg.processes, 2, env)
+        rewritten = written != {f: f.stat().st_mtime_ns for f in Path(cache).glob("*.o")}
+    if isinstance(populate, str) or len(written) != 2 or rewritten:
+        loads = [populate if isinstance(populate, str) else "cache miss"]
+    return [Row("trace + load from the disk cache, first function in a new process",
+                _worker_times(loads, _first), {}, (), 0.005,
+                note=f"populating run: {fmt_time(populate)}"),
+            Row("trace + load from the disk cache, second function in that process",
+                _worker_times(loads, _later), {}, (), 0.005)]
+
+
+# ---- 3. build time against size ---------------------------------------------------------------
+def build_scaling(cfg: Config) -> Section:
+    small, large = 100, cfg.rosen_n
+    results: dict[int, list] = {small: [], large: []}
+    for _ in range(cfg.processes):          # sizes alternate, one fresh process each
+        for n, found in results.items():
+            spec = {"kind": "build", "problem": "rosen", "size": n,
+                    "repeat": cfg.builds_per_process}
+            found.append(run_worker(SCRIPT, spec, {}, cfg.worker_timeout))
+    label = f"anvil n={small}"
+    rows = [Row(f"rosen n={large:,}: {what}", _worker_times(results[large], which),
+                {label: _worker_times(results[small], which)}, (label,), 1.5)
+            for what, which in (("first build in a fresh process", _first),
+                                ("later builds in that process", _later))]
+    return Section(f"3. Build time against size: chained Rosenbrock n={large:,} vs n={small}",
+                   rows, "trace + compile, disk cache off; medians over "
+                         f"{cfg.processes} fresh processes per size.")
+
+
+# ---- 4. run time of a large fused loop --------------------------------------------------------
+def rosen_run(cfg: Config) -> Section:
+    p = problem("rosen", cfg.rosen_n)
+    case = Case(p, numba=nb_rosen, reference=p.reference)
+    t = measure(cfg, case, {"NumPy": lambda: case.tool("f(x)", {"f": p.reference, "x": p.x0})})
+    peer_times = pick(t, "numba", "NumPy", "JAX")
+    return Section(f"4. Run time: chained Rosenbrock value, n={p.n:,}", [
+        Row("value", t["anvil"], peer_times, ("numba",), 1.2),
+        Row("value", t["anvil"], peer_times, ("NumPy",), 1.0),
+    ], "numba: a hand-written loop; NumPy: `p.reference`; JAX: `jit` (default threading).")
+
+
+# ---- 5. huge straight-line scalar graphs ------------------------------------------------------
+CHAIN_INPUTS, CHAIN_WINDOW, CHAIN_OPS_PER_STEP = 100, 50, 6
+
+
+def scalar_chain(x, xp, steps: int):
+    """A straight-line scalar program of 6 distinct operations a step: each new value combines
+    the newest, the second newest (through sin) and one of the last 50 values, so most
+    intermediates are used several times, plus an input."""
+    inputs = [x[i] for i in range(CHAIN_INPUTS)]
+    v = list(inputs)
+    for i in range(steps):
+        older = v[-1 - (7 * i + 3) % CHAIN_WINDOW]
+        v.append(0.5 * v[-1] + 0.4 * xp.sin(v[-2]) * older + 0.3 * inputs[i % CHAIN_INPUTS])
+    return v[-1]
+
+
+def chain_problem(ops: int) -> Problem:
+    steps = ops // CHAIN_OPS_PER_STEP
+    return Problem("chain", ops, functools.partial(scalar_chain, steps=steps),
+                   np.linspace(0.1, 1.0, CHAIN_INPUTS))
+
+
+def scalar_graphs(cfg: Config) -> Section:
+    results = {ops: run_worker(SCRIPT, {"kind": "scalar", "ops": ops}, {}, cfg.scalar_timeout)
+               for ops in cfg.scalar_ops}
+    rows = [_scalar_row(ops, result, bound) for (ops, result), bound in
+            zip(results.items(), (1.0, 10.0))]
+    small, large = cfg.scalar_ops
+    growth = large / small
+    rows.append(Row(f"growth {large:,} / {small:,} ops", rows[1].anvil,
+                    {f"anvil {small:,} ops": rows[0].anvil}, (f"anvil {small:,} ops",),
+                    1.5 * growth, note=f"{growth:g}x the operations; target: roughly linear"))
+    return Section(
+        "5. Build time of straight-line scalar graphs (n=100 inputs)", rows,
+        "Each size in a fresh process (disk cache off), with a timeout; trace + compile. "
+        "Targets: 10k ops <= 1 s, 100k ops <= 10 s (the `--quick` sizes keep those targets).")
+
+
+def _scalar_row(ops: int, result: dict | str, bound: float) -> Row:
+    if isinstance(result, str):
+        return Row(f"{ops:,} ops", result, bound=bound)
+    total = result["trace"] + result["compile"]
+    if not result["error"] <= 1e-10:
+        total = f"DISAGREE (err {result['error']:.1e})"
+    return Row(f"{ops:,} ops ({result['nodes']:,} graph nodes)", total, bound=bound,
+               note=f"trace {fmt_time(result['trace'])}, compile {fmt_time(result['compile'])}, "
+                    f"call {fmt_time(result['call'])}")
+
+
+# ---- 6. AD ------------------------------------------------------------------------------------
+def gradient_cases(cfg: Config) -> list[Case]:
+    rosen = problem("rosen", cfg.rosen_n)
+    bratu = problem("bratu2d_E", cfg.bratu_m)
+    mlp = problem("mlp")
+    return [Case(rosen, "gradient", nb_rosen_grad, rosen_grad_numpy),
+            Case(bratu, "gradient", nb_bratu_energy_grad(cfg.bratu_m),
+                 problem("bratu2d", cfg.bratu_m).reference),
+            Case(mlp, "gradient", reference=mlp_grad_numpy(mlp))]
+
+
+def dense_cases() -> list[Case]:
+    return [Case(problem("sumsq", 5), "hessian", casadi=True),
+            Case(problem("rosen", 100), "hessian", casadi=True),
+            Case(problem("arm"), "jacobian", casadi=True),
+            Case(problem("expdecay"), "jacobian", casadi=True)]
+
+
+def gradient_runs(cfg: Config) -> Section:
+    rows = []
+    for case in gradient_cases(cfg):
+        value = Case(case.problem, reference=case.problem.reference)
+        t = measure(cfg, case, {"anvil value": value.build_anvil})
+        against = ("numba",) if case.numba else ("JAX",)
+        rows += [Row(f"{case.label} / value", t["anvil"], pick(t, "anvil value"),
+                     ("anvil value",), 3.0),
+                 Row(case.label, t["anvil"], pick(t, "numba", "JAX"), against,
+                     1.5 if case.numba else None)]
+    return Section(
+        "6a. AD run time: gradients", rows,
+        "numba: hand-written gradient loops; JAX: `jit(grad(f))`. References: closed-form "
+        "NumPy gradients (rosen; mlp by backpropagation), the bratu2d residual for bratu2d_E.")
+
+
+def dense_runs(cfg: Config) -> Section:
+    rows = []
+    for case in dense_cases():
+        t = measure(cfg, case)
+        rows.append(Row(case.label, t["anvil"], pick(t, "JAX", "CasADi"), ("JAX",)))
+    return Section(
+        "6b. AD run time: dense Hessians and Jacobians", rows,
+        "Reference: CasADi (SX, traced from the same problem code). JAX: `jit(hessian)`, "
+        "`jit(jacfwd)` or `jit(jacrev)` (fewer directions).")
+
+
+def ad_builds(cfg: Config) -> Section:
+    rows = []
+    for case in gradient_cases(cfg) + dense_cases():
+        t = time_builds(case.builders(), cfg.build_rounds)
+        compilers = tuple(name for name in ("JAX", "numba") if name in t)
+        rows.append(Row(f"{case.label}: build", t["anvil"], pick(t, "JAX", "numba", "CasADi"),
+                        compilers, 0.5))
+    return Section(
+        "6c. AD build time: trace + AD + compile", rows,
+        f"Median of {cfg.build_rounds} interleaved builds in this process (disk cache off). "
+        "JAX: first call of a new jitted function; numba: first call of a new dispatcher of "
+        "the hand-written kernel. CasADi (SX + derivative + `Function`, a virtual machine, "
+        "no native code) is shown for context and not counted as a compiling peer.")
+
+
+def flip_map(x, xp):
+    return xp.sin(x) * x[::-1]
+
+
+def flip_map_jacobian(x):
+    return np.diag(np.cos(x) * x[::-1]) + np.fliplr(np.diag(np.sin(x)))
+
+
+def jacobian_build_scaling(cfg: Config) -> Section:
+    small, large = (Case(Problem("flipmap", n, flip_map, np.linspace(0.0, 1.0, n)), "jacobian",
+                         reference=flip_map_jacobian, options={"unroll": False})
+                    for n in cfg.jacobian_n)
+    status = small.build_anvil().status()
+    t = time_builds({"small": small.build_anvil, "large": large.build_anvil},
+                    cfg.build_rounds)
+    label = f"anvil n={small.problem.n:,}"
+    return Section("6d. Dense Jacobian build time against size", [
+        Row(f"`jacobian(f, unroll=False)`, n={large.problem.n:,}", status or t["large"],
+            {label: t["small"]}, (label,), 1.5)],
+        f"f(x) = sin(x) * x[::-1]; trace + AD + compile, median of {cfg.build_rounds} "
+        "interleaved builds; the n=100 result is checked against the analytic Jacobian.")
+
+
+SECTIONS = [call_overhead, small_build, build_scaling, rosen_run, scalar_graphs, gradient_runs,
+            dense_runs, ad_builds, jacobian_build_scaling]
+
+
+# ---- workers: run in fresh interpreters by the sections above ---------------------------------
+def worker_build(spec: dict) -> dict:
+    """Build a problem's value `repeat` times (the first under its own name, so that it can hit
+    the disk cache, the others under new names) and check the result."""
+    p = problem(spec["problem"], spec["size"])
+    times = []
+    for k in range(spec["repeat"]):
+        start = time.perf_counter()
+        f = p.function(p.name if k == 0 else fresh_name(p.name)).compile()
+        times.append(time.perf_counter() - start)
+    return {"times": times, "error": rel_error(f(p.x0), p.reference(p.x0))}
+
+
+def worker_scalar(spec: dict) -> dict:
+    p = chain_problem(spec["ops"])
+    start = time.perf_counter()
+    f = p.function()
+    traced = time.perf_counter()
+    f.compile()
+    compiled = time.perf_counter()
+    out = f(p.x0)
+    call = time.perf_counter()
+    f(p.x0)
+    return {"trace": traced - start, "compile": compiled - traced,
+            "call": time.perf_counter() - call, "nodes": len(f.graph.splitlines()),
+            "error": rel_error(out, p.reference(p.x0))}
+
+
+WORKERS = {"build": worker_build, "scalar": worker_scalar}
+
+
+# ---- report -----------------------------------------------------------------------------------
+def _version(module: str) -> str:
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return "not installed"
+
+
+def header(command: str) -> str:
+    import llvmlite.binding as llvm
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                            check=False, capture_output=True, text=True).stdout.strip()
+    versions = ", ".join(f"{m} {_version(m)}" for m in
+                         ("anvil_llvm", "numpy", "numba", "llvmlite", "casadi", "jax", "jaxlib"))
+    llvm_version = ".".join(map(str, llvm.llvm_version_info))
+    return f"""# Core benchmarks
+
+Generated by `scripts/bench_core.py` on {datetime.date.today()}; command: `{command}`.
+
+- Machine: {cpu}, {os.cpu_count()} CPUs (LLVM host CPU {llvm.get_host_cpu_name()}), load \
+average {os.getloadavg()[0]:.1f} at the start; Python {platform.python_version()}.
+- Versions: {versions}, LLVM {llvm_version}; anvil_llvm commit {commit}.
+- Each tool's output is checked against a reference (relative max-abs error <= 1e-10) before it \
+is timed; a tool that disagrees shows DISAGREE. Call times: median over interleaved rounds (the \
+tools take turns) of `timeit` samples, from Python. Ratio: anvil over the peer named (the fastest \
+of those the target names). numba and anvil run single-threaded; JAX uses its default threading. \
+OPENBLAS_NUM_THREADS=1.
+"""
+
+
+def run_section(section: Callable[[Config], Section], cfg: Config) -> Section:
+    try:
+        return section(cfg)
+    except Exception as e:  # noqa: BLE001 -- a failed section is reported, the others run
+        traceback.print_exc()
+        return Section(section.__name__.replace("_", " "),
+                       notes=f"section failed: {type(e).__name__}: {e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced sizes, a smoke test")
+    parser.add_argument("--out", type=Path, help="markdown report (default: "
+                        "docs/benchmarks/core.md for the full run, none for --quick)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        spec = json.loads(args.worker)
+        print(json.dumps(WORKERS[spec["kind"]](spec)))
+        return
+    # Builds timed here and in the workers compile, except where a worker is given a cache.
+    os.environ["ANVIL_LLVM_NO_CACHE"] = "1"
+    import_peers()
+    cfg = QUICK if args.quick else FULL
+    out = args.out or (None if args.quick else DEFAULT_OUT)
+    command = " ".join(["python", "scripts/bench_core.py", *sys.argv[1:]])
+    parts = [header(command)]
+    print(parts[0])
+    for section in SECTIONS:
+        parts.append(run_section(section, cfg).markdown())
+        print(parts[-1], flush=True)
+        if out is not None:                 # after every section: a crash keeps what was done
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text("\n".join(parts))
+
+
+if __name__ == "__main__":
+    main()
