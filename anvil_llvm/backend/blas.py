@@ -49,7 +49,13 @@ def _prod(shape, axes) -> int:
 
 def _operand(x: UOp, batch, free, contracted, free_first: bool) -> UOp:
     """`x` as a (batch, rows, cols) array: (B, free, contracted) when `free_first`, else
-    (B, contracted, free); read transposed instead where that avoids a copy."""
+    (B, contracted, free); read transposed instead where that avoids a copy. A permutation
+    in front of `x` is folded into the axis lists, so a transposed input costs no copy."""
+    while x.op is PERMUTE:
+        perm = x.arg
+        batch, free = [perm[i] for i in batch], [perm[i] for i in free]
+        contracted = [perm[i] for i in contracted]
+        x = x.src[0]
     b, f, c = _prod(x.shape, batch), _prod(x.shape, free), _prod(x.shape, contracted)
     straight = list(batch) + (free + list(contracted) if free_first else list(contracted) + free)
     flipped = list(batch) + (list(contracted) + free if free_first else free + list(contracted))

@@ -49,10 +49,10 @@ def _is_flat(root: UOp, realised: set) -> bool:
     counter can run over all elements (a full reduction runs over its source's elements)."""
     if root.op.kind == "contract" or root.op.kind == "reduce" and root.ndim:
         return False
-    stack, seen = list(root.src), set()
+    stack, seen = [root] if root.op.kind != "reduce" else list(root.src), set()
     while stack:
         node = stack.pop()
-        if node in seen or node in realised or node.op is CONST:
+        if node in seen or node is not root and node in realised or node.op is CONST:
             continue
         seen.add(node)
         if node.op.kind == "movement" and node.op is not RESHAPE and not (

@@ -108,7 +108,9 @@ def reshape(x: UOp | None, shape: tuple) -> UOp | None:
 
 
 def permute(x: UOp | None, perm: tuple) -> UOp | None:
-    return None if x is None else UOp(O.PERMUTE, (x,), tuple(perm))
+    if x is None or tuple(perm) == tuple(range(x.ndim)):
+        return x
+    return UOp(O.PERMUTE, (x,), tuple(perm))
 
 
 def inverse_permutation(perm) -> tuple:
