@@ -246,14 +246,22 @@ def trace(row: Row, name: str = "f") -> av.NumericalFunction:
 # ---- first order ----------------------------------------------------------------------------------
 @functools.cache
 def first_order(row: Row):
+    """Per argument: its jvp, its vjp, and its dense Jacobians by vmap of the JVP and of the VJP
+    over the basis seeds (so the batching rules of every rule's JVP and VJP graphs are checked)."""
     f = trace(row)
-    return [(jvp(f, argnum=a), vjp(f, argnum=a)) for a in range(len(row.args))]
+    return [(jvp(f, argnum=a), vjp(f, argnum=a),
+             {mode: jacobian(f, argnum=a, mode=mode) for mode in ("fwd", "rev")})
+            for a in range(len(row.args))]
 
 
 def check_first_order(row: Row, xs: list, data) -> None:
     expected = numpy_outputs(row, xs)
-    for a, (f_jvp, f_vjp) in enumerate(first_order(row)):
+    for a, (f_jvp, f_vjp, jacobians) in enumerate(first_order(row)):
         J = row_jacobian(row, xs, a)
+        for mode, f_jac in jacobians.items():
+            dense = np.concatenate([j.reshape(e.size, -1) for j, e in
+                                    zip(as_list(f_jac(*xs)), expected)])
+            assert_close(dense, J, FD_RTOL, f"{row.name}: jacobian ({mode}) wrt argument {a}")
         t = data.draw(unit_interval(xs[a].shape), label=f"tangent{a}")
         v = [data.draw(unit_interval(o.shape), label=f"cotangent{a}") for o in expected]
         result = as_list(f_jvp(*xs, t))
