@@ -16,7 +16,7 @@ from .ir import dtypes
 from .ir.dtypes import DType
 from .ir.ops import INPUT
 from .ir.simplify import simplify
-from .ir.uop import UOp, graph_text, toposort
+from .ir.uop import UOp, graph_text
 from .tensor import Tensor
 
 _C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -165,9 +165,8 @@ class NumericalFunction:
         sched = schedule(self.inputs, self.outputs)
         text = codegen.module_text(sched, self.symbol)
         inputs, outputs = self._specs()
-        work = sum(node.size for node in toposort(self.outputs))
         text += callpath.wrapper_text(self.symbol, inputs, outputs, sched.work_bytes,
-                                      release_gil=work >= callpath.GIL_RELEASE_WORK,
+                                      release_gil=sched.elements >= callpath.GIL_RELEASE_WORK,
                                       as_tuple=self.multiple)
         return text, any(k.chunk is not None and k.chunk > 0 for k in sched.kernels)
 

@@ -23,6 +23,10 @@ _SYMBOLS = {dtypes.float64: ("anvil_dgemm", "dgemm"), dtypes.float32: ("anvil_sg
 _registered = False
 
 
+def uses_blas(externals: list[str]) -> bool:
+    return any(symbol in externals for symbol, _ in _SYMBOLS.values())
+
+
 def register() -> None:
     """Expose SciPy's BLAS GEMM to JIT code as `anvil_dgemm` and `anvil_sgemm` (once)."""
     global _registered

@@ -43,16 +43,16 @@ def initialise() -> None:
         # `check_symbols` then finds with address_of_symbol.
         _engines.append(llvm.create_mcjit_compiler(llvm.parse_assembly(""),
                                                    target_machine(jit=True)))
-        blas.register()
 
 
-def target_machine(jit: bool):
-    """A host target machine at opt=3; `jit=False` gives the PIC/small-code-model one for
-    objects that are also linked into programs (LLVM_NOTES.md section 5)."""
+def target_machine(jit: bool, opt: int = 3):
+    """A host target machine (code generation at `opt`); `jit=False` gives the
+    PIC/small-code-model one for objects that are also linked into programs (LLVM_NOTES.md
+    section 5)."""
     initialise()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(
-        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3,
+        cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=opt,
         reloc="pic", codemodel="small", jit=jit)
 
 
@@ -66,7 +66,8 @@ def host_key() -> str:
 def optimise(module, tm, huge: bool = False) -> None:
     """The O3 pipeline with loop and SLP vectorisation; for huge chunked scalar code, O1
     without SLP, which compiles several times faster and runs as fast or faster (measured on a
-    10k-operation graph: 0.3 s against 0.8 s, 22 against 45 us per call)."""
+    10k-operation graph: 0.3 s against 0.8 s, 22 against 45 us per call). Such code is also
+    generated with FastISel (codegen opt=0): 0.06 s against 0.46 s, same run time measured."""
     pto = llvm.create_pipeline_tuning_options(speed_level=1 if huge else 3)
     pto.loop_vectorization = True
     pto.slp_vectorization = not huge
@@ -77,7 +78,7 @@ def optimise(module, tm, huge: bool = False) -> None:
 def compile_object(ir_text: str, huge: bool = False) -> bytes:
     """Parse, verify, optimise at O3 and emit an object file for the host."""
     with _lock:
-        tm = target_machine(jit=False)
+        tm = target_machine(jit=False, opt=0 if huge else 3)
         t0 = time.perf_counter()
         module = llvm.parse_assembly(ir_text)
         module.triple = tm.triple
@@ -120,6 +121,8 @@ class Loaded:
 def load_object(obj: bytes, externals: list[str], symbols: list[str]) -> Loaded:
     """JIT-load an object file and resolve `symbols`; the engine is kept alive for good."""
     with _lock:
+        if blas.uses_blas(externals):
+            blas.register()       # importing SciPy's BLAS costs ~0.4 s: only when needed
         check_symbols(externals)
         tm = target_machine(jit=True)
         engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)

@@ -24,6 +24,7 @@ class Schedule:
     buffers: dict[UOp, Buffer]
     constants: list[UOp]
     work_bytes: int
+    elements: int       # elements computed per call, summed over the graph: a work estimate
 
 
 def _fusable(node: UOp) -> bool:
@@ -37,11 +38,13 @@ class _Costs:
     def __init__(self):
         self.cost: dict[UOp, int] = {}
         self.depth: dict[UOp, int] = {}
+        self.nodes: dict[UOp, int] = {}     # operations emitted: what LLVM's time scales with
 
     def add(self, node: UOp, realised: set) -> None:
         inlined = [s for s in node.src if s not in realised and _fusable(s)]
         self.cost[node] = min(node.op.cost + sum(self.cost[s] for s in inlined), 1 << 30)
         self.depth[node] = 1 + max((self.depth[s] for s in inlined), default=0)
+        self.nodes[node] = min(1 + sum(self.nodes[s] for s in inlined), 1 << 30)
 
 
 def _is_flat(root: UOp, realised: set) -> bool:
@@ -115,7 +118,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
             continue
         kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised))
         if node.shape == () and kernel.reduction is None:
-            cost = costs.cost[node]
+            cost = costs.nodes[node]
             if chunk_cost + cost > CHUNK_OPS and chunk_cost:
                 chunk_id, chunk_cost = chunk_id + 1, 0
             chunk_cost += cost
@@ -131,7 +134,8 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
         if not kernel.stores:
             kernel.stores = [(r, buffers[r]) for r in kernel.roots]
     _merge_chunks(kernels)
-    return Schedule(list(inputs), list(outputs), kernels, buffers, constants, work_bytes)
+    return Schedule(list(inputs), list(outputs), kernels, buffers, constants, work_bytes,
+                    sum(node.size for node in order))
 
 
 def _merge_chunks(kernels: list[Kernel]) -> None:

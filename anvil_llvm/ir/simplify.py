@@ -59,12 +59,17 @@ def _fold(node: UOp):
     return const(value.item(), node.dtype) if value.ndim == 0 else const_array(value)
 
 
-def _is_additive_identity(node: UOp) -> bool:
-    """Zero that leaves every x unchanged under +: -0.0 for floats (x + 0.0 turns -0.0 into 0.0)."""
+def _is_zero(node: UOp, negative: bool) -> bool:
+    """Whether `node` is a zero of the given sign (either zero for integers)."""
     v = scalar_value(node)
     if v is None or v != 0:
         return False
-    return not node.dtype.is_float or math.copysign(1.0, v) < 0
+    return not node.dtype.is_float or (math.copysign(1.0, v) < 0) == negative
+
+
+def _is_additive_identity(node: UOp) -> bool:
+    """Zero that leaves every x unchanged under +: -0.0 for floats (x + 0.0 turns -0.0 into 0.0)."""
+    return _is_zero(node, negative=True)
 
 
 def _merge_pads(node: UOp):
@@ -114,8 +119,8 @@ RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
     (None, _fold),
     (ADD, lambda n: n.src[0] if _is_additive_identity(n.src[1]) else n.src[1]
      if _is_additive_identity(n.src[0]) else None),
-    # x - 0 == x for both zeros; -0.0 - x == -x (but 0.0 - 0.0 is 0.0, not -0.0).
-    (SUB, lambda n: n.src[0] if _is(n.src[1], 0) else UOp(NEG, (n.src[1],))
+    # x - 0.0 == x (but x - (-0.0) turns -0.0 into 0.0); -0.0 - x == -x (0.0 - 0.0 is 0.0).
+    (SUB, lambda n: n.src[0] if _is_zero(n.src[1], negative=False) else UOp(NEG, (n.src[1],))
      if _is_additive_identity(n.src[0]) else None),
     (MUL, lambda n: n.src[0] if _is(n.src[1], 1) else n.src[1] if _is(n.src[0], 1) else None),
     (MUL, lambda n: UOp(NEG, (n.src[0],)) if _is(n.src[1], -1) else None),
@@ -136,7 +141,9 @@ RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
     (SLICE, _slice_of_pad),
     (SLICE, _slice_through_elementwise),
     (PAD, _merge_pads),
-    (REDUCE_SUM, _identity_unless(lambda n: n.arg == ())),
+    # NumPy adds the identity +0.0 even over no axes, turning -0.0 into 0.0.
+    (REDUCE_SUM, lambda n: (UOp(ADD, (n.src[0], broadcast_scalar(0, n.dtype, n.shape)))
+                            if n.dtype.is_float else n.src[0]) if n.arg == () else None),
     (WHERE, lambda n: n.src[1] if _is(n.src[0], True) else n.src[2] if _is(n.src[0], False)
      else n.src[1] if n.src[1] is n.src[2] else None),
 ]

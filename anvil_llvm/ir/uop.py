@@ -118,21 +118,22 @@ class Payload:
 def toposort(roots: Iterable[UOp]) -> list[UOp]:
     """All nodes reachable from `roots`, each after its sources (iterative: graphs may be deep)."""
     order: list[UOp] = []
-    seen: set[int] = set()
+    visited: set[UOp] = set()
     for root in roots:
-        if id(root) in seen:
+        if root in visited:
             continue
-        stack = [(root, False)]
+        visited.add(root)
+        stack = [(root, iter(root.src))]
         while stack:
-            node, expanded = stack.pop()
-            if expanded:
+            node, sources = stack[-1]
+            for s in sources:
+                if s not in visited:
+                    visited.add(s)
+                    stack.append((s, iter(s.src)))
+                    break
+            else:
+                stack.pop()
                 order.append(node)
-                continue
-            if id(node) in seen:
-                continue
-            seen.add(id(node))
-            stack.append((node, True))
-            stack.extend((s, False) for s in reversed(node.src) if id(s) not in seen)
     return order
 
 
