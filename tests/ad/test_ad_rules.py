@@ -22,6 +22,12 @@ from hypothesis.extra import numpy as hnp
 
 import anvil_llvm as av
 from anvil_llvm.ad import gradient, hessian, jacobian, jvp, vjp
+from anvil_llvm.ad.batching import vmap_graph
+from anvil_llvm.ad.forward import jvp_graph
+from anvil_llvm.ad.reverse import vjp_graph
+from anvil_llvm.ir import dtypes
+from anvil_llvm.ir import ops as O
+from anvil_llvm.ir.uop import OpDef, UOp, toposort
 
 # Finite differences: the 5-point central stencil, error O(H^4 f^(5)) + O(eps f / H), about 1e-11
 # relative for the smooth functions and domains below; 1e-7 leaves room for the steep ends of the
@@ -190,6 +196,40 @@ ROWS = [
     Row("logsumexp", lambda m, x: m.log(m.exp(x - x.max()).sum()) + x.max(), (U(5),)),
     Row("two_outputs", lambda m, x, y: (m.sin(x) * y, (x * y).sum()), (U(3), U(3))),
 ]
+
+
+# ---- the table covers the op set ------------------------------------------------------------------
+ALL_OPS = {op for op in vars(O).values() if isinstance(op, OpDef)}
+SOURCES = {op for op in ALL_OPS if op.kind == "source"}
+NOT_DIFFERENTIABLE = {O.CMPLT, O.CMPLE, O.CMPEQ, O.CMPNE, O.AND, O.OR, O.XOR, O.NOT}
+TESTED_ELSEWHERE = {O.CAST}       # test_astype_between_floats: FD cannot see a float32 rounding
+
+
+def test_every_op_has_its_transform_rules():
+    for op in ALL_OPS - SOURCES:
+        assert op.jvp is not None and op.vjp is not None and op.batch is not None, op.name
+
+
+def test_the_rows_cover_every_differentiable_op():
+    seen = set()
+    for row in ROWS:
+        seen |= {node.op for node in toposort(trace(row).outputs)}
+    missing = ALL_OPS - SOURCES - NOT_DIFFERENTIABLE - TESTED_ELSEWHERE - seen
+    assert not missing, f"add rows for {sorted(op.name for op in missing)}"
+
+
+def test_a_missing_rule_names_the_op_and_the_transform():
+    bare = OpDef("mystery", 1, shape=lambda shapes, arg: shapes[0],
+                 dtype=lambda dts, arg: dts[0], numpy=lambda arg, x: x)
+    x = UOp(O.INPUT, (), (0, (3,), dtypes.float64))
+    y = UOp(bare, (x,))
+    with pytest.raises(NotImplementedError, match="no jvp rule for op 'mystery' .in forward mode"):
+        jvp_graph([y], {x: x})
+    with pytest.raises(NotImplementedError, match="no vjp rule for op 'mystery' .in reverse mode"):
+        vjp_graph([y], [x], [x])
+    xs = UOp(O.INPUT, (), (1, (4, 3), dtypes.float64))
+    with pytest.raises(NotImplementedError, match="no batching rule for op 'mystery' .in vmap"):
+        vmap_graph([y], {x: xs})
 
 
 # ---- finite differences ---------------------------------------------------------------------------
