@@ -160,15 +160,16 @@ class NumericalFunction:
                    zip(out_names, self.outputs)]
         return inputs, outputs
 
-    def _module(self) -> tuple[str, bool]:
-        """The LLVM IR text, and whether it holds huge chunked scalar code."""
+    def _module(self) -> tuple[str, int]:
+        """The LLVM IR text (kernels, the C ABI entry point and the Python entry point) and the
+        code generator's optimisation level for it."""
         sched = schedule(self.inputs, self.outputs)
         text = codegen.module_text(sched, self.symbol)
         inputs, outputs = self._specs()
         text += callpath.wrapper_text(self.symbol, inputs, outputs, sched.work_bytes,
                                       release_gil=sched.elements >= callpath.GIL_RELEASE_WORK,
                                       as_tuple=self.multiple)
-        return text, any(k.chunk is not None and k.chunk > 0 for k in sched.kernels)
+        return text, 0 if codegen.is_chunked(sched) else 3
 
     @property
     def llvm_ir(self) -> str:
@@ -186,8 +187,8 @@ class NumericalFunction:
         with self._lock:
             if self._native is None:
                 callpath.register_numpy_api()
-                text, huge = self._module()
-                loaded = jit.build(text, [self.symbol, self.symbol + ".py"], huge)
+                text, codegen_opt = self._module()
+                loaded = jit.build(text, [self.symbol, self.symbol + ".py"], codegen_opt)
                 inputs, outputs = self._specs()
                 converter = callpath.ArgumentConverter(self.name, inputs, outputs, self.multiple)
                 native = callpath.make_cfunction(

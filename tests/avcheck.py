@@ -99,16 +99,33 @@ def numpy_result(op, *inputs) -> list:
         return [np.asarray(r) for r in as_list(op(np, *inputs))]
 
 
+def unlike(value: np.ndarray) -> np.ndarray:
+    """An array of `value`'s dtype and shape that differs from it at every element."""
+    out = np.empty(value.shape, value.dtype)
+    if value.dtype.kind == "f":
+        out[...] = np.where(np.isnan(value), 0.0, np.nan)
+    else:
+        out[...] = ~value if value.dtype.kind == "b" else value + 1
+    return out
+
+
 def check_function(fn: av.NumericalFunction, inputs, expected, tol: Tol | None = None) -> list:
-    """`fn` compiled and interpreted on `inputs` equals `expected` (a list, one per output)."""
+    """`fn` compiled and interpreted on `inputs` equals `expected` (a list, one per output).
+
+    The compiled function runs twice: returning new arrays, and writing into `out=` arrays that
+    first hold a different value everywhere (a fresh array may by chance hold the right bytes
+    of an array just freed, which would hide an element that is never written)."""
     inputs = [np.asarray(x) for x in inputs]
     compiled = as_list(fn(*inputs))
     interpreted = evaluate(fn.outputs, inputs)
     assert len(compiled) == len(interpreted) == len(expected)
-    for j, (c, i, e) in enumerate(zip(compiled, interpreted, expected)):
+    outs = [unlike(i) for i in interpreted]
+    fn(*inputs, out=tuple(outs))
+    for j, (c, o, i, e) in enumerate(zip(compiled, outs, interpreted, expected)):
         assert_matches(i, e, tol, f"interpreter vs NumPy, output {j}")
         assert_matches(c, e, tol, f"compiled vs NumPy, output {j}")
         assert_matches(c, i, tol, f"compiled vs interpreter, output {j}")
+        assert_matches(o, c, None, f"compiled into out= vs compiled, output {j}")
     return compiled
 
 

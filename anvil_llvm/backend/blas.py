@@ -15,7 +15,7 @@ import llvmlite.binding as llvm
 from ..ir import build as B
 from ..ir import dtypes
 from ..ir.ops import CONTRACT, PERMUTE, RESHAPE
-from ..ir.uop import UOp, toposort
+from ..ir.uop import UOp
 
 GEMM_WORK = 1 << 15           # M*N*K below this stays a fused loop nest
 CANONICAL = ((2,), (1,), (0,), (0,))
@@ -84,10 +84,13 @@ def _as_gemm(node: UOp) -> UOp | None:
     return B.reshape(UOp(CONTRACT, (lhs, rhs), CANONICAL), node.shape)
 
 
-def canonicalise(outputs: list[UOp]) -> list[UOp]:
-    """Rewrite large contractions into canonical batched GEMMs (see the module docstring)."""
+def canonicalise(outputs: list[UOp], order: list[UOp]) -> list[UOp]:
+    """Rewrite large contractions into canonical batched GEMMs (see the module docstring);
+    `order` is the graph in topological order."""
+    if not any(node.op is CONTRACT for node in order):
+        return outputs
     memo: dict[UOp, UOp] = {}
-    for node in toposort(outputs):
+    for node in order:
         src = tuple(memo[s] for s in node.src)
         rebuilt = node if all(x is y for x, y in zip(src, node.src)) else UOp(node.op, src,
                                                                               node.arg)

@@ -230,6 +230,11 @@ def _table_text(name: str, array: np.ndarray) -> str:
     return (f"{name} = private unnamed_addr constant [{flat.size} x {ty}] [{items}], align 64")
 
 
+def is_chunked(sched: Schedule) -> bool:
+    """Whether the schedule split huge scalar code into several chunk functions."""
+    return any(kernel.chunk for kernel in sched.kernels)
+
+
 def module_text(sched: Schedule, symbol: str) -> str:
     """The LLVM module of one function: its kernels, constant tables and C-ABI entry point."""
     parts = ModuleParts()
@@ -240,10 +245,17 @@ def module_text(sched: Schedule, symbol: str) -> str:
                      for p in params)
     tables: dict = {}
     functions, calls = [], []
+    # Huge scalar graphs are split into chunks of about CHUNK_OPS operations, each a function that
+    # is never inlined nor optimised and is generated at codegen level 0 (`is_chunked`): LLVM's
+    # time then grows linearly (LLVM_NOTES.md section 2). Measured at 30k operations: 0.4 s
+    # against 1.3 s with O1 and full instruction selection, and the same run time
+    # (straight-line SSA code gains little from either).
+    chunked = is_chunked(sched)
     for k, kernel in enumerate(sched.kernels):
         e = Emitter(parts)
         emit_kernel(Lowering(e, sched, symbol, tables), kernel)
-        attrs = "noinline nounwind" if kernel.chunk is not None else "nounwind"
+        attrs = "noinline optnone nounwind" if kernel.chunk is not None and chunked else \
+            "nounwind"
         fname = f"@{symbol}.k{k}"
         functions.append(f"define internal void {fname}({', '.join(params)}) {attrs} {{\n"
                          f"entry:\n{e.body()}\n  ret void\n}}")

@@ -63,22 +63,20 @@ def host_key() -> str:
                      ".".join(map(str, llvm.llvm_version_info)), _VERSION])
 
 
-def optimise(module, tm, huge: bool = False) -> None:
-    """The O3 pipeline with loop and SLP vectorisation; for huge chunked scalar code, O1
-    without SLP, which compiles several times faster and runs as fast or faster (measured on a
-    10k-operation graph: 0.3 s against 0.8 s, 22 against 45 us per call). Such code is also
-    generated with FastISel (codegen opt=0): 0.06 s against 0.46 s, same run time measured."""
-    pto = llvm.create_pipeline_tuning_options(speed_level=1 if huge else 3)
+def optimise(module, tm) -> None:
+    """The O3 pipeline with loop and SLP vectorisation (chunks of huge scalar graphs are
+    `optnone` functions, which it leaves alone; see codegen.py)."""
+    pto = llvm.create_pipeline_tuning_options(speed_level=3)
     pto.loop_vectorization = True
-    pto.slp_vectorization = not huge
+    pto.slp_vectorization = True
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(module, pb)
 
 
-def compile_object(ir_text: str, huge: bool = False) -> bytes:
+def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]]:
     """Parse, verify, optimise at O3 and emit an object file for the host."""
     with _lock:
-        tm = target_machine(jit=False, opt=0 if huge else 3)
+        tm = target_machine(jit=False, opt=codegen_opt)
         t0 = time.perf_counter()
         module = llvm.parse_assembly(ir_text)
         module.triple = tm.triple
@@ -86,7 +84,7 @@ def compile_object(ir_text: str, huge: bool = False) -> bytes:
         module.verify()
         t1 = time.perf_counter()
         externals = _external_symbols(module)
-        optimise(module, tm, huge)
+        optimise(module, tm)
         t2 = time.perf_counter()
         obj = tm.emit_object(module)
         t3 = time.perf_counter()
@@ -159,8 +157,10 @@ def cache_dir() -> Path | None:
     return path
 
 
-def cache_key(ir_text: str) -> str:
-    return hashlib.sha256((host_key() + "\0" + ir_text).encode()).hexdigest()
+def cache_key(ir_text: str, codegen_opt: int = 3) -> str:
+    """The cache key of a module: the IR, its code generation level, the host and versions."""
+    text = f"{host_key()}\0{codegen_opt}\0{ir_text}"
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def cache_read(key: str) -> tuple[bytes, list[str]] | None:
@@ -201,16 +201,18 @@ def cache_write(key: str, obj: bytes, externals: list[str]) -> None:
 _memory: dict[str, Loaded] = {}
 
 
-def build(ir_text: str, symbols: list[str], huge: bool = False) -> Loaded:
-    """Compile (or fetch from the memory and disk caches) and load a module."""
-    key = cache_key(ir_text)
+def build(ir_text: str, symbols: list[str], codegen_opt: int = 3) -> Loaded:
+    """Compile (or fetch from the memory and disk caches) and load a module; `codegen_opt` is
+    the code generator's level (0 for huge chunked scalar code, whose register allocation is
+    otherwise superlinear)."""
+    key = cache_key(ir_text, codegen_opt)
     with _lock:
         found = _memory.get(key)
         if found is not None:
             return found
         cached = cache_read(key)
         if cached is None:
-            cached = compile_object(ir_text, huge)
+            cached = compile_object(ir_text, codegen_opt)
             cache_write(key, *cached)
         loaded = load_object(*cached, symbols)
         _memory[key] = loaded

@@ -97,8 +97,10 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
     several consumers where recomputing would cost more than a load; everything else fuses into
     its consumers as index arithmetic and scalar code.
     """
-    outputs = blas.canonicalise(list(outputs))
     order = toposort(outputs)
+    canonical = blas.canonicalise(list(outputs), order)
+    if any(a is not b for a, b in zip(canonical, outputs)):
+        outputs, order = canonical, toposort(canonical)
     realised, costs = _realise(order, outputs)
     buffers: dict[UOp, Buffer] = {}
     for i, node in enumerate(inputs):

@@ -153,25 +153,29 @@ for _op, _rule in RULES:
     _BY_OP.setdefault(_op, []).append(_rule)
 
 
-def _rewrite(node: UOp) -> UOp:
-    changed = True
+def _rewrite(node: UOp) -> tuple[UOp, bool]:
+    """`node` after applying rules until none fires, and whether any fired."""
+    fired, changed = False, True
     while changed:
         changed = False
         for rule in _BY_OP.get(node.op, []) + _BY_OP[None]:
             new = rule(node)
             if new is not None and new is not node:
-                node, changed = new, True
+                node, changed, fired = new, True, True
                 break
-    return node
+    return node, fired
 
 
-def _pass(outputs: Sequence[UOp]) -> list[UOp]:
+def _pass(outputs: Sequence[UOp]) -> tuple[list[UOp], bool]:
+    """One bottom-up pass; also says whether any rule fired (else a further pass is useless)."""
     memo: dict[UOp, UOp] = {}
+    any_fired = False
     for node in toposort(outputs):
         src = tuple(memo[s] for s in node.src)
         rebuilt = node if all(a is b for a, b in zip(src, node.src)) else UOp(node.op, src, node.arg)
-        memo[node] = _rewrite(rebuilt)
-    return [memo[o] for o in outputs]
+        memo[node], fired = _rewrite(rebuilt)
+        any_fired |= fired
+    return [memo[o] for o in outputs], any_fired
 
 
 def simplify(outputs: Sequence[UOp], max_passes: int = 8) -> list[UOp]:
@@ -187,8 +191,7 @@ def simplify(outputs: Sequence[UOp], max_passes: int = 8) -> list[UOp]:
     """
     outputs = list(outputs)
     for _ in range(max_passes):
-        new = _pass(outputs)
-        if all(a is b for a, b in zip(new, outputs)):
+        outputs, fired = _pass(outputs)
+        if not fired:
             break
-        outputs = new
     return outputs

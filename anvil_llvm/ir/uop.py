@@ -56,19 +56,25 @@ class UOp:
     size: int
 
     def __new__(cls, op: OpDef, src: tuple = (), arg: Hashable = None) -> "UOp":
-        src = tuple(src)
+        if type(src) is not tuple:
+            src = tuple(src)
         key = (op, arg, src)
-        found = cls._table.get(key)
+        found = _table_get(key)
         if found is not None:
             return found
         if op.arity is not None and len(src) != op.arity:
             raise ValueError(f"op '{op.name}' takes {op.arity} sources, got {len(src)}")
         node = object.__new__(cls)
-        shape = tuple(int(d) for d in op.shape(tuple(s.shape for s in src), arg))
-        dtype = op.dtype(tuple(s.dtype for s in src), arg)
-        for name, value in (("op", op), ("dtype", dtype), ("shape", shape), ("src", src),
-                            ("arg", arg), ("size", math.prod(shape))):
-            object.__setattr__(node, name, value)
+        shape = op.shape(tuple([s.shape for s in src]), arg)
+        if not all(type(d) is int for d in shape):
+            shape = tuple(int(d) for d in shape)
+        dtype = op.dtype(tuple([s.dtype for s in src]), arg)
+        _set(node, "op", op)
+        _set(node, "dtype", dtype)
+        _set(node, "shape", tuple(shape))
+        _set(node, "src", src)
+        _set(node, "arg", arg)
+        _set(node, "size", math.prod(shape))
         cls._table[key] = node
         return node
 
@@ -84,6 +90,10 @@ class UOp:
 
     def __repr__(self) -> str:
         return f"UOp({self.op.name}, {self.dtype}{list(self.shape)}, arg={_short(self.arg)})"
+
+
+_set = object.__setattr__
+_table_get = UOp._table.get
 
 
 def _short(arg) -> str:
