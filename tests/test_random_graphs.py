@@ -52,8 +52,10 @@ BINARY_EXACT = {
     "sub": lambda m, s, x, y: x - y,
     "mul": lambda m, s, x, y: x * y,
     "div": lambda m, s, x, y: x / (y * y + 1.0),
-    "maximum": lambda m, s, x, y: m.maximum(x, y),
-    "minimum": lambda m, s, x, y: m.minimum(x, y),
+    # + 0.0 makes a zero positive: NumPy's maximum and minimum of 0.0 and -0.0 give either zero
+    # depending on its SIMD path (LLVM's give the larger and the smaller).
+    "maximum": lambda m, s, x, y: m.maximum(x, y) + 0.0,
+    "minimum": lambda m, s, x, y: m.minimum(x, y) + 0.0,
     "where": lambda m, s, x, y: m.where(x > y, x, y),
 }
 BINARY_SMOOTH = {
@@ -116,7 +118,8 @@ def _reduce(name: str):
         axis = s % x.ndim
         if name in ("max", "min") and x.shape[axis] == 0:
             return x
-        return getattr(x, name)(axis=axis - x.ndim if s % 2 else axis, keepdims=True)
+        # + 0.0: the sign of a zero maximum is NumPy's choice (see BINARY_EXACT).
+        return getattr(x, name)(axis=axis - x.ndim if s % 2 else axis, keepdims=True) + 0.0
     return op
 
 

@@ -108,6 +108,15 @@ def test_scalar_argument_on_the_fast_path():
     np.testing.assert_array_equal(f(np.array([1.0, 2.0, 3.0]), np.array(2.0)), [2.0, 4.0, 6.0])
 
 
+@pytest.mark.xfail(strict=True, reason="BUG: a function whose result simplifies to a scalar "
+                   "constant never writes it: it returns uninitialised memory")
+def test_constant_scalar_result():
+    f = function(lambda x: av.where(True, 2.0, x), av.Arg(()), name="constant")
+    assert f(np.array(1.0)) == 2.0
+    out = np.full((), -1.0)
+    assert f(np.array(1.0), out=out) == 2.0
+
+
 def test_int_and_bool_arguments():
     f = function(lambda i, b: av.where(b, i * 2, -i), av.Arg(4, np.int64), av.Arg(4, np.bool_))
     i, b = np.array([1, -2, 3, 4]), np.array([True, False, False, True])
