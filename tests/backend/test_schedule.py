@@ -1,0 +1,95 @@
+"""Scheduling seen from the outside: outputs that share nodes or are inputs, workspaces on the
+stack and on the heap (reused by liveness), deep fused chains and huge straight-line scalar
+graphs split into chunks, all compared bit for bit with the interpreter."""
+import threading
+
+import numpy as np
+import pytest
+
+import anvil_llvm as av
+from anvil_llvm.backend import callpath
+from avcheck import Tol, check
+
+X = np.linspace(-1.0, 1.0, 6)
+
+
+@pytest.mark.parametrize("op", [
+    lambda m, x: (x, x),
+    lambda m, x: (x * 2.0, x * 2.0, x),
+    lambda m, x: (x.sum(), x.sum() * 1.0, x[::-1]),
+    lambda m, x: (x[::-1], x.T, x.reshape(2, 3), x[2], x[:0]),
+    lambda m, x: (x > 0, (x > 0).astype(np.float64), m.where(x > 0, x, 0.0)),
+], ids=["input twice", "node twice and input", "reduction twice", "views of the input",
+        "bool and derived"])
+def test_outputs_sharing_nodes(op):
+    check(op, X)
+
+
+def test_shared_subexpressions_are_computed_once_or_recomputed_consistently():
+    def op(m, x, y):
+        shared = m.sin(x * y) + m.exp(x - y) * m.cos(y)
+        return shared * 2.0, shared.sum(), shared[::-1] - shared, shared.reshape(2, 3).T @ y[:2]
+    check(op, X, X[::-1].copy(), tol=Tol(1e-14, 1e-14))
+
+
+def test_workspace_on_the_heap():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((80, 80)) / 8
+    op = lambda m, a: (m.tanh(a @ a) @ a).sum(axis=0) + m.tanh(a @ a)[0]   # noqa: E731
+    f = av.NumericalFunction("heap", lambda a: op(av, a), (av.Arg((80, 80)),))
+    assert f.work_bytes > callpath.STACK_WORK_LIMIT
+    expected = op(np, x)
+    np.testing.assert_allclose(f(x), expected, rtol=1e-12, atol=1e-12)
+    results = [None] * 4
+
+    def call(k):
+        results[k] = [f(x) for _ in range(20)]
+    threads = [threading.Thread(target=call, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    first = f(x)
+    assert all(np.array_equal(r, first) for rs in results for r in rs)
+
+
+def test_workspace_is_reused_by_liveness():
+    rng = np.random.default_rng(1)
+    m = rng.standard_normal((30, 30)) / 30
+
+    def op(mod, x):
+        for _ in range(8):
+            x = mod.tanh(x @ m)      # each product is realised, then dead after the next one
+        return x
+    x = rng.standard_normal((30, 30))
+    f = av.NumericalFunction("chain", lambda a: op(av, a), (av.Arg((30, 30)),))
+    one = 30 * 30 * 8
+    assert f.work_bytes <= 4 * one, "eight intermediates live in a few reused slots"
+    np.testing.assert_allclose(f(x), op(np, x), rtol=1e-12, atol=1e-13)
+
+
+def test_deep_chain_of_elementwise_ops():
+    def op(m, x, y):
+        for k in range(1500):
+            x = x * 0.5 + (y if k % 3 else -y)
+        return x
+    check(op, X, X[::-1].copy())
+
+
+def test_huge_straight_line_scalar_graph():
+    """Thousands of shape-() operations are split into chunk functions; each operation is
+    IEEE-exact, so the result is bit for bit the interpreter's."""
+    n = 16
+
+    def op(m, x):
+        s, outputs = x[0], []
+        for k in range(3000):
+            s = s * 0.75 + x[k % n] * x[(3 * k + 1) % n]
+            if k % 500 == 0:
+                outputs.append(s)
+        return (s, *outputs)
+    check(op, np.random.default_rng(2).uniform(-1, 1, n))
+
+
+def test_many_small_outputs():
+    check(lambda m, x: tuple(x[k] * k for k in range(40)), np.arange(40.0))
