@@ -365,6 +365,9 @@ def _reduce(op, x: Tensor, axis, keepdims: bool, empty_ok: bool = True) -> Tenso
 
 
 # ---- indexing -------------------------------------------------------------------------------
+_SEPARATOR = object()     # stands for an ellipsis that covers no axis
+
+
 def _index(x: Tensor, key) -> Tensor:
     key = key if isinstance(key, tuple) else (key,)
     if any(k is Ellipsis for k in key):
@@ -372,16 +375,18 @@ def _index(x: Tensor, key) -> Tensor:
         if len(i) > 1:
             raise IndexError("an index can only have a single ellipsis ('...')")
         used = sum(1 for k in key if k is not None and k is not Ellipsis)
-        key = key[:i[0]] + (slice(None),) * (x.ndim - used) + key[i[0] + 1:]
-    used = sum(1 for k in key if k is not None)
+        # An ellipsis of no axes still separates advanced indices, as in NumPy.
+        fill = (slice(None),) * (x.ndim - used) or (_SEPARATOR,)
+        key = key[:i[0]] + fill + key[i[0] + 1:]
+    used = sum(1 for k in key if k is not None and k is not _SEPARATOR)
     if used > x.ndim:
         raise IndexError(f"too many indices: {used} for a tensor of {x.ndim} dimensions")
     key = key + (slice(None),) * (x.ndim - used)
     spec, gathers, shape_after, axis = [], [], [], 0
     node = x.node
     for k in key:
-        if k is None:
-            shape_after.append(("new", None))
+        if k is None or k is _SEPARATOR:
+            shape_after.append(("new" if k is None else "separator", None))
             continue
         n = x.shape[axis]
         if isinstance(k, Tensor):
@@ -427,7 +432,7 @@ def _index(x: Tensor, key) -> Tensor:
             axis_out += 1
         elif kind == "drop":
             axis_out += 1
-        else:
+        elif kind == "gather":
             k = gathers[0][1].ndim
             shape.extend(node.shape[axis_out:axis_out + k])
             axis_out += k
@@ -437,8 +442,8 @@ def _index(x: Tensor, key) -> Tensor:
     advanced = [i for i, (kind, _) in enumerate(shape_after) if kind in ("drop", "gather")]
     if gathers and advanced != list(range(advanced[0], advanced[-1] + 1)):
         # NumPy puts the array's axes first when advanced indices are separated by a slice.
-        start = [i for i, (kind, _) in enumerate(shape_after) if kind == "gather"][0]
-        start -= sum(1 for kind, _ in shape_after[:start] if kind == "drop")
+        position = [i for i, (kind, _) in enumerate(shape_after) if kind == "gather"][0]
+        start = sum(1 for kind, _ in shape_after[:position] if kind in ("new", "keep"))
         k = gathers[0][1].ndim
         rest = [a for a in range(out.ndim) if not start <= a < start + k]
         out = out.transpose(tuple(range(start, start + k)) + tuple(rest))

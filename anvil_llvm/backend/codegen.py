@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from ..ir import dtypes
-from ..ir.ops import CONST, Reduction
+from ..ir.ops import CONST, CONST_ARRAY, INPUT, Reduction
 from ..ir.ops.source import llvm_literal
 from ..ir.uop import UOp
 from . import blas
@@ -44,7 +44,7 @@ class Lowering:
             if found is not None:
                 return found
         buffer = self.sched.buffers.get(node)
-        if buffer is not None and (node is not self.computing or node.op.kind == "source"):
+        if buffer is not None and (node is not self.computing or node.op in (INPUT, CONST_ARRAY)):
             result = self.load(buffer, index)
         elif node.op.kind in ("elementwise", "movement") or node.op.emit is not None \
                 and node.op.kind == "source":

@@ -116,7 +116,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
     kernels: list[Kernel] = []
     chunk_id, chunk_cost = 0, 0
     for node in order:
-        if node not in realised or node.op.kind == "source" or node.size == 0:
+        if node not in realised or node.op in (INPUT, CONST_ARRAY) or node.size == 0:
             continue
         kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised))
         if node.shape == () and kernel.reduction is None:

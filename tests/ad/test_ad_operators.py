@@ -165,9 +165,6 @@ def test_float32_functions_keep_float32(operator):
         np.testing.assert_allclose(results, expected, rtol=1e-6, atol=1e-7)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a function whose simplified output is a bare "
-                   "shape-() constant never writes it: gradient of t * 3.0 at a scalar t returns "
-                   "uninitialised memory (5e-324) instead of 3.0")
 def test_derivatives_that_are_scalar_constants():
     linear = av.NumericalFunction("linear", lambda t: t * 3.0, (av.Arg(()),))
     assert gradient(linear)(np.array(1.0)) == 3.0

@@ -108,8 +108,6 @@ def test_scalar_argument_on_the_fast_path():
     np.testing.assert_array_equal(f(np.array([1.0, 2.0, 3.0]), np.array(2.0)), [2.0, 4.0, 6.0])
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a function whose result simplifies to a scalar "
-                   "constant never writes it: it returns uninitialised memory")
 def test_constant_scalar_result():
     f = function(lambda x: av.where(True, 2.0, x), av.Arg(()), name="constant")
     assert f(np.array(1.0)) == 2.0

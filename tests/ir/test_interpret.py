@@ -104,19 +104,13 @@ def test_interpreter_and_compiled_graph(op, node, inputs, expected):
     check_function(fn, inputs, [expected.astype(node.dtype.np)], tol)
 
 
-@pytest.mark.parametrize("node", [
-    pytest.param(O.const(2.5), marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: a scalar constant output is never written: the result is uninitialised memory"))),
-    pytest.param(UOp(O.IOTA, (), ((2, 3), 1)), marks=pytest.mark.xfail(strict=True, reason=(
-        "BUG: an iota output is never written: the result is uninitialised memory"))),
-], ids=["const", "iota"])
+@pytest.mark.parametrize("node", [O.const(2.5), UOp(O.IOTA, (), ((2, 3), 1))],
+                         ids=["const", "iota"])
 def test_source_node_as_output(node):
     fn = av.NumericalFunction.from_graph("g", [av.Arg(())], [node], False)
     check_function(fn, [np.zeros(())], evaluate([node], []))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: the interpreter cannot evaluate PAD of a 0-d node "
-                   "(np.pad refuses an empty pad_width); the compiled code can")
 def test_pad_of_a_scalar():
     s = inp(0, np.array(1.5))
     (value,) = evaluate([UOp(O.PAD, (s,), ())], [np.array(1.5)])

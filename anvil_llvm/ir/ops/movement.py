@@ -151,7 +151,8 @@ def _pad_vjp(B, node, ct):
 
 
 PAD = OpDef("pad", 1, kind="movement", shape=_pad_shape, dtype=_same_dtype,
-            numpy=lambda pads, x: np.pad(x, pads), emit=_pad_emit, cost=1,
+            numpy=lambda pads, x: np.pad(x, pads) if pads else x.copy(),   # np.pad refuses 0-d
+            emit=_pad_emit, cost=1,
             jvp=lambda B, node, t: B.pad(t[0], node.arg), vjp=_pad_vjp,
             batch=lambda B, node, src, batched: B.pad(src[0], ((0, 0),) + node.arg))
 """arg = ((before, after), ...) zeros per axis."""
