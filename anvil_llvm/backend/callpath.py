@@ -129,6 +129,10 @@ class _Wrapper:
         address = self.op(f"getelementptr inbounds i8, ptr {ptr}, i64 {offset}")
         return self.op(f"load {ty}, ptr {address}")
 
+    def api_slot(self, api: str, slot: int) -> str:
+        """Entry `slot` of NumPy's C API table."""
+        return self.op(f"load ptr, ptr {self.op(f'getelementptr ptr, ptr {api}, i64 {slot}')}")
+
     def check(self, cond: str, label: str) -> None:
         self.emit(f"br i1 {cond}, label %{label}, label %slow")
         self.emit(f"{label}:")
@@ -207,7 +211,7 @@ class _Wrapper:
         nargs = self.op(f"and i64 %nargsf, {VECTORCALL_NARGS_MASK}")
         self.check(self.op("icmp eq ptr %kwnames, null"), "nokw")
         api = self.op("load ptr, ptr @anvil_npy_api")
-        array_type = self.op(f"load ptr, ptr {self.op(f'getelementptr ptr, ptr {api}, i64 {API_ARRAY_TYPE}')}")
+        array_type = self.api_slot(api, API_ARRAY_TYPE)
         data = []
         args_ok = "args.ok"
         self.emit(f"switch i64 {nargs}, label %slow [ i64 {nin}, label %{args_ok} "
@@ -219,7 +223,7 @@ class _Wrapper:
         self.emit(f"br i1 {self.op(f'icmp eq i64 {nargs}, {nin}')}, label %alloc, label %given")
         # Results allocated here.
         self.emit("alloc:")
-        new = self.op(f"load ptr, ptr {self.op(f'getelementptr ptr, ptr {api}, i64 {API_ARRAY_NEW}')}")
+        new = self.api_slot(api, API_ARRAY_NEW)
         arrays, out_data = [], []
         for j, spec in enumerate(self.outputs):
             dims = "null"
@@ -306,7 +310,7 @@ def wrapper_text(symbol: str, inputs: list[ArgSpec], outputs: list[ArgSpec], wor
                                     as_tuple).text()
 
 
-# ---- the slow path --------------------------------------------------------------------------------
+# ---- the slow path ----------------------------------------------------------------------------
 class ArgumentConverter:
     """Converts call arguments NumPy-style and raises clear errors, then calls the fast path.
 

@@ -22,7 +22,7 @@ class ModuleParts:
         return f"#{number}"
 
     def vector_attribute(self, scalar: str) -> str:
-        """The VFABI attribute for calls of `scalar`, declaring its libmvec variants ('' if none)."""
+        """The VFABI attribute for calls of `scalar`, declaring its libmvec variants (or '')."""
         found = vecmath.variants(scalar)
         if not found:
             return ""

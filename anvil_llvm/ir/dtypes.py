@@ -73,5 +73,5 @@ def promote(a: DType, b: DType) -> DType:
 
 
 def float_of(d: DType) -> DType:
-    """The floating type a math function of `d` computes in (NumPy: ints and bools go to float64)."""
+    """The floating type a math function of `d` computes in (NumPy: ints and bools: float64)."""
     return d if d.is_float else float64

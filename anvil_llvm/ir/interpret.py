@@ -1,4 +1,4 @@
-"""The NumPy reference interpreter: evaluates any graph with each op's `numpy` rule (the test oracle)."""
+"""The NumPy reference interpreter: any graph evaluated by each op's `numpy` rule (the oracle)."""
 from __future__ import annotations
 
 from typing import Sequence

@@ -128,7 +128,8 @@ RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
     (NEG, lambda n: n.src[0].src[0] if n.src[0].op is NEG else None),
     (CAST, _identity_unless(lambda n: n.src[0].dtype == n.dtype)),
     (RESHAPE, _identity_unless(lambda n: n.src[0].shape == n.shape)),
-    (RESHAPE, lambda n: UOp(RESHAPE, (n.src[0].src[0],), n.arg) if n.src[0].op is RESHAPE else None),
+    (RESHAPE, lambda n: UOp(RESHAPE, (n.src[0].src[0],), n.arg)
+     if n.src[0].op is RESHAPE else None),
     (EXPAND, _identity_unless(lambda n: n.src[0].shape == n.shape)),
     (EXPAND, lambda n: UOp(EXPAND, (n.src[0].src[0],), n.arg)
      if n.src[0].op is EXPAND and n.src[0].src[0].ndim == n.ndim else None),
@@ -172,7 +173,8 @@ def _pass(outputs: Sequence[UOp]) -> tuple[list[UOp], bool]:
     any_fired = False
     for node in toposort(outputs):
         src = tuple(memo[s] for s in node.src)
-        rebuilt = node if all(a is b for a, b in zip(src, node.src)) else UOp(node.op, src, node.arg)
+        same = all(a is b for a, b in zip(src, node.src))
+        rebuilt = node if same else UOp(node.op, src, node.arg)
         memo[node], fired = _rewrite(rebuilt)
         any_fired |= fired
     return [memo[o] for o in outputs], any_fired

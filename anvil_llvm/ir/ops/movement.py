@@ -72,7 +72,8 @@ def _expand_emit(ctx, node, index):
     if src.size == 1:
         return ctx.value(src, ctx.index(src.shape, ("0",) * src.ndim))
     dims = index.dims(ctx.e)
-    src_dims = tuple("0" if o == 1 and n != 1 else d for d, o, n in zip(dims, src.shape, node.shape))
+    src_dims = tuple("0" if o == 1 and n != 1 else d
+                     for d, o, n in zip(dims, src.shape, node.shape))
     return ctx.value(src, ctx.index(src.shape, src_dims))
 
 
