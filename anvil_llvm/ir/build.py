@@ -16,10 +16,13 @@ from .uop import UOp
 
 
 def full(shape: tuple, value, dtype: DType = dtypes.float64) -> UOp:
-    """A scalar constant broadcast to `shape` (structured: never an array)."""
+    """A scalar constant broadcast to `shape` (structured, never an array): the one canonical
+    form, RESHAPE to ones then EXPAND (no EXPAND when every dimension is 1)."""
     node = O.const(value, dtype)
     if shape:
-        node = UOp(O.EXPAND, (UOp(O.RESHAPE, (node,), (1,) * len(shape)),), tuple(shape))
+        node = UOp(O.RESHAPE, (node,), (1,) * len(shape))
+    if any(d != 1 for d in shape):
+        node = UOp(O.EXPAND, (node,), tuple(shape))
     return node
 
 

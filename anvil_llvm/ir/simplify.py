@@ -14,14 +14,18 @@ import numpy as np
 from .ops import (ADD, CAST, CONST, CONST_ARRAY, DIV, EXPAND, MUL, NEG, PAD, PERMUTE, REDUCE_SUM,
                   RESHAPE, SLICE, SUB, WHERE, const)
 from .ops.source import const_array
+from .build import full
 from .uop import OpDef, UOp, toposort
 
 FOLD_LIMIT = 64
 
 
+_VALUE_PRESERVING = (EXPAND, RESHAPE, SLICE, PERMUTE)   # each element is some source element
+
+
 def scalar_value(node: UOp):
     """The value of a node that is one scalar constant at every position, else None."""
-    while node.op in (EXPAND, RESHAPE, SLICE, PERMUTE):
+    while node.op in _VALUE_PRESERVING:
         node = node.src[0]
     return node.arg.value if node.op is CONST else None
 
@@ -29,14 +33,6 @@ def scalar_value(node: UOp):
 def _is(node: UOp, value) -> bool:
     v = scalar_value(node)
     return v is not None and v == value
-
-
-def broadcast_scalar(value, dtype, shape: tuple) -> UOp:
-    """A scalar constant broadcast to `shape` (structured: one CONST, reshaped and expanded)."""
-    node = const(value, dtype)
-    if shape:
-        node = UOp(EXPAND, (UOp(RESHAPE, (node,), (1,) * len(shape)),), shape)
-    return node
 
 
 def _fold(node: UOp):
@@ -47,11 +43,10 @@ def _fold(node: UOp):
         values = [np.array(v, dtype=s.dtype.np) for v, s in zip(scalars, node.src)]
         with np.errstate(all="ignore"):
             folded = np.asarray(node.op.numpy(node.arg, *values)).astype(node.dtype.np)
-        return broadcast_scalar(folded.item(), node.dtype, node.shape)
-    if node.op in (EXPAND, RESHAPE) and scalars[0] is not None:
-        return None
-    if node.op in (SLICE, PERMUTE) and scalars[0] is not None:
-        return broadcast_scalar(scalars[0], node.dtype, node.shape)
+        return full(node.shape, folded.item(), node.dtype)
+    if node.op in _VALUE_PRESERVING and scalars[0] is not None:
+        canonical = full(node.shape, scalars[0], node.dtype)
+        return canonical if canonical is not node else None
     if not all(s.op in (CONST, CONST_ARRAY) for s in node.src) or node.size > FOLD_LIMIT:
         return None
     from .interpret import evaluate
@@ -143,7 +138,7 @@ RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
     (SLICE, _slice_through_elementwise),
     (PAD, _merge_pads),
     # NumPy adds the identity +0.0 even over no axes, turning -0.0 into 0.0.
-    (REDUCE_SUM, lambda n: (UOp(ADD, (n.src[0], broadcast_scalar(0, n.dtype, n.shape)))
+    (REDUCE_SUM, lambda n: (UOp(ADD, (n.src[0], full(n.shape, 0, n.dtype)))
                             if n.dtype.is_float else n.src[0]) if n.arg == () else None),
     (WHERE, lambda n: n.src[1] if _is(n.src[0], True) else n.src[2] if _is(n.src[0], False)
      else n.src[1] if n.src[1] is n.src[2] else None),
