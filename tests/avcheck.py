@@ -10,6 +10,7 @@ result is the expectation and the interpreter is the oracle of the graph itself.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -133,6 +134,26 @@ def check(op, *inputs, tol: Tol | None = None, numpy_op=None) -> list:
     """Trace `op`, then compare compiled, interpreted and NumPy (`numpy_op` or `op`) results."""
     fn = trace(op, *inputs)
     return check_function(fn, inputs, numpy_result(numpy_op or op, *inputs), tol)
+
+
+def run_in_threads(work, count: int = 4) -> list:
+    """`work(k)` for k in range(count), each in its own thread, started together; their results
+    in order. An exception in any thread is raised here (a thread alone would only print it)."""
+    results, errors = [None] * count, []
+
+    def run(k):
+        try:
+            results[k] = work(k)
+        except BaseException as e:       # noqa: BLE001  reported in the calling thread
+            errors.append(e)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 # ---- strategies ---------------------------------------------------------------------------------

@@ -4,13 +4,13 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 
 import numpy as np
 import pytest
 
 import anvil_llvm as av
 from anvil_llvm.backend import callpath
+from avcheck import run_in_threads
 
 
 def function(fn, *args, name="f"):
@@ -61,8 +61,12 @@ def assert_affine(result, x=X, y=Y):
     lambda a: np.frombuffer(np.concatenate([[0.0], a.ravel()]).tobytes()[8:],
                             dtype=np.float64).reshape(a.shape) if a.ndim else a,
     lambda a: np.ascontiguousarray(a).view(np.dtype(np.float64, align=True)),
+    lambda a: np.broadcast_to(a[..., :1], a.shape),
+    lambda a: np.round(a * 2).astype(np.longlong),
+    lambda a: np.round(a * 2).astype(">i8"),
 ], ids=["contiguous", "fortran", "strided", "negative strides", "big-endian", "float32",
-        "int64", "int32", "uint8", "bool", "list", "masked", "read-only buffer", "aligned view"])
+        "int64", "int32", "uint8", "bool", "list", "masked", "read-only buffer", "aligned view",
+        "broadcast (zero strides)", "longlong", "big-endian int"])
 def test_arguments_are_converted_not_misread(convert):
     f = affine()
     x, y = convert(X), convert(Y)
@@ -305,22 +309,18 @@ def test_concurrent_calls(n):
     rng = np.random.default_rng(n)
     inputs = [(rng.standard_normal(n), rng.standard_normal(n)) for _ in range(4)]
     expected = [f(x, y) for x, y in inputs]
-    failures = []
 
     def work(k):
         x, y = inputs[k]
         out = (np.empty(n), np.empty(()))
+        failures = []
         for i in range(200):
             result = f(x, y) if i % 2 else f(x, y, out=out)
             if not (np.array_equal(result[0], expected[k][0])
                     and result[1] == expected[k][1]):
-                failures.append((k, i))
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not failures
+                failures.append(i)
+        return failures
+    assert run_in_threads(work) == [[]] * 4
     for (x, y), (a, s) in zip(inputs, expected):
         np.testing.assert_allclose(a, np.sin(x * y) + x, rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(s, (x * y).sum(), rtol=1e-12, atol=1e-12 * n)
@@ -329,13 +329,18 @@ def test_concurrent_calls(n):
 def test_concurrent_first_calls_compile_once():
     f = function(lambda x: x.exp().sum(), av.Arg(50), name="first_call")
     x = np.linspace(0, 1, 50)
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(float(f(x)))) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(results) == 4 and len(set(results)) == 1
+    results = run_in_threads(lambda k: float(f(x)))
+    assert len(set(results)) == 1
+
+
+def test_concurrent_compilation_of_different_functions():
+    def work(k):
+        for i in range(8):
+            c = k + i / 10
+            f = function(lambda x: (x * c).sin().sum() + x, av.Arg(7), name=f"f{k}_{i}")
+            x = np.linspace(0.0, 1.0, 7)
+            np.testing.assert_allclose(f(x), np.sin(x * c).sum() + x, rtol=1e-13, atol=1e-15)
+    run_in_threads(work)
 
 
 # ---- lifetime ------------------------------------------------------------------------------------

@@ -1,14 +1,12 @@
 """Scheduling seen from the outside: outputs that share nodes or are inputs, workspaces on the
 stack and on the heap (reused by liveness), deep fused chains and huge straight-line scalar
 graphs split into chunks, all compared bit for bit with the interpreter."""
-import threading
-
 import numpy as np
 import pytest
 
 import anvil_llvm as av
 from anvil_llvm.backend import callpath
-from avcheck import Tol, check
+from avcheck import Tol, check, run_in_threads
 
 X = np.linspace(-1.0, 1.0, 6)
 
@@ -40,15 +38,7 @@ def test_workspace_on_the_heap():
     assert f.work_bytes > callpath.STACK_WORK_LIMIT
     expected = op(np, x)
     np.testing.assert_allclose(f(x), expected, rtol=1e-12, atol=1e-12)
-    results = [None] * 4
-
-    def call(k):
-        results[k] = [f(x) for _ in range(20)]
-    threads = [threading.Thread(target=call, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_in_threads(lambda k: [f(x) for _ in range(20)])
     first = f(x)
     assert all(np.array_equal(r, first) for rs in results for r in rs)
 
