@@ -99,6 +99,24 @@ def test_new_axis_between_advanced_indices():
     check(lambda m, a: a[0, None, [0, 2]], np.arange(6.0).reshape(2, 3))
 
 
+ZERO_D_BUG = pytest.mark.xfail(strict=True, reason="BUG: a 0-d integer array index on the first "
+                               "axis raises 'cannot reshape size 4 (1, 4) into (1,)'; NumPy "
+                               "takes it as an int")
+
+
+@pytest.mark.parametrize("key", [
+    pytest.param(np.array(1), marks=ZERO_D_BUG),
+    pytest.param((np.array(-2), slice(None)), marks=ZERO_D_BUG),
+    (slice(None), np.array(-1)),
+    (np.int64(2), np.uint8(1)),
+    np.array([1], dtype=np.uint8),
+    slice(np.int64(1), None, np.int32(-1)),
+], ids=["0-d array", "0-d array, slice", "slice, 0-d array", "NumPy ints", "uint8 array",
+        "NumPy ints in a slice"])
+def test_numpy_integer_indices(key):
+    check(lambda m, a: a[key], np.arange(12.0).reshape(3, 4))
+
+
 @st.composite
 def reshapes(draw, size: int):
     """A new shape of `size` elements, maybe with one -1."""
