@@ -89,6 +89,18 @@ def test_ordering_of_bools(name):
     check(BINARY_EXACT[name], *BOOLS)
 
 
+@pytest.mark.parametrize("op", [
+    lambda m, a: np.float64(2.0) - a, lambda m, a: np.int64(3) * a,
+    lambda m, a: np.float32(2) / a, lambda m, a: np.bool_(True) & (a > 0),
+    lambda m, a: np.float64(2.0) ** a, lambda m, a: np.float64(0.0) < a,
+    lambda m, a: np.float64(0.25) == a, lambda m, a: [1.0, 2.0, 3.0] + a,
+    lambda m, a: a * (1, 2, 3), lambda m, a: np.eye(3) @ a,
+], ids=["np.float64 -", "np.int64 *", "np.float32 /", "np.bool_ &", "np.float64 **",
+        "np.float64 <", "np.float64 ==", "list +", "* tuple", "ndarray @"])
+def test_numpy_scalars_and_sequences_as_operands(op):
+    check(op, np.array([1.5, -2.0, 0.25]), tol=ulp_tol(np.float64))
+
+
 @pytest.mark.parametrize("op", [lambda m, x: -x, lambda m, x: abs(x), lambda m, x: m.abs(x),
                                 lambda m, x: +x], ids=["neg", "abs", "av.abs", "pos"])
 @fast(30)
