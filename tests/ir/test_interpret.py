@@ -44,7 +44,8 @@ CASES = [
       for op, fn in MATH.items() if op not in (O.LOG, O.SQRT)],
     (O.LOG, UOp(O.LOG, (y,)), [A, B], np.log(B)),
     (O.SQRT, UOp(O.SQRT, (y,)), [A, B], np.sqrt(B)),
-    *[(op, UOp(op, (x, y)), [A, B], fn(A, B)) for op, fn in BINARY.items()],
+    *[(op, UOp(op, (x, y)), [A, B], fn(A, B)) for op, fn in BINARY.items() if op is not O.POW],
+    (O.POW, UOp(O.POW, (y, x)), [A, B], B ** A),          # a positive base
     *[(op, UOp(op, (i, i)), [I], fn(I, I)) for op, fn in BINARY.items()
       if op not in (O.DIV, O.POW, O.ATAN2)],
     *[(op, UOp(op, (p, q)), [P, Q], fn(P, Q)) for op, fn in LOGIC.items()],
