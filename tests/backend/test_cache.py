@@ -128,6 +128,18 @@ def test_directory_writable_by_others_is_refused(cache, compiles, caplog, mode):
     assert not list(cache.iterdir()), "nothing may be written to an unsafe directory"
 
 
+@pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0,
+                    reason="giving a directory to another user needs root")
+def test_directory_of_another_user_is_refused(cache, compiles, caplog):
+    cache.mkdir(mode=0o700)
+    os.chown(cache, 12345, -1)
+    with caplog.at_level(logging.WARNING, logger="anvil_llvm"):
+        f, expected = fresh_function()
+        assert_right(f, expected)
+    assert any("another user" in r.getMessage() for r in caplog.records)
+    assert not list(cache.iterdir())
+
+
 def test_cache_path_that_is_a_file_still_works(tmp_path, monkeypatch, compiles):
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
@@ -164,13 +176,32 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def run_process(cache_dir) -> dict:
+def start_process(cache_dir) -> subprocess.Popen:
+    """SCRIPT in a new Python process using `cache_dir` as its cache."""
     env = dict(os.environ, ANVIL_LLVM_CACHE_DIR=str(cache_dir))
     env.pop("ANVIL_LLVM_NO_CACHE", None)
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def outcome(process: subprocess.Popen) -> dict:
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err[-3000:]
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def run_process(cache_dir) -> dict:
+    return outcome(start_process(cache_dir))
+
+
+def test_processes_filling_one_cache_at_once(tmp_path):
+    """Entries are published by an atomic rename: concurrent writers leave one good file."""
+    cache_dir = tmp_path / "cache"
+    processes = [start_process(cache_dir) for _ in range(3)]
+    assert all(outcome(p)["ok"] for p in processes)
+    assert len(list(cache_dir.glob("*.o"))) == 1
+    assert not list(cache_dir.glob(".tmp-*"))
+    assert run_process(cache_dir) == {"compiled": 0, "ok": True}
 
 
 def test_second_process_loads_from_disk_and_a_corrupt_file_is_rebuilt(tmp_path):
