@@ -397,7 +397,9 @@ def _index(x: Tensor, key) -> Tensor:
             count = len(range(start, stop, step))
             spec.append((start if count else 0, step, count))
             shape_after.append(("keep", axis))
-        elif isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+        elif (isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+              or isinstance(k, np.ndarray) and k.ndim == 0 and k.dtype.kind in "iu"):
+            k = int(k)
             if not -n <= k < n:
                 raise IndexError(f"index {k} is out of bounds for axis {axis} with size {n}")
             spec.append((int(k) % n, 1, 1))
@@ -452,10 +454,15 @@ def _index(x: Tensor, key) -> Tensor:
 
 # ---- functions --------------------------------------------------------------------------------
 def power(base, exponent) -> Tensor:
-    """base ** exponent elementwise, with NumPy's exact fast paths for 2, 1, 0.5 and -1."""
+    """base ** exponent elementwise, with NumPy's exact fast paths for 2, 1, 0.5 and -1;
+    integers to integer powers stay integers (wrapping on overflow, as NumPy)."""
+    if isinstance(exponent, int) and not isinstance(exponent, bool) and exponent < 0 \
+            and isinstance(base, Tensor) and base.dtype.kind in "ib":
+        raise ValueError("Integers to negative integer powers are not allowed (as in NumPy); "
+                         "use a float base")
     if isinstance(base, Tensor) and isinstance(exponent, (int, float)) \
             and not isinstance(exponent, bool):
-        x = _float(base)
+        x = base if base.dtype == dtypes.int64 and isinstance(exponent, int) else _float(base)
         if exponent == 2:
             return x * x
         if exponent == 1:
@@ -464,7 +471,11 @@ def power(base, exponent) -> Tensor:
             return x.sqrt()
         if exponent == -1:
             return 1.0 / x
-    x, y = _operands(base, exponent, to_float=True)
+    x, y = _operands(base, exponent)
+    if x.dtype.kind == "b":
+        x, y = _numeric(x), _numeric(y)
+    if x.dtype.kind != "i":
+        x, y = _float(x), _float(y)
     return Tensor(UOp(O.POW, (x.node, y.node)))
 
 

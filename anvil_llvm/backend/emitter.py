@@ -17,6 +17,10 @@ class ModuleParts:
         self.attributes: dict[str, int] = {}     # attribute text -> group number
         self.used: list[str] = []                # vector functions kept alive for the vectoriser
 
+    def define(self, name: str, text: str) -> None:
+        """A helper function the module defines once (kept with the declarations)."""
+        self.declarations.setdefault(name, text)
+
     def attribute(self, text: str) -> str:
         number = self.attributes.setdefault(text, len(self.attributes))
         return f"#{number}"

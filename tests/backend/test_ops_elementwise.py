@@ -82,8 +82,6 @@ def test_equality_of_bools(name):
     check(BINARY_EXACT[name], *BOOLS)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: <, <=, >, >= of bool tensors compile to signed "
-                   "compares of i1, where true is -1: False < True gives False")
 @pytest.mark.parametrize("name", ["lt", "le", "gt", "ge"])
 def test_ordering_of_bools(name):
     check(BINARY_EXACT[name], *BOOLS)
@@ -175,8 +173,6 @@ def test_pow_fast_paths_are_exact(exponent, data):
     check(lambda m, a: a ** exponent, x)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (NumPy deviation): an int64 tensor to an integer "
-                   "power is float64; NumPy keeps int64")
 @pytest.mark.parametrize("exponent", [2, 3, "tensor"])
 def test_integer_power_stays_integer(exponent):
     x = np.array([1, -2, 3, 0])

@@ -99,14 +99,9 @@ def test_new_axis_between_advanced_indices():
     check(lambda m, a: a[0, None, [0, 2]], np.arange(6.0).reshape(2, 3))
 
 
-ZERO_D_BUG = pytest.mark.xfail(strict=True, reason="BUG: a 0-d integer array index on the first "
-                               "axis raises 'cannot reshape size 4 (1, 4) into (1,)'; NumPy "
-                               "takes it as an int")
-
-
 @pytest.mark.parametrize("key", [
-    pytest.param(np.array(1), marks=ZERO_D_BUG),
-    pytest.param((np.array(-2), slice(None)), marks=ZERO_D_BUG),
+    np.array(1),
+    (np.array(-2), slice(None)),
     (slice(None), np.array(-1)),
     (np.int64(2), np.uint8(1)),
     np.array([1], dtype=np.uint8),

@@ -219,8 +219,49 @@ def _pow_exponent(B, n):
                    B.mul(n, B.unary(LOG, x)))
 
 
-POW = OpDef("pow", 2, shape=_same_shape, dtype=_same_dtype("f"),
-            numpy=lambda arg, x, y: np.power(x, y), emit=_lift(_intrinsic("pow")), cost=40,
+_IPOW = """define internal i64 @anvil.ipow(i64 %b, i64 %e) alwaysinline nounwind {
+entry:
+  %negative = icmp slt i64 %e, 0
+  br i1 %negative, label %inverse, label %loop
+inverse:
+  %is_one = icmp eq i64 %b, 1
+  %is_minus_one = icmp eq i64 %b, -1
+  %odd_bit = and i64 %e, 1
+  %odd = icmp ne i64 %odd_bit, 0
+  %sign = select i1 %odd, i64 -1, i64 1
+  %unit = select i1 %is_minus_one, i64 %sign, i64 0
+  %inverted = select i1 %is_one, i64 1, i64 %unit
+  ret i64 %inverted
+loop:
+  %acc = phi i64 [1, %entry], [%acc.next, %step]
+  %base = phi i64 [%b, %entry], [%base.next, %step]
+  %rest = phi i64 [%e, %entry], [%rest.next, %step]
+  %done = icmp eq i64 %rest, 0
+  br i1 %done, label %exit, label %step
+step:
+  %bit = and i64 %rest, 1
+  %use = icmp ne i64 %bit, 0
+  %product = mul i64 %acc, %base
+  %acc.next = select i1 %use, i64 %product, i64 %acc
+  %base.next = mul i64 %base, %base
+  %rest.next = lshr i64 %rest, 1
+  br label %loop
+exit:
+  ret i64 %acc
+}"""
+
+
+def _pow_emit(e, node, x, y):
+    if node.dtype.is_float:
+        return _intrinsic("pow")(e, node, x, y)
+    # Square-and-multiply, wrapping on overflow as NumPy does; a negative exponent gives the
+    # truncated value (NumPy raises instead, which compiled code cannot).
+    e.parts.define("anvil.ipow", _IPOW)
+    return e.op(f"call i64 @anvil.ipow(i64 {x}, i64 {y})")
+
+
+POW = OpDef("pow", 2, shape=_same_shape, dtype=_same_dtype("fi"),
+            numpy=lambda arg, x, y: np.power(x, y), emit=_lift(_pow_emit), cost=40,
             **_smooth(_pow_base, _pow_exponent))
 """d/dx is 0 at x == y == 0 and d/dy is 0 where x == 0 (the limits JAX takes)."""
 
@@ -242,6 +283,8 @@ def _compare(name: str, np_fn, float_pred: str, int_pred: str) -> OpDef:
         ty = node.src[0].dtype
         if ty.is_float:
             return e.op(f"fcmp {float_pred} {ty.llvm} {x}, {y}")
+        if ty.kind == "b":      # i1 true is -1 when signed: bools compare unsigned
+            return e.op(f"icmp {int_pred.replace('s', 'u')} {ty.llvm} {x}, {y}")
         return e.op(f"icmp {int_pred} {ty.llvm} {x}, {y}")
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("fib", dtypes.bool_),
                  numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit), **_constant())
