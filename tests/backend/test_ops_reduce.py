@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import anvil_llvm as av
-from avcheck import Tol, arrays, check, fast, floats, shapes
+from avcheck import Tol, arrays, check, fast, floats, numpy_result, shapes, trace
 
 REASSOC = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-5}
 
@@ -169,3 +169,44 @@ def test_matmul_large_enough_to_vectorise():
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((40, 70)), rng.standard_normal((70, 30))
     check(lambda m, x, y: x @ y, a, b, tol=matmul_tol(a, b))
+
+
+GEMM_RNG = np.random.default_rng(2)
+A, B = GEMM_RNG.standard_normal((40, 50)), GEMM_RNG.standard_normal((50, 36))
+C = GEMM_RNG.standard_normal((3, 40, 50))
+
+
+@pytest.mark.parametrize("op, a, b", [
+    (lambda m, x, y: x @ y, A, B),
+    (lambda m, x, y: x.T @ x, A, B),
+    (lambda m, x, y: x @ y.T, A, B.T.copy()),
+    (lambda m, x, y: x[::2] @ y[:, ::-1], A, B),
+    (lambda m, x, y: (x * 2.0 + 1.0) @ m.sin(y), A, B),
+    (lambda m, x, y: x @ y, C, B),
+    (lambda m, x, y: x.transpose(0, 2, 1) @ x, C, B),
+    (lambda m, x, y: x @ x.transpose(0, 2, 1)[:1], C, B),
+    (lambda m, x, y: x.transpose(1, 0, 2) @ y[None], C, B),
+    (lambda m, x, y: ((x @ y).T * 2.0, (x @ y).sum(axis=0)), A, B),
+    (lambda m, x, y: (x @ y) @ (x @ y).T, A, B),
+    (lambda m, x, y: x[[3, 1, 4, 1, 5] * 8] @ m.pad(y, ((0, 0), (2, 2))), A, B),
+    (lambda m, x, y: m.concatenate([x, x]) @ y, A, B),
+    (lambda m, x, y: x @ y, A.astype(np.float32), B.astype(np.float32)),
+    (lambda m, x, y: x @ y, np.round(A * 10).astype(np.int64), np.round(B * 10).astype(np.int64)),
+], ids=["plain", "transposed input", "transposed operand", "strided", "expressions", "batched",
+        "batched transposed", "broadcast batch", "permuted batch", "result reused",
+        "product of products", "gather and pad", "concatenate", "float32", "int64"])
+def test_large_contractions(op, a, b):
+    """Past blas.GEMM_WORK multiply-adds a float contraction calls BLAS on (batch, M, K) views of
+    realised operands; every way an operand can be laid out must be read right."""
+    expected = numpy_result(op, a, b)
+    rtol = REASSOC.get(expected[0].dtype)
+    scale = max(float(np.abs(e).max()) for e in expected) + 1.0
+    check(op, a, b, tol=Tol(rtol, rtol * scale) if rtol else None)
+
+
+def test_large_float_contractions_call_blas():
+    f64 = trace(lambda m, x, y: x @ y, A, B)
+    f32 = trace(lambda m, x, y: x @ y, A.astype(np.float32), B.astype(np.float32))
+    small = trace(lambda m, x, y: x @ y, A[:4], B)
+    assert "anvil_dgemm" in f64.llvm_ir and "anvil_sgemm" in f32.llvm_ir
+    assert "gemm" not in small.llvm_ir
