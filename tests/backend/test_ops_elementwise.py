@@ -147,6 +147,16 @@ def test_math_special_values_and_ints(name):
     check(lambda m, a: getattr(m, name)(a), np.array([0, 1, -1, 3]), tol=ulp_tol(np.float64))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", MATH)
+def test_math_on_long_arrays(name, dtype):
+    """Long enough for the vectorised loop (LLVM calls libmvec's vector variants) and an odd
+    remainder for the scalar tail."""
+    lo, hi = MATH[name]
+    check(lambda m, a: getattr(m, name)(a), np.linspace(lo, hi, 1003).astype(dtype),
+          tol=ulp_tol(dtype))
+
+
 def test_math_aliases():
     assert av.asin is av.arcsin and av.acos is av.arccos and av.atan is av.arctan
     assert av.atan2 is av.arctan2
