@@ -14,7 +14,7 @@ import llvmlite.binding as llvm
 
 from ..ir import build as B
 from ..ir import dtypes
-from ..ir.ops import CONTRACT, PERMUTE, RESHAPE
+from ..ir.ops import CONTRACT, PERMUTE, RESHAPE, SLICE
 from ..ir.uop import UOp
 
 GEMM_WORK = 1 << 15           # M*N*K below this stays a fused loop nest
@@ -105,21 +105,27 @@ def is_gemm(node: UOp) -> bool:
             and node.dtype in _SYMBOLS and node.size * node.src[0].shape[2] >= GEMM_WORK)
 
 
-def operand(node: UOp) -> tuple[UOp, bool]:
-    """The node whose buffer a GEMM operand reads, and whether it is read transposed."""
+def operand(node: UOp) -> tuple[UOp, bool, int]:
+    """The node whose buffer a GEMM operand reads, whether it is read transposed, and the
+    element offset where it starts (a contiguous slice of a vector is read in place)."""
     transposed = node.op is PERMUTE and node.arg == (0, 2, 1)
     if transposed:
         node = node.src[0]
     while node.op is RESHAPE:
         node = node.src[0]
-    return node, transposed
+    offset = 0
+    if node.op is SLICE and node.ndim == 1 and node.arg[0][1] == 1:
+        offset, node = node.arg[0][0], node.src[0]
+        while node.op is RESHAPE:
+            node = node.src[0]
+    return node, transposed, offset
 
 
 def emit_gemm(ctx, root: UOp, out_buffer) -> None:
     """C[b] = A[b] @ B[b] for every batch b, through Fortran-ABI GEMM on row-major data:
     the column-major view of C is C^T = B^T A^T."""
     e = ctx.e
-    (a_node, a_t), (b_node, b_t) = operand(root.src[0]), operand(root.src[1])
+    (a_node, a_t, a_at), (b_node, b_t, b_at) = operand(root.src[0]), operand(root.src[1])
     batch, m, k = root.src[0].shape
     n = root.shape[2]
     ty = root.dtype.llvm
@@ -137,10 +143,11 @@ def emit_gemm(ctx, root: UOp, out_buffer) -> None:
             None, slot("i32", str(k if b_t else n)), None, slot("i32", str(m if a_t else k)),
             slot(ty, "0.0"), None, slot("i32", str(n))]
     i, close = ctx.loop(batch, "gemm") if batch > 1 else ("0", None)
-    bases = {6: (b_node, k * n), 8: (a_node, m * k), 11: (root, m * n)}
-    for position, (node, size) in bases.items():
+    bases = {6: (b_node, k * n, b_at), 8: (a_node, m * k, a_at), 11: (root, m * n, 0)}
+    for position, (node, size, start) in bases.items():
         buffer = out_buffer if node is root else ctx.sched.buffers[node]
-        args[position] = ctx.address(buffer, ctx.index((batch * size,), (e.mul_i(i, str(size)),)))
+        offset = e.add_i(str(start), e.mul_i(i, str(size)))
+        args[position] = ctx.address(buffer, ctx.index((node.size,), (offset,)))
     e.line(f"call void @{symbol}({', '.join(f'ptr {p}' for p in args)})")
     if close:
         close()
