@@ -157,6 +157,18 @@ def test_math_on_long_arrays(name, dtype):
           tol=ulp_tol(dtype))
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("op", [
+    lambda m, a: a * np.inf, lambda m, a: a + np.nan,
+    lambda m, a: m.where(a > 0, np.inf, -np.inf), lambda m, a: a * 0.1 + 1e-30,
+    lambda m, a: a * 5e-324, lambda m, a: a * np.int64(2**62),
+    lambda m, a: a + np.array([np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-310]),
+], ids=["inf", "nan", "where infinities", "0.1", "subnormal", "large int", "special array"])
+def test_special_constants(op, dtype):
+    """Constants become exact LLVM literals, also the ones a float32 cannot hold exactly."""
+    check(op, np.array([1.5, -2.0, 0.0, -0.0, np.inf, np.nan], dtype))
+
+
 def test_math_aliases():
     assert av.asin is av.arcsin and av.acos is av.arccos and av.atan is av.arctan
     assert av.atan2 is av.arctan2
