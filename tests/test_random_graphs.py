@@ -15,11 +15,10 @@ Two families:
 """
 import numpy as np
 import pytest
+from avcheck import Tol, arrays, check, fast, floats, numpy_result
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-
-from avcheck import Tol, arrays, check, fast, floats, numpy_result
 
 
 def _along(ndim: int, axis: int, key) -> tuple:
@@ -200,7 +199,7 @@ def program_op(outputs, tables):
     return op
 
 
-SIZES = {"small": dict(max_dims=3, max_side=4), "long": dict(max_dims=2, max_side=40)}
+SIZES = {"small": {"max_dims": 3, "max_side": 4}, "long": {"max_dims": 2, "max_side": 40}}
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -3,9 +3,9 @@
 what is wrong."""
 import numpy as np
 import pytest
+from avcheck import check
 
 import anvil_llvm as av
-from avcheck import check
 
 
 def traced(fn, *shapes):
@@ -27,10 +27,10 @@ def test_tensor_properties():
                     repr=repr(x), rows=[r.shape for r in x])
         return x
     traced(fn, (3, 4))
-    assert seen == dict(shape=(3, 4), dtype=av.float64, ndim=2, size=12, len=3,
-                        repr="Tensor(float64[3, 4], op=INPUT)" if "INPUT" in seen["repr"]
-                        else seen["repr"], rows=[(4,)] * 3)
-    assert "float64" in seen["repr"] and "3, 4" in seen["repr"]
+    representation = seen.pop("repr")
+    assert seen == {"shape": (3, 4), "dtype": av.float64, "ndim": 2, "size": 12, "len": 3,
+                    "rows": [(4,)] * 3}
+    assert "float64" in representation and "3, 4" in representation
 
 
 def test_arg_forms_and_names():

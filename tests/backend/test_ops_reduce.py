@@ -7,12 +7,12 @@ result's relative error meaningless); max and min and all integer reductions are
 """
 import numpy as np
 import pytest
+from avcheck import Tol, arrays, check, fast, floats, numpy_result, shapes, trace
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import anvil_llvm as av
-from avcheck import Tol, arrays, check, fast, floats, numpy_result, shapes, trace
 
 REASSOC = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 2e-5}
 

@@ -3,10 +3,10 @@ stack and on the heap (reused by liveness), deep fused chains and huge straight-
 graphs split into chunks, all compared bit for bit with the interpreter."""
 import numpy as np
 import pytest
+from avcheck import Tol, check, run_in_threads
 
 import anvil_llvm as av
 from anvil_llvm.backend import callpath
-from avcheck import Tol, check, run_in_threads
 
 X = np.linspace(-1.0, 1.0, 6)
 
@@ -33,7 +33,7 @@ def test_shared_subexpressions_are_computed_once_or_recomputed_consistently():
 def test_workspace_on_the_heap():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((80, 80)) / 8
-    op = lambda m, a: (m.tanh(a @ a) @ a).sum(axis=0) + m.tanh(a @ a)[0]   # noqa: E731
+    op = lambda m, a: (m.tanh(a @ a) @ a).sum(axis=0) + m.tanh(a @ a)[0]
     f = av.NumericalFunction("heap", lambda a: op(av, a), (av.Arg((80, 80)),))
     assert f.work_bytes > callpath.STACK_WORK_LIMIT
     expected = op(np, x)

@@ -3,6 +3,7 @@ independent NumPy computation (and the compiled graph against the interpreter), 
 contractions, input binding, interning, and the shape and dtype rules' errors."""
 import numpy as np
 import pytest
+from avcheck import ULP64, arrays, assert_matches, check_function, fast
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,7 +14,6 @@ from anvil_llvm.ir.interpret import evaluate
 from anvil_llvm.ir.ops.movement import gather_arg
 from anvil_llvm.ir.ops.source import const_array
 from anvil_llvm.ir.uop import OpDef, UOp, graph_text, toposort
-from avcheck import ULP64, arrays, assert_matches, check_function, fast
 
 F64, I64, BOOL = dtypes.float64, dtypes.int64, dtypes.bool_
 RNG = np.random.default_rng(7)
