@@ -275,11 +275,15 @@ def test_out_of_the_wrong_count():
 @pytest.mark.parametrize("positional", [False, True], ids=["out=", "positional"])
 def test_out_aliasing_an_input(positional):
     f = function(lambda x: x[::-1] * 2.0, av.Arg(6))
-    x = np.arange(6.0)
-    for out in (x, x[:]):
+    base = np.arange(12.0)
+    x = base[:6]
+    for out in (x, x[:], base[3:9], base[5:11]):        # whole and partial overlaps
         with pytest.raises(ValueError, match="overlaps"):
             f(x, out) if positional else f(x, out=out)
-    np.testing.assert_array_equal(x, np.arange(6.0))
+    np.testing.assert_array_equal(base, np.arange(12.0))
+    out = base[6:]                                      # adjacent, not overlapping
+    assert (f(x, out) if positional else f(x, out=out)) is out
+    np.testing.assert_array_equal(base, np.concatenate([np.arange(6.0), np.arange(6.0)[::-1] * 2]))
 
 
 def test_outputs_aliasing_each_other():
