@@ -106,6 +106,11 @@ def test_python_branching_on_a_tensor_points_to_where(branch):
     raises_while_tracing(TypeError, r"av\.where", branch, 3)
 
 
+@pytest.mark.parametrize("use", [len, iter], ids=["len", "iter"])
+def test_a_scalar_has_no_length(use):
+    raises_while_tracing(TypeError, "0-d", lambda x: use(x) and x, ())
+
+
 @pytest.mark.parametrize("convert", [float, int, complex, lambda x: range(x)],
                          ids=["float", "int", "complex", "index"])
 def test_tensor_has_no_python_value(convert):

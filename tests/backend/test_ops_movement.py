@@ -129,6 +129,10 @@ def test_reshape(data):
     check(lambda m, a: (a.reshape(*shape), a.reshape(-1).reshape(shape)), x)
 
 
+def test_flatten_and_ravel():
+    check(lambda m, a: (a.flatten(), a.ravel(), a.T.flatten()), np.arange(6.0).reshape(2, 3))
+
+
 @fast(40)
 @given(data=st.data())
 def test_transpose(data):
