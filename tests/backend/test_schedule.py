@@ -83,3 +83,16 @@ def test_huge_straight_line_scalar_graph():
 
 def test_many_small_outputs():
     check(lambda m, x: tuple(x[k] * k for k in range(40)), np.arange(40.0))
+
+
+def test_many_inputs_and_outputs():
+    xs = [np.arange(3.0) + k for k in range(12)]
+    check(lambda m, *a: tuple(a[k] * a[(k + 1) % 12] for k in range(12)) + (sum(a[1:], a[0]),),
+          *xs)
+
+
+def test_function_of_no_arguments():
+    f = av.NumericalFunction.from_graph("nothing", [], [av.Tensor.stack(1.0, 2.0).node], False)
+    np.testing.assert_array_equal(f(), [1.0, 2.0])
+    out = np.zeros(2)
+    assert f(out=out) is out and out.tolist() == [1.0, 2.0]
