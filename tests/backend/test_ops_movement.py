@@ -192,6 +192,14 @@ def test_tensor_stack_of_scalars():
           numpy_op=lambda m, a: np.stack([a[0], a[1]]))
 
 
+def test_mixed_dtypes_promote_when_joined():
+    x = np.array([1.5])
+    check(lambda m, a: av.Tensor.stack(a[0], 2, True) if m is av else np.stack([a[0], 2, True]),
+          x)
+    check(lambda m, a: (m.concatenate([a, [1, 2]]), m.concatenate([a > 0, [True]]),
+                        m.stack([a, a.astype(np.float32)])), x)
+
+
 @fast(40)
 @given(data=st.data())
 def test_pad(data):

@@ -210,3 +210,9 @@ def test_large_float_contractions_call_blas():
     small = trace(lambda m, x, y: x @ y, A[:4], B)
     assert "anvil_dgemm" in f64.llvm_ir and "anvil_sgemm" in f32.llvm_ir
     assert "gemm" not in small.llvm_ir
+
+
+@pytest.mark.parametrize("a, b", [((200, 0), (0, 190)), ((0, 50), (50, 40)),
+                                  ((0, 40, 50), (50, 40)), ((3, 40, 50), (0, 1, 50, 36))])
+def test_empty_contractions(a, b):
+    check(lambda m, x, y: x @ y, np.ones(a), np.ones(b))
