@@ -216,3 +216,12 @@ def test_large_float_contractions_call_blas():
                                   ((0, 40, 50), (50, 40)), ((3, 40, 50), (0, 1, 50, 36))])
 def test_empty_contractions(a, b):
     check(lambda m, x, y: x @ y, np.ones(a), np.ones(b))
+
+
+@pytest.mark.parametrize("name", ["sum", "prod", "max", "min"])
+@pytest.mark.parametrize("shape, bound", [((1001,), 2**62), ((33, 77), 9), ((5, 301), 2**62)])
+def test_integer_reductions_on_long_arrays(name, shape, bound):
+    """Vectorised integer reductions are exact, wrapping on overflow like NumPy."""
+    x = np.random.default_rng(5).integers(-bound, bound, shape)
+    check(lambda m, a: (getattr(a, name)(), getattr(a, name)(axis=0),
+                        getattr(a, name)(axis=-1)), x)
