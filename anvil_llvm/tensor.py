@@ -111,13 +111,15 @@ class Tensor:
         return Tensor(UOp(O.NOT, (self.node,)))
 
     def __neg__(self):
-        return Tensor(UOp(O.NEG, (_numeric(self).node,)))
+        if self.dtype == dtypes.bool_:
+            raise TypeError("negating a bool tensor is not supported (as in NumPy); use ~")
+        return Tensor(UOp(O.NEG, (self.node,)))
 
     def __pos__(self):
         return self
 
     def __abs__(self):
-        return Tensor(UOp(O.ABS, (_numeric(self).node,)))
+        return self if self.dtype == dtypes.bool_ else Tensor(UOp(O.ABS, (self.node,)))
 
     def __floordiv__(self, other):
         raise TypeError("// is not supported on tensors; use av.floor-free math such as x / y")
@@ -302,10 +304,17 @@ def _operands(a, b, to_float: bool = False) -> tuple[Tensor, Tensor]:
     return _broadcast(x, shape), _broadcast(y, shape)
 
 
+# NumPy's arithmetic on two bools stays bool: + and maximum are `or`, * and minimum are `and`.
+_BOOL_ARITHMETIC = {O.ADD: O.OR, O.MUL: O.AND, O.MAX: O.OR, O.MIN: O.AND}
+
+
 def _binary(op, a, b, to_float: bool = False) -> Tensor:
     x, y = _operands(a, b, to_float)
-    if op in (O.ADD, O.SUB, O.MUL, O.MAX, O.MIN) and x.dtype == dtypes.bool_:
-        x, y = _numeric(x), _numeric(y)
+    if x.dtype == dtypes.bool_ and op in _BOOL_ARITHMETIC:
+        op = _BOOL_ARITHMETIC[op]
+    elif x.dtype == dtypes.bool_ and op is O.SUB:
+        raise TypeError("boolean subtract is not supported (as in NumPy); use ^ or "
+                        "logical operators, or cast with astype")
     return Tensor(UOp(op, (x.node, y.node)))
 
 
@@ -514,8 +523,8 @@ def arctan2(y, x) -> Tensor:
 def matmul(a, b) -> Tensor:
     """Matrix product with NumPy's rules for 1-D operands and broadcast batch dimensions."""
     x, y = _promoted(a, b)
-    if x.dtype == dtypes.bool_:
-        x, y = _numeric(x), _numeric(y)
+    if x.dtype == dtypes.bool_:      # NumPy: a bool product is `any(x and y)`
+        return matmul(_numeric(x), _numeric(y)) != 0
     if x.ndim == 0 or y.ndim == 0:
         raise ValueError("matmul: operands must be at least 1-D (use * for scalars)")
     x_vec, y_vec = x.ndim == 1, y.ndim == 1
