@@ -1,6 +1,7 @@
-"""Core benchmarks of anvil_llvm side by side with numba, NumPy, CasADi and JAX: call overhead,
-build time (in process, from the disk cache, against size, of huge scalar graphs), run time, and
-AD. Prints markdown tables and writes them to docs/benchmarks/core.md.
+"""Core benchmarks of anvil_llvm side by side with numba, NumPy, CasADi (its virtual machine, and
+its generated C compiled by gcc -O3) and JAX: call overhead, build time (in process, from the
+disk cache, against size, of huge scalar graphs), run time, and AD. Prints markdown tables and
+writes them to docs/benchmarks/core.md.
 
     python scripts/bench_core.py            # the full run (docs/benchmarks/core.md)
     python scripts/bench_core.py --quick    # reduced sizes, a smoke test (under 2 minutes)
@@ -37,11 +38,15 @@ from benchtools import (
     TOLERANCE,
     Row,
     Section,
+    Stages,
     Tool,
+    Unavailable,
     Value,
     build_all,
+    failure,
     fmt_time,
     rel_error,
+    run_command,
     run_worker,
     side_by_side,
     time_builds,
@@ -63,7 +68,9 @@ class Config:
     processes: int          # fresh processes per subprocess build measurement
     builds_per_process: int
     rosen_n: int            # the large chained Rosenbrock
-    bratu_m: int
+    rosen_ns: tuple[int, ...]   # gradients
+    bratu_ms: tuple[int, ...]   # gradients of bratu2d_E
+    casadi_n: int           # the largest n traced by CasADi (virtual machine and C)
     scalar_ops: tuple[int, int]
     scalar_timeout: float
     jacobian_n: tuple[int, int]
@@ -71,11 +78,15 @@ class Config:
 
 
 FULL = Config(rounds=7, seconds=0.05, build_rounds=5, processes=5, builds_per_process=4,
-              rosen_n=10**6, bratu_m=1000, scalar_ops=(10_000, 100_000), scalar_timeout=300,
+              rosen_n=10**6, rosen_ns=(100, 10**4, 10**6), bratu_ms=(10, 100, 1000),
+              casadi_n=10**4, scalar_ops=(10_000, 100_000), scalar_timeout=300,
               jacobian_n=(100, 10_000), worker_timeout=120)
 QUICK = Config(rounds=3, seconds=0.01, build_rounds=2, processes=2, builds_per_process=3,
-               rosen_n=10**4, bratu_m=100, scalar_ops=(1_000, 10_000), scalar_timeout=60,
-               jacobian_n=(100, 1000), worker_timeout=60)
+               rosen_n=10**4, rosen_ns=(100, 10**4), bratu_ms=(10, 100), casadi_n=100,
+               scalar_ops=(1_000, 10_000), scalar_timeout=60, jacobian_n=(100, 1000),
+               worker_timeout=60)
+GCC_TIMEOUT = 120.0
+"""Seconds allowed to gcc -O3 on CasADi's generated C (large expressions do not finish)."""
 
 
 # ---- peers: imported by the main process only, so that workers time anvil_llvm alone --------
@@ -95,54 +106,132 @@ def import_peers() -> None:
 
 
 def _lift(value):
-    return value.sx if isinstance(value, SX) else peers.ca.DM(np.asarray(value, np.float64))
+    return value.e if isinstance(value, CasadiArray) else \
+        peers.ca.DM(np.asarray(value, np.float64))
 
 
-def _sx_binary(op):
-    """`op` on SX, and reflected (`ndarray op SX`)."""
-    return (lambda a, b: SX(op(a.sx, _lift(b))), lambda a, b: SX(op(_lift(b), a.sx)))
+def _broadcast(a, b):
+    """NumPy's broadcasting of a 1-D array (a CasADi column) along the rows of a matrix (as a
+    product with a column of ones: one node, where `repmat` makes one per row in MX)."""
+    def spread(v, like):
+        if v.shape != like.shape and v.size2() == 1 and v.size1() == like.size2():
+            return peers.ca.mtimes(peers.ca.DM.ones(like.size1(), 1), v.T)
+        return v
+    return spread(a, b), spread(b, a)
 
 
-class SX:
-    """Just enough of an array API over a CasADi SX column for the small public problems, so
-    that CasADi traces the same problem code as the other tools (`problem.f(x, casadi_xp())`)."""
+def _same(a, b):
+    return a, b
 
-    __array_ufunc__ = None          # `ndarray * SX` defers to SX.__rmul__
-    __add__, __radd__ = _sx_binary(operator.add)
-    __sub__, __rsub__ = _sx_binary(operator.sub)
-    __mul__, __rmul__ = _sx_binary(operator.mul)
-    __truediv__, __rtruediv__ = _sx_binary(operator.truediv)
-    __pow__, __rpow__ = _sx_binary(operator.pow)
 
-    def __init__(self, sx):
-        self.sx = sx
+def _binary(op, align=_broadcast):
+    """`op` on CasADi arrays, and reflected (`ndarray op CasadiArray`)."""
+    return (lambda a, b: CasadiArray(op(*align(a.e, _lift(b)))),
+            lambda a, b: CasadiArray(op(*align(_lift(b), a.e))))
+
+
+class CasadiArray:
+    """Just enough of NumPy's array API over a CasADi SX or MX matrix (1-D arrays as columns)
+    for the public problems, so that CasADi traces the same problem code as the other tools
+    (`problem.f(x, casadi_xp())`)."""
+
+    __array_ufunc__ = None          # `ndarray * CasadiArray` defers to CasadiArray.__rmul__
+    __add__, __radd__ = _binary(operator.add)
+    __sub__, __rsub__ = _binary(operator.sub)
+    __mul__, __rmul__ = _binary(operator.mul)
+    __truediv__, __rtruediv__ = _binary(operator.truediv)
+    __pow__, __rpow__ = _binary(operator.pow)
+    __matmul__, __rmatmul__ = _binary(operator.matmul, _same)
+
+    def __init__(self, e):
+        self.e = e
 
     def __getitem__(self, key):
-        return SX(self.sx[key])
+        return CasadiArray(self.e[key])
 
     def __neg__(self):
-        return SX(-self.sx)
+        return CasadiArray(-self.e)
+
+    def reshape(self, *shape):
+        """Row-major, as NumPy's (CasADi's own reshape is column-major)."""
+        shape = shape[0] if isinstance(shape[0], tuple) else shape
+        flat = peers.ca.vec(self.e.T)
+        return CasadiArray(flat if len(shape) == 1 else
+                           peers.ca.reshape(flat, shape[1], shape[0]).T)
 
     def sum(self):
-        return SX(peers.ca.sum1(self.sx))
+        return CasadiArray(peers.ca.sum1(peers.ca.sum2(self.e)))
+
+    def mean(self):
+        return self.sum() / self.e.numel()
 
 
-def _sx_unary(f):
-    return lambda v: SX(f(v.sx))
+def _casadi_unary(f):
+    return lambda v: CasadiArray(f(v.e))
+
+
+def _casadi_pad(a: CasadiArray, width: int) -> CasadiArray:
+    """Zeros around a matrix (NumPy's `pad(a, width)` of a 2-D array)."""
+    ca = peers.ca
+    side = ca.DM.zeros(a.e.size1(), width)
+    cap = ca.DM.zeros(width, a.e.size2() + 2 * width)
+    return CasadiArray(ca.vertcat(cap, ca.horzcat(side, a.e, side), cap))
 
 
 def casadi_xp() -> SimpleNamespace:
-    unary = {name: _sx_unary(getattr(peers.ca, name)) for name in ("sin", "cos", "exp", "tanh")}
-    return SimpleNamespace(**unary, stack=lambda vs: SX(peers.ca.vertcat(*[v.sx for v in vs])))
+    unary = {name: _casadi_unary(getattr(peers.ca, name))
+             for name in ("sin", "cos", "exp", "tanh")}
+    return SimpleNamespace(**unary, pad=_casadi_pad,
+                           stack=lambda vs: CasadiArray(peers.ca.vertcat(*[v.e for v in vs])))
 
 
-def casadi_function(p: Problem, kind: str):
+def casadi_function(p: Problem, kind: str, symbols: str = "SX", name: str | None = None):
+    """`kind` of problem `p` as a CasADi Function, traced with SX or MX `symbols`."""
     ca = peers.ca
-    x = ca.SX.sym("x", p.n)
-    e = p.f(SX(x), casadi_xp()).sx
+    x = getattr(ca, symbols).sym("x", p.n)
+    e = p.f(CasadiArray(x), casadi_xp()).e
     derivative = {"value": lambda: e, "gradient": lambda: ca.gradient(e, x),
                   "hessian": lambda: ca.hessian(e, x)[0], "jacobian": lambda: ca.jacobian(e, x)}
-    return ca.Function(p.name, [x], [derivative[kind]()])
+    return ca.Function(name or p.name, [x], [derivative[kind]()])
+
+
+@dataclass
+class CasadiC:
+    """A CasADi Function generated as C, compiled by gcc -O3 and loaded (`casadi.external`):
+    the loaded Function, or why there is none; and the seconds of each build stage."""
+
+    function: object
+    stages: dict[str, float]
+
+    @property
+    def build_time(self) -> Value:
+        return self.function if isinstance(self.function, str) else sum(self.stages.values())
+
+    def stages_text(self) -> str:
+        return ", ".join(f"{stage} {fmt_time(t)}" for stage, t in self.stages.items())
+
+
+def build_casadi_c(p: Problem, kind: str, symbols: str) -> CasadiC:
+    ca = peers.ca
+    stages = Stages()
+    name = fresh_name(p.name)
+    try:
+        f = casadi_function(p, kind, symbols, name)
+        stages.lap(f"{symbols} + AD")
+        generator = ca.CodeGenerator(f"{name}.c")
+        generator.add(f)
+        with tempfile.TemporaryDirectory() as tmp:
+            source = generator.generate(tmp + os.sep)
+            stages.lap("generate")
+            library = os.path.join(tmp, f"{name}.so")
+            gcc = run_command(["gcc", "-O3", "-fPIC", "-shared", source, "-o", library, "-lm"],
+                              GCC_TIMEOUT)
+            stages.lap("gcc")
+            # once loaded, the library may be deleted
+            function = f"gcc {gcc}" if isinstance(gcc, str) else ca.external(name, library)
+    except Exception as e:  # noqa: BLE001 -- reported in the tables
+        function = failure(e)
+    return CasadiC(function, stages.seconds)
 
 
 def jax_operator(p: Problem, kind: str) -> Callable:
@@ -217,20 +306,23 @@ def rosen_grad_numpy(x):
     return g
 
 
-def mlp_grad_numpy(p: Problem) -> Callable:
-    """Backpropagation by hand for mean((tanh(X W1 + b1) W2 + b2 - Y)^2)."""
+def mlp_grad(p: Problem) -> Callable:
+    """Backpropagation by hand for mean((tanh(X W1 + b1) W2 + b2 - Y)^2): the NumPy reference,
+    and (compiled by `njit`, X and Y frozen in as constants) the hand-written numba kernel."""
     X, Y = p.data["X"], p.data["Y"]
     n_in, n_out = X.shape[1], Y.shape[1]
     hidden = (p.n - n_out) // (n_in + 1 + n_out)
-    sizes = [n_in * hidden, hidden, hidden * n_out, n_out]
+    b1_at = n_in * hidden
+    W2_at = b1_at + hidden
+    b2_at = W2_at + hidden * n_out
 
     def grad(x):
-        W1, b1, W2, b2 = np.split(x, np.cumsum(sizes)[:-1])
-        W1, W2 = W1.reshape(n_in, hidden), W2.reshape(hidden, n_out)
+        W1, b1 = x[:b1_at].reshape(n_in, hidden), x[b1_at:W2_at]
+        W2, b2 = x[W2_at:b2_at].reshape(hidden, n_out), x[b2_at:]
         H = np.tanh(X @ W1 + b1)
         dR = 2.0 * (H @ W2 + b2 - Y) / Y.size
         dZ = (dR @ W2.T) * (1.0 - H * H)
-        return np.concatenate([(X.T @ dZ).ravel(), dZ.sum(0), (H.T @ dR).ravel(), dR.sum(0)])
+        return np.concatenate(((X.T @ dZ).ravel(), dZ.sum(0), (H.T @ dR).ravel(), dR.sum(0)))
     return grad
 
 
@@ -252,7 +344,7 @@ class Case:
     kind: str = "value"                  # value, gradient, hessian or jacobian
     numba: Callable | None = None        # hand-written numba kernel of x
     reference: Callable | None = None
-    casadi: bool = False                 # small enough for CasADi SX
+    casadi: str = ""                     # "SX" or "MX": CasADi traces it with these symbols
     options: dict = field(default_factory=dict)     # for the anvil_llvm.ad operator
 
     @property
@@ -292,11 +384,25 @@ class Case:
         f(self.problem.x0)
         return self.tool("f(x)", {"f": f, "x": self.problem.x0})
 
-    def build_casadi(self) -> Tool:
-        F = casadi_function(self.problem, self.kind)
+    def _casadi_tool(self, F) -> Tool:
         return self.tool("F(x)", {"F": F, "x": peers.ca.DM(self.problem.x0)})
 
+    def build_casadi(self) -> Tool:
+        return self._casadi_tool(casadi_function(self.problem, self.kind, self.casadi))
+
+    @functools.cached_property
+    def casadi_c(self) -> CasadiC:
+        """Built once, as gcc can take minutes: both its run time and its build time (section
+        6c) come from this build."""
+        return build_casadi_c(self.problem, self.kind, self.casadi)
+
+    def build_casadi_c(self) -> Tool:
+        if isinstance(self.casadi_c.function, str):
+            raise Unavailable(self.casadi_c.function)
+        return self._casadi_tool(self.casadi_c.function)
+
     def builders(self) -> dict[str, Callable[[], Tool]]:
+        """The builders of a fresh build each time they are called (CasADi C: see `casadi_c`)."""
         found = {"anvil": self.build_anvil, "JAX": self.build_jax}
         if self.numba is not None:
             found["numba"] = self.build_numba
@@ -308,27 +414,32 @@ class Case:
 def measure(cfg: Config, case: Case, extra: dict[str, Callable[[], Tool]] | None = None
             ) -> dict[str, Value]:
     """Build every tool of `case` and the `extra` ones, and time them side by side."""
-    tools, failed = build_all({**case.builders(), **(extra or {})})
+    builders = {**case.builders(), **(extra or {})}
+    if case.casadi:
+        builders["CasADi C"] = case.build_casadi_c
+    tools, failed = build_all(builders)
     return {**side_by_side(tools, cfg.rounds, cfg.seconds), **failed}
 
 
 def pick(times: dict[str, Value], *names: str) -> dict[str, Value]:
-    return {name: times[name] for name in names if name in times}
+    """The times of `names`, in that order (so in that column order); "-" for a tool not run."""
+    return {name: times.get(name, "-") for name in names}
 
 
 # ---- 1. call overhead -------------------------------------------------------------------------
 def call_overhead(cfg: Config) -> Section:
     p = problem("sumsq", 5)
-    case = Case(p, numba=nb_sumsq, reference=p.reference, casadi=True)
+    case = Case(p, numba=nb_sumsq, reference=p.reference, casadi="SX")
 
     def build_native() -> Tool:
         return case.tool("f(x)", {"f": case.build_anvil().env["f"].native, "x": p.x0})
     t = measure(cfg, case, {"anvil native": build_native})
-    peer_times = pick(t, "numba", "CasADi", "JAX")
+    peer_times = pick(t, "numba", "CasADi", "CasADi C", "JAX")
     return Section("1. Call overhead from Python, sumsq n=5", [
         Row("`f(x)`", t["anvil"], peer_times, ("numba",), 0.3),
         Row("`native(x)`, `native = f.native`", t["anvil native"], peer_times, ("numba",), 0.3),
-    ], "numba: `@njit` loop returning a new 0-d array; CasADi: `F(DM)`; JAX: "
+    ], "numba: `@njit` loop returning a new 0-d array; CasADi: `F(DM)` (virtual machine; C: "
+       "its generated C compiled by gcc -O3 and loaded by `casadi.external`); JAX: "
        "`f(x).block_until_ready()` on a device array (float64). Harness: `timeit` statement.")
 
 
@@ -361,7 +472,7 @@ def _later(times):
 def small_build(cfg: Config) -> Section:
     p = problem("sumsq", 5)
     results = _sumsq_workers(cfg, cfg.processes, cfg.builds_per_process)
-    builders = Case(p, numba=nb_sumsq, reference=p.reference, casadi=True).builders()
+    builders = Case(p, numba=nb_sumsq, reference=p.reference, casadi="SX").builders()
     del builders["anvil"]
     peer_times = time_builds(builders, cfg.build_rounds)
     rows = [Row("trace + compile, first build in a process", _worker_times(results, _first),
@@ -478,21 +589,50 @@ def _scalar_row(ops: int, result: dict | str, bound: float) -> Row:
 
 
 # ---- 6. AD ------------------------------------------------------------------------------------
-def gradient_cases(cfg: Config) -> list[Case]:
-    rosen = problem("rosen", cfg.rosen_n)
-    bratu = problem("bratu2d_E", cfg.bratu_m)
-    mlp = problem("mlp")
-    return [Case(rosen, "gradient", nb_rosen_grad, rosen_grad_numpy),
-            Case(bratu, "gradient", nb_bratu_energy_grad(cfg.bratu_m),
-                 problem("bratu2d", cfg.bratu_m).reference),
-            Case(mlp, "gradient", reference=mlp_grad_numpy(mlp))]
+def traced_by_casadi(cfg: Config, p: Problem) -> str:
+    return "SX" if p.n <= cfg.casadi_n else ""
 
 
-def dense_cases() -> list[Case]:
-    return [Case(problem("sumsq", 5), "hessian", casadi=True),
-            Case(problem("rosen", 100), "hessian", casadi=True),
-            Case(problem("arm"), "jacobian", casadi=True),
-            Case(problem("expdecay"), "jacobian", casadi=True)]
+@functools.cache
+def gradient_cases(cfg: Config) -> tuple[Case, ...]:
+    """Cached, so that each case's CasADi C is built once (sections 6a and 6c)."""
+    rosen = [problem("rosen", n) for n in cfg.rosen_ns]
+    bratu = [problem("bratu2d_E", m) for m in cfg.bratu_ms]
+    sumsq, arrowhead, mlp = problem("sumsq", 5), problem("arrowhead", 1000), problem("mlp")
+    return (Case(sumsq, "gradient", casadi=traced_by_casadi(cfg, sumsq)),
+            *[Case(p, "gradient", nb_rosen_grad, rosen_grad_numpy, traced_by_casadi(cfg, p))
+              for p in rosen],
+            *[Case(p, "gradient", nb_bratu_energy_grad(p.size),
+                   problem("bratu2d", p.size).reference, traced_by_casadi(cfg, p))
+              for p in bratu],
+            Case(arrowhead, "gradient", casadi=traced_by_casadi(cfg, arrowhead)),
+            Case(mlp, "gradient", mlp_grad(mlp), mlp_grad(mlp), casadi="MX"))
+
+
+@functools.cache
+def dense_cases(cfg: Config) -> tuple[Case, ...]:
+    """Cached, as `gradient_cases`."""
+    found = [(problem(name, size), kind) for name, size, kind in
+             (("sumsq", 5, "hessian"), ("rosen", 100, "hessian"), ("arrowhead", 1000, "hessian"),
+              ("arm", None, "jacobian"), ("expdecay", None, "jacobian"))]
+    return tuple(Case(p, kind, casadi=traced_by_casadi(cfg, p)) for p, kind in found)
+
+
+def run_rows(case: Case, t: dict[str, Value]) -> list[Row]:
+    """anvil against each compiled peer of `case` that has a time (JAX when none has), every
+    peer's time or status shown."""
+    shown = pick(t, "numba", "CasADi C", "JAX", "CasADi")
+    against = [peer for peer in ("numba", "CasADi C") if isinstance(t.get(peer), float)] or \
+        ["JAX"]
+    return [Row(case.label, t["anvil"], shown, (peer,), 1.5) for peer in against]
+
+
+CASADI_NOTE = (
+    "CasADi C: CasADi's derivative generated as C (`CodeGenerator`), compiled by `gcc -O3 "
+    f"-fPIC -shared` (timeout {GCC_TIMEOUT:g} s), loaded by `casadi.external` and called as "
+    "`F(DM)`; CasADi: the same Function in CasADi's virtual machine. CasADi traces the problem "
+    "code with SX symbols where n <= {casadi_n:,}, and with MX for mlp (whose matrix products "
+    "SX would expand into millions of scalar operations).")
 
 
 def gradient_runs(cfg: Config) -> Section:
@@ -500,41 +640,48 @@ def gradient_runs(cfg: Config) -> Section:
     for case in gradient_cases(cfg):
         value = Case(case.problem, reference=case.problem.reference)
         t = measure(cfg, case, {"anvil value": value.build_anvil})
-        against = ("numba",) if case.numba else ("JAX",)
         rows += [Row(f"{case.label} / value", t["anvil"], pick(t, "anvil value"),
-                     ("anvil value",), 3.0),
-                 Row(case.label, t["anvil"], pick(t, "numba", "JAX"), against,
-                     1.5 if case.numba else None)]
+                     ("anvil value",), 3.0), *run_rows(case, t)]
     return Section(
         "6a. AD run time: gradients", rows,
-        "numba: hand-written gradient loops; JAX: `jit(grad(f))`. References: closed-form "
-        "NumPy gradients (rosen; mlp by backpropagation), the bratu2d residual for bratu2d_E.")
+        "numba: hand-written gradient loops (mlp: the NumPy backpropagation below compiled by "
+        "`njit`, matrix products through BLAS); JAX: `jit(grad(f))`. "
+        + CASADI_NOTE.format(casadi_n=cfg.casadi_n) + " References: closed-form NumPy "
+        "gradients (rosen; mlp by backpropagation), the bratu2d residual for bratu2d_E, CasADi "
+        "(virtual machine) for sumsq and arrowhead.")
 
 
 def dense_runs(cfg: Config) -> Section:
     rows = []
-    for case in dense_cases():
-        t = measure(cfg, case)
-        rows.append(Row(case.label, t["anvil"], pick(t, "JAX", "CasADi"), ("JAX",)))
+    for case in dense_cases(cfg):
+        rows += run_rows(case, measure(cfg, case))
     return Section(
         "6b. AD run time: dense Hessians and Jacobians", rows,
         "Reference: CasADi (SX, traced from the same problem code). JAX: `jit(hessian)`, "
-        "`jit(jacfwd)` or `jit(jacrev)` (fewer directions).")
+        "`jit(jacfwd)` or `jit(jacrev)` (fewer directions). "
+        + CASADI_NOTE.format(casadi_n=cfg.casadi_n) + " CasADi's Hessians are sparse matrices "
+        "(arrowhead n=1000: 3k nonzeros), anvil's and JAX's dense (10^6 values).")
 
 
 def ad_builds(cfg: Config) -> Section:
     rows = []
-    for case in gradient_cases(cfg) + dense_cases():
+    for case in gradient_cases(cfg) + dense_cases(cfg):
         t = time_builds(case.builders(), cfg.build_rounds)
-        compilers = tuple(name for name in ("JAX", "numba") if name in t)
-        rows.append(Row(f"{case.label}: build", t["anvil"], pick(t, "JAX", "numba", "CasADi"),
-                        compilers, 0.5))
+        note = ""
+        if case.casadi:
+            t["CasADi C"] = case.casadi_c.build_time
+            note = f"CasADi C: {case.casadi_c.stages_text()}"
+        compilers = tuple(name for name in ("JAX", "numba", "CasADi C") if name in t)
+        rows.append(Row(f"{case.label}: build", t["anvil"],
+                        pick(t, "JAX", "numba", "CasADi C", "CasADi"), compilers, 0.5, note))
     return Section(
         "6c. AD build time: trace + AD + compile", rows,
         f"Median of {cfg.build_rounds} interleaved builds in this process (disk cache off). "
         "JAX: first call of a new jitted function; numba: first call of a new dispatcher of "
-        "the hand-written kernel. CasADi (SX + derivative + `Function`, a virtual machine, "
-        "no native code) is shown for context and not counted as a compiling peer.")
+        "the hand-written kernel; CasADi C: one build (the one timed in 6a/6b): SX or MX "
+        "expression + derivative + `Function`, then `generate`, then gcc -O3 (stages in the "
+        "note). CasADi (the same Function in its virtual machine, no native code) is shown for "
+        "context and not counted as a compiling peer.")
 
 
 def flip_map(x, xp):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +39,14 @@ def rel_error(out, expected) -> float:
     return float(np.max(np.abs(out - expected), initial=0.0)) / scale
 
 
+class Unavailable(Exception):
+    """A tool that could not be built, for a reason that its message states as the status
+    (e.g. "timeout (> 120 s)")."""
+
+
 def failure(error: BaseException) -> str:
+    if isinstance(error, Unavailable):
+        return str(error)
     lines = str(error).strip().splitlines() or [""]
     return f"failed: {type(error).__name__}: {lines[-1][:100]}"
 
@@ -125,6 +133,24 @@ def build_all(builders: dict[str, Callable[[], Tool]]) -> tuple[dict[str, Tool],
     return tools, failed
 
 
+def run_command(args: list[str], timeout: float, env: dict[str, str] | None = None
+                ) -> subprocess.CompletedProcess | str:
+    """Run a command to its end, or a status: "timeout (> ... s)" (the whole process group is
+    killed: gcc's compiler proper is a grandchild) or "failed (exit ...): <last stderr line>"."""
+    with subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env, start_new_session=True) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return f"timeout (> {timeout:g} s)"
+    if proc.returncode != 0:
+        last = (stderr.strip().splitlines() or [""])[-1]
+        return f"failed (exit {proc.returncode}): {last[:100]}"
+    return subprocess.CompletedProcess(args, 0, stdout, stderr)
+
+
 def run_worker(script: str, spec: dict, env: dict[str, str | None], timeout: float) -> dict | str:
     """Run `script --worker <spec as JSON>` in a fresh interpreter (environment changes in `env`,
     None removes a variable) and return the JSON object it prints last, or a status."""
@@ -134,16 +160,23 @@ def run_worker(script: str, spec: dict, env: dict[str, str | None], timeout: flo
             full_env.pop(key, None)
         else:
             full_env[key] = value
-    try:
-        proc = subprocess.run([sys.executable, script, "--worker", json.dumps(spec)],
-                              check=False, capture_output=True, text=True, timeout=timeout,
-                              env=full_env)
-    except subprocess.TimeoutExpired:
-        return f"timeout (> {timeout:g} s)"
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [""])[-1]
-        return f"failed (exit {proc.returncode}): {last[:100]}"
+    proc = run_command([sys.executable, script, "--worker", json.dumps(spec)], timeout, full_env)
+    if isinstance(proc, str):
+        return proc
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+class Stages:
+    """Seconds of consecutive stages of a build: `lap(name)` ends the stage under way."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self._start = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = now - self._start
+        self._start = now
 
 
 # ---- report ----------------------------------------------------------------------------------
@@ -210,7 +243,9 @@ class Section:
     notes: str = ""
 
     def markdown(self) -> str:
-        peers = list(dict.fromkeys(name for row in self.rows for name in row.peers))
+        run = {name for row in self.rows for name, value in row.peers.items() if value != "-"}
+        peers = [name for name in dict.fromkeys(name for row in self.rows for name in row.peers)
+                 if name in run]        # not the column of a tool run in no row
         with_notes = any(row.note for row in self.rows)
         head = ["what", "anvil", *peers, "ratio", "target", "met"] + (["note"] if with_notes
                                                                         else [])
