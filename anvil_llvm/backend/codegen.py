@@ -143,46 +143,36 @@ def _close(closes: list) -> None:
         close()
 
 
-def _combine(e: Emitter, op, dtype: DType, acc: str, x: str) -> str:
+def _combine(e: Emitter, root: UOp, acc: str, x: str) -> str:
+    """Fold `x` into the accumulator with the reduction's combining op (its scalar rule sees
+    the reduction node, whose dtype is the accumulator's)."""
+    op, dtype = root.op.emit.combine, root.dtype
     if dtype.is_float and op.name in ("add", "mul"):
         # reassoc lets LLVM vectorise the reduction (LLVM_NOTES.md section 1).
         return e.op(f"f{op.name} reassoc {dtype.llvm} {acc}, {x}")
-    return op.emit.scalar(e, _Typed(dtype), acc, x)
-
-
-class _Typed:
-    """A stand-in node carrying only a dtype, for scalar rules applied to accumulators."""
-
-    def __init__(self, dtype):
-        self.dtype = dtype
-        self.src = (self,)
+    return op.emit.scalar(e, root, acc, x)
 
 
 def _emit_reduction(ctx: Lowering, root: UOp, buffer: Buffer, flat: bool) -> None:
-    e = ctx.e
+    """Output loops, an accumulator set to the identity, reduced loops folding the body into
+    it, then the store. A flat full reduction runs one counter over its source's elements."""
+    e, ty = ctx.e, root.dtype.llvm
     rule: Reduction = root.op.emit
-    acc = e.alloca(root.dtype.llvm)
+    acc = e.alloca(ty)
+    out_dims, out_closes = ((), []) if flat else ctx.loops(root.shape, "o")
+    e.line(f"store {ty} {rule.identity_literal(root.dtype)}, ptr {acc}")
     if flat:
-        out_index = Index(root.shape, dims=())
-        e.line(f"store {root.dtype.llvm} {rule.identity_literal(root.dtype)}, ptr {acc}")
         src = root.src[0]
         i, close = ctx.loop(src.size, "r")
+        red_closes = [close]
         x = ctx.value(src, Index(src.shape, flat=i))
-        partial = e.op(f"load {root.dtype.llvm}, ptr {acc}")
-        e.line(f"store {root.dtype.llvm} {_combine(e, rule.combine, root.dtype, partial, x)}, "
-               f"ptr {acc}")
-        close()
-        ctx.store(buffer, out_index, e.op(f"load {root.dtype.llvm}, ptr {acc}"))
-        return
-    out_dims, out_closes = ctx.loops(root.shape, "o")
-    e.line(f"store {root.dtype.llvm} {rule.identity_literal(root.dtype)}, ptr {acc}")
-    red_dims, red_closes = ctx.loops(rule.reduced_shape(root), "r")
-    x = rule.body(ctx, root, out_dims, red_dims)
-    partial = e.op(f"load {root.dtype.llvm}, ptr {acc}")
-    e.line(f"store {root.dtype.llvm} {_combine(e, rule.combine, root.dtype, partial, x)}, "
-           f"ptr {acc}")
+    else:
+        red_dims, red_closes = ctx.loops(rule.reduced_shape(root), "r")
+        x = rule.body(ctx, root, out_dims, red_dims)
+    partial = e.op(f"load {ty}, ptr {acc}")
+    e.line(f"store {ty} {_combine(e, root, partial, x)}, ptr {acc}")
     _close(red_closes)
-    ctx.store(buffer, Index(root.shape, dims=out_dims), e.op(f"load {root.dtype.llvm}, ptr {acc}"))
+    ctx.store(buffer, Index(root.shape, dims=out_dims), e.op(f"load {ty}, ptr {acc}"))
     _close(out_closes)
 
 
