@@ -103,6 +103,23 @@ class Lowering:
             value = self.e.op(f"zext i1 {value} to i8")
         self.e.line(f"store {ty} {value}, ptr {self.address(buffer, index)}")
 
+    def guarded(self, condition: str, compute, default: str, ty: str) -> str:
+        """`compute()` where `condition` holds, else `default`, as a branch: loads inside run
+        only when in bounds, and LLVM's vectoriser turns them into masked loads."""
+        if condition in ("true", "false"):
+            return compute() if condition == "true" else default
+        e = self.e
+        before, inside, join = e.current, e.label("guard.in"), e.label("guard.join")
+        e.line(f"br i1 {condition}, label %{inside}, label %{join}")
+        e.block(inside)
+        self.scopes.append({})
+        value = compute()
+        self.scopes.pop()
+        end = e.current
+        e.line(f"br label %{join}")
+        e.block(join)
+        return e.op(f"phi {ty} [ {value}, %{end} ], [ {default}, %{before} ]")
+
     # ---- loops -----------------------------------------------------------------------------------
     def loop(self, count: int, hint: str):
         """Open a counted loop; returns (counter, close) where close() ends it."""

@@ -68,6 +68,7 @@ class Emitter:
         self._prefix = prefix
         self._count = 0
         self._labels = 0
+        self.current = "entry"         # the block instructions are being added to
 
     def fresh(self, hint: str = "") -> str:
         self._count += 1
@@ -82,6 +83,7 @@ class Emitter:
 
     def block(self, label: str) -> None:
         self.lines.append(f"{label}:")
+        self.current = label
 
     def op(self, text: str) -> str:
         """Emit `%v = <text>` and return `%v`."""

@@ -138,12 +138,12 @@ def _pad_emit(ctx, node, index):
         shifted = e.add_i(d, str(-lo))
         ok = e.in_range(shifted, n)
         inside = ok if inside is None else e.op(f"and i1 {inside}, {ok}")
-        src_dims.append(e.clamp_i(shifted, n))
-    value = ctx.value(src, ctx.index(src.shape, tuple(src_dims)))
+        src_dims.append(shifted)
+    index = ctx.index(src.shape, tuple(src_dims))
     if inside is None:
-        return value
+        return ctx.value(src, index)
     zero = "0.0" if node.dtype.is_float else ("false" if node.dtype.kind == "b" else "0")
-    return e.op(f"select i1 {inside}, {node.dtype.llvm} {value}, {node.dtype.llvm} {zero}")
+    return ctx.guarded(inside, lambda: ctx.value(src, index), zero, node.dtype.llvm)
 
 
 def _pad_vjp(B, node, ct):
