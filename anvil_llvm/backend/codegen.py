@@ -2,6 +2,8 @@
 function of the C ABI (DESIGN.md), `int32_t name(const T *in..., T *out..., void *work)`."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from ..ir.dtypes import DType
@@ -12,7 +14,7 @@ from ..ir.uop import UOp
 from . import blas
 from .emitter import Emitter, ModuleParts
 from .kernel import Buffer, Index, Kernel
-from .schedule import Schedule
+from .schedule import Schedule, inline_reduction
 
 
 def _storage(dtype: DType) -> str:
@@ -49,10 +51,22 @@ class Lowering:
         elif node.op.kind in ("elementwise", "movement") or node.op.emit is not None \
                 and node.op.kind == "source":
             result = node.op.emit(self, node, index)
+        elif inline_reduction(node):
+            result = self.unrolled_reduction(node, index)
         else:
             raise AssertionError(f"node {node} is neither realised nor fusable")
         self.scopes[-1][key] = result
         return result
+
+    def unrolled_reduction(self, node: UOp, index: Index) -> str:
+        """A small reduction folded in order, from the first element as NumPy does."""
+        rule: Reduction = node.op.emit
+        out_dims = index.dims(self.e)
+        acc = None
+        for position in itertools.product(*map(range, rule.reduced_shape(node))):
+            x = rule.body(self, node, out_dims, tuple(map(str, position)))
+            acc = x if acc is None else rule.combine.emit.scalar(self.e, node, acc, x)
+        return rule.identity_literal(node.dtype) if acc is None else acc
 
     def cast_index(self, value: str, dtype: DType) -> str:
         if dtype.is_float:

@@ -2,6 +2,7 @@
 code, and the workspace layout by liveness."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from ..ir.ops import CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, RESHAPE
@@ -11,6 +12,7 @@ from .kernel import Buffer, Kernel, buffer_nbytes
 
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
 CHUNK_OPS = 250         # scalar code per noinline function (LLVM_NOTES.md section 2)
+SMALL_REDUCTION = 8     # reductions over at most this many elements are unrolled in place
 MAX_DEPTH = 96          # deeper expressions are realised: bounds the emitter's recursion
 
 
@@ -27,8 +29,16 @@ class Schedule:
     elements: int       # elements computed per call, summed over the graph: a work estimate
 
 
+def inline_reduction(node: UOp) -> bool:
+    """A reduction over a few elements is unrolled into its consumer's code, not given a loop
+    (and LLVM's loop passes) of its own."""
+    return (node.op.kind in ("reduce", "contract") and not blas.is_gemm(node)
+            and math.prod(node.op.emit.reduced_shape(node)) <= SMALL_REDUCTION)
+
+
 def _fusable(node: UOp) -> bool:
-    return node.op.kind in ("elementwise", "movement") or node.op in (CONST, IOTA)
+    return (node.op.kind in ("elementwise", "movement") or node.op in (CONST, IOTA)
+            or inline_reduction(node))
 
 
 class _Costs:
@@ -59,7 +69,8 @@ def _is_flat(root: UOp, realised: set) -> bool:
             continue
         seen.add(node)
         if node.op.kind == "movement" and node.op is not RESHAPE and not (
-                node.op is EXPAND and node.src[0].size == 1) or node.op.kind == "source":
+                node.op is EXPAND and node.src[0].size == 1) or node.op.kind in (
+                "source", "reduce", "contract"):
             return False
         stack.extend(node.src)
     return True
@@ -67,8 +78,8 @@ def _is_flat(root: UOp, realised: set) -> bool:
 
 def _realise(order: list[UOp], outputs: list[UOp]) -> tuple[set, _Costs]:
     users = consumers(order)
-    realised = {n for n in order if n.op.kind in ("reduce", "contract")
-                or n.op in (INPUT, CONST_ARRAY)}
+    realised = {n for n in order if n.op.kind in ("reduce", "contract") and not
+                inline_reduction(n) or n.op in (INPUT, CONST_ARRAY)}
     realised.update(outputs)
     # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
     realised.update(blas.operand(s)[0] for n in order if blas.is_gemm(n) for s in n.src)
