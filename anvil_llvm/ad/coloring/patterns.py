@@ -153,7 +153,8 @@ def bipartite_adjacency(pattern: sp.csc_array, rows_of: sp.csc_array) -> Adjacen
 
 
 class Walk(NamedTuple):
-    """The neighbourhood of vertex v as a two-step walk: v -> ``idx1[ptr1[v]:ptr1[v+1]]`` -> ``idx2``.
+    """The neighbourhood of vertex v as a two-step walk:
+    v -> ``idx1[ptr1[v]:ptr1[v+1]]`` -> ``idx2``.
 
     For the columns of a Jacobian the first step is the CSC (column -> rows) and the second the
     CSR (row -> columns): the column intersection graph without forming JᵀJ. For an adjacency

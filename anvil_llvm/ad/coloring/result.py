@@ -15,8 +15,9 @@ upper triangle of the Hessian pattern), by the program
             compressed[subtract[t]] -= values[target[t]]
 
 Direct methods (distance-2, star, star bicolouring) store only ``source`` (``target`` is
-``arange(nnz)`` and nothing is subtracted): ``values = compressed[source]`` is one gather. Acyclic colourings subtract each
-solved value from the other product entry that holds it (substitution).
+``arange(nnz)`` and nothing is subtracted): ``values = compressed[source]`` is one gather.
+Acyclic colourings subtract each solved value from the other product entry that holds it
+(substitution).
 """
 
 from __future__ import annotations
