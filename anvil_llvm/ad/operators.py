@@ -100,8 +100,7 @@ def jvp(fn, argnum: int = 0, *, name: str | None = None, argnums=None):
     >>> t.tolist()
     [2.0, 0.0]
     """
-    (a,), _ = argnums_of(fn, argnum, argnums) if not isinstance(argnum, tuple) else \
-        _single(argnum)
+    a = _one_argnum(fn, argnum, argnums)
     x = fn.inputs[a]
     t = new_input(fn, 0, x)
     tangents = jvp_graph(fn.outputs, {x: t})
@@ -109,8 +108,13 @@ def jvp(fn, argnum: int = 0, *, name: str | None = None, argnums=None):
     return with_inputs(fn, _name(name, fn, "jvp"), outputs, True, [(t, "tangent")])
 
 
-def _single(argnum):
-    raise ValueError(f"argnum: this operator takes one argument position, got {argnum!r}")
+def _one_argnum(fn, argnum, argnums) -> int:
+    """The single argument position of jvp, vjp and hvp (a tuple is a clear error)."""
+    nums, single = argnums_of(fn, argnum, argnums)
+    if not single or len(nums) != 1:
+        raise ValueError(f"argnum: this operator takes one argument position, got "
+                         f"{argnums if argnums is not None else argnum!r}")
+    return nums[0]
 
 
 @_operator
@@ -123,8 +127,7 @@ def vjp(fn, argnum: int = 0, *, name: str | None = None, argnums=None):
     >>> vjp(f)(np.array([1.0, 2.0]), np.array([1.0, 1.0])).tolist()
     [2.0, 4.0]
     """
-    (a,), _ = argnums_of(fn, argnum, argnums) if not isinstance(argnum, tuple) else \
-        _single(argnum)
+    a = _one_argnum(fn, argnum, argnums)
     x = fn.inputs[a]
     cts = [new_input(fn, j, o) for j, o in enumerate(fn.outputs)]
     (g,) = vjp_graph(fn.outputs, cts, [x])
@@ -142,8 +145,7 @@ def hvp(fn, argnum: int = 0, *, name: str | None = None, argnums=None):
     >>> hvp(f)(np.array([1.0, 2.0]), np.array([1.0, 1.0])).tolist()
     [6.0, 12.0]
     """
-    (a,), _ = argnums_of(fn, argnum, argnums) if not isinstance(argnum, tuple) else \
-        _single(argnum)
+    a = _one_argnum(fn, argnum, argnums)
     x = fn.inputs[a]
     g = gradient_graph(scalar_output(fn, "hvp"), x)
     v = new_input(fn, 0, x)

@@ -175,7 +175,7 @@ def unslice(ct: UOp | None, spec: tuple, shape: tuple) -> UOp | None:
         if (start, step, count) == (0, 1, n):
             continue
         if count == 0:
-            return zeros_like_shape(ct, shape)
+            return full(shape, 0, ct.dtype)
         if step < 0:
             flip = tuple((c - 1, -1, c) if a == axis else (0, 1, c)
                          for a, c in enumerate(ct.shape))
@@ -192,10 +192,6 @@ def unslice(ct: UOp | None, spec: tuple, shape: tuple) -> UOp | None:
         end = start + ct.shape[axis]
         ct = pad(ct, tuple((start, n - end) if a == axis else (0, 0) for a in range(ct.ndim)))
     return ct
-
-
-def zeros_like_shape(like: UOp, shape: tuple) -> UOp:
-    return full(shape, 0, like.dtype)
 
 
 def concat(xs: list[UOp], axis: int) -> UOp:
