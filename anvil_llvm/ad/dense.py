@@ -109,6 +109,19 @@ def jacobian_graph(output: UOp, x: UOp, mode: str = "auto", unroll: bool = False
     raise ValueError(f"mode: expected 'auto', 'fwd' or 'rev', got {mode!r}")
 
 
+def hessian_block_graph(gradient: UOp, x_row: UOp) -> UOp:
+    """The Hessian block d^2 f / (d x_row d x_col) from `gradient` = df/dx_col: the JVPs of the
+    gradient along x_row's basis, stacked first. This is the forward-mode Jacobian of the
+    gradient without its final transpose: second derivatives are symmetric, so each entry
+    H[k, l] is computed as d/dx_row[k] (df/dx_col[l]), which equals d/dx_col[l] (df/dx_row[k])
+    up to rounding, and the result is written in the order it is computed."""
+    seed = _placeholder(x_row)
+    (tangent,) = jvp_graph([gradient], {x_row: seed})
+    if tangent is None:
+        return B.full(x_row.shape + gradient.shape, 0, gradient.dtype)
+    return B.reshape(_stack_directions(tangent, seed, False), x_row.shape + gradient.shape)
+
+
 def gradient_graph(output: UOp, x: UOp) -> UOp:
     (g,) = vjp_graph([output], [B.full((), 1, output.dtype)], [x])
     return B.materialise(g, x)

@@ -11,8 +11,8 @@ import numpy as np
 from ..ir import build as B
 from ..ir.uop import UOp
 from .batching import vmap_graph, with_batch
-from .dense import (argnums_of, gradient_graph, jacobian_graph, new_input, scalar_output,
-                    with_inputs)
+from .dense import (argnums_of, gradient_graph, hessian_block_graph, jacobian_graph, new_input,
+                    scalar_output, with_inputs)
 from .forward import jvp_graph
 from .reverse import vjp_graph
 
@@ -216,14 +216,15 @@ def _hessians(fn, argnum, argnums, operator: str):
     nums, single = argnums_of(fn, argnum, argnums)
     out = scalar_output(fn, operator)
     grads = [gradient_graph(out, fn.inputs[a]) for a in nums]
-    blocks = [jacobian_graph(g, fn.inputs[b], "fwd") for g in grads for b in nums]
+    blocks = [hessian_block_graph(grads[j], fn.inputs[a]) for a in nums for j in range(len(nums))]
     return out, grads, blocks, single
 
 
 @_operator
 def hessian(fn, argnum=0, *, name: str | None = None, argnums=None):
     """The Hessian of a scalar function (forward over reverse), shaped input.shape * 2; for a
-    tuple `argnum`, the blocks H[i][j] flattened row-major.
+    tuple `argnum`, the blocks H[i][j] flattened row-major. Entry H[k, l] is computed as
+    d/dx[k] (df/dx[l]) (no transposing pass; equal to the other order up to rounding).
 
     >>> import anvil_llvm as av
     >>> c = av.NumericalFunction("c", lambda x: x[0] ** 2 + x[0] * x[1] + x[1] ** 2,
