@@ -9,7 +9,6 @@ import numpy as np
 from ..ir.dtypes import DType
 from ..ir import dtypes
 from ..ir.ops import CONST, CONST_ARRAY, INPUT, Reduction
-from ..ir.ops.source import llvm_literal
 from ..ir.uop import UOp
 from . import blas
 from .emitter import Emitter, ModuleParts
