@@ -12,7 +12,7 @@ from ..ir.ops import CONST, CONST_ARRAY, INPUT, Reduction
 from ..ir.uop import UOp
 from . import blas
 from .emitter import Emitter, ModuleParts
-from .kernel import Buffer, Index, Kernel
+from .kernel import Buffer, Index, Kernel, accumulates
 from .schedule import Schedule, inline_reduction
 
 
@@ -183,36 +183,6 @@ def _combine(e: Emitter, root: UOp, acc: str, x: str) -> str:
     return op.emit.scalar(e, root, acc, x)
 
 
-def _accumulates(root: UOp) -> bool:
-    """Whether a reduction runs in its source's order, folding each element into the output
-    buffer: when its source's innermost axis (of extent > 1) is kept, e.g. a column sum. The
-    inner loop then reads and writes contiguous memory, which vectorises across the kept
-    elements; reducing innermost would make LLVM gather strided elements (slow code that
-    takes it tens of milliseconds to build). The order of folding is the sequential one, as
-    NumPy's for such axes."""
-    if root.op.kind != "reduce":
-        return False
-    src = root.src[0]
-    inner = [axis for axis in range(src.ndim) if src.shape[axis] > 1]
-    return bool(inner) and inner[-1] not in root.arg and root.size > 1
-
-
-def _emit_accumulation(ctx: Lowering, root: UOp, buffer: Buffer) -> None:
-    """The output set to the identity, then one loop nest over the source in its own order."""
-    rule: Reduction = root.op.emit
-    out_dims, closes = ctx.loops(root.shape, "z")
-    ctx.store(buffer, Index(root.shape, dims=out_dims), rule.identity_literal(root.dtype))
-    _close(closes)
-    dims, closes = ctx.loops(root.src[0].shape, "a")
-    out_dims = tuple(d for axis, d in enumerate(dims) if axis not in root.arg)
-    red_dims = tuple(d for axis, d in enumerate(dims) if axis in root.arg)
-    x = rule.body(ctx, root, out_dims, red_dims)
-    index = Index(root.shape, dims=out_dims)
-    partial = ctx.load(buffer, index)
-    ctx.store(buffer, index, root.op.emit.combine.emit.scalar(ctx.e, root, partial, x))
-    _close(closes)
-
-
 def _emit_reduction(ctx: Lowering, root: UOp, buffer: Buffer, flat: bool) -> None:
     """Output loops, an accumulator set to the identity, reduced loops folding the body into
     it, then the store. A flat full reduction runs one counter over its source's elements."""
@@ -237,6 +207,14 @@ def _emit_reduction(ctx: Lowering, root: UOp, buffer: Buffer, flat: bool) -> Non
 
 
 def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
+    """One loop nest storing each root at its position; an accumulating reduction's output is
+    first set to the identity, then each element of its source is folded into it."""
+    folds = [(root, buffer) for root, buffer in kernel.stores
+             if accumulates(root) and ctx.sched.buffers.get(root) is buffer]
+    for root, buffer in folds:
+        dims, closes = ctx.loops(root.shape, "z")
+        ctx.store(buffer, Index(root.shape, dims=dims), root.op.emit.identity_literal(root.dtype))
+        _close(closes)
     if kernel.flat:
         size = int(np.prod(kernel.shape, dtype=np.int64))
         if size == 1:
@@ -248,12 +226,27 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
         dims, closes = ctx.loops(kernel.shape, "i")
         index = Index(kernel.shape, dims=dims)
     for root, buffer in kernel.stores:
-        ctx.computing = root
+        # A copy of an output that lives elsewhere loads it; anything else is computed here.
+        ctx.computing = root if ctx.sched.buffers.get(root) is buffer else None
+        if (root, buffer) in folds:
+            _fold(ctx, root, buffer, index.dims(ctx.e))
+            continue
         value = ctx.value(root, index)
         ctx.store(buffer, index, value)
         ctx.scopes[-1][(root, index.key)] = value
     ctx.computing = None
     _close(closes)
+
+
+def _fold(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
+    """Fold the source element at `dims` into the output element it reduces to."""
+    out_dims = tuple(d for axis, d in enumerate(dims) if axis not in root.arg)
+    red_dims = tuple(d for axis, d in enumerate(dims) if axis in root.arg)
+    rule: Reduction = root.op.emit
+    x = rule.body(ctx, root, out_dims, red_dims)
+    index = Index(root.shape, dims=out_dims)
+    partial = ctx.load(buffer, index)
+    ctx.store(buffer, index, rule.combine.emit.scalar(ctx.e, root, partial, x))
 
 
 def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
@@ -263,10 +256,7 @@ def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
         blas.emit_gemm(ctx, root, kernel.stores[0][1])
     elif root is not None:
         ctx.computing = root
-        if _accumulates(root):
-            _emit_accumulation(ctx, root, kernel.stores[0][1])
-        else:
-            _emit_reduction(ctx, root, kernel.stores[0][1], kernel.flat)
+        _emit_reduction(ctx, root, kernel.stores[0][1], kernel.flat)
         ctx.computing = None
     else:
         _emit_map(ctx, kernel)

@@ -18,11 +18,27 @@ class Buffer:
     size: int
 
 
+def accumulates(node: UOp) -> bool:
+    """Whether a reduction runs as a loop nest over its source in the source's order, folding
+    each element into the output buffer: when the source's innermost axis (of extent > 1) is
+    kept, e.g. a column sum. The inner loop then reads and writes contiguous memory and
+    vectorises across the kept elements (reducing innermost would make LLVM gather strided
+    elements: slow code that takes it tens of milliseconds to build), the folding order is the
+    sequential one NumPy uses for such axes, and the nest can be shared with other kernels over
+    the source's shape."""
+    if node.op.kind != "reduce":
+        return False
+    src = node.src[0]
+    inner = [axis for axis in range(src.ndim) if src.shape[axis] > 1]
+    return bool(inner) and inner[-1] not in node.arg and node.size > 1
+
+
 @dataclass
 class Kernel:
     """One loop nest over `shape` storing `roots` (a reduction or contraction kernel has one root
-    whose reduced loops nest inside). Scalar kernels (`shape == ()`) may be grouped into a chunk:
-    one `noinline` LLVM function, so that huge scalar graphs compile in linear time."""
+    whose reduced loops nest inside; an accumulating reduction is a root of a nest over its
+    source's shape). Scalar kernels (`shape == ()`) may be grouped into a chunk: one `noinline`
+    LLVM function, so that huge scalar graphs compile in linear time."""
 
     shape: tuple[int, ...]
     roots: list[UOp]
@@ -33,7 +49,7 @@ class Kernel:
     @property
     def reduction(self) -> UOp | None:
         root = self.roots[0]
-        return root if root.op.kind in ("reduce", "contract") else None
+        return root if root.op.kind in ("reduce", "contract") and not accumulates(root) else None
 
 
 class Index:

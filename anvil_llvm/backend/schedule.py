@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..ir.ops import CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, RESHAPE
 from ..ir.uop import UOp, consumers, toposort
 from . import blas
-from .kernel import Buffer, Kernel, buffer_nbytes
+from .kernel import Buffer, Kernel, accumulates, buffer_nbytes
 
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
 CHUNK_OPS = 250         # scalar code per noinline function (LLVM_NOTES.md section 2)
@@ -129,7 +129,10 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
     for node in order:
         if node not in realised or node.op in (INPUT, CONST_ARRAY) or node.size == 0:
             continue
-        kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised))
+        if accumulates(node):
+            kernel = Kernel(node.src[0].shape, [node])
+        else:
+            kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised))
         if node.shape == () and kernel.reduction is None:
             cost = costs.nodes[node]
             if chunk_cost + cost > CHUNK_OPS and chunk_cost:
@@ -137,6 +140,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
             chunk_cost += cost
             kernel.chunk = chunk_id
         kernels.append(kernel)
+    _share_nests(kernels, realised)
     # Outputs whose node lives elsewhere (an input, a constant, another output) are copied.
     for node, buffer in zip(outputs, output_buffers):
         if buffers[node] is not buffer and node.size:
@@ -149,6 +153,48 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
     _merge_chunks(kernels)
     return Schedule(list(inputs), list(outputs), kernels, buffers, constants, work_bytes,
                     sum(node.size for node in order))
+
+
+def _share_nests(kernels: list[Kernel], realised: set) -> None:
+    """Run each kernel inside the loop nest of the kernel before it where `_can_share` allows:
+    LLVM's time grows with the number of loop nests, and one pass over memory is faster."""
+    merged: list[Kernel] = []
+    for kernel in kernels:
+        last = merged[-1] if merged else None
+        if last is not None and _can_share(last, kernel, realised):
+            last.roots.extend(kernel.roots)
+            last.flat = last.flat and kernel.flat
+        else:
+            merged.append(kernel)
+    kernels[:] = merged
+
+
+def _can_share(first: Kernel, then: Kernel, realised: set) -> bool:
+    """Whether `then` may run in `first`'s nest: the same non-scalar shape, no nested reduction
+    loops, and `then` reads what `first` stores only at the position being computed (through
+    elementwise ops and reshapes), never a reduction still being accumulated."""
+    if (first.shape != then.shape or not first.shape or first.chunk is not None
+            or then.chunk is not None or first.reduction is not None
+            or then.reduction is not None):
+        return False
+    stored = set(first.roots)
+    stack, seen = [(root, True) for root in then.roots], set()
+    while stack:
+        node, aligned = stack.pop()
+        if (node, aligned) in seen:
+            continue
+        seen.add((node, aligned))
+        # Sources are read at the node's own position through these ops (an accumulating
+        # reduction, a root here, reads its source at the nest's position).
+        keeps = aligned and (node.op.kind == "elementwise" or node.op is RESHAPE
+                             or accumulates(node) and node in then.roots)
+        for s in node.src:
+            if s in stored:
+                if not keeps or accumulates(s):
+                    return False
+            elif s not in realised:
+                stack.append((s, keeps))
+    return True
 
 
 def _merge_chunks(kernels: list[Kernel]) -> None:

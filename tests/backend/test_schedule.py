@@ -96,3 +96,27 @@ def test_function_of_no_arguments():
     np.testing.assert_array_equal(f(), [1.0, 2.0])
     out = np.zeros(2)
     assert f(out=out) is out and out.tolist() == [1.0, 2.0]
+
+
+A = np.random.default_rng(2).standard_normal((37, 11))
+
+
+def _nests(op, x) -> int:
+    f = av.NumericalFunction("nests", lambda a: op(av, a), (av.Arg(x.shape),))
+    return f.llvm_ir.count("define internal void")
+
+
+@pytest.mark.parametrize("op, nests", [
+    (lambda m, a: (a * 0.5 - 1.0, a * a), 1),
+    (lambda m, a: (m.abs(a) * 3.0, (m.abs(a) * 3.0).sum(axis=0)), 1),
+    (lambda m, a: (a / (a * a + 1.0), (a / (a * a + 1.0)).max(axis=0),
+                   (a / (a * a + 1.0)).reshape(11, 37).T.reshape(37, 11) + a), 2),
+    (lambda m, a: (a / (a * a + 1.0), (a / (a * a + 1.0))[::-1] + a), 2),
+    (lambda m, a: (a.sum(axis=0), a - a.sum(axis=0)), 2),
+], ids=["independent maps", "column sum of a stored map", "transposed read is not shared",
+        "reversed read is not shared", "reading an accumulated sum waits for it"])
+def test_kernels_over_one_shape_share_a_nest_only_when_reads_are_aligned(op, nests):
+    """Kernels over the same shape run in one loop nest when each reads what the other stores
+    at its own position; shifted or reduced reads keep their own nest. Values are exact."""
+    assert _nests(op, A) == nests
+    check(op, A)
