@@ -3,6 +3,7 @@ function of the C ABI (DESIGN.md), `int32_t name(const T *in..., T *out..., void
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 
@@ -14,6 +15,10 @@ from . import blas
 from .emitter import Emitter, ModuleParts
 from .kernel import Buffer, Index, Kernel, accumulates
 from .schedule import Schedule, inline_reduction
+
+
+UNROLL_POSITIONS = 32    # loop nests over at most this many positions are emitted unrolled,
+UNROLL_OPS = 2000        # when that many copies of the body stay under this many operations
 
 
 def _storage(dtype: DType) -> str:
@@ -31,6 +36,7 @@ class Lowering:
         self.tables = tables      # constant arrays emitted as globals, shared by the module
         self.scopes: list[dict] = [{}]
         self.computing: UOp | None = None
+        self.unroll_positions = 0   # loop nests over at most this many positions are unrolled
 
     # ---- the interface op rules use ------------------------------------------------------------
     def index(self, shape: tuple, dims: tuple) -> Index:
@@ -156,6 +162,19 @@ class Lowering:
             e.block(end)
         return i, close
 
+    def each(self, shape: tuple, hint: str, body, inner: int = 1) -> None:
+        """Call `body(dims)` inside a loop nest over `shape`; or, when the nest's positions
+        times `inner` (the positions of nested loops) fit `unroll_positions`, once per position
+        with literal dims: straight-line code, which LLVM compiles without its loop passes,
+        and where a value shared by several positions is computed once."""
+        if math.prod(shape) * inner <= self.unroll_positions:
+            for position in itertools.product(*map(range, shape)):
+                body(tuple(map(str, position)))
+            return
+        dims, closes = self.loops(shape, hint)
+        body(dims)
+        _close(closes)
+
     def loops(self, shape: tuple, hint: str) -> tuple[tuple[str, ...], list]:
         dims, closes = [], []
         for axis, n in enumerate(shape):
@@ -189,21 +208,23 @@ def _emit_reduction(ctx: Lowering, root: UOp, buffer: Buffer, flat: bool) -> Non
     e, ty = ctx.e, root.dtype.llvm
     rule: Reduction = root.op.emit
     acc = e.alloca(ty)
-    out_dims, out_closes = ((), []) if flat else ctx.loops(root.shape, "o")
-    e.line(f"store {ty} {rule.identity_literal(root.dtype)}, ptr {acc}")
+    src = root.src[0]
+    reduced = (src.size,) if flat else rule.reduced_shape(root)
+
+    def fold(out_dims, red_dims):
+        x = (ctx.value(src, Index(src.shape, flat=red_dims[0])) if flat
+             else rule.body(ctx, root, out_dims, red_dims))
+        partial = e.op(f"load {ty}, ptr {acc}")
+        e.line(f"store {ty} {_combine(e, root, partial, x)}, ptr {acc}")
+
+    def reduce_at(out_dims):
+        e.line(f"store {ty} {rule.identity_literal(root.dtype)}, ptr {acc}")
+        ctx.each(reduced, "r", lambda red_dims: fold(out_dims, red_dims))
+        ctx.store(buffer, Index(root.shape, dims=out_dims), e.op(f"load {ty}, ptr {acc}"))
     if flat:
-        src = root.src[0]
-        i, close = ctx.loop(src.size, "r")
-        red_closes = [close]
-        x = ctx.value(src, Index(src.shape, flat=i))
+        reduce_at(())
     else:
-        red_dims, red_closes = ctx.loops(rule.reduced_shape(root), "r")
-        x = rule.body(ctx, root, out_dims, red_dims)
-    partial = e.op(f"load {ty}, ptr {acc}")
-    e.line(f"store {ty} {_combine(e, root, partial, x)}, ptr {acc}")
-    _close(red_closes)
-    ctx.store(buffer, Index(root.shape, dims=out_dims), e.op(f"load {ty}, ptr {acc}"))
-    _close(out_closes)
+        ctx.each(root.shape, "o", reduce_at, inner=math.prod(reduced))
 
 
 def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
@@ -212,30 +233,26 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
     folds = [(root, buffer) for root, buffer in kernel.stores
              if accumulates(root) and ctx.sched.buffers.get(root) is buffer]
     for root, buffer in folds:
-        dims, closes = ctx.loops(root.shape, "z")
-        ctx.store(buffer, Index(root.shape, dims=dims), root.op.emit.identity_literal(root.dtype))
-        _close(closes)
+        identity = root.op.emit.identity_literal(root.dtype)
+        ctx.each(root.shape, "z", lambda dims, root=root, buffer=buffer, identity=identity:
+                 ctx.store(buffer, Index(root.shape, dims=dims), identity))
+
+    def store_at(index: Index):
+        for root, buffer in kernel.stores:
+            # A copy of an output that lives elsewhere loads it; anything else is computed here.
+            ctx.computing = root if ctx.sched.buffers.get(root) is buffer else None
+            if (root, buffer) in folds:
+                _fold(ctx, root, buffer, index.dims(ctx.e))
+                continue
+            value = ctx.value(root, index)
+            ctx.store(buffer, index, value)
+            ctx.scopes[-1][(root, index.key)] = value
+        ctx.computing = None
     if kernel.flat:
-        size = int(np.prod(kernel.shape, dtype=np.int64))
-        if size == 1:
-            index, closes = Index(kernel.shape, flat="0"), []
-        else:
-            i, close = ctx.loop(size, "i")
-            index, closes = Index(kernel.shape, flat=i), [close]
+        size = math.prod(kernel.shape)
+        ctx.each((size,), "i", lambda dims: store_at(Index(kernel.shape, flat=dims[0])))
     else:
-        dims, closes = ctx.loops(kernel.shape, "i")
-        index = Index(kernel.shape, dims=dims)
-    for root, buffer in kernel.stores:
-        # A copy of an output that lives elsewhere loads it; anything else is computed here.
-        ctx.computing = root if ctx.sched.buffers.get(root) is buffer else None
-        if (root, buffer) in folds:
-            _fold(ctx, root, buffer, index.dims(ctx.e))
-            continue
-        value = ctx.value(root, index)
-        ctx.store(buffer, index, value)
-        ctx.scopes[-1][(root, index.key)] = value
-    ctx.computing = None
-    _close(closes)
+        ctx.each(kernel.shape, "i", lambda dims: store_at(Index(kernel.shape, dims=dims)))
 
 
 def _fold(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
@@ -251,6 +268,7 @@ def _fold(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
 
 def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
     """Emit the body of one kernel into `ctx.e` (the caller opens and closes the function)."""
+    ctx.unroll_positions = min(UNROLL_POSITIONS, UNROLL_OPS // max(kernel.ops, 1))
     root = kernel.reduction
     if root is not None and blas.is_gemm(root):
         blas.emit_gemm(ctx, root, kernel.stores[0][1])

@@ -44,6 +44,7 @@ class Kernel:
     roots: list[UOp]
     flat: bool = False        # iterate the elements with one flat counter (no movement inside)
     chunk: int | None = None  # chunk id of grouped scalar kernels
+    ops: int = 1              # operations emitted per position (roots and what fuses into them)
     stores: list[tuple[UOp, Buffer]] = field(default_factory=list)
 
     @property

@@ -130,9 +130,10 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
         if node not in realised or node.op in (INPUT, CONST_ARRAY) or node.size == 0:
             continue
         if accumulates(node):
-            kernel = Kernel(node.src[0].shape, [node])
+            kernel = Kernel(node.src[0].shape, [node], ops=costs.nodes[node])
         else:
-            kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised))
+            kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised),
+                            ops=costs.nodes[node])
         if node.shape == () and kernel.reduction is None:
             cost = costs.nodes[node]
             if chunk_cost + cost > CHUNK_OPS and chunk_cost:
@@ -164,6 +165,7 @@ def _share_nests(kernels: list[Kernel], realised: set) -> None:
         if last is not None and _can_share(last, kernel, realised):
             last.roots.extend(kernel.roots)
             last.flat = last.flat and kernel.flat
+            last.ops += kernel.ops
         else:
             merged.append(kernel)
     kernels[:] = merged
