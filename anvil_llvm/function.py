@@ -11,7 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .backend import callpath, codegen, jit
-from .backend.schedule import schedule
+from .backend.schedule import Schedule, schedule
 from .ir import dtypes
 from .ir.dtypes import DType
 from .ir.ops import INPUT
@@ -160,20 +160,16 @@ class NumericalFunction:
                    zip(out_names, self.outputs)]
         return inputs, outputs
 
-    def _module(self) -> tuple[str, int]:
-        """The LLVM IR text (kernels, the C ABI entry point and the Python entry point) and the
-        code generator's optimisation level for it."""
+    def _module(self) -> tuple[str, int, Schedule]:
+        """The LLVM IR text (kernels and the C ABI entry point), the code generator's
+        optimisation level for it, and the schedule it lowers."""
         sched = schedule(self.inputs, self.outputs)
         text = codegen.module_text(sched, self.symbol)
-        inputs, outputs = self._specs()
-        text += callpath.wrapper_text(self.symbol, inputs, outputs, sched.work_bytes,
-                                      release_gil=sched.elements >= callpath.GIL_RELEASE_WORK,
-                                      as_tuple=self.multiple)
-        return text, 0 if codegen.is_chunked(sched) else 3
+        return text, 0 if codegen.is_chunked(sched) else 3, sched
 
     @property
     def llvm_ir(self) -> str:
-        """The LLVM IR handed to the optimiser (kernels, entry point and Python wrapper)."""
+        """The LLVM IR handed to the optimiser: the kernels and the C ABI entry point."""
         return self._module()[0]
 
     @property
@@ -187,14 +183,11 @@ class NumericalFunction:
         with self._lock:
             if self._native is None:
                 callpath.register_numpy_api()
-                text, codegen_opt = self._module()
-                loaded = jit.build(text, [self.symbol, self.symbol + ".py"], codegen_opt)
-                inputs, outputs = self._specs()
-                converter = callpath.ArgumentConverter(self.name, inputs, outputs, self.multiple)
-                native = callpath.make_cfunction(
-                    self.name, loaded.addresses[self.symbol + ".py"], converter)
-                converter.native = native
-                self.address = loaded.addresses[self.symbol]
+                text, codegen_opt, sched = self._module()
+                self.address = jit.build(text, [self.symbol], codegen_opt).addresses[self.symbol]
+                native = callpath.entry_point(
+                    self.name, *self._specs(), self.multiple, self.address, sched.work_bytes,
+                    release_gil=sched.elements >= callpath.GIL_RELEASE_WORK)
                 self._native = native
                 # A builtin function as the class's __call__ is called without binding self:
                 # `fn(x)` then goes straight to native code (about 20 ns over `fn.native(x)`,

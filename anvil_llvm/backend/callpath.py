@@ -6,16 +6,22 @@ C-contiguity, alignment, byte order), allocates the results through NumPy's C AP
 releases the GIL and calls the native function. Anything else (lists, scalars, other dtypes,
 strided arrays, keywords, wrong shapes) goes to `ArgumentConverter`, a Python object that converts
 what NumPy's rules allow and raises a clear error for the rest, then calls the fast path again.
+
+One entry point serves every function of a signature (argument and result shapes and dtypes):
+its `self` is the tuple `(converter, table)`, where `table` is an int64 array holding the native
+function's address, its workspace size and whether to release the GIL. A new function of a
+known signature thus compiles only its kernels.
 """
 from __future__ import annotations
 
 import ctypes
+import hashlib
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 import numpy as np
 
-from .jit import initialise
+from .jit import build, initialise
 
 # CPython 3.x (64-bit, non-debug) and NumPy >= 1.20 / 2.x layouts; verified by `self_check`.
 OB_TYPE = 8
@@ -25,6 +31,7 @@ C_CONTIGUOUS, ALIGNED, WRITEABLE = 0x1, 0x100, 0x400
 API_ARRAY_TYPE, API_ARRAY_NEW = 2, 93
 METH_FASTCALL_KEYWORDS = 0x80 | 0x02
 VECTORCALL_NARGS_MASK = (1 << 63) - 1
+TUPLE_ITEMS = 24                   # offset of a tuple's first item
 STACK_WORK_LIMIT = 32 * 1024       # workspaces up to this size live on the stack
 GIL_RELEASE_WORK = 20_000          # release the GIL for calls of more estimated operations
 
@@ -54,7 +61,8 @@ def self_check() -> None:
           and _read(_read(base + ARRAY_DIMS, ctypes.c_void_p) + 8, ctypes.c_int64) == 4
           and _read(base + ARRAY_FLAGS, ctypes.c_int32) & C_CONTIGUOUS
           and _read(_read(base + ARRAY_DESCR, ctypes.c_void_p) + DESCR_TYPE_NUM,
-                    ctypes.c_int32) == a.dtype.num)
+                    ctypes.c_int32) == a.dtype.num
+          and _read(id(pair := (a, 1.5)) + TUPLE_ITEMS + 8, ctypes.c_void_p) == id(pair[1]))
     if not ok:
         raise RuntimeError("anvil_llvm: this CPython/NumPy build lays out arrays differently "
                            "from what the native call path expects")
@@ -90,25 +98,36 @@ _new_cfunction.argtypes = [ctypes.POINTER(_PyMethodDef), ctypes.py_object, ctype
 _method_defs: list[_PyMethodDef] = []
 
 
-def make_cfunction(name: str, address: int, fallback):
-    """A builtin function calling the wrapper at `address` with `fallback` as its self.
+def make_cfunction(name: str, address: int, self_object):
+    """A builtin function calling the entry point at `address` with `self_object` as its self.
 
     CPython reads the method definition until the function object is freed, which the garbage
-    collector may do at any time (the function and its fallback form a cycle), so definitions
+    collector may do at any time (the function and its converter form a cycle), so definitions
     live as long as the process, as the JIT code they point to does.
     """
     method = _PyMethodDef(name.encode(), address, METH_FASTCALL_KEYWORDS, None)
     _method_defs.append(method)
-    return _new_cfunction(ctypes.byref(method), fallback, None)
+    return _new_cfunction(ctypes.byref(method), self_object, None)
+
+
+def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool,
+                address: int, work_bytes: int, release_gil: bool):
+    """The builtin function that checks arguments and calls the native function at `address`
+    (compiling the entry point of this signature on first use)."""
+    symbol, text = entry_text(inputs, outputs, as_tuple)
+    entry = build(text, [symbol], 0).addresses[symbol]
+    converter = ArgumentConverter(name, inputs, outputs, as_tuple)
+    table = np.array([address, (work_bytes + 63) // 64 * 64, int(release_gil)], np.int64)
+    native = make_cfunction(name, entry, (converter, table))
+    converter.native = native
+    return native
 
 
 # ---- the wrapper in LLVM IR ---------------------------------------------------------------------
 class _Wrapper:
-    def __init__(self, symbol: str, inputs, outputs, work_bytes: int, release_gil: bool,
-                 as_tuple: bool):
+    def __init__(self, symbol: str, inputs, outputs, as_tuple: bool):
         self.symbol, self.inputs, self.outputs = symbol, inputs, outputs
         self.as_tuple = as_tuple
-        self.work_bytes, self.release_gil = work_bytes, release_gil
         self.lines: list[str] = []
         self.globals: list[str] = []
         self.n = 0
@@ -160,34 +179,42 @@ class _Wrapper:
         self.check(self.op(f"icmp ne i8 {order}, {ord('>')}"), f"{tag}.order")
         return self.field(obj, ARRAY_DATA, "ptr")
 
-    def heap_work(self) -> bool:
-        return (self.work_bytes + 63) // 64 * 64 > STACK_WORK_LIMIT
-
     def call_native(self, pointers: list[str], tag: str, owned: list[str]) -> None:
-        """Call the C ABI function; `owned` arrays are released if the workspace cannot be had."""
-        work = "null"
-        if self.work_bytes:
-            size = (self.work_bytes + 63) // 64 * 64
-            if not self.heap_work():
-                work = self.op(f"alloca [{size} x i8], align 64")
-            else:
-                work = self.op(f"call ptr @aligned_alloc(i64 64, i64 {size})")
-                self.emit(f"br i1 {self.op(f'icmp eq ptr {work}, null')}, label %{tag}.nomem, "
-                          f"label %{tag}.work")
-                self.emit(f"{tag}.nomem:")
-                for a in owned:
-                    self.emit(f"call void @Py_DecRef(ptr {a})")
-                self.emit("call ptr @PyErr_NoMemory()")
-                self.emit("ret ptr null")
-                self.emit(f"{tag}.work:")
+        """Call the native function with a workspace of the table's size (on the stack up to
+        STACK_WORK_LIMIT bytes, else on the heap), releasing the GIL if the table says so;
+        `owned` arrays are released if the workspace cannot be had."""
+        heap = self.op(f"icmp ugt i64 %work.size, {STACK_WORK_LIMIT}")
+        self.emit(f"br i1 {heap}, label %{tag}.heap, label %{tag}.stack")
+        self.emit(f"{tag}.stack:")
+        on_stack = self.op("alloca i8, i64 %work.size, align 64")
+        self.emit(f"br label %{tag}.run")
+        self.emit(f"{tag}.heap:")
+        on_heap = self.op("call ptr @aligned_alloc(i64 64, i64 %work.size)")
+        self.emit(f"br i1 {self.op(f'icmp eq ptr {on_heap}, null')}, label %{tag}.nomem, "
+                  f"label %{tag}.run")
+        self.emit(f"{tag}.nomem:")
+        for a in owned:
+            self.emit(f"call void @Py_DecRef(ptr {a})")
+        self.emit("call ptr @PyErr_NoMemory()")
+        self.emit("ret ptr null")
+        self.emit(f"{tag}.run:")
+        work = self.op(f"phi ptr [ {on_stack}, %{tag}.stack ], [ {on_heap}, %{tag}.heap ]")
         args = ", ".join(f"ptr {p}" for p in pointers + [work])
-        if self.release_gil:
-            state = self.op("call ptr @PyEval_SaveThread()")
-        self.emit(f"call i32 @{self.symbol}({args})")
-        if self.release_gil:
-            self.emit(f"call void @PyEval_RestoreThread(ptr {state})")
-        if self.work_bytes and self.heap_work():
-            self.emit(f"call void @free(ptr {work})")
+        self.emit(f"br i1 %release, label %{tag}.release, label %{tag}.hold")
+        self.emit(f"{tag}.release:")
+        state = self.op("call ptr @PyEval_SaveThread()")
+        self.emit(f"call i32 %native({args})")
+        self.emit(f"call void @PyEval_RestoreThread(ptr {state})")
+        self.emit(f"br label %{tag}.done")
+        self.emit(f"{tag}.hold:")
+        self.emit(f"call i32 %native({args})")
+        self.emit(f"br label %{tag}.done")
+        self.emit(f"{tag}.done:")
+        self.emit(f"br i1 {heap}, label %{tag}.free, label %{tag}.end")
+        self.emit(f"{tag}.free:")
+        self.emit(f"call void @free(ptr {work})")
+        self.emit(f"br label %{tag}.end")
+        self.emit(f"{tag}.end:")
 
     def result(self, arrays: list[str], tag: str) -> None:
         if not self.as_tuple:
@@ -208,6 +235,13 @@ class _Wrapper:
     def text(self) -> str:
         nin, nout = len(self.inputs), len(self.outputs)
         self.emit("entry:")
+        converter = self.field("%self", TUPLE_ITEMS, "ptr")
+        table = self.field(self.field("%self", TUPLE_ITEMS + 8, "ptr"), ARRAY_DATA, "ptr")
+        self.lines.append(f"  %native = load ptr, ptr {table}")
+        self.lines.append(f"  %work.size = load i64, ptr "
+                          f"{self.op(f'getelementptr i8, ptr {table}, i64 8')}")
+        gil = self.field(table, 16, "i64")
+        self.lines.append(f"  %release = icmp ne i64 {gil}, 0")
         nargs = self.op(f"and i64 %nargsf, {VECTORCALL_NARGS_MASK}")
         self.check(self.op("icmp eq ptr %kwnames, null"), "nokw")
         api = self.op("load ptr, ptr @anvil_npy_api")
@@ -228,7 +262,7 @@ class _Wrapper:
         for j, spec in enumerate(self.outputs):
             dims = "null"
             if spec.shape:
-                name = f"@{self.symbol}.py.dims{j}"
+                name = f"@{self.symbol}.dims{j}"
                 items = ", ".join(f"i64 {n}" for n in spec.shape)
                 self.globals.append(f"{name} = private unnamed_addr constant "
                                     f"[{len(spec.shape)} x i64] [{items}]")
@@ -260,14 +294,14 @@ class _Wrapper:
             self.emit(f"call void @Py_IncRef(ptr {obj})")
         self.result(given, "given")
         self.emit("slow:")
-        r = self.op("call ptr @PyObject_Vectorcall(ptr %self, ptr %args, i64 %nargsf, "
+        r = self.op(f"call ptr @PyObject_Vectorcall(ptr {converter}, ptr %args, i64 %nargsf, "
                     "ptr %kwnames)")
         self.emit(f"ret ptr {r}")
         body = "\n".join(self.lines)
         # optnone: LLVM compiles the checks as written, which saves about 40% of a small
         # function's build time at an unchanged call overhead (92 against 91 ns measured).
         return "\n".join(self.globals) + (
-            f"\n\ndefine ptr @{self.symbol}.py(ptr %self, ptr %args, i64 %nargsf, ptr %kwnames)"
+            f"\n\ndefine ptr @{self.symbol}(ptr %self, ptr %args, i64 %nargsf, ptr %kwnames)"
             f" noinline optnone {{\n{body}\n}}\n")
 
     def check_disjoint(self, inputs: list[str], outputs: list[str]) -> None:
@@ -302,12 +336,14 @@ declare void @free(ptr)
 """
 
 
-def wrapper_text(symbol: str, inputs: list[ArgSpec], outputs: list[ArgSpec], work_bytes: int,
-                 release_gil: bool, as_tuple: bool) -> str:
-    """LLVM IR of `<symbol>.py`, the METH_FASTCALL|METH_KEYWORDS entry point calling `symbol`;
+def entry_text(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool
+               ) -> tuple[str, str]:
+    """The symbol and LLVM IR of the METH_FASTCALL|METH_KEYWORDS entry point of a signature;
     results come as a tuple when `as_tuple` (several outputs, or a traced 1-tuple)."""
-    return _DECLARATIONS + _Wrapper(symbol, inputs, outputs, work_bytes, release_gil,
-                                    as_tuple).text()
+    signature = repr(([(s.shape, s.dtype.str) for s in inputs],
+                      [(s.shape, s.dtype.str) for s in outputs], as_tuple))
+    symbol = "anvil_entry_" + hashlib.sha256(signature.encode()).hexdigest()[:24]
+    return symbol, _DECLARATIONS + _Wrapper(symbol, inputs, outputs, as_tuple).text()
 
 
 # ---- the slow path ----------------------------------------------------------------------------
