@@ -2,6 +2,7 @@
 and compiling it on first call."""
 from __future__ import annotations
 
+import hashlib
 import inspect
 import keyword
 import re
@@ -25,6 +26,9 @@ _C_KEYWORDS = frozenset(
     "inline int long register restrict return short signed sizeof static struct switch typedef "
     "union unsigned void volatile while class namespace template typename new delete this "
     "operator private public protected virtual friend".split())
+
+
+_DRAFT = "anvil.draft"      # the symbol a module is generated with, then replaced (never a C name)
 
 
 def check_name(name, what: str = "name") -> str:
@@ -160,17 +164,23 @@ class NumericalFunction:
                    zip(out_names, self.outputs)]
         return inputs, outputs
 
-    def _module(self) -> tuple[str, int, Schedule]:
-        """The LLVM IR text (kernels and the C ABI entry point), the code generator's
-        optimisation level for it, and the schedule it lowers."""
+    def _module(self) -> tuple[str, str, int, Schedule]:
+        """The JIT symbol of the C ABI entry point, the LLVM IR text (kernels and that entry
+        point), the code generator's optimisation level for it, and the schedule it lowers.
+
+        The symbol is the name and a digest of the code: unique among the functions loaded
+        into the process's one JIT engine, and the same in every process (for the disk cache).
+        """
         sched = schedule(self.inputs, self.outputs)
-        text = codegen.module_text(sched, self.symbol)
-        return text, 0 if codegen.is_chunked(sched) else 3, sched
+        draft = codegen.module_text(sched, _DRAFT)
+        symbol = f"{self.symbol}.{hashlib.sha256(draft.encode()).hexdigest()[:16]}"
+        text = draft.replace("@" + _DRAFT, "@" + symbol)
+        return symbol, text, 0 if codegen.is_chunked(sched) else 3, sched
 
     @property
     def llvm_ir(self) -> str:
         """The LLVM IR handed to the optimiser: the kernels and the C ABI entry point."""
-        return self._module()[0]
+        return self._module()[1]
 
     @property
     def work_bytes(self) -> int:
@@ -183,8 +193,8 @@ class NumericalFunction:
         with self._lock:
             if self._native is None:
                 callpath.register_numpy_api()
-                text, codegen_opt, sched = self._module()
-                self.address = jit.build(text, [self.symbol], codegen_opt).addresses[self.symbol]
+                symbol, text, codegen_opt, sched = self._module()
+                self.address = jit.build(text, [symbol], codegen_opt).addresses[symbol]
                 native = callpath.entry_point(
                     self.name, *self._specs(), self.multiple, self.address, sched.work_bytes,
                     release_gil=sched.elements >= callpath.GIL_RELEASE_WORK)

@@ -789,6 +789,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="reduced sizes, a smoke test")
     parser.add_argument("--out", type=Path, help="markdown report (default: "
                         "docs/benchmarks/core.md for the full run, none for --quick)")
+    parser.add_argument("--only", nargs="+", choices=[f.__name__ for f in SECTIONS],
+                        help="run these sections only (no report unless --out is given)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -799,11 +801,12 @@ def main() -> None:
     os.environ["ANVIL_LLVM_NO_CACHE"] = "1"
     import_peers()
     cfg = QUICK if args.quick else FULL
-    out = args.out or (None if args.quick else DEFAULT_OUT)
+    out = args.out or (None if args.quick or args.only else DEFAULT_OUT)
+    sections = [f for f in SECTIONS if not args.only or f.__name__ in args.only]
     command = " ".join(["python", "scripts/bench_core.py", *sys.argv[1:]])
     parts = [header(command)]
     print(parts[0])
-    for section in SECTIONS:
+    for section in sections:
         parts.append(run_section(section, cfg).markdown())
         print(parts[-1], flush=True)
         if out is not None:                 # after every section: a crash keeps what was done

@@ -24,26 +24,27 @@ from . import blas
 log = logging.getLogger("anvil_llvm")
 
 _lock = threading.RLock()
-_initialised = False
-_engines: list = []        # engines live as long as the process: their code may be called anytime
+_engine = None             # one engine for all objects, alive as long as the process: its code
+                           # may be called anytime; a further object costs ~0.1 ms to load
 _VERSION = "0.1.0"
 _MAGIC = b"ANVILOBJ2"
 
 
 def initialise() -> None:
     """Initialise LLVM's native target once (safe to call again)."""
-    global _initialised
+    global _engine
     with _lock:
-        if _initialised:
+        if _engine is not None:
             return
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         llvm.initialize_native_asmparser()
-        _initialised = True
-        # The first engine makes LLVM load the process's symbols (Python's C API, libm), which
-        # `check_symbols` then finds with address_of_symbol.
-        _engines.append(llvm.create_mcjit_compiler(llvm.parse_assembly(""),
-                                                   target_machine(jit=True)))
+        # Creating the engine makes LLVM load the process's symbols (Python's C API, libm),
+        # which `check_symbols` then finds with address_of_symbol.
+        target = llvm.Target.from_default_triple()
+        _engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target.create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
+            reloc="pic", codemodel="small", jit=True))
 
 
 @functools.lru_cache(maxsize=1)
@@ -119,28 +120,27 @@ def check_symbols(externals: list[str]) -> None:
 
 @dataclass
 class Loaded:
-    """A finalised engine and the addresses of the symbols asked for."""
+    """The addresses of the symbols asked for in a loaded object."""
 
-    engine: object
     addresses: dict[str, int]
 
 
 def load_object(obj: bytes, externals: list[str], symbols: list[str]) -> Loaded:
-    """JIT-load an object file and resolve `symbols`; the engine is kept alive for good."""
+    """JIT-load an object file into the process's engine and resolve `symbols`. The engine
+    resolves symbols across all its objects, so every global symbol must be unique: functions
+    are named by their name and IR digest, entry points by their signature."""
+    initialise()
     with _lock:
         if blas.uses_blas(externals):
             blas.register()       # importing SciPy's BLAS costs ~0.4 s: only when needed
         check_symbols(externals)
-        tm = target_machine(jit=True)
-        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), tm)
-        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        engine.finalize_object()
-        addresses = {s: engine.get_function_address(s) for s in symbols}
-        _engines.append(engine)
+        _engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        _engine.finalize_object()
+        addresses = {s: _engine.get_function_address(s) for s in symbols}
     missing = [s for s, a in addresses.items() if not a]
     if missing:
         raise RuntimeError(f"JIT: symbols {missing} not found in the compiled object")
-    return Loaded(engine, addresses)
+    return Loaded(addresses)
 
 
 # ---- the on-disk cache ------------------------------------------------------------------------
