@@ -181,6 +181,13 @@ def _concat_emit(ctx, node, index):
     axis = node.arg
     dims = index.dims(e)
     ty = node.dtype.llvm
+    if dims[axis].lstrip("-").isdigit():        # a known position (unrolled code): one source
+        position = int(dims[axis])
+        for s in node.src:
+            if position < s.shape[axis]:
+                src_dims = dims[:axis] + (str(position),) + dims[axis + 1:]
+                return ctx.value(s, ctx.index(s.shape, src_dims))
+            position -= s.shape[axis]
     pieces, offset = [], 0
     for s in node.src:
         n = s.shape[axis]
