@@ -9,7 +9,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from ..ir import dtypes
-from ..ir.ops import CONST, CONST_ARRAY, INPUT, Reduction
+from ..ir.ops import CONCAT, CONST, CONST_ARRAY, INPUT, PAD, SLICE, Reduction
 from ..ir.uop import UOp
 from . import blas
 from .emitter import Emitter, ModuleParts
@@ -150,6 +150,7 @@ class Lowering:
         e.block(head)
         i = e.op(f"load i64, ptr {slot}")
         more = e.op(f"icmp slt i64 {i}, {count}")
+        e.spans[i] = (0, count - 1)     # inside the body
         e.line(f"br i1 {more}, label %{body}, label %{end}")
         e.block(body)
         self.scopes.append({})
@@ -174,6 +175,17 @@ class Lowering:
         dims, closes = self.loops(shape, hint)
         body(dims)
         _close(closes)
+
+    def each_range(self, start: int, stop: int, body) -> None:
+        """Call `body(i)` for i in [start, stop): a loop (whose counter's span the emitter knows)
+        or, for a few positions, once per literal position."""
+        if stop - start <= self.unroll_positions:
+            for i in range(start, stop):
+                body(str(i))
+            return
+        i, close = self.loop(stop - start, "s")
+        body(self.e.add_i(i, str(start)))
+        close()
 
     def loops(self, shape: tuple, hint: str) -> tuple[tuple[str, ...], list]:
         dims, closes = [], []
@@ -251,8 +263,58 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
     if kernel.flat:
         size = math.prod(kernel.shape)
         ctx.each((size,), "i", lambda dims: store_at(Index(kernel.shape, flat=dims[0])))
+    elif len(kernel.shape) == 1:
+        # Split where a bounds test of the fused code changes outcome: each piece's tests are
+        # then known (folded away by the emitter's index spans), e.g. the interior of a
+        # gradient of shifted slices runs without any.
+        cuts = [0, *_cuts(ctx, kernel), kernel.shape[0]]
+        for start, stop in zip(cuts, cuts[1:]):
+            ctx.each_range(start, stop, lambda d: store_at(Index(kernel.shape, dims=(d,))))
     else:
         ctx.each(kernel.shape, "i", lambda dims: store_at(Index(kernel.shape, dims=dims)))
+
+
+MAX_PIECES = 8      # a 1-D nest is split into at most this many loops
+
+
+def _cuts(ctx: Lowering, kernel: Kernel) -> list[int]:
+    """The positions of a 1-D nest where a bounds test in its fused code (padding, the pieces
+    of a concatenation) changes outcome, found by following the position through slices and
+    pads as `scale * i + offset`; none when there would be more than MAX_PIECES pieces."""
+    n = kernel.shape[0]
+    cuts: set[int] = set()
+    stack, seen = [(root, 1, 0) for root in kernel.roots], set()
+
+    def cut(scale: int, offset: int, edge: int) -> None:
+        """Where `scale * i + offset >= edge` starts or stops holding."""
+        if scale > 0:
+            cuts.add(-((offset - edge) // scale))
+        else:
+            cuts.add((edge - offset) // scale + 1)
+    while stack:
+        node, scale, offset = stack.pop()
+        if (node, scale, offset) in seen or node.ndim != 1 or (
+                node not in kernel.roots and node in ctx.sched.buffers):
+            continue
+        seen.add((node, scale, offset))
+        if node.op.kind == "elementwise" or accumulates(node) and node in kernel.roots:
+            stack.extend((src, scale, offset) for src in node.src)
+        elif node.op is SLICE:
+            ((start, step, _),) = node.arg
+            stack.append((node.src[0], scale * step, start + step * offset))
+        elif node.op is PAD:
+            ((low, _),) = node.arg
+            cut(scale, offset, low)
+            cut(scale, offset, low + node.src[0].shape[0])
+            stack.append((node.src[0], scale, offset - low))
+        elif node.op is CONCAT:
+            start = 0
+            for src in node.src:
+                cut(scale, offset, start)
+                stack.append((src, scale, offset - start))
+                start += src.shape[0]
+    inside = sorted(c for c in cuts if 0 < c < n)
+    return inside if len(inside) < MAX_PIECES else []
 
 
 def _fold(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:

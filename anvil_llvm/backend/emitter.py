@@ -69,6 +69,7 @@ class Emitter:
         self._count = 0
         self._labels = 0
         self.current = "entry"         # the block instructions are being added to
+        self.spans: dict[str, tuple[int, int]] = {}   # i64 values known to lie in [lo, hi]
 
     def fresh(self, hint: str = "") -> str:
         self._count += 1
@@ -117,7 +118,18 @@ class Emitter:
             return ""
         return self.op(text)
 
-    # ---- i64 index arithmetic, folded when the operands are literals -------------------------
+    # ---- i64 index arithmetic, folded when the operands are literals or their spans decide ---
+    def span(self, a: str) -> tuple[int, int] | None:
+        """The interval [lo, hi] an i64 value is known to lie in (a loop counter's range and
+        what is derived from it), or None."""
+        return (int(a), int(a)) if _is_int(a) else self.spans.get(a)
+
+    def _spanned(self, text: str, span: tuple[int, int] | None) -> str:
+        name = self.op(text)
+        if span is not None:
+            self.spans[name] = span
+        return name
+
     def add_i(self, a: str, b: str) -> str:
         if _is_int(a) and _is_int(b):
             return str(int(a) + int(b))
@@ -125,7 +137,9 @@ class Emitter:
             return b
         if b == "0":
             return a
-        return self.op(f"add nsw i64 {a}, {b}")
+        sa, sb = self.span(a), self.span(b)
+        span = (sa[0] + sb[0], sa[1] + sb[1]) if sa and sb else None
+        return self._spanned(f"add nsw i64 {a}, {b}", span)
 
     def mul_i(self, a: str, b: str) -> str:
         if _is_int(a) and _is_int(b):
@@ -136,28 +150,57 @@ class Emitter:
             return b
         if b == "1":
             return a
-        return self.op(f"mul nsw i64 {a}, {b}")
+        sa, sb = self.span(a), self.span(b)
+        span = None
+        if sa and sb:
+            corners = [x * y for x in sa for y in sb]
+            span = (min(corners), max(corners))
+        return self._spanned(f"mul nsw i64 {a}, {b}", span)
 
     def div_i(self, a: str, n: int) -> str:
         if _is_int(a):
             return str(int(a) // n)
-        return a if n == 1 else self.op(f"udiv i64 {a}, {n}")
+        if n == 1:
+            return a
+        sa = self.span(a)
+        if sa and 0 <= sa[0] and sa[1] < n:
+            return "0"
+        return self._spanned(f"udiv i64 {a}, {n}",
+                             (sa[0] // n, sa[1] // n) if sa and sa[0] >= 0 else None)
 
     def rem_i(self, a: str, n: int) -> str:
         if _is_int(a):
             return str(int(a) % n)
-        return "0" if n == 1 else self.op(f"urem i64 {a}, {n}")
+        if n == 1:
+            return "0"
+        sa = self.span(a)
+        if sa and 0 <= sa[0] and sa[1] < n:
+            return a
+        return self._spanned(f"urem i64 {a}, {n}", (0, n - 1))
 
     def in_range(self, a: str, n: int) -> str:
-        """i1: 0 <= a < n (one unsigned compare)."""
-        if _is_int(a):
-            return "true" if 0 <= int(a) < n else "false"
+        """i1: 0 <= a < n (one unsigned compare), folded when a's span decides it."""
+        sa = self.span(a)
+        if sa and 0 <= sa[0] and sa[1] < n:
+            return "true"
+        if sa and (sa[1] < 0 or sa[0] >= n):
+            return "false"
         return self.op(f"icmp ult i64 {a}, {n}")
+
+    def less_i(self, a: str, n: int) -> str:
+        """i1: a < n (signed), folded when a's span decides it."""
+        sa = self.span(a)
+        if sa and (sa[1] < n or sa[0] >= n):
+            return "true" if sa[1] < n else "false"
+        return self.op(f"icmp slt i64 {a}, {n}")
 
     def clamp_i(self, a: str, n: int) -> str:
         """a clamped into [0, n - 1], so that a load at a masked-off position stays in bounds."""
         if _is_int(a):
             return str(min(max(int(a), 0), n - 1))
+        sa = self.span(a)
+        if sa and 0 <= sa[0] and sa[1] < n:
+            return a
         low = self.call("i64", "llvm.smax.i64", [("i64", a), ("i64", "0")])
         return self.call("i64", "llvm.smin.i64", [("i64", low), ("i64", str(n - 1))])
 

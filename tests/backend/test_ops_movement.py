@@ -240,3 +240,25 @@ def test_movement_of_every_dtype(dtype):
     check(lambda m, a: (a[::-2, [0, -1]], a.T.reshape(2, 6), m.pad(a, ((0, 1), (2, 0))),
                         m.concatenate([a, a[:1]]), a.broadcast_to((2, 3, 4)) if m is av
                         else np.broadcast_to(a, (2, 3, 4))), x)
+
+
+@fast(30)
+@given(data=st.data())
+def test_one_dimensional_loops_split_at_bounds_tests(data):
+    """Sums of shifted, reversed, stepped, padded and joined vectors (the shape of gradients of
+    sliced functions): the loop runs in pieces whose bounds tests are known; exact values."""
+    n = data.draw(st.integers(1, 120))
+    x = data.draw(arrays(st.just((n,)), np.float64))
+    draws = [(data.draw(st.integers(-n, n)), data.draw(st.integers(-n, n)),
+              data.draw(st.sampled_from([1, -1, 2, -2])), data.draw(st.integers(0, 40)),
+              data.draw(st.integers(0, 40))) for _ in range(3)]
+
+    def expression(m, a):
+        pieces = [m.pad(a[start:stop:step], (low, high))
+                  for start, stop, step, low, high in draws]
+        size = max(p.shape[0] for p in pieces)
+        total = m.pad(pieces[0], (0, size - pieces[0].shape[0]))
+        for p in pieces[1:]:
+            total = total + m.pad(p, (size - p.shape[0], 0))
+        return m.concatenate([total * 2.0, a[::-1]])
+    check(expression, x)

@@ -198,8 +198,11 @@ def _concat_emit(ctx, node, index):
         offset += n
     result = pieces[-1][1]
     for end, value in reversed(pieces[:-1]):
-        below = e.op(f"icmp slt i64 {dims[axis]}, {end}")
-        result = e.op(f"select i1 {below}, {ty} {value}, {ty} {result}")
+        below = e.less_i(dims[axis], end)
+        if below in ("true", "false"):
+            result = value if below == "true" else result
+        else:
+            result = e.op(f"select i1 {below}, {ty} {value}, {ty} {result}")
     return result
 
 
