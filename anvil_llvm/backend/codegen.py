@@ -266,8 +266,12 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
     elif len(kernel.shape) == 1:
         # Split where a bounds test of the fused code changes outcome: each piece's tests are
         # then known (folded away by the emitter's index spans), e.g. the interior of a
-        # gradient of shifted slices runs without any.
+        # gradient of shifted slices runs without any. Only into one loop and unrolled edges:
+        # several loops cost LLVM more time than one loop with tests.
         cuts = [0, *_cuts(ctx, kernel), kernel.shape[0]]
+        loops = sum(stop - start > ctx.unroll_positions for start, stop in zip(cuts, cuts[1:]))
+        if loops > 1:
+            cuts = [0, kernel.shape[0]]
         for start, stop in zip(cuts, cuts[1:]):
             ctx.each_range(start, stop, lambda d: store_at(Index(kernel.shape, dims=(d,))))
     else:
