@@ -256,9 +256,10 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
             if (root, buffer) in folds:
                 _fold(ctx, root, buffer, index.dims(ctx.e))
                 continue
-            value = ctx.value(root, index)
-            ctx.store(buffer, index, value)
-            ctx.scopes[-1][(root, index.key)] = value
+            at = index.reshape(ctx.e, root.shape)      # the nest may run over a reshape's source
+            value = ctx.value(root, at)
+            ctx.store(buffer, at, value)
+            ctx.scopes[-1][(root, at.key)] = value
         ctx.computing = None
     if kernel.flat:
         size = math.prod(kernel.shape)
