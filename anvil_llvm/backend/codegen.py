@@ -256,10 +256,9 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
             if (root, buffer) in folds:
                 _fold(ctx, root, buffer, index.dims(ctx.e))
                 continue
-            at = index.reshape(ctx.e, root.shape)      # the nest may run over a reshape's source
-            value = ctx.value(root, at)
-            ctx.store(buffer, at, value)
-            ctx.scopes[-1][(root, at.key)] = value
+            value = ctx.value(root, index)
+            ctx.store(buffer, index, value)
+            ctx.scopes[-1][(root, index.key)] = value
         ctx.computing = None
     if kernel.flat:
         size = math.prod(kernel.shape)

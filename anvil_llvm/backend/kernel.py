@@ -58,16 +58,12 @@ class Index:
 
     Values are LLVM i64 operands (SSA names or literals); each form is derived on demand, so a
     chain of reshapes of a flat loop never divides, and an axis-wise loop never multiplies twice.
-    An index remembers the dims it had in the shapes it was reshaped from, so that reshaping
-    back (a 2-D nest storing a flat output that reads its 2-D source) never divides either.
     """
 
-    __slots__ = ("shape", "key", "_dims", "_flat", "_known")
+    __slots__ = ("shape", "key", "_dims", "_flat")
 
-    def __init__(self, shape: tuple, dims: tuple | None = None, flat: str | None = None,
-                 known: dict | None = None):
+    def __init__(self, shape: tuple, dims: tuple | None = None, flat: str | None = None):
         self.shape, self._dims, self._flat = shape, dims, flat
-        self._known = known or {}
         self.key = (shape, dims, None) if dims is not None else (shape, None, flat)
 
     def dims(self, e) -> tuple[str, ...]:
@@ -88,19 +84,12 @@ class Index:
 
     def reshape(self, e, shape: tuple) -> "Index":
         """The same element seen in an array of `shape` (same size)."""
-        if shape == self.shape:
-            return self
-        known = dict(self._known)
         if self._dims is not None:
-            known[self.shape] = self._dims
             kept = [(d, n) for d, n in zip(self._dims, self.shape) if n != 1]
             if [n for _, n in kept] == [n for n in shape if n != 1]:
                 it = iter(kept)
-                return Index(shape, dims=tuple(next(it)[0] if n != 1 else "0" for n in shape),
-                             known=known)
-        if shape in known:
-            return Index(shape, dims=known[shape], flat=self._flat, known=known)
-        return Index(shape, flat=self.flat(e), known=known)
+                return Index(shape, dims=tuple(next(it)[0] if n != 1 else "0" for n in shape))
+        return Index(shape, flat=self.flat(e))
 
 
 def buffer_nbytes(dtype, size: int) -> int:

@@ -76,26 +76,6 @@ def _is_flat(root: UOp, realised: set) -> bool:
     return True
 
 
-def _nest_shape(root: UOp, realised: set) -> tuple[int, ...]:
-    """The shape a map kernel's nest runs over: the root's, or the one of most axes that a
-    reshape in its fused code (reached through elementwise ops) comes from. Movement below
-    that reshape then reads per-axis positions the nest provides, instead of dividing a flat
-    one (a flat gradient of a function on a grid)."""
-    best, stack, seen = root.shape, [root], set()
-    while stack:
-        node = stack.pop()
-        if node in seen or node is not root and node in realised:
-            continue
-        seen.add(node)
-        if node.op.kind == "elementwise":
-            stack.extend(node.src)
-        elif node.op is RESHAPE:
-            if len(node.src[0].shape) > len(best):
-                best = node.src[0].shape
-            stack.append(node.src[0])
-    return best
-
-
 def _realise(order: list[UOp], outputs: list[UOp]) -> tuple[set, _Costs]:
     users = consumers(order)
     realised = {n for n in order if n.op.kind in ("reduce", "contract") and not
@@ -151,10 +131,9 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
             continue
         if accumulates(node):
             kernel = Kernel(node.src[0].shape, [node], ops=costs.nodes[node])
-        elif _is_flat(node, realised):
-            kernel = Kernel(node.shape, [node], flat=True, ops=costs.nodes[node])
         else:
-            kernel = Kernel(_nest_shape(node, realised), [node], ops=costs.nodes[node])
+            kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised),
+                            ops=costs.nodes[node])
         if node.shape == () and kernel.reduction is None:
             cost = costs.nodes[node]
             if chunk_cost + cost > CHUNK_OPS and chunk_cost:
