@@ -1,4 +1,5 @@
 """anvil_llvm: trace numerical Python functions, differentiate them, compile them with LLVM."""
+from .ad import vmap
 from .function import Arg, NumericalFunction, numerical_function
 from .ir.dtypes import bool_, float32, float64, int64
 from .tensor import (Tensor, abs, acos, arccos, arcsin, arctan, arctan2, asin, atan, atan2,
@@ -11,5 +12,5 @@ __all__ = [
     "Arg", "NumericalFunction", "Tensor", "abs", "acos", "arccos", "arcsin", "arctan", "arctan2",
     "asin", "atan", "atan2", "bool_", "concatenate", "cos", "cosh", "exp", "expm1", "float32",
     "float64", "int64", "log", "log1p", "matmul", "maximum", "minimum", "numerical_function",
-    "pad", "sin", "sinh", "sqrt", "stack", "tan", "tanh", "where",
+    "pad", "sin", "sinh", "sqrt", "stack", "tan", "tanh", "vmap", "where",
 ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import threading
+from collections import OrderedDict
 from typing import Callable
 
 import numpy as np
@@ -15,6 +17,28 @@ from .dense import (argnums_of, gradient_graph, hessian_block_graph, jacobian_gr
                     scalar_output, with_inputs)
 from .forward import jvp_graph
 from .reverse import vjp_graph
+
+
+SIGNATURES_KEPT = 64     # compiled signatures a traced callable (or lazy vmap) keeps, LRU
+
+
+_cache_lock = threading.Lock()
+
+
+def _cached(cache: OrderedDict, key, make):
+    """`cache[key]`, made on a miss (outside the lock: tracing may take long); the least
+    recently used entry goes past SIGNATURES_KEPT."""
+    with _cache_lock:
+        found = cache.get(key)
+        if found is not None:
+            cache.move_to_end(key)
+            return found
+    found = make()
+    with _cache_lock:
+        found = cache.setdefault(key, found)
+        if len(cache) > SIGNATURES_KEPT:
+            cache.popitem(last=False)
+    return found
 
 
 class Traced:
@@ -29,7 +53,7 @@ class Traced:
     def __init__(self, fn: Callable, stages: tuple = ()):
         self.fn, self.stages = fn, stages
         self.arity = _arity(fn)
-        self._cache: dict = {}
+        self._cache: OrderedDict = OrderedDict()
 
     def then(self, stage) -> "Traced":
         return Traced(self.fn, self.stages + (stage,))
@@ -40,8 +64,8 @@ class Traced:
         from ..function import Arg, NumericalFunction
         arrays = [np.asarray(a) for a in args[:self.arity]]
         key = tuple((a.shape, a.dtype.str) for a in arrays)
-        found = self._cache.get(key)
-        if found is None:
+
+        def make():
             name = re.sub(r"\W", "_", getattr(self.fn, "__name__", "fn"))
             name = name if re.match(r"[A-Za-z_]", name) and name != "_lambda_" else "fn"
             dtype = [a.dtype if a.dtype.kind == "f" else np.float64 for a in arrays]
@@ -49,8 +73,8 @@ class Traced:
                                                       zip(arrays, dtype)])
             for stage in self.stages:
                 found = stage(found)
-            self._cache[key] = found
-        return found
+            return found
+        return _cached(self._cache, key, make)
 
     def __call__(self, *args, **kwargs):
         return self.specialise(*args)(*args, **kwargs)
@@ -314,7 +338,7 @@ class _LazyVmap:
 
     def __init__(self, fn, in_axes, name):
         self.fn, self.in_axes, self.name = fn, in_axes, name
-        self._cache: dict = {}
+        self._cache: OrderedDict = OrderedDict()
 
     def __call__(self, *args):
         fn = self.fn.specialise(*_unbatched(args, self.in_axes)) \
@@ -324,10 +348,10 @@ class _LazyVmap:
         sizes = {np.shape(a)[ax] for a, ax in zip(args, axes) if ax is not None}
         if len(sizes) != 1:
             raise ValueError(f"vmap: batched arguments must share one batch size, got {sizes}")
-        key = (id(fn), sizes.pop())
-        if key not in self._cache:
-            self._cache[key] = _vmap(fn, self.in_axes, key[1], name=self.name)
-        return self._cache[key](*args)
+        size = sizes.pop()
+        # keyed by the function itself (not its id, which a freed function's successor reuses)
+        return _cached(self._cache, (fn, size),
+                       lambda: _vmap(fn, self.in_axes, size, name=self.name))(*args)
 
 
 def _unbatched(args, in_axes):

@@ -325,6 +325,23 @@ def test_plain_callables_are_traced_per_signature():
                                   np.diag([6.0, 12.0]))
 
 
+def test_traced_signatures_are_kept_least_recently_used(monkeypatch):
+    """A plain callable (and a lazy vmap) keeps a bounded number of compiled signatures; an
+    evicted one is traced again and still computes the right values."""
+    from anvil_llvm.ad import operators
+    monkeypatch.setattr(operators, "SIGNATURES_KEPT", 3)
+    g = grad(lambda x: (x ** 3).sum())
+    for n in (1, 2, 3, 4, 1, 5):
+        np.testing.assert_array_equal(g(np.ones(n)), np.full(n, 3.0))
+    assert len(g._cache) == 3
+    assert [key[0][0] for key in g._cache] == [(4,), (1,), (5,)]
+    batched = av.vmap(lambda x: (x * x).sum())
+    for size in (1, 2, 3, 4, 2):
+        rows = np.arange(size * 2.0).reshape(size, 2)
+        np.testing.assert_array_equal(batched(rows), (rows * rows).sum(axis=1))
+    assert len(batched._cache) <= 3
+
+
 @pytest.mark.parametrize("operator", [jvp, vjp, hvp])
 def test_jvp_vjp_hvp_of_plain_callables(operator):
     x = np.array([1.0, 2.0])
