@@ -263,29 +263,34 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
     if kernel.flat:
         size = math.prod(kernel.shape)
         ctx.each((size,), "i", lambda dims: store_at(Index(kernel.shape, flat=dims[0])))
-    elif len(kernel.shape) == 1:
-        # Split where a bounds test of the fused code changes outcome: each piece's tests are
-        # then known (folded away by the emitter's index spans), e.g. the interior of a
-        # gradient of shifted slices runs without any. Only into one loop and unrolled edges:
-        # several loops cost LLVM more time than one loop with tests.
-        cuts = [0, *_cuts(ctx, kernel), kernel.shape[0]]
-        loops = sum(stop - start > ctx.unroll_positions for start, stop in zip(cuts, cuts[1:]))
-        if loops > 1:
-            cuts = [0, kernel.shape[0]]
-        for start, stop in zip(cuts, cuts[1:]):
-            ctx.each_range(start, stop, lambda d: store_at(Index(kernel.shape, dims=(d,))))
-    else:
+        return
+    # The innermost axis is split where a bounds test of the fused code changes outcome: each
+    # piece's tests are then known (folded away by the emitter's index spans), e.g. the
+    # interior of a gradient of shifted slices runs without any. Only into one loop and
+    # unrolled edges: several loops cost LLVM more time than one loop with tests.
+    *outer, n = kernel.shape or (1,)
+    cuts = [0, *_cuts(ctx, kernel), n] if kernel.shape else [0, n]
+    if sum(stop - start > ctx.unroll_positions for start, stop in zip(cuts, cuts[1:])) > 1 \
+            or len(cuts) == 2:
         ctx.each(kernel.shape, "i", lambda dims: store_at(Index(kernel.shape, dims=dims)))
+        return
+
+    def pieces(dims):
+        for start, stop in zip(cuts, cuts[1:]):
+            ctx.each_range(start, stop,
+                           lambda d: store_at(Index(kernel.shape, dims=dims + (d,))))
+    ctx.each(tuple(outer), "i", pieces, inner=n)
 
 
-MAX_PIECES = 8      # a 1-D nest is split into at most this many loops
+MAX_PIECES = 8      # the innermost axis of a nest is split into at most this many pieces
 
 
 def _cuts(ctx: Lowering, kernel: Kernel) -> list[int]:
-    """The positions of a 1-D nest where a bounds test in its fused code (padding, the pieces
-    of a concatenation) changes outcome, found by following the position through slices and
-    pads as `scale * i + offset`; none when there would be more than MAX_PIECES pieces."""
-    n = kernel.shape[0]
+    """The positions along a nest's innermost axis where a bounds test in its fused code
+    (padding, the pieces of a concatenation) changes outcome, found by following the position
+    through slices and pads as `scale * i + offset` (through nodes of the nest's rank, whose
+    last axis is the nest's); none when there would be more than MAX_PIECES pieces."""
+    rank, n = len(kernel.shape), kernel.shape[-1]
     cuts: set[int] = set()
     stack, seen = [(root, 1, 0) for root in kernel.roots], set()
 
@@ -297,26 +302,29 @@ def _cuts(ctx: Lowering, kernel: Kernel) -> list[int]:
             cuts.add((edge - offset) // scale + 1)
     while stack:
         node, scale, offset = stack.pop()
-        if (node, scale, offset) in seen or node.ndim != 1 or (
+        if (node, scale, offset) in seen or node.ndim != rank or (
                 node not in kernel.roots and node in ctx.sched.buffers):
             continue
         seen.add((node, scale, offset))
         if node.op.kind == "elementwise" or accumulates(node) and node in kernel.roots:
             stack.extend((src, scale, offset) for src in node.src)
         elif node.op is SLICE:
-            ((start, step, _),) = node.arg
+            start, step, _ = node.arg[-1]
             stack.append((node.src[0], scale * step, start + step * offset))
         elif node.op is PAD:
-            ((low, _),) = node.arg
+            low, _ = node.arg[-1]
             cut(scale, offset, low)
-            cut(scale, offset, low + node.src[0].shape[0])
+            cut(scale, offset, low + node.src[0].shape[-1])
             stack.append((node.src[0], scale, offset - low))
         elif node.op is CONCAT:
             start = 0
             for src in node.src:
-                cut(scale, offset, start)
-                stack.append((src, scale, offset - start))
-                start += src.shape[0]
+                if node.arg == rank - 1:
+                    cut(scale, offset, start)
+                    stack.append((src, scale, offset - start))
+                    start += src.shape[-1]
+                else:
+                    stack.append((src, scale, offset))
     inside = sorted(c for c in cuts if 0 < c < n)
     return inside if len(inside) < MAX_PIECES else []
 

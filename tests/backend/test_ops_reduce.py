@@ -7,7 +7,7 @@ result's relative error meaningless); max and min and all integer reductions are
 """
 import numpy as np
 import pytest
-from avcheck import Tol, arrays, check, fast, floats, numpy_result, shapes, trace
+from avcheck import SIGNLESS, Tol, arrays, check, fast, floats, numpy_result, shapes, trace
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -231,11 +231,13 @@ def test_integer_reductions_on_long_arrays(name, shape, bound):
 @given(data=st.data())
 def test_reductions_over_leading_axes_fold_in_numpy_order(name, data):
     """A reduction whose source keeps its innermost axis folds rows in order, as NumPy does
-    for such axes: the compiled result is exact, NaN included."""
+    for such axes: the compiled result is exact, NaN included (max and min up to the sign of
+    a zero: they order -0.0 below +0.0, where NumPy keeps the later of two zeros)."""
     lead = data.draw(st.integers(1, 3))
     rows = data.draw(st.integers(9, 300))
     cols = data.draw(st.integers(2, 17))
     shape = (lead, rows, cols)
     x = data.draw(arrays(st.just(shape), np.float64))
     axis = data.draw(st.sampled_from([1, (0, 1)]))
-    check(lambda m, a: getattr(a, name)(axis=axis), x)
+    check(lambda m, a: getattr(a, name)(axis=axis), x,
+          tol=SIGNLESS if name in ("max", "min") else None)
