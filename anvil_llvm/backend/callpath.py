@@ -8,8 +8,9 @@ strided arrays, keywords, wrong shapes) goes to `ArgumentConverter`, a Python ob
 what NumPy's rules allow and raises a clear error for the rest, then calls the fast path again.
 
 One entry point serves every function of a signature (argument and result shapes and dtypes):
-its `self` is the tuple `(converter, table)`, where `table` is an int64 array holding the native
-function's address, its workspace size and whether to release the GIL. A new function of a
+its `self` is the tuple `(converter, table, workspace)`, where `table` is an int64 array holding
+the native function's address, its workspace size, whether to release the GIL, a busy flag and
+the address of `workspace` (kept for workspaces too large for the stack). A new function of a
 known signature thus compiles only its kernels.
 """
 from __future__ import annotations
@@ -117,8 +118,13 @@ def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tup
     symbol, text = entry_text(inputs, outputs, as_tuple)
     entry = build(text, [symbol], 0).addresses[symbol]
     converter = ArgumentConverter(name, inputs, outputs, as_tuple)
-    table = np.array([address, (work_bytes + 63) // 64 * 64, int(release_gil)], np.int64)
-    native = make_cfunction(name, entry, (converter, table))
+    size = (work_bytes + 63) // 64 * 64
+    # A workspace too large for the stack is allocated once and reused by every call that
+    # finds it free (the busy flag); a concurrent call allocates its own.
+    workspace = np.empty(size + 64 if size > STACK_WORK_LIMIT else 0, np.uint8)
+    cached = -(-workspace.ctypes.data // 64) * 64 if workspace.size else 0
+    table = np.array([address, size, int(release_gil), 0, cached], np.int64)
+    native = make_cfunction(name, entry, (converter, table, workspace))
     converter.native = native
     return native
 
@@ -180,15 +186,23 @@ class _Wrapper:
         return self.field(obj, ARRAY_DATA, "ptr")
 
     def call_native(self, pointers: list[str], tag: str, owned: list[str]) -> None:
-        """Call the native function with a workspace of the table's size (on the stack up to
-        STACK_WORK_LIMIT bytes, else on the heap), releasing the GIL if the table says so;
-        `owned` arrays are released if the workspace cannot be had."""
+        """Call the native function with a workspace of the table's size: on the stack up to
+        STACK_WORK_LIMIT bytes, else the function's cached workspace when its busy flag can be
+        taken, else a new heap block; the GIL is released if the table says so. `owned`
+        arrays are released if no workspace can be had."""
         heap = self.op(f"icmp ugt i64 %work.size, {STACK_WORK_LIMIT}")
         self.emit(f"br i1 {heap}, label %{tag}.heap, label %{tag}.stack")
         self.emit(f"{tag}.stack:")
         on_stack = self.op("alloca i8, i64 %work.size, align 64")
         self.emit(f"br label %{tag}.run")
         self.emit(f"{tag}.heap:")
+        taken = self.op("cmpxchg ptr %work.busy, i64 0, i64 1 acquire monotonic")
+        won = self.op(f"extractvalue {{ i64, i1 }} {taken}, 1")
+        self.emit(f"br i1 {won}, label %{tag}.cached, label %{tag}.alloc")
+        self.emit(f"{tag}.cached:")
+        cached = self.op("load ptr, ptr %work.cached")
+        self.emit(f"br label %{tag}.run")
+        self.emit(f"{tag}.alloc:")
         on_heap = self.op("call ptr @aligned_alloc(i64 64, i64 %work.size)")
         self.emit(f"br i1 {self.op(f'icmp eq ptr {on_heap}, null')}, label %{tag}.nomem, "
                   f"label %{tag}.run")
@@ -198,7 +212,9 @@ class _Wrapper:
         self.emit("call ptr @PyErr_NoMemory()")
         self.emit("ret ptr null")
         self.emit(f"{tag}.run:")
-        work = self.op(f"phi ptr [ {on_stack}, %{tag}.stack ], [ {on_heap}, %{tag}.heap ]")
+        work = self.op(f"phi ptr [ {on_stack}, %{tag}.stack ], [ {cached}, %{tag}.cached ], "
+                       f"[ {on_heap}, %{tag}.alloc ]")
+        kind = self.op(f"phi i8 [ 0, %{tag}.stack ], [ 1, %{tag}.cached ], [ 2, %{tag}.alloc ]")
         args = ", ".join(f"ptr {p}" for p in pointers + [work])
         self.emit(f"br i1 %release, label %{tag}.release, label %{tag}.hold")
         self.emit(f"{tag}.release:")
@@ -210,7 +226,11 @@ class _Wrapper:
         self.emit(f"call i32 %native({args})")
         self.emit(f"br label %{tag}.done")
         self.emit(f"{tag}.done:")
-        self.emit(f"br i1 {heap}, label %{tag}.free, label %{tag}.end")
+        self.emit(f"switch i8 {kind}, label %{tag}.end [ i8 1, label %{tag}.unbusy "
+                  f"i8 2, label %{tag}.free ]")
+        self.emit(f"{tag}.unbusy:")
+        self.emit("store atomic i64 0, ptr %work.busy release, align 8")
+        self.emit(f"br label %{tag}.end")
         self.emit(f"{tag}.free:")
         self.emit(f"call void @free(ptr {work})")
         self.emit(f"br label %{tag}.end")
@@ -242,6 +262,8 @@ class _Wrapper:
                           f"{self.op(f'getelementptr i8, ptr {table}, i64 8')}")
         gil = self.field(table, 16, "i64")
         self.lines.append(f"  %release = icmp ne i64 {gil}, 0")
+        self.lines.append(f"  %work.busy = getelementptr i8, ptr {table}, i64 24")
+        self.lines.append(f"  %work.cached = getelementptr i8, ptr {table}, i64 32")
         nargs = self.op(f"and i64 %nargsf, {VECTORCALL_NARGS_MASK}")
         self.check(self.op("icmp eq ptr %kwnames, null"), "nokw")
         api = self.op("load ptr, ptr @anvil_npy_api")

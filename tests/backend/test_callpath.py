@@ -308,7 +308,7 @@ def test_out_overlapping_a_converted_input_is_fine():
 @pytest.mark.parametrize("n", [8, 40_000], ids=["small", "gil-released"])
 def test_concurrent_calls(n):
     f = function(lambda x, y: ((x * y).sin() + x, (x * y).sum()), av.Arg(n), av.Arg(n))
-    _, table = f.native.__self__            # (converter, [address, work bytes, release])
+    table = f.native.__self__[1]            # [address, work bytes, release, busy, workspace]
     assert table[2] == (n >= callpath.GIL_RELEASE_WORK)
     rng = np.random.default_rng(n)
     inputs = [(rng.standard_normal(n), rng.standard_normal(n)) for _ in range(4)]
