@@ -264,25 +264,32 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
         size = math.prod(kernel.shape)
         ctx.each((size,), "i", lambda dims: store_at(Index(kernel.shape, flat=dims[0])))
         return
-    # The innermost axis is split where a bounds test of the fused code changes outcome: each
-    # piece's tests are then known (folded away by the emitter's index spans), e.g. the
-    # interior of a gradient of shifted slices runs without any. Only into one loop and
-    # unrolled edges: several loops cost LLVM more time than one loop with tests.
-    *outer, n = kernel.shape or (1,)
-    cuts = [0, *_cuts(ctx, kernel), n] if kernel.shape else [0, n]
-    if sum(stop - start > ctx.unroll_positions for start, stop in zip(cuts, cuts[1:])) > 1 \
-            or len(cuts) == 2:
+    bounds = _pieces(ctx, kernel)
+    if bounds is None:
         ctx.each(kernel.shape, "i", lambda dims: store_at(Index(kernel.shape, dims=dims)))
         return
 
     def pieces(dims):
-        for start, stop in zip(cuts, cuts[1:]):
+        for start, stop in zip(bounds, bounds[1:]):
             ctx.each_range(start, stop,
                            lambda d: store_at(Index(kernel.shape, dims=dims + (d,))))
-    ctx.each(tuple(outer), "i", pieces, inner=n)
+    ctx.each(kernel.shape[:-1], "i", pieces, inner=kernel.shape[-1])
 
 
 MAX_PIECES = 8      # the innermost axis of a nest is split into at most this many pieces
+
+
+def _pieces(ctx: Lowering, kernel: Kernel) -> list[int] | None:
+    """The bounds of the pieces a nest's innermost axis is split into, where a bounds test of
+    the fused code changes outcome: each piece's tests are then known (folded away by the
+    emitter's index spans), e.g. the interior of a gradient of shifted slices runs without
+    any. Only into one loop and unrolled edges (several loops cost LLVM more time than one
+    loop with tests); None when there is nothing to split."""
+    if not kernel.shape:
+        return None
+    bounds = [0, *_cuts(ctx, kernel), kernel.shape[-1]]
+    loops = sum(stop - start > ctx.unroll_positions for start, stop in zip(bounds, bounds[1:]))
+    return bounds if len(bounds) > 2 and loops <= 1 else None
 
 
 def _cuts(ctx: Lowering, kernel: Kernel) -> list[int]:
