@@ -111,12 +111,19 @@ def make_cfunction(name: str, address: int, self_object):
     return _new_cfunction(ctypes.byref(method), self_object, None)
 
 
+_entries: dict[tuple, int] = {}     # signature -> address of its loaded entry point
+
+
 def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool,
                 address: int, work_bytes: int, release_gil: bool):
     """The builtin function that checks arguments and calls the native function at `address`
     (compiling the entry point of this signature on first use)."""
-    symbol, text = entry_text(inputs, outputs, as_tuple)
-    entry = build(text, [symbol], 0).addresses[symbol]
+    signature = (tuple((s.shape, s.dtype.str) for s in inputs),
+                 tuple((s.shape, s.dtype.str) for s in outputs), as_tuple)
+    entry = _entries.get(signature)
+    if entry is None:
+        symbol, text = entry_text(inputs, outputs, as_tuple)
+        entry = _entries.setdefault(signature, build(text, [symbol], 0).addresses[symbol])
     converter = ArgumentConverter(name, inputs, outputs, as_tuple)
     size = (work_bytes + 63) // 64 * 64
     # A workspace too large for the stack is allocated once and reused by every call that

@@ -40,17 +40,16 @@ def initialise() -> None:
         llvm.initialize_native_asmprinter()
         llvm.initialize_native_asmparser()
         # Creating the engine makes LLVM load the process's symbols (Python's C API, libm),
-        # which `check_symbols` then finds with address_of_symbol.
+        # which `check_symbols` then finds with address_of_symbol. It only loads objects
+        # compiled elsewhere, so its target machine is the default one (no CPU query).
         target = llvm.Target.from_default_triple()
-        _engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target.create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(),
-            reloc="pic", codemodel="small", jit=True))
+        _engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""),
+                                             target.create_target_machine(jit=True))
 
 
 @functools.lru_cache(maxsize=1)
 def _host() -> tuple[str, str]:
     """The host CPU's name and feature string (asking LLVM costs about 0.3 ms each time)."""
-    initialise()
     return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
 
 
