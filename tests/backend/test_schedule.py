@@ -33,7 +33,9 @@ def test_shared_subexpressions_are_computed_once_or_recomputed_consistently():
 def test_workspace_on_the_heap():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((80, 80)) / 8
-    op = lambda m, a: (m.tanh(a @ a) @ a).sum(axis=0) + m.tanh(a @ a)[0]
+
+    def op(m, a):
+        return (m.tanh(a @ a) @ a).sum(axis=0) + m.tanh(a @ a)[0]
     f = av.NumericalFunction("heap", lambda a: op(av, a), (av.Arg((80, 80)),))
     assert f.work_bytes > callpath.STACK_WORK_LIMIT
     # calls release the GIL, so threads race for the function's one cached workspace: the
