@@ -114,12 +114,17 @@ def make_cfunction(name: str, address: int, self_object):
 _entries: dict[tuple, int] = {}     # signature -> address of its loaded entry point
 
 
+def _signature(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool) -> tuple:
+    """What an entry point depends on: argument and result shapes and dtypes, tuple or not."""
+    return (tuple((s.shape, s.dtype.str) for s in inputs),
+            tuple((s.shape, s.dtype.str) for s in outputs), as_tuple)
+
+
 def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool,
                 address: int, work_bytes: int, release_gil: bool):
     """The builtin function that checks arguments and calls the native function at `address`
     (compiling the entry point of this signature on first use)."""
-    signature = (tuple((s.shape, s.dtype.str) for s in inputs),
-                 tuple((s.shape, s.dtype.str) for s in outputs), as_tuple)
+    signature = _signature(inputs, outputs, as_tuple)
     entry = _entries.get(signature)
     if entry is None:
         symbol, text = entry_text(inputs, outputs, as_tuple)
@@ -369,8 +374,7 @@ def entry_text(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool
                ) -> tuple[str, str]:
     """The symbol and LLVM IR of the METH_FASTCALL|METH_KEYWORDS entry point of a signature;
     results come as a tuple when `as_tuple` (several outputs, or a traced 1-tuple)."""
-    signature = repr(([(s.shape, s.dtype.str) for s in inputs],
-                      [(s.shape, s.dtype.str) for s in outputs], as_tuple))
+    signature = repr(_signature(inputs, outputs, as_tuple))
     symbol = "anvil_entry_" + hashlib.sha256(signature.encode()).hexdigest()[:24]
     return symbol, _DECLARATIONS + _Wrapper(symbol, inputs, outputs, as_tuple).text()
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from ..ir import dtypes
-from ..ir.ops import CONCAT, CONST, CONST_ARRAY, INPUT, PAD, SLICE, Reduction
+from ..ir.ops import CONST, CONST_ARRAY, INPUT, Reduction
 from ..ir.uop import UOp
 from . import blas
 from .emitter import Emitter, ModuleParts
@@ -295,18 +295,12 @@ def _pieces(ctx: Lowering, kernel: Kernel) -> list[int] | None:
 def _cuts(ctx: Lowering, kernel: Kernel) -> list[int]:
     """The positions along a nest's innermost axis where a bounds test in its fused code
     (padding, the pieces of a concatenation) changes outcome, found by following the position
-    through slices and pads as `scale * i + offset` (through nodes of the nest's rank, whose
-    last axis is the nest's); none when there would be more than MAX_PIECES pieces."""
+    as `scale * i + offset` through elementwise ops and the ops' `last_axis` rules (through
+    nodes of the nest's rank, whose last axis is the nest's); none when there would be more
+    than MAX_PIECES pieces."""
     rank, n = len(kernel.shape), kernel.shape[-1]
     cuts: set[int] = set()
     stack, seen = [(root, 1, 0) for root in kernel.roots], set()
-
-    def cut(scale: int, offset: int, edge: int) -> None:
-        """Where `scale * i + offset >= edge` starts or stops holding."""
-        if scale > 0:
-            cuts.add(-((offset - edge) // scale))
-        else:
-            cuts.add((edge - offset) // scale + 1)
     while stack:
         node, scale, offset = stack.pop()
         if (node, scale, offset) in seen or node.ndim != rank or (
@@ -315,36 +309,23 @@ def _cuts(ctx: Lowering, kernel: Kernel) -> list[int]:
         seen.add((node, scale, offset))
         if node.op.kind == "elementwise" or accumulates(node) and node in kernel.roots:
             stack.extend((src, scale, offset) for src in node.src)
-        elif node.op is SLICE:
-            start, step, _ = node.arg[-1]
-            stack.append((node.src[0], scale * step, start + step * offset))
-        elif node.op is PAD:
-            low, _ = node.arg[-1]
-            cut(scale, offset, low)
-            cut(scale, offset, low + node.src[0].shape[-1])
-            stack.append((node.src[0], scale, offset - low))
-        elif node.op is CONCAT:
-            start = 0
-            for src in node.src:
-                if node.arg == rank - 1:
-                    cut(scale, offset, start)
-                    stack.append((src, scale, offset - start))
-                    start += src.shape[-1]
-                else:
-                    stack.append((src, scale, offset))
+        elif node.op.last_axis is not None:
+            edges, reads = node.op.last_axis(node)
+            # where `scale * i + offset >= edge` starts or stops holding
+            cuts.update(-((offset - edge) // scale) if scale > 0 else
+                        (edge - offset) // scale + 1 for edge in edges)
+            stack.extend((src, scale * step, step * offset + shift) for src, step, shift in reads)
     inside = sorted(c for c in cuts if 0 < c < n)
     return inside if len(inside) < MAX_PIECES else []
 
 
 def _fold(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
     """Fold the source element at `dims` into the output element it reduces to."""
-    out_dims = tuple(d for axis, d in enumerate(dims) if axis not in root.arg)
-    red_dims = tuple(d for axis, d in enumerate(dims) if axis in root.arg)
-    rule: Reduction = root.op.emit
-    x = rule.body(ctx, root, out_dims, red_dims)
-    index = Index(root.shape, dims=out_dims)
+    src = root.src[0]
+    x = ctx.value(src, Index(src.shape, dims=dims))
+    index = Index(root.shape, dims=tuple(d for axis, d in enumerate(dims) if axis not in root.arg))
     partial = ctx.load(buffer, index)
-    ctx.store(buffer, index, rule.combine.emit.scalar(ctx.e, root, partial, x))
+    ctx.store(buffer, index, root.op.emit.combine.emit.scalar(ctx.e, root, partial, x))
 
 
 def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:

@@ -20,6 +20,9 @@ class OpDef:
     The transform rules receive the graph builder `B` (anvil_llvm.ir.build) first:
     `jvp(B, node, tangents) -> tangent`, `vjp(B, node, ct) -> cotangent per source` and
     `batch(B, node, sources, batched) -> node with a leading batch axis`; None is a zero.
+    `last_axis(node) -> (edges, reads)` says how a movement op reads along its last axis: at
+    position p it reads each `(source, step, shift)` of `reads` at `step * p + shift`, and its
+    bounds tests change outcome at the positions `edges` (the backend splits loops there).
     """
 
     name: str
@@ -33,6 +36,7 @@ class OpDef:
     jvp: Callable | None = None
     vjp: Callable | None = None
     batch: Callable | None = None
+    last_axis: Callable | None = None
 
     def __repr__(self) -> str:
         return self.name

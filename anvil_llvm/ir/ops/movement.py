@@ -116,7 +116,8 @@ SLICE = OpDef("slice", 1, kind="movement", shape=_slice_shape, dtype=_same_dtype
               jvp=lambda B, node, t: B.slice_(t[0], node.arg),
               vjp=lambda B, node, ct: (B.unslice(ct, node.arg, node.src[0].shape),),
               batch=lambda B, node, src, batched: B.slice_(
-                  src[0], ((0, 1, src[0].shape[0]),) + node.arg))
+                  src[0], ((0, 1, src[0].shape[0]),) + node.arg),
+              last_axis=lambda node: ((), ((node.src[0], node.arg[-1][1], node.arg[-1][0]),)))
 """arg = ((start, step, count), ...) per axis: source index start + step * i."""
 
 
@@ -151,11 +152,18 @@ def _pad_vjp(B, node, ct):
     return (B.slice_(ct, spec),)
 
 
+def _pad_last_axis(node):
+    """The source, shifted by the low padding; tests at both ends of it."""
+    low, _ = node.arg[-1]
+    return (low, low + node.src[0].shape[-1]), ((node.src[0], 1, -low),)
+
+
 PAD = OpDef("pad", 1, kind="movement", shape=_pad_shape, dtype=_same_dtype,
             numpy=lambda pads, x: np.pad(x, pads) if pads else x.copy(),   # np.pad refuses 0-d
             emit=_pad_emit, cost=1,
             jvp=lambda B, node, t: B.pad(t[0], node.arg), vjp=_pad_vjp,
-            batch=lambda B, node, src, batched: B.pad(src[0], ((0, 0),) + node.arg))
+            batch=lambda B, node, src, batched: B.pad(src[0], ((0, 0),) + node.arg),
+            last_axis=_pad_last_axis)
 """arg = ((before, after), ...) zeros per axis."""
 
 
@@ -227,9 +235,19 @@ def _concat_batch(B, node, sources, batched):
                      for s, b in zip(sources, batched)], node.arg + 1)
 
 
+def _concat_last_axis(node):
+    """Joined along the last axis: each source from where it starts (a test there); joined
+    along another: every source at the same position."""
+    if node.arg != node.ndim - 1:
+        return (), tuple((s, 1, 0) for s in node.src)
+    starts = np.cumsum([0] + [s.shape[-1] for s in node.src[:-1]]).tolist()
+    return tuple(starts), tuple((s, 1, -start) for s, start in zip(node.src, starts))
+
+
 CONCAT = OpDef("concat", None, kind="movement", shape=_concat_shape, dtype=_concat_dtype,
                numpy=lambda axis, *xs: np.concatenate(xs, axis=axis), emit=_concat_emit, cost=1,
-               jvp=_concat_jvp, vjp=_concat_vjp, batch=_concat_batch)
+               jvp=_concat_jvp, vjp=_concat_vjp, batch=_concat_batch,
+               last_axis=_concat_last_axis)
 """arg = the axis joined along."""
 
 
