@@ -13,7 +13,7 @@ from ..ir.ops import CONST, CONST_ARRAY, INPUT, Reduction
 from ..ir.uop import UOp
 from . import blas
 from .emitter import Emitter, ModuleParts
-from .kernel import Buffer, Index, Kernel, accumulates
+from .kernel import Buffer, Index, Kernel, accumulates, innermost_reads
 from .schedule import Schedule, inline_reduction
 
 
@@ -37,6 +37,10 @@ class Lowering:
         self.scopes: list[dict] = [{}]
         self.computing: UOp | None = None
         self.unroll_positions = 0   # loop nests over at most this many positions are unrolled
+        # Inside a loop with windows (`each_range`): (node, leading dims, offset from the
+        # counter) -> its value, and the counter with the position it starts at.
+        self.window: dict = {}
+        self.window_base: tuple[str, int] | None = None
 
     # ---- the interface op rules use ------------------------------------------------------------
     def index(self, shape: tuple, dims: tuple) -> Index:
@@ -45,6 +49,10 @@ class Lowering:
     def value(self, node: UOp, index: Index) -> str:
         if node.op is CONST:
             return node.op.emit(self, node, index)
+        if self.window:
+            found = self.window.get(self._window_key(node, index))
+            if found is not None:
+                return found
         key = (node, index.key)
         for scope in reversed(self.scopes):
             found = scope.get(key)
@@ -176,16 +184,60 @@ class Lowering:
         body(dims)
         _close(closes)
 
-    def each_range(self, start: int, stop: int, body) -> None:
+    def each_range(self, start: int, stop: int, body, windows: dict | None = None,
+                   lead: tuple = ()) -> None:
         """Call `body(i)` for i in [start, stop): a loop (whose counter's span the emitter knows)
-        or, for a few positions, once per literal position."""
+        or, for a few positions, once per literal position. In the loop, each node of
+        `windows` (a kernel's) is computed once per iteration at `(*lead, i + highest)` and
+        carried in registers to the iterations that read it at lower offsets."""
         if stop - start <= self.unroll_positions:
             for i in range(start, stop):
                 body(str(i))
             return
+        e = self.e
+        slots = {node: self._carry_in(node, lead, start, low, high)
+                 for node, (low, high) in (windows or {}).items()}
         i, close = self.loop(stop - start, "s")
-        body(self.e.add_i(i, str(start)))
+        position = e.add_i(i, str(start))
+        self.window_base = (i, start)
+        for node, (low, high) in (windows or {}).items():
+            ty = node.dtype.llvm
+            for c, slot in zip(range(low, high), slots[node]):
+                self.window[(node, lead, c)] = e.op(f"load {ty}, ptr {slot}")
+            self.window[(node, lead, high)] = self._computed_in_range(
+                node, lead, e.add_i(position, str(high)))
+        body(position)
+        for node, (low, high) in (windows or {}).items():
+            for c, slot in zip(range(low, high), slots[node]):
+                e.line(f"store {node.dtype.llvm} {self.window[(node, lead, c + 1)]}, ptr {slot}")
+        self.window, self.window_base = {}, None
         close()
+
+    def _carry_in(self, node: UOp, lead: tuple, start: int, low: int, high: int) -> list[str]:
+        """Slots holding `node` at the offsets [low, high) of a loop's first position."""
+        slots = []
+        for c in range(low, high):
+            slot = self.e.alloca(node.dtype.llvm)
+            value = self._computed_in_range(node, lead, str(start + c))
+            self.e.line(f"store {node.dtype.llvm} {value}, ptr {slot}")
+            slots.append(slot)
+        return slots
+
+    def _computed_in_range(self, node: UOp, lead: tuple, position: str) -> str:
+        """`node` at `(*lead, position)`, or zero where that position is outside it (where
+        nothing reads it)."""
+        index = Index(node.shape, dims=lead + (position,))
+        return self.guarded(self.e.in_range(position, node.shape[-1]),
+                            lambda: self.value(node, index), node.dtype.zero, node.dtype.llvm)
+
+    def _window_key(self, node: UOp, index: Index):
+        """The `window` key of `node` at `index`, when it is the loop counter plus a literal."""
+        dims = index.key[1]
+        if not dims:
+            return None
+        base, offset = self.e.offset_of(dims[-1])
+        counter, start = self.window_base
+        return (node, dims[:-1], offset - start) if base == counter else None
 
     def loops(self, shape: tuple, hint: str) -> tuple[tuple[str, ...], list]:
         dims, closes = [], []
@@ -265,14 +317,16 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
         ctx.each((size,), "i", lambda dims: store_at(Index(kernel.shape, flat=dims[0])))
         return
     bounds = _pieces(ctx, kernel)
-    if bounds is None:
+    if bounds is None and not kernel.windows:
         ctx.each(kernel.shape, "i", lambda dims: store_at(Index(kernel.shape, dims=dims)))
         return
+    bounds = bounds or [0, kernel.shape[-1]]
 
     def pieces(dims):
         for start, stop in zip(bounds, bounds[1:]):
             ctx.each_range(start, stop,
-                           lambda d: store_at(Index(kernel.shape, dims=dims + (d,))))
+                           lambda d: store_at(Index(kernel.shape, dims=dims + (d,))),
+                           kernel.windows, dims)
     ctx.each(kernel.shape[:-1], "i", pieces, inner=kernel.shape[-1])
 
 
@@ -294,27 +348,20 @@ def _pieces(ctx: Lowering, kernel: Kernel) -> list[int] | None:
 
 def _cuts(ctx: Lowering, kernel: Kernel) -> list[int]:
     """The positions along a nest's innermost axis where a bounds test in its fused code
-    (padding, the pieces of a concatenation) changes outcome, found by following the position
-    as `scale * i + offset` through elementwise ops and the ops' `last_axis` rules (through
-    nodes of the nest's rank, whose last axis is the nest's); none when there would be more
-    than MAX_PIECES pieces."""
-    rank, n = len(kernel.shape), kernel.shape[-1]
+    (padding, the pieces of a concatenation) changes outcome, found from where the ops with
+    `last_axis` rules are read (`innermost_reads`); none when there would be more than
+    MAX_PIECES pieces."""
+    n = kernel.shape[-1]
     cuts: set[int] = set()
-    stack, seen = [(root, 1, 0) for root in kernel.roots], set()
-    while stack:
-        node, scale, offset = stack.pop()
-        if (node, scale, offset) in seen or node.ndim != rank or (
-                node not in kernel.roots and node in ctx.sched.buffers):
+    realised = ctx.sched.buffers
+    for node, at in innermost_reads(kernel.roots, len(kernel.shape), realised):
+        if at is None or node.op.last_axis is None or (
+                node not in kernel.roots and node in realised):
             continue
-        seen.add((node, scale, offset))
-        if node.op.kind == "elementwise" or accumulates(node) and node in kernel.roots:
-            stack.extend((src, scale, offset) for src in node.src)
-        elif node.op.last_axis is not None:
-            edges, reads = node.op.last_axis(node)
-            # where `scale * i + offset >= edge` starts or stops holding
-            cuts.update(-((offset - edge) // scale) if scale > 0 else
-                        (edge - offset) // scale + 1 for edge in edges)
-            stack.extend((src, scale * step, step * offset + shift) for src, step, shift in reads)
+        scale, offset, _ = at
+        # where `scale * i + offset >= edge` starts or stops holding
+        cuts.update(-((offset - edge) // scale) if scale > 0 else
+                    (edge - offset) // scale + 1 for edge in node.op.last_axis(node)[0])
     inside = sorted(c for c in cuts if 0 < c < n)
     return inside if len(inside) < MAX_PIECES else []
 

@@ -70,6 +70,7 @@ class Emitter:
         self._labels = 0
         self.current = "entry"         # the block instructions are being added to
         self.spans: dict[str, tuple[int, int]] = {}   # i64 values known to lie in [lo, hi]
+        self.offsets: dict[str, tuple[str, int]] = {}  # i64 values that are `base + literal`
 
     def fresh(self, hint: str = "") -> str:
         self._count += 1
@@ -139,7 +140,16 @@ class Emitter:
             return a
         sa, sb = self.span(a), self.span(b)
         span = (sa[0] + sb[0], sa[1] + sb[1]) if sa and sb else None
-        return self._spanned(f"add nsw i64 {a}, {b}", span)
+        name = self._spanned(f"add nsw i64 {a}, {b}", span)
+        if _is_int(a) or _is_int(b):
+            value, literal = (b, a) if _is_int(a) else (a, b)
+            base, offset = self.offset_of(value)
+            self.offsets[name] = (base, offset + int(literal))
+        return name
+
+    def offset_of(self, a: str) -> tuple[str, int]:
+        """`a` as `(base, offset)` with `a == base + offset`, following additions of literals."""
+        return self.offsets.get(a, (a, 0))
 
     def mul_i(self, a: str, b: str) -> str:
         if _is_int(a) and _is_int(b):

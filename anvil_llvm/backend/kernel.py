@@ -1,6 +1,7 @@
 """The loop-nest IR: buffers, kernels (a loop nest and the nodes it stores) and symbolic indices."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +34,33 @@ def accumulates(node: UOp) -> bool:
     return bool(inner) and inner[-1] not in node.arg and node.size > 1
 
 
+def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp, tuple | None]]:
+    """Every node the fused code of a nest of `rank` axes storing `roots` reaches, with where
+    it is read along the nest's innermost axis i: `(scale, offset, aligned)` for position
+    `scale * i + offset` of its last axis (`aligned` when each other axis is read at the nest's
+    own position), or None when an op on the way is not followed (elementwise ops and the ops'
+    `last_axis` rules are). Realised nodes other than the roots are reached, not entered."""
+    stack, seen = [(root, (1, 0, True)) for root in roots], set()
+    while stack:
+        node, at = stack.pop()
+        if (node, at) in seen:
+            continue
+        seen.add((node, at))
+        yield node, at
+        if node not in roots and node in realised:
+            continue
+        if at is not None and node.ndim == rank and (
+                node.op.kind == "elementwise" or accumulates(node) and node in roots):
+            stack.extend((s, at if s.shape == node.shape else None) for s in node.src)
+        elif at is not None and node.ndim == rank and node.op.last_axis is not None:
+            scale, offset, aligned = at
+            _, reads, kept = node.op.last_axis(node)
+            stack.extend((s, (scale * step, step * offset + shift, aligned and kept))
+                         for s, step, shift in reads)
+        else:
+            stack.extend((s, None) for s in node.src)
+
+
 @dataclass
 class Kernel:
     """One loop nest over `shape` storing `roots` (a reduction or contraction kernel has one root
@@ -46,6 +74,9 @@ class Kernel:
     chunk: int | None = None  # chunk id of grouped scalar kernels
     ops: int = 1              # operations emitted per position (roots and what fuses into them)
     stores: list[tuple[UOp, Buffer]] = field(default_factory=list)
+    # nodes computed once per position of the innermost loop and kept for the next iterations,
+    # which read them at the offsets (lowest, highest) from the loop's counter
+    windows: dict[UOp, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def reduction(self) -> UOp | None:

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 from ..ir.ops import CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, RESHAPE
 from ..ir.uop import UOp, consumers, toposort
 from . import blas
-from .kernel import Buffer, Kernel, accumulates, buffer_nbytes
+from .kernel import Buffer, Kernel, accumulates, buffer_nbytes, innermost_reads
 
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
 CHUNK_OPS = 250         # scalar code per noinline function (LLVM_NOTES.md section 2)
 SMALL_REDUCTION = 8     # reductions over at most this many elements are unrolled in place
 MAX_DEPTH = 96          # deeper expressions are realised: bounds the emitter's recursion
+WINDOW = 4              # a node read at offsets this close along a loop is carried, not stored
 
 
 @dataclass
@@ -142,6 +143,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
             kernel.chunk = chunk_id
         kernels.append(kernel)
     _share_nests(kernels, realised)
+    _slide_windows(kernels, realised, set(outputs), costs)
     # Outputs whose node lives elsewhere (an input, a constant, another output) are copied.
     for node, buffer in zip(outputs, output_buffers):
         if buffers[node] is not buffer and node.size:
@@ -169,6 +171,43 @@ def _share_nests(kernels: list[Kernel], realised: set) -> None:
         else:
             merged.append(kernel)
     kernels[:] = merged
+
+
+def _slide_windows(kernels: list[Kernel], realised: set, outputs: set, costs: _Costs) -> None:
+    """Unrealise the intermediates that one kernel alone reads, at a few nearby offsets of its
+    innermost loop (a stencil: `y[i] = g(x[i]) - g(x[i - 1])`): that kernel computes each once
+    per iteration, carrying it to the next iterations, instead of a kernel storing it for this
+    one to load (one loop nest less for LLVM, no workspace traffic) or recomputing it per
+    offset."""
+    readers: dict[UOp, list[Kernel]] = {}
+    for kernel in kernels:
+        for node in _reads(kernel, realised):
+            readers.setdefault(node, []).append(kernel)
+    for kernel in kernels:
+        if (kernel.reduction is not None or kernel.chunk is not None or kernel.flat
+                or not kernel.shape or kernel.shape[-1] < 2
+                or any(costs.depth[root] > MAX_DEPTH // 2 for root in kernel.roots)):
+            continue
+        reads: dict[UOp, set] = {}
+        for node, at in innermost_reads(kernel.roots, len(kernel.shape), realised):
+            if node in realised and node not in kernel.roots:
+                reads.setdefault(node, set()).add(at)
+        for node, ats in reads.items():
+            if not (node not in outputs and _fusable(node) and readers[node] == [kernel]
+                    and node.shape[:-1] == kernel.shape[:-1] and len(ats) > 1
+                    and costs.depth[node] <= MAX_DEPTH // 2
+                    and all(at is not None and at[0] == 1 and at[2] for at in ats)):
+                continue
+            offsets = [offset for _, offset, _ in ats]
+            if max(offsets) - min(offsets) >= WINDOW:
+                continue
+            kernel.windows[node] = (min(offsets), max(offsets))
+            kernel.ops += costs.nodes[node]
+            realised.discard(node)
+            for other in kernels:
+                if node in other.roots:
+                    other.roots.remove(node)
+    kernels[:] = [kernel for kernel in kernels if kernel.roots]
 
 
 def _can_share(first: Kernel, then: Kernel, realised: set) -> bool:

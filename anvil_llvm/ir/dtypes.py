@@ -25,6 +25,11 @@ class DType:
     def is_float(self) -> bool:
         return self.kind == "f"
 
+    @property
+    def zero(self) -> str:
+        """The LLVM literal of zero (false for bool)."""
+        return "0.0" if self.kind == "f" else ("false" if self.kind == "b" else "0")
+
     def __repr__(self) -> str:
         return self.name
 

@@ -20,9 +20,10 @@ class OpDef:
     The transform rules receive the graph builder `B` (anvil_llvm.ir.build) first:
     `jvp(B, node, tangents) -> tangent`, `vjp(B, node, ct) -> cotangent per source` and
     `batch(B, node, sources, batched) -> node with a leading batch axis`; None is a zero.
-    `last_axis(node) -> (edges, reads)` says how a movement op reads along its last axis: at
-    position p it reads each `(source, step, shift)` of `reads` at `step * p + shift`, and its
-    bounds tests change outcome at the positions `edges` (the backend splits loops there).
+    `last_axis(node) -> (edges, reads, kept)` says how a movement op reads along its last axis:
+    at position p it reads each `(source, step, shift)` of `reads` at `step * p + shift`, its
+    bounds tests change outcome at the positions `edges` (the backend splits loops there), and
+    `kept` tells whether every other axis is read at the node's own position.
     """
 
     name: str

@@ -3,7 +3,9 @@ stack and on the heap (reused by liveness), deep fused chains and huge straight-
 graphs split into chunks, all compared bit for bit with the interpreter."""
 import numpy as np
 import pytest
-from avcheck import Tol, check, run_in_threads
+from avcheck import Tol, check, fast, run_in_threads
+from hypothesis import given
+from hypothesis import strategies as st
 
 import anvil_llvm as av
 from anvil_llvm.backend import callpath
@@ -125,3 +127,66 @@ def test_kernels_over_one_shape_share_a_nest_only_when_reads_are_aligned(op, nes
     at its own position; shifted or reduced reads keep their own nest. Values are exact."""
     assert _nests(op, A) == nests
     check(op, A)
+
+
+def _g(a):
+    """Arithmetic costly enough (> RECOMPUTE_LIMIT) to be stored, not recomputed, when read twice
+    at different places; exact in both libraries (no transcendental)."""
+    return ((a * a + 1.0) * (a - 3.0) + a) / (a * a + 2.0) * (a + 0.5) - a * 0.25
+
+
+def _shift(m, a, low, high, axis=1):
+    """`a` padded with `low` zeros before and `high` after along `axis`: read at an offset."""
+    pads = [(0, 0)] * a.ndim
+    pads[axis] = (low, high)
+    return m.pad(a, tuple(pads))
+
+
+@pytest.mark.parametrize("op, nests", [
+    (lambda m, a: _shift(m, _g(a), 1, 0) - _shift(m, _g(a), 0, 1), 1),
+    (lambda m, a: _shift(m, _g(a), 2, 0) - _shift(m, _g(a), 1, 1) * 2.0
+     + _shift(m, _g(a), 0, 2), 1),
+    (lambda m, a: (_shift(m, _g(a), 1, 0) - _shift(m, _g(a), 0, 1))[:, 1:-1], 1),
+    (lambda m, a: m.where(_shift(m, _g(a), 1, 0) > 0.0, 1.0, _shift(m, _g(a), 0, 1)), 1),
+    (lambda m, a: _shift(m, _g(a) > 0.0, 1, 0) & _shift(m, _g(a) > 0.0, 0, 1), 1),
+    (lambda m, a: _shift(m, _g(a), 1, 0, 0) - _shift(m, _g(a), 0, 1, 0), 2),
+    (lambda m, a: _shift(m, _shift(m, _g(a), 1, 0), 1, 0, 0)
+     - _shift(m, _shift(m, _g(a), 0, 1), 0, 1, 0), 2),
+    (lambda m, a: _shift(m, _g(a), 4, 0) - _shift(m, _g(a), 0, 4), 2),
+    (lambda m, a: (_shift(m, _g(a), 1, 0) - _shift(m, _g(a), 0, 1), _g(a)), 2),
+    (lambda m, a: (_shift(m, _g(a), 1, 0) - _shift(m, _g(a), 0, 1), _g(a).max(axis=1)), 3),
+], ids=["difference", "second difference", "interior", "in a condition", "bool",
+        "along the outer axis", "not aligned", "too far apart", "also an output",
+        "also reduced"])
+@pytest.mark.parametrize("shape", [(3, 40), (2, 7)], ids=["loop", "unrolled"])
+def test_nodes_read_at_nearby_offsets_slide_along_the_inner_loop(op, nests, shape):
+    """An intermediate that one nest reads at offsets at most WINDOW - 1 apart along its
+    innermost axis is computed there once per iteration and carried to the next ones (one nest);
+    reads along another axis, far apart or by another kernel keep it stored."""
+    a = np.random.default_rng(5).uniform(-2.0, 2.0, shape)
+    assert _nests(op, a) == nests
+    check(op, a)
+
+
+@fast(40)
+@given(data=st.data())
+def test_random_sliding_windows(data):
+    """Weighted sums of one stored intermediate shifted along the last axis (some close enough
+    to slide, some not), optionally cut to a slice, against NumPy and the interpreter, exactly."""
+    rows = data.draw(st.integers(1, 3))
+    n = data.draw(st.integers(2, 45))
+    dtype = data.draw(st.sampled_from([np.float64, np.float32]))
+    a = np.random.default_rng(data.draw(st.integers(0, 99))).uniform(-2.0, 2.0, (rows, n))
+    a = a.astype(dtype)
+    taps = data.draw(st.lists(st.tuples(st.integers(0, 5), st.sampled_from([0.5, -2.0, 3.0])),
+                              min_size=2, max_size=4))
+    width = max(shift for shift, _ in taps)
+    start = data.draw(st.integers(0, n + width - 1))
+    stop = data.draw(st.integers(start + 1, n + width))
+
+    def op(m, x):
+        g = _g(x)
+        total = sum((_shift(m, g, shift, width - shift) * dtype(weight) for shift, weight in taps),
+                    start=_shift(m, g * dtype(0.0), 0, width))
+        return total[:, start:stop]
+    check(op, a)

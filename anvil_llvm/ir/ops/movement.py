@@ -106,6 +106,13 @@ def _slice_emit(ctx, node, index):
     return ctx.value(node.src[0], ctx.index(node.src[0].shape, src_dims))
 
 
+def _slice_last_axis(node):
+    """The source at `start + step * p`; other axes in place when they are taken whole."""
+    start, step, _ = node.arg[-1]
+    kept = all(spec == (0, 1, n) for spec, n in zip(node.arg[:-1], node.src[0].shape))
+    return (), ((node.src[0], step, start),), kept
+
+
 def _slice_numpy(spec, x):
     return x[tuple(slice(start, start + step * count if start + step * count >= 0 else None, step)
                    for start, step, count in spec)]
@@ -117,7 +124,7 @@ SLICE = OpDef("slice", 1, kind="movement", shape=_slice_shape, dtype=_same_dtype
               vjp=lambda B, node, ct: (B.unslice(ct, node.arg, node.src[0].shape),),
               batch=lambda B, node, src, batched: B.slice_(
                   src[0], ((0, 1, src[0].shape[0]),) + node.arg),
-              last_axis=lambda node: ((), ((node.src[0], node.arg[-1][1], node.arg[-1][0]),)))
+              last_axis=_slice_last_axis)
 """arg = ((start, step, count), ...) per axis: source index start + step * i."""
 
 
@@ -143,8 +150,7 @@ def _pad_emit(ctx, node, index):
     index = ctx.index(src.shape, tuple(src_dims))
     if inside is None:
         return ctx.value(src, index)
-    zero = "0.0" if node.dtype.is_float else ("false" if node.dtype.kind == "b" else "0")
-    return ctx.guarded(inside, lambda: ctx.value(src, index), zero, node.dtype.llvm)
+    return ctx.guarded(inside, lambda: ctx.value(src, index), node.dtype.zero, node.dtype.llvm)
 
 
 def _pad_vjp(B, node, ct):
@@ -155,7 +161,8 @@ def _pad_vjp(B, node, ct):
 def _pad_last_axis(node):
     """The source, shifted by the low padding; tests at both ends of it."""
     low, _ = node.arg[-1]
-    return (low, low + node.src[0].shape[-1]), ((node.src[0], 1, -low),)
+    kept = all(pads == (0, 0) for pads in node.arg[:-1])
+    return (low, low + node.src[0].shape[-1]), ((node.src[0], 1, -low),), kept
 
 
 PAD = OpDef("pad", 1, kind="movement", shape=_pad_shape, dtype=_same_dtype,
@@ -239,9 +246,9 @@ def _concat_last_axis(node):
     """Joined along the last axis: each source from where it starts (a test there); joined
     along another: every source at the same position."""
     if node.arg != node.ndim - 1:
-        return (), tuple((s, 1, 0) for s in node.src)
+        return (), tuple((s, 1, 0) for s in node.src), False
     starts = np.cumsum([0] + [s.shape[-1] for s in node.src[:-1]]).tolist()
-    return tuple(starts), tuple((s, 1, -start) for s, start in zip(node.src, starts))
+    return tuple(starts), tuple((s, 1, -start) for s, start in zip(node.src, starts)), True
 
 
 CONCAT = OpDef("concat", None, kind="movement", shape=_concat_shape, dtype=_concat_dtype,
