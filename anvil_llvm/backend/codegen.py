@@ -107,7 +107,7 @@ class Lowering:
 
     def address(self, buffer: Buffer, index: Index) -> str:
         """The address of one element; literal offsets fold into one byte offset."""
-        flat = index.flat(self.e)
+        flat = self.e.add_i(index.flat(self.e), str(buffer.offset))
         base = self.pointer(buffer)
         if buffer.kind == "work":
             if flat.lstrip("-").isdigit():

@@ -17,6 +17,7 @@ class Buffer:
     position: int      # argument position (input/output), byte offset (work), table id (const)
     dtype: object
     size: int
+    offset: int = 0    # elements before it in an output it is a block of
 
 
 def accumulates(node: UOp) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..ir.ops import CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, RESHAPE
+from ..ir.ops import ADD, CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, PAD, RESHAPE
 from ..ir.uop import UOp, consumers, toposort
 from . import blas
 from .kernel import Buffer, Kernel, accumulates, buffer_nbytes, innermost_reads
@@ -124,11 +124,13 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
     for node, buffer in zip(outputs, output_buffers):
         if node not in buffers:
             buffers[node] = buffer
+    tiled = _tile_outputs(order, outputs, realised, buffers)
 
     kernels: list[Kernel] = []
     chunk_id, chunk_cost = 0, 0
     for node in order:
-        if node not in realised or node.op in (INPUT, CONST_ARRAY) or node.size == 0:
+        if (node not in realised or node.op in (INPUT, CONST_ARRAY) or node.size == 0
+                or node in tiled):
             continue
         if accumulates(node):
             kernel = Kernel(node.src[0].shape, [node], ops=costs.nodes[node])
@@ -171,6 +173,54 @@ def _share_nests(kernels: list[Kernel], realised: set) -> None:
         else:
             merged.append(kernel)
     kernels[:] = merged
+
+
+def _tile_outputs(order: list[UOp], outputs: list[UOp], realised: set, buffers: dict) -> set:
+    """The outputs that are sums of realised nodes zero-padded along the leading axis into
+    blocks tiling them exactly (a gradient with respect to a flat vector of parameters: each
+    block's gradient padded to its place): each block is then computed in its place in the
+    output, which needs no kernel of its own (nor the workspace and the copy)."""
+    users = consumers(order)
+    tiled = set()
+    for node in outputs:
+        buffer = buffers[node]
+        blocks = _blocks(node, users, realised, set(outputs)) if node.ndim else None
+        if buffer.kind != "output" or node in tiled or not blocks:
+            continue
+        for offset, block in blocks:
+            buffers[block] = Buffer("output", buffer.position, block.dtype, block.size, offset)
+        tiled.add(node)
+    return tiled
+
+
+def _blocks(node: UOp, users: dict, realised: set, outputs: set) -> list | None:
+    """`node` as [(flat offset, block)] when it is an add-tree of leading-axis pads of
+    (reshaped) realised nodes used only there, tiling it exactly; else None."""
+    stride = math.prod(node.shape[1:])
+    blocks, stack = [], [node]
+    while stack:
+        part = stack.pop()
+        if part is not node and len(users[part]) != 1:
+            return None
+        if part.op is ADD:
+            stack.extend(part.src)
+            continue
+        if part.op is not PAD or any(pads != (0, 0) for pads in part.arg[1:]):
+            return None
+        block = part.src[0]
+        while block.op is RESHAPE and len(users[block]) == 1:
+            block = block.src[0]
+        if (block not in realised or block.op in (INPUT, CONST_ARRAY) or block in outputs
+                or len(users[block]) != 1 or block.dtype != node.dtype):
+            return None
+        blocks.append((part.arg[0][0] * stride, block))
+    blocks.sort(key=lambda b: b[0])
+    end = 0
+    for offset, block in blocks:
+        if offset != end:
+            return None
+        end += block.size
+    return blocks if end == node.size else None
 
 
 def _slide_windows(kernels: list[Kernel], realised: set, outputs: set, costs: _Costs) -> None:

@@ -190,3 +190,27 @@ def test_random_sliding_windows(data):
                     start=_shift(m, g * dtype(0.0), 0, width))
         return total[:, start:stop]
     check(op, a)
+
+
+B = np.random.default_rng(7).uniform(-1.0, 1.0, (12, 10))
+
+
+@pytest.mark.parametrize("op, nests", [
+    (lambda m, a: m.pad((a @ a.T).reshape(144), (0, 22)) + m.pad(a.sum(axis=0), (144, 12))
+     + m.pad(a.max(axis=1), (154, 0)), 3),
+    (lambda m, a: m.pad(a @ a.T, ((0, 2), (0, 0))) + m.pad(a[:2] @ a.T, ((12, 0), (0, 0))), 2),
+    (lambda m, a: m.pad(a.sum(axis=0), (0, 13)) + m.pad(a.max(axis=1), (11, 0)), 3),
+    (lambda m, a: m.pad(a.sum(axis=0), (0, 3)) + m.pad(a.max(axis=1), (1, 0)), 3),
+    (lambda m, a: (m.pad(a.sum(axis=0), (0, 12)) + m.pad(a.max(axis=1), (10, 0)),
+                   a.sum(axis=0) * 2.0), 4),
+    (lambda m, a: m.pad(a @ a.T, ((0, 0), (0, 2))) + m.pad((a[:2] @ a.T).T, ((0, 0), (12, 0))),
+     3),
+], ids=["flat blocks", "blocks of rows", "gap", "overlap", "block used elsewhere",
+        "blocks of columns"])
+def test_outputs_tiled_by_padded_blocks_are_computed_in_place(op, nests):
+    """An output that sums realised blocks zero-padded into place along its leading axis, tiling
+    it, has no kernel: each block is computed straight into its part of the output. Gaps,
+    overlaps, blocks read elsewhere and blocks that are not contiguous keep the output's own
+    kernel. All compared with NumPy and the interpreter, also through out= arrays."""
+    assert _nests(op, B) == nests
+    check(op, B, tol=Tol(1e-14, 1e-14))
