@@ -1,4 +1,4 @@
-"""Graph simplification as data: rewrite rows `(op, rule)` applied bottom-up until nothing changes.
+"""Graph simplification as data: rewrite rows `(op, rule)` applied bottom-up until none fires.
 
 Constant folding stops at `FOLD_LIMIT` elements so structured constants (broadcast scalars,
 iotas) are never expanded into large arrays.
@@ -149,35 +149,40 @@ for _op, _rule in RULES:
     _BY_OP.setdefault(_op, []).append(_rule)
 
 
-def _rewrite(node: UOp) -> tuple[UOp, bool]:
-    """`node` after applying rules until none fires, and whether any fired."""
-    fired, changed = False, True
-    while changed:
-        changed = False
-        for rule in _BY_OP.get(node.op, []) + _BY_OP[None]:
-            new = rule(node)
-            if new is not None and new is not node:
-                node, changed, fired = new, True, True
-                break
-    return node, fired
+MAX_NESTING = 64    # rewrites of rewrites simplified at once; deeper ones wait for a later pass
 
 
-def _pass(outputs: Sequence[UOp]) -> tuple[list[UOp], bool]:
-    """One bottom-up pass; also says whether any rule fired (else a further pass is useless)."""
-    memo: dict[UOp, UOp] = {}
-    any_fired = False
-    for node in toposort(outputs):
+def _simplified(roots: Sequence[UOp], memo: dict, nesting: int = 0) -> bool:
+    """Simplify the graph of `roots` into `memo` (node -> its simplified form; simplified nodes
+    map to themselves), sources first. A rule's result is simplified at once, its new nodes
+    included, so one traversal reaches the fixed point; returns False when rewrites nested
+    deeper than MAX_NESTING were left for another traversal."""
+    complete = True
+    for node in toposort(roots, memo):
         src = tuple(memo[s] for s in node.src)
-        same = all(a is b for a, b in zip(src, node.src))
-        rebuilt = node if same else UOp(node.op, src, node.arg)
-        memo[node], fired = _rewrite(rebuilt)
-        any_fired |= fired
-    return [memo[o] for o in outputs], any_fired
+        rebuilt = node if all(a is b for a, b in zip(src, node.src)) else UOp(node.op, src,
+                                                                              node.arg)
+        result = memo.get(rebuilt)
+        if result is None:
+            result = rebuilt
+            for rule in _BY_OP.get(rebuilt.op, []) + _BY_OP[None]:
+                new = rule(rebuilt)
+                if new is not None and new is not rebuilt:
+                    if nesting < MAX_NESTING:
+                        complete &= _simplified([new], memo, nesting + 1)
+                        result = memo[new]
+                    else:
+                        result, complete = new, False
+                    break
+        memo[node] = memo[rebuilt] = result
+        memo.setdefault(result, result)
+    return complete
 
 
 def simplify(outputs: Sequence[UOp], max_passes: int = 8) -> list[UOp]:
-    """Apply the rewrite rules bottom-up, pass after pass until nothing changes (a rule may
-    create nodes that other rules then rewrite, such as slices pushed towards the inputs).
+    """Apply the rewrite rules bottom-up until none fires: a rule's result is simplified in
+    turn (a slice pushed through an elementwise op meets the next op), so one traversal
+    usually suffices; very deep chains of rewrites take up to `max_passes`.
 
     >>> from anvil_llvm.ir.ops import INPUT
     >>> from anvil_llvm.ir import dtypes
@@ -188,7 +193,9 @@ def simplify(outputs: Sequence[UOp], max_passes: int = 8) -> list[UOp]:
     """
     outputs = list(outputs)
     for _ in range(max_passes):
-        outputs, fired = _pass(outputs)
-        if not fired:
+        memo: dict[UOp, UOp] = {}
+        complete = _simplified(outputs, memo)
+        outputs = [memo[o] for o in outputs]
+        if complete:
             break
     return outputs

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Hashable, Iterable
+from typing import Any, Callable, Container, Hashable, Iterable
 
 import numpy as np
 
@@ -130,11 +130,14 @@ class Payload:
         return f"Payload({self.array.dtype}{list(self.array.shape)})"
 
 
-def toposort(roots: Iterable[UOp]) -> list[UOp]:
-    """All nodes reachable from `roots`, each after its sources (iterative: graphs may be deep)."""
+def toposort(roots: Iterable[UOp], done: Container = ()) -> list[UOp]:
+    """All nodes reachable from `roots` without passing through `done`, each after its sources
+    (iterative: graphs may be deep)."""
     order: list[UOp] = []
     visited: set[UOp] = set()
     for root in roots:
+        if root in done:
+            continue
         if root in visited:
             continue
         visited.add(root)
@@ -142,7 +145,7 @@ def toposort(roots: Iterable[UOp]) -> list[UOp]:
         while stack:
             node, sources = stack[-1]
             for s in sources:
-                if s not in visited:
+                if s not in visited and s not in done:
                     visited.add(s)
                     stack.append((s, iter(s.src)))
                     break

@@ -129,6 +129,21 @@ def test_slices_move_through_elementwise_ops():
                if s.op is O.SLICE)
 
 
+@pytest.mark.parametrize("length", [10, 200], ids=["short", "deeper than MAX_NESTING"])
+def test_slices_move_through_long_chains_in_one_call(length):
+    """A slice pushed through a chain of elementwise ops reaches the input in one call (the
+    rewrites of rewrites go past MAX_NESTING in later traversals), with the same values."""
+    (x,) = inputs_of(((8,), dtypes.float64))
+    chain = x
+    for k in range(length):
+        chain = chain * 1.5 + float(k % 3) if k % 2 else (chain - 0.25).abs()
+    node = simplified(chain[2:5])
+    assert node.shape == (3,)
+    assert all(s.src[0].op is O.INPUT for s in toposort([node]) if s.op is O.SLICE)
+    value = np.linspace(-1.0, 1.0, 8)
+    assert_same(evaluate([node], [value])[0], evaluate([chain.node], [value])[0][2:5])
+
+
 def test_simplify_is_idempotent_and_keeps_shared_nodes():
     x = x3()
     a = (x * 1.0).sin()
