@@ -231,7 +231,7 @@ def _slide_windows(kernels: list[Kernel], realised: set, outputs: set, costs: _C
     offset."""
     readers: dict[UOp, list[Kernel]] = {}
     for kernel in kernels:
-        for node in _reads(kernel, realised):
+        for node in _reads(kernel.roots, realised):
             readers.setdefault(node, []).append(kernel)
     for kernel in kernels:
         if (kernel.reduction is not None or kernel.chunk is not None or kernel.flat
@@ -246,7 +246,8 @@ def _slide_windows(kernels: list[Kernel], realised: set, outputs: set, costs: _C
             if not (node not in outputs and _fusable(node) and readers[node] == [kernel]
                     and node.shape[:-1] == kernel.shape[:-1] and len(ats) > 1
                     and costs.depth[node] <= MAX_DEPTH // 2
-                    and all(at is not None and at[0] == 1 and at[2] for at in ats)):
+                    and all(at is not None and at[0] == 1 and at[2] for at in ats)
+                    and not _reads([node], realised) & set(kernel.roots)):
                 continue
             offsets = [offset for _, offset, _ in ats]
             if max(offsets) - min(offsets) >= WINDOW:
@@ -301,8 +302,9 @@ def _merge_chunks(kernels: list[Kernel]) -> None:
     kernels[:] = merged
 
 
-def _reads(kernel: Kernel, realised: set) -> set:
-    found, stack, seen = set(), list(kernel.roots), set()
+def _reads(roots: list[UOp], realised: set) -> set:
+    """The realised nodes that the fused code of `roots` loads."""
+    found, stack, seen = set(), list(roots), set()
     while stack:
         node = stack.pop()
         if node in seen:
@@ -324,7 +326,7 @@ def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict) -> int:
     """Give every realised intermediate a workspace offset; slots are reused once dead."""
     last_use: dict[UOp, int] = {}
     for k, kernel in enumerate(kernels):
-        for node in _reads(kernel, realised):
+        for node in _reads(kernel.roots, realised):
             last_use[node] = k
     free: dict[int, list[int]] = {}
     dying: dict[int, list[UOp]] = {}
