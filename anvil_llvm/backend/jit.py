@@ -88,7 +88,10 @@ def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]
     with _lock:
         tm = target_machine(jit=False, opt=codegen_opt)
         t0 = time.perf_counter()
-        module = llvm.parse_assembly(ir_text)
+        # A context of its own: LLVM's global one (numba's too) keeps every constant and type
+        # ever parsed into it, growing with each build.
+        context = llvm.create_context()
+        module = llvm.parse_assembly(ir_text, context=context)
         module.triple = tm.triple
         module.data_layout = str(tm.target_data)
         module.verify()
@@ -98,6 +101,8 @@ def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]
         t2 = time.perf_counter()
         obj = tm.emit_object(module)
         t3 = time.perf_counter()
+        module.close()
+        context.close()
     if t3 - t0 > 1.0:
         log.info("LLVM: parse %.2fs, optimise %.2fs, codegen %.2fs", t1 - t0, t2 - t1, t3 - t2)
     return obj, externals
