@@ -60,7 +60,8 @@ class Traced:
 
     def specialise(self, *args):
         """The NumericalFunction for the shapes and dtypes of the function's own arguments
-        (the leading `arity` of `args`; operators such as jvp append tangents after them)."""
+        (the leading `arity` of `args`; operators such as jvp append tangents after them).
+        Integer arguments stay integers, and differentiating one is an error (as in JAX)."""
         from ..function import Arg, NumericalFunction
         arrays = [np.asarray(a) for a in args[:self.arity]]
         key = tuple((a.shape, a.dtype.str) for a in arrays)
@@ -68,9 +69,7 @@ class Traced:
         def make():
             name = re.sub(r"\W", "_", getattr(self.fn, "__name__", "fn"))
             name = name if re.match(r"[A-Za-z_]", name) and name != "_lambda_" else "fn"
-            dtype = [a.dtype if a.dtype.kind == "f" else np.float64 for a in arrays]
-            found = NumericalFunction(name, self.fn, [Arg(a.shape, d) for a, d in
-                                                      zip(arrays, dtype)])
+            found = NumericalFunction(name, self.fn, [Arg(a.shape, a.dtype) for a in arrays])
             for stage in self.stages:
                 found = stage(found)
             return found

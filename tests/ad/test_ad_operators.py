@@ -383,6 +383,18 @@ def test_argnum_of_an_integer_input():
             operator(f, argnum=1)
 
 
+def test_integer_arguments_of_a_plain_callable_keep_their_dtype():
+    """Traced at the first call, an integer argument stays an integer (2**53 + 1 is not
+    rounded to a float), and differentiating it is a clear error, as for a NumericalFunction."""
+    def fn(x, k):
+        return (x * (k - 2**53)).sum()
+    np.testing.assert_array_equal(gradient(fn)(np.ones(2), np.array(2**53 + 1)), [1.0, 1.0])
+    with pytest.raises(TypeError, match="argument 1 \\('k'\\) of fn has dtype int64"):
+        gradient(fn, argnum=1)(np.ones(2), np.array(3))
+    with pytest.raises(TypeError, match="argument 0 \\('x'\\) of fn has dtype int64"):
+        gradient(fn)(np.arange(2), np.array(3))
+
+
 def test_unknown_jacobian_mode():
     with pytest.raises(ValueError, match="mode.*'sideways'"):
         jacobian(CUBIC, mode="sideways")
