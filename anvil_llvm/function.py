@@ -194,7 +194,7 @@ class NumericalFunction:
             if self._native is None:
                 callpath.register_numpy_api()
                 symbol, text, codegen_opt, sched = self._module()
-                self.address = jit.build(text, [symbol], codegen_opt).addresses[symbol]
+                self.address = jit.build(text, [symbol], codegen_opt)[symbol]
                 native = callpath.entry_point(
                     self.name, *self._specs(), self.multiple, self.address, sched.work_bytes,
                     release_gil=sched.elements >= callpath.GIL_RELEASE_WORK)

@@ -128,7 +128,7 @@ def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tup
     entry = _entries.get(signature)
     if entry is None:
         symbol, text = entry_text(inputs, outputs, as_tuple)
-        entry = _entries.setdefault(signature, build(text, [symbol], 0).addresses[symbol])
+        entry = _entries.setdefault(signature, build(text, [symbol], 0)[symbol])
     converter = ArgumentConverter(name, inputs, outputs, as_tuple)
     size = (work_bytes + 63) // 64 * 64
     # A workspace too large for the stack is allocated once and reused by every call that

@@ -13,7 +13,6 @@ import stat
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import llvmlite
@@ -123,15 +122,8 @@ def check_symbols(externals: list[str]) -> None:
                            "process; the compiled code cannot be loaded")
 
 
-@dataclass
-class Loaded:
-    """The addresses of the symbols asked for in a loaded object."""
-
-    addresses: dict[str, int]
-
-
-def load_object(obj: bytes, externals: list[str], symbols: list[str]) -> Loaded:
-    """JIT-load an object file into the process's engine and resolve `symbols`. The engine
+def load_object(obj: bytes, externals: list[str], symbols: list[str]) -> dict[str, int]:
+    """JIT-load an object file into the process's engine; the addresses of `symbols`. The engine
     resolves symbols across all its objects, so every global symbol must be unique: functions
     are named by their name and IR digest, entry points by their signature."""
     initialise()
@@ -145,7 +137,7 @@ def load_object(obj: bytes, externals: list[str], symbols: list[str]) -> Loaded:
     missing = [s for s, a in addresses.items() if not a]
     if missing:
         raise RuntimeError(f"JIT: symbols {missing} not found in the compiled object")
-    return Loaded(addresses)
+    return addresses
 
 
 # ---- the on-disk cache ------------------------------------------------------------------------
@@ -212,10 +204,10 @@ def cache_write(key: str, obj: bytes, externals: list[str]) -> None:
         log.warning("anvil_llvm: could not write the cache entry %s: %s", key, e)
 
 
-_memory: dict[str, Loaded] = {}
+_memory: dict[str, dict[str, int]] = {}   # cache key -> the loaded symbols' addresses
 
 
-def build(ir_text: str, symbols: list[str], codegen_opt: int = 3) -> Loaded:
+def build(ir_text: str, symbols: list[str], codegen_opt: int = 3) -> dict[str, int]:
     """Compile (or fetch from the memory and disk caches) and load a module; `codegen_opt` is
     the code generator's level (0 for huge chunked scalar code, whose register allocation is
     otherwise superlinear)."""

@@ -71,7 +71,7 @@ def test_identical_graphs_compile_once(cache, compiles):
     g = av.NumericalFunction("same", lambda y: y * c + 1.0, (av.Arg(4),))
     np.testing.assert_array_equal(f(np.ones(4)), g(np.ones(4)))
     assert len(compiles) == 1
-    added = [jit._memory[key].addresses for key in set(jit._memory) - before]
+    added = [jit._memory[key] for key in set(jit._memory) - before]
     assert len([a for a in added if not any(ENTRY in name for name in a)]) == 1
     assert f.address == g.address
 

@@ -19,7 +19,7 @@ F64, I64, BOOL = dtypes.float64, dtypes.int64, dtypes.bool_
 RNG = np.random.default_rng(7)
 A = RNG.uniform(-0.9, 0.9, (2, 3))       # inside every math function's domain
 B = RNG.uniform(0.1, 2.0, (2, 3))
-I = RNG.integers(-5, 6, (2, 3))
+K = RNG.integers(-5, 6, (2, 3))
 P = A > 0
 Q = B > 1
 
@@ -29,7 +29,7 @@ def inp(position: int, value: np.ndarray) -> UOp:
 
 
 x, y = inp(0, A), inp(1, B)
-i, p, q = inp(0, I), inp(0, P), inp(1, Q)
+i, p, q = inp(0, K), inp(0, P), inp(1, Q)
 MATH = {O.SIN: np.sin, O.COS: np.cos, O.TAN: np.tan, O.EXP: np.exp, O.LOG: np.log,
         O.SQRT: np.sqrt, O.TANH: np.tanh, O.SINH: np.sinh, O.COSH: np.cosh, O.ASIN: np.arcsin,
         O.ACOS: np.arccos, O.ATAN: np.arctan, O.LOG1P: np.log1p, O.EXPM1: np.expm1}
@@ -46,15 +46,15 @@ CASES = [
     (O.SQRT, UOp(O.SQRT, (y,)), [A, B], np.sqrt(B)),
     *[(op, UOp(op, (x, y)), [A, B], fn(A, B)) for op, fn in BINARY.items() if op is not O.POW],
     (O.POW, UOp(O.POW, (y, x)), [A, B], B ** A),          # a positive base
-    *[(op, UOp(op, (i, i)), [I], fn(I, I)) for op, fn in BINARY.items()
+    *[(op, UOp(op, (i, i)), [K], fn(K, K)) for op, fn in BINARY.items()
       if op not in (O.DIV, O.POW, O.ATAN2)],
     *[(op, UOp(op, (p, q)), [P, Q], fn(P, Q)) for op, fn in LOGIC.items()],
     (O.NOT, UOp(O.NOT, (p,)), [P], ~P),
-    (O.NEG, UOp(O.NEG, (i,)), [I], -I),
-    (O.ABS, UOp(O.ABS, (i,)), [I], np.abs(I)),
+    (O.NEG, UOp(O.NEG, (i,)), [K], -K),
+    (O.ABS, UOp(O.ABS, (i,)), [K], np.abs(K)),
     (O.WHERE, UOp(O.WHERE, (inp(2, Q), x, y)), [A, B, Q], np.where(Q, A, B)),
     (O.CAST, UOp(O.CAST, (x,), I64), [A], A.astype(np.int64)),
-    (O.CAST, UOp(O.CAST, (i,), dtypes.float32), [I], I.astype(np.float32)),
+    (O.CAST, UOp(O.CAST, (i,), dtypes.float32), [K], K.astype(np.float32)),
     (O.CAST, UOp(O.CAST, (x,), BOOL), [A], A != 0),
     (O.CONST, UOp(O.ADD, (x, UOp(O.EXPAND, (UOp(O.RESHAPE, (O.const(2.5),), (1, 1)),),
                                   (2, 3)))), [A], A + 2.5),
@@ -74,12 +74,12 @@ CASES = [
     (O.CONCAT, UOp(O.CONCAT, (x, y, x), 1), [A, B], np.hstack([A, B, A])),
     (O.GATHER, UOp(O.GATHER, (x,), gather_arg(1, np.array([[2, 0], [1, 1]]))), [A],
      np.stack([A[:, [2, 0]], A[:, [1, 1]]], axis=1)),
-    (O.REDUCE_SUM, UOp(O.REDUCE_SUM, (i,), (0, 1)), [I], np.array(I.sum())),
-    (O.REDUCE_PROD, UOp(O.REDUCE_PROD, (i,), (1,)), [I], I.prod(axis=1)),
+    (O.REDUCE_SUM, UOp(O.REDUCE_SUM, (i,), (0, 1)), [K], np.array(K.sum())),
+    (O.REDUCE_PROD, UOp(O.REDUCE_PROD, (i,), (1,)), [K], K.prod(axis=1)),
     (O.REDUCE_MAX, UOp(O.REDUCE_MAX, (x,), (0,)), [A], A.max(axis=0)),
     (O.REDUCE_MIN, UOp(O.REDUCE_MIN, (x,), (1,)), [A], A.min(axis=1)),
     (O.CONTRACT, UOp(O.CONTRACT, (i, UOp(O.PERMUTE, (i,), (1, 0))), ((1,), (0,), (), ())),
-     [I], I @ I.T),
+     [K], K @ K.T),
 ]
 
 
