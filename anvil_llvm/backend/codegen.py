@@ -194,20 +194,20 @@ class Lowering:
             for i in range(start, stop):
                 body(str(i))
             return
-        e = self.e
+        e, windows = self.e, windows or {}
         slots = {node: self._carry_in(node, lead, start, low, high)
-                 for node, (low, high) in (windows or {}).items()}
+                 for node, (low, high) in windows.items()}
         i, close = self.loop(stop - start, "s")
         position = e.add_i(i, str(start))
         self.window_base = (i, start)
-        for node, (low, high) in (windows or {}).items():
+        for node, (low, high) in windows.items():
             ty = node.dtype.llvm
             for c, slot in zip(range(low, high), slots[node]):
                 self.window[(node, lead, c)] = e.op(f"load {ty}, ptr {slot}")
             self.window[(node, lead, high)] = self._computed_in_range(
                 node, lead, e.add_i(position, str(high)))
         body(position)
-        for node, (low, high) in (windows or {}).items():
+        for node, (low, high) in windows.items():
             for c, slot in zip(range(low, high), slots[node]):
                 e.line(f"store {node.dtype.llvm} {self.window[(node, lead, c + 1)]}, ptr {slot}")
         self.window, self.window_base = {}, None

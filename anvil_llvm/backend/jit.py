@@ -53,16 +53,16 @@ def _host() -> tuple[str, str]:
 
 
 @functools.lru_cache(maxsize=None)
-def target_machine(jit: bool, opt: int = 3):
-    """A host target machine (code generation at `opt`), made once (~0.3 ms); `jit=False` gives
-    the PIC/small-code-model one for objects that are also linked into programs (LLVM_NOTES.md
-    section 5). Used under `_lock`."""
+def target_machine(opt: int = 3):
+    """The host target machine generating code at `opt`, made once (~0.3 ms): PIC and the
+    small code model, so that its objects are JIT-loaded and can also be linked into programs
+    (LLVM_NOTES.md section 5). Used under `_lock`."""
     initialise()
     target = llvm.Target.from_default_triple()
     cpu, features = _host()
     return target.create_target_machine(
         cpu=cpu, features=features, opt=opt,
-        reloc="pic", codemodel="small", jit=jit)
+        reloc="pic", codemodel="small", jit=False)
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,7 +85,7 @@ def optimise(module, tm) -> None:
 def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]]:
     """Parse, verify, optimise at O3 and emit an object file for the host."""
     with _lock:
-        tm = target_machine(jit=False, opt=codegen_opt)
+        tm = target_machine(codegen_opt)
         t0 = time.perf_counter()
         # A context of its own: LLVM's global one (numba's too) keeps every constant and type
         # ever parsed into it, growing with each build.

@@ -77,8 +77,7 @@ def _is_flat(root: UOp, realised: set) -> bool:
     return True
 
 
-def _realise(order: list[UOp], outputs: list[UOp]) -> tuple[set, _Costs]:
-    users = consumers(order)
+def _realise(order: list[UOp], outputs: list[UOp], users: dict) -> tuple[set, _Costs]:
     realised = {n for n in order if n.op.kind in ("reduce", "contract") and not
                 inline_reduction(n) or n.op in (INPUT, CONST_ARRAY)}
     realised.update(outputs)
@@ -113,7 +112,8 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
     canonical = blas.canonicalise(list(outputs), order)
     if any(a is not b for a, b in zip(canonical, outputs)):
         outputs, order = canonical, toposort(canonical)
-    realised, costs = _realise(order, outputs)
+    users = consumers(order)
+    realised, costs = _realise(order, outputs, users)
     buffers: dict[UOp, Buffer] = {}
     for i, node in enumerate(inputs):
         buffers[node] = Buffer("input", i, node.dtype, node.size)
@@ -124,7 +124,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
     for node, buffer in zip(outputs, output_buffers):
         if node not in buffers:
             buffers[node] = buffer
-    tiled = _tile_outputs(order, outputs, realised, buffers)
+    tiled = _tile_outputs(outputs, users, realised, buffers)
 
     kernels: list[Kernel] = []
     chunk_id, chunk_cost = 0, 0
@@ -175,17 +175,18 @@ def _share_nests(kernels: list[Kernel], realised: set) -> None:
     kernels[:] = merged
 
 
-def _tile_outputs(order: list[UOp], outputs: list[UOp], realised: set, buffers: dict) -> set:
+def _tile_outputs(outputs: list[UOp], users: dict, realised: set, buffers: dict) -> set:
     """The outputs that are sums of realised nodes zero-padded along the leading axis into
     blocks tiling them exactly (a gradient with respect to a flat vector of parameters: each
     block's gradient padded to its place): each block is then computed in its place in the
     output, which needs no kernel of its own (nor the workspace and the copy)."""
-    users = consumers(order)
-    tiled = set()
+    tiled, output_set = set(), set(outputs)
     for node in outputs:
         buffer = buffers[node]
-        blocks = _blocks(node, users, realised, set(outputs)) if node.ndim else None
-        if buffer.kind != "output" or node in tiled or not blocks:
+        if buffer.kind != "output" or node in tiled or not node.ndim:
+            continue
+        blocks = _blocks(node, users, realised, output_set)
+        if not blocks:
             continue
         for offset, block in blocks:
             buffers[block] = Buffer("output", buffer.position, block.dtype, block.size, offset)

@@ -144,9 +144,14 @@ RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
      else n.src[1] if n.src[1] is n.src[2] else None),
 ]
 
-_BY_OP: dict[OpDef | None, list[Callable]] = {}
+# Per op, its own rows then the general ones (op None), in table order.
+_GENERAL = [rule for op, rule in RULES if op is None]
+_BY_OP: dict[OpDef, list[Callable]] = {}
 for _op, _rule in RULES:
-    _BY_OP.setdefault(_op, []).append(_rule)
+    if _op is not None:
+        _BY_OP.setdefault(_op, []).append(_rule)
+for _rules in _BY_OP.values():
+    _rules.extend(_GENERAL)
 
 
 MAX_NESTING = 64    # rewrites of rewrites simplified at once; deeper ones wait for a later pass
@@ -165,7 +170,7 @@ def _simplified(roots: Sequence[UOp], memo: dict, nesting: int = 0) -> bool:
         result = memo.get(rebuilt)
         if result is None:
             result = rebuilt
-            for rule in _BY_OP.get(rebuilt.op, []) + _BY_OP[None]:
+            for rule in _BY_OP.get(rebuilt.op, _GENERAL):
                 new = rule(rebuilt)
                 if new is not None and new is not rebuilt:
                     if nesting < MAX_NESTING:

@@ -136,9 +136,7 @@ def toposort(roots: Iterable[UOp], done: Container = ()) -> list[UOp]:
     order: list[UOp] = []
     visited: set[UOp] = set()
     for root in roots:
-        if root in done:
-            continue
-        if root in visited:
+        if root in visited or root in done:
             continue
         visited.add(root)
         stack = [(root, iter(root.src))]
