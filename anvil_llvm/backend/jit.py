@@ -19,6 +19,7 @@ import llvmlite
 import llvmlite.binding as llvm
 
 from . import blas
+from .target import Target
 
 log = logging.getLogger("anvil_llvm")
 
@@ -46,29 +47,20 @@ def initialise() -> None:
                                              target.create_target_machine(jit=True))
 
 
-@functools.lru_cache(maxsize=1)
-def _host() -> tuple[str, str]:
-    """The host CPU's name and feature string (asking LLVM costs about 0.3 ms each time)."""
-    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
-
-
 @functools.lru_cache(maxsize=None)
-def target_machine(opt: int = 3):
-    """The host target machine generating code at `opt`, made once (~0.3 ms): PIC and the
-    small code model, so that its objects are JIT-loaded and can also be linked into programs
-    (LLVM_NOTES.md section 5). Used under `_lock`."""
+def target_machine(target: Target, opt: int = 3):
+    """The LLVM target machine of `target` generating code at `opt`, made once (~0.3 ms).
+    Used under `_lock`."""
     initialise()
-    target = llvm.Target.from_default_triple()
-    cpu, features = _host()
-    return target.create_target_machine(
-        cpu=cpu, features=features, opt=opt,
-        reloc="pic", codemodel="small", jit=False)
+    return llvm.Target.from_triple(target.triple).create_target_machine(
+        cpu=target.cpu, features=target.features, opt=opt,
+        reloc=target.reloc, codemodel=target.code_model, jit=False)
 
 
 @functools.lru_cache(maxsize=1)
 def host_key() -> str:
-    """What a cached object depends on besides its IR: target, CPU, features and versions."""
-    return "|".join([llvm.get_process_triple(), *_host(), llvmlite.__version__,
+    """What a JIT-cached object depends on besides its IR: target and versions."""
+    return "|".join([Target.jit().key, llvmlite.__version__,
                      ".".join(map(str, llvm.llvm_version_info)), _VERSION])
 
 
@@ -85,7 +77,7 @@ def optimise(module, tm) -> None:
 def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]]:
     """Parse, verify, optimise at O3 and emit an object file for the host."""
     with _lock:
-        tm = target_machine(codegen_opt)
+        tm = target_machine(Target.jit(), codegen_opt)
         t0 = time.perf_counter()
         # A context of its own: LLVM's global one (numba's too) keeps every constant and type
         # ever parsed into it, growing with each build.

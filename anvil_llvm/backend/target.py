@@ -1,0 +1,54 @@
+"""Target: what machine code is generated for (triple, CPU and features) and how it is placed in
+memory (code model, relocation model).
+
+Code JIT-loaded into this process uses the large code model without PIC: every reference to code,
+constants or external symbols is a 64-bit absolute address, so the loader may map an object's
+sections, and the symbols they use, anywhere in the address space. Under the small code model a
+process that has mapped a few GiB between two loads (large NumPy arrays, another JIT) gets
+sections more than 2 GiB apart and LLVM's loader aborts the process on a 32-bit relocation
+(docs/backend.md, "Code model"). Objects meant to be linked into programs (export) use the usual
+small code model with PIC.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import llvmlite.binding as llvm
+
+
+@dataclass(frozen=True)
+class Target:
+    """A code generation target.
+
+    >>> Target.jit().code_model
+    'large'
+    """
+
+    triple: str
+    cpu: str
+    features: str
+    code_model: str          # "large" (JIT) or "small" (linked objects)
+    reloc: str               # "static" (JIT) or "pic" (linked objects)
+
+    @classmethod
+    def jit(cls) -> "Target":
+        """The host, for code loaded into this process."""
+        return _host("large", "static")
+
+    @classmethod
+    def object(cls) -> "Target":
+        """The host, for objects linked into programs and shared libraries."""
+        return _host("small", "pic")
+
+    @property
+    def key(self) -> str:
+        """The text identifying this target in cache keys."""
+        return "|".join((self.triple, self.cpu, self.features, self.code_model, self.reloc))
+
+
+@functools.lru_cache(maxsize=None)
+def _host(code_model: str, reloc: str) -> Target:
+    """The host CPU's target (asking LLVM for the CPU costs about 0.3 ms, so once)."""
+    return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(),
+                  llvm.get_host_cpu_features().flatten(), code_model, reloc)
