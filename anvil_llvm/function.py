@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import keyword
+import math
 import re
 import threading
 from typing import Callable, Sequence
@@ -17,8 +18,8 @@ from .ir import dtypes
 from .ir.dtypes import DType
 from .ir.ops import INPUT
 from .ir.simplify import simplify
-from .ir.uop import UOp, graph_text
-from .tensor import Tensor
+from .ir.uop import UOp, graph_text, substitute
+from .tensor import Tensor, as_tensor
 
 _C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _C_KEYWORDS = frozenset(
@@ -28,6 +29,7 @@ _C_KEYWORDS = frozenset(
     "operator private public protected virtual friend".split())
 
 
+MAX_BYTES = 1 << 48      # an argument's size limit: beyond any address space of today
 _DRAFT = "anvil.draft"      # the symbol a module is generated with, then replaced (never a C name)
 
 
@@ -57,7 +59,10 @@ class Arg:
             raise ValueError(f"Arg: shape must be a non-negative int or a tuple of them, "
                              f"got {shape!r}")
         self.shape = tuple(int(d) for d in shape)
-        self.dtype: DType = dtypes.from_numpy(dtype)
+        self.dtype: DType = dtypes.exact(dtype)
+        if math.prod(self.shape) * self.dtype.itemsize > MAX_BYTES:
+            raise ValueError(f"Arg: shape {self.shape} of {self.dtype} is too large: more than "
+                             f"{MAX_BYTES} bytes")
         self.name = None if name is None else check_name(name, "Arg name")
 
     def __repr__(self) -> str:
@@ -99,10 +104,22 @@ class NumericalFunction:
         self.name = check_name(name)
         if isinstance(args, (Arg, int)):
             args = (args,)
+        if not isinstance(args, (tuple, list)):
+            raise TypeError(f"args: expected a tuple of Args (or shapes), one per argument, got "
+                            f"{type(args).__name__}")
+        if len(args) > 1 and all(isinstance(a, (int, np.integer)) for a in args):
+            raise TypeError(f"args: {tuple(args)!r} is ambiguous: write (av.Arg({tuple(args)!r}),)"
+                            " for one argument of that shape, or "
+                            f"({', '.join(f'av.Arg({a})' for a in args)}) for {len(args)} "
+                            "vector arguments")
         self.args = tuple(_as_arg(a, i) for i, a in enumerate(args))
         names = _parameter_names(fn, len(self.args)) if callable(fn) else []
         self.arg_names = [a.name or n for a, n in zip(self.args, names)] or [
             a.name or f"arg{i}" for i, a in enumerate(self.args)]
+        repeated = sorted({n for n in self.arg_names if self.arg_names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"args: argument names must differ, {', '.join(repeated)} "
+                             "given twice")
         self.inputs = [UOp(INPUT, (), (i, a.shape, a.dtype)) for i, a in enumerate(self.args)]
         if _graph is not None:
             outputs, self.multiple = _graph
@@ -195,29 +212,61 @@ class NumericalFunction:
                 callpath.register_numpy_api()
                 symbol, text, codegen_opt, sched = self._module()
                 self.address = jit.build(text, [symbol], codegen_opt)[symbol]
-                native = callpath.entry_point(
+                self._native = callpath.entry_point(
                     self.name, *self._specs(), self.multiple, self.address, sched.work_bytes,
-                    release_gil=sched.elements >= callpath.GIL_RELEASE_WORK)
-                self._native = native
-                # A builtin function as the class's __call__ is called without binding self:
-                # `fn(x)` then goes straight to native code (about 20 ns over `fn.native(x)`,
-                # against about 110 ns through a Python __call__).
-                self.__class__ = type(type(self).__name__, (type(self),),
-                                      {"__call__": native, "__slots__": (),
-                                       "_uncompiled": type(self)})
+                    release_gil=sched.elements >= callpath.GIL_RELEASE_WORK,
+                    traced=(Tensor, self.inline))
+                self._call_natively()
         return self
+
+    def _call_natively(self) -> None:
+        """Make `fn(x)` go straight to native code (about 20 ns over `fn.native(x)`, against
+        about 110 ns through a Python __call__): a builtin function as the class's __call__ is
+        called without binding self, so the instance moves to a subclass of its own class whose
+        __call__ is the entry point. A subclass that defines its own __call__ keeps it."""
+        cls = type(self)
+        if cls.__call__ is NumericalFunction.__call__:
+            self.__class__ = type(cls.__name__, (cls,), {
+                "__call__": self._native, "__slots__": (), "_uncompiled": cls,
+                "__module__": cls.__module__, "__qualname__": cls.__qualname__})
 
     @property
     def native(self):
-        """The compiled entry point itself, a builtin function: `native(*inputs)` or
-        `native(*inputs, *outputs)`; the lowest-overhead way to call from Python."""
+        """The compiled entry point itself, a builtin function called as `native(*inputs)` or
+        `native(*inputs, out=outputs)`: the lowest-overhead way to call from Python."""
         return self.compile()._native
 
-    def __call__(self, *args, out=None):
-        native = self.native
-        if out is None:
-            return native(*args)
-        return native(*args, out=out)
+    def __call__(self, *args, **kwargs):
+        if any(isinstance(a, Tensor) for a in (*args, *kwargs.values())):
+            return self.inline(*args, **kwargs)
+        return self.native(*args, **kwargs)
+
+    def inline(self, *args, **kwargs):
+        """This function's graph applied to traced Tensors (or constants) inside another
+        function's trace, as JAX inlines a nested jit: derivatives flow through it. Calling
+        the function on Tensors does this.
+
+        >>> import anvil_llvm as av
+        >>> square = av.NumericalFunction("square", lambda x: x * x, (av.Arg(2),))
+        >>> outer = av.NumericalFunction("outer", lambda x: square(x).sum(), (av.Arg(2),))
+        >>> float(outer(np.array([3.0, 4.0])))
+        25.0
+        """
+        if "out" in kwargs:
+            raise TypeError(f"{self.name}(): out= cannot be used while tracing")
+        values = callpath.bind_arguments(self.name, self.arg_names, args, kwargs)
+        mapping = {}
+        for node, arg, name, value in zip(self.inputs, self.args, self.arg_names, values):
+            where = f"{self.name}(): argument '{name}'"
+            tensor = as_tensor(value, like=arg.dtype)
+            if tensor.shape != arg.shape:
+                raise ValueError(f"{where} must have shape {arg.shape}, got {tensor.shape}")
+            if tensor.dtype.kind not in callpath.CONVERTS_FROM[arg.dtype.kind]:
+                raise TypeError(f"{where} must have dtype {arg.dtype} (or one that converts to "
+                                f"it without losing its kind), got {tensor.dtype}")
+            mapping[node] = tensor.astype(arg.dtype).node
+        outputs = [Tensor(o) for o in substitute(self.outputs, mapping)]
+        return tuple(outputs) if self.multiple else outputs[0]
 
     def __repr__(self) -> str:
         args = ", ".join(f"{n}: {a.dtype}{list(a.shape)}" for n, a in
@@ -237,5 +286,5 @@ def numerical_function(name: str, *shapes) -> Callable[[Callable], NumericalFunc
     55.0
     """
     def decorate(fn: Callable) -> NumericalFunction:
-        return NumericalFunction(name, fn, shapes)
+        return NumericalFunction(name, fn, tuple(_as_arg(s, i) for i, s in enumerate(shapes)))
     return decorate

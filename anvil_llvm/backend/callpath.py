@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import sys
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -32,11 +33,12 @@ C_CONTIGUOUS, ALIGNED, WRITEABLE = 0x1, 0x100, 0x400
 API_ARRAY_TYPE, API_ARRAY_NEW = 2, 93
 METH_FASTCALL_KEYWORDS = 0x80 | 0x02
 VECTORCALL_NARGS_MASK = (1 << 63) - 1
-TUPLE_ITEMS = 24                   # offset of a tuple's first item
+TUPLE_SIZE, TUPLE_ITEMS = 16, 24   # offsets of a tuple's length and first item
 STACK_WORK_LIMIT = 32 * 1024       # workspaces up to this size live on the stack
 GIL_RELEASE_WORK = 20_000          # release the GIL for calls of more estimated operations
 
 _api_cell = None
+_MISSING = object()      # an argument not given
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,8 @@ def self_check() -> None:
           and _read(base + ARRAY_FLAGS, ctypes.c_int32) & C_CONTIGUOUS
           and _read(_read(base + ARRAY_DESCR, ctypes.c_void_p) + DESCR_TYPE_NUM,
                     ctypes.c_int32) == a.dtype.num
-          and _read(id(pair := (a, 1.5)) + TUPLE_ITEMS + 8, ctypes.c_void_p) == id(pair[1]))
+          and _read(id(pair := (a, 1.5)) + TUPLE_ITEMS + 8, ctypes.c_void_p) == id(pair[1])
+          and _read(id(pair) + TUPLE_SIZE, ctypes.c_int64) == 2)
     if not ok:
         raise RuntimeError("anvil_llvm: this CPython/NumPy build lays out arrays differently "
                            "from what the native call path expects")
@@ -121,22 +124,24 @@ def _signature(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool) ->
 
 
 def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool,
-                address: int, work_bytes: int, release_gil: bool):
+                address: int, work_bytes: int, release_gil: bool, traced=None):
     """The builtin function that checks arguments and calls the native function at `address`
-    (compiling the entry point of this signature on first use)."""
+    (compiling the entry point of this signature on first use). `traced` is an optional
+    `(types, call)`: a call with an argument of one of `types` (a Tensor being traced) is
+    passed on to `call` instead."""
     signature = _signature(inputs, outputs, as_tuple)
     entry = _entries.get(signature)
     if entry is None:
         symbol, text = entry_text(inputs, outputs, as_tuple)
         entry = _entries.setdefault(signature, build(text, [symbol], 0)[symbol])
-    converter = ArgumentConverter(name, inputs, outputs, as_tuple)
+    converter = ArgumentConverter(name, inputs, outputs, as_tuple, traced)
     size = (work_bytes + 63) // 64 * 64
     # A workspace too large for the stack is allocated once and reused by every call that
     # finds it free (the busy flag); a concurrent call allocates its own.
     workspace = np.empty(size + 64 if size > STACK_WORK_LIMIT else 0, np.uint8)
     cached = -(-workspace.ctypes.data // 64) * 64 if workspace.size else 0
     table = np.array([address, size, int(release_gil), 0, cached], np.int64)
-    native = make_cfunction(name, entry, (converter, table, workspace))
+    native = make_cfunction(name, entry, (converter, table, workspace, sys.intern("out")))
     converter.native = native
     return native
 
@@ -277,18 +282,28 @@ class _Wrapper:
         self.lines.append(f"  %work.busy = getelementptr i8, ptr {table}, i64 24")
         self.lines.append(f"  %work.cached = getelementptr i8, ptr {table}, i64 32")
         nargs = self.op(f"and i64 %nargsf, {VECTORCALL_NARGS_MASK}")
-        self.check(self.op("icmp eq ptr %kwnames, null"), "nokw")
         api = self.op("load ptr, ptr @anvil_npy_api")
         array_type = self.api_slot(api, API_ARRAY_TYPE)
+        # The one keyword the fast path takes is `out` (the interned string in self[3]: the
+        # name CPython passes for a literal `out=`); anything else goes to the slow path.
+        self.emit(f"br i1 {self.op('icmp eq ptr %kwnames, null')}, label %plain, label %kw")
+        self.emit("kw:")
+        self.check(self.op(f"icmp eq i64 {self.field('%kwnames', TUPLE_SIZE, 'i64')}, 1"),
+                   "kw.one")
+        out_name = self.field("%self", TUPLE_ITEMS + 24, "ptr")
+        given_name = self.field("%kwnames", TUPLE_ITEMS, "ptr")
+        self.check(self.op(f"icmp eq ptr {given_name}, {out_name}"), "kw.out")
+        self.emit("br label %bound")
+        self.emit("plain:")
+        self.emit("br label %bound")
+        self.emit("bound:")
+        has_out = self.op("phi i1 [ false, %plain ], [ true, %kw.out ]")
+        self.check(self.op(f"icmp eq i64 {nargs}, {nin}"), "args.ok")
         data = []
-        args_ok = "args.ok"
-        self.emit(f"switch i64 {nargs}, label %slow [ i64 {nin}, label %{args_ok} "
-                  f"i64 {nin + nout}, label %{args_ok} ]")
-        self.emit(f"{args_ok}:")
         for i, spec in enumerate(self.inputs):
             obj = self.field("%args", 8 * i, "ptr")
             data.append(self.check_array(obj, spec, False, array_type, f"in{i}"))
-        self.emit(f"br i1 {self.op(f'icmp eq i64 {nargs}, {nin}')}, label %alloc, label %given")
+        self.emit(f"br i1 {has_out}, label %given, label %alloc")
         # Results allocated here.
         self.emit("alloc:")
         new = self.api_slot(api, API_ARRAY_NEW)
@@ -315,13 +330,19 @@ class _Wrapper:
             for a in arrays[:j]:
                 self.emit(f"call void @Py_DecRef(ptr {a})")
             self.emit("ret ptr null")
-        # Results written into arrays the caller gave (positional, after the inputs).
+        # Results written into the arrays given as `out=`: the array itself for one output,
+        # a tuple of them for several (lists and 1-tuples take the slow path).
         self.emit("given:")
-        given, given_data = [], []
-        for j, spec in enumerate(self.outputs):
-            obj = self.field("%args", 8 * (nin + j), "ptr")
-            given.append(obj)
-            given_data.append(self.check_array(obj, spec, True, array_type, f"out{j}"))
+        out = self.field("%args", 8 * nin, "ptr")
+        given = [out]
+        if nout > 1:
+            tuple_type = self.field(out, OB_TYPE, "ptr")
+            self.check(self.op(f"icmp eq ptr {tuple_type}, @PyTuple_Type"), "out.tuple")
+            size = self.field(out, TUPLE_SIZE, "i64")
+            self.check(self.op(f"icmp eq i64 {size}, {nout}"), "out.size")
+            given = [self.field(out, TUPLE_ITEMS + 8 * j, "ptr") for j in range(nout)]
+        given_data = [self.check_array(obj, spec, True, array_type, f"out{j}")
+                      for j, (obj, spec) in enumerate(zip(given, self.outputs))]
         self.check_disjoint(data, given_data)
         self.call_native(data + given_data, "given", [])
         for obj in given:
@@ -357,6 +378,7 @@ class _Wrapper:
 
 _DECLARATIONS = """
 @anvil_npy_api = external global ptr
+@PyTuple_Type = external global ptr
 declare ptr @PyObject_Vectorcall(ptr, ptr, i64, ptr)
 declare ptr @PyTuple_New(i64)
 declare i32 @PyTuple_SetItem(ptr, i64, ptr)
@@ -380,6 +402,37 @@ def entry_text(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool
 
 
 # ---- the slow path ----------------------------------------------------------------------------
+CONVERTS_FROM = {"b": "b", "i": "biu", "f": "biuf"}    # argument kind -> kinds it accepts
+
+
+def bind_arguments(name: str, names: list[str], args: tuple, kwargs: dict) -> tuple:
+    """The inputs of function `name` in order, from positional arguments and keywords by name;
+    outputs are given only as `out=`, so an extra positional argument is an error (never
+    written to).
+
+    >>> bind_arguments("f", ["x", "p"], (1,), {"p": 2})
+    (1, 2)
+    """
+    nin = len(names)
+    listed = f"{nin} argument{'s' * (nin != 1)} ({', '.join(names)})"
+    if len(args) > nin:
+        raise TypeError(f"{name}() takes {listed}, got {len(args)} positional arguments; "
+                        "results are written into arrays given as out=")
+    bound = list(args) + [_MISSING] * (nin - len(args))
+    for key, value in kwargs.items():
+        if key not in names:
+            raise TypeError(f"{name}() got an unexpected keyword argument {key!r}; it takes "
+                            f"{listed} and out=")
+        k = names.index(key)
+        if bound[k] is not _MISSING:
+            raise TypeError(f"{name}() got multiple values for argument {key!r}")
+        bound[k] = value
+    missing = [n for n, b in zip(names, bound) if b is _MISSING]
+    if missing:
+        raise TypeError(f"{name}() takes {listed}, missing {', '.join(missing)}")
+    return tuple(bound)
+
+
 class ArgumentConverter:
     """Converts call arguments NumPy-style and raises clear errors, then calls the fast path.
 
@@ -388,44 +441,60 @@ class ArgumentConverter:
     """
 
     def __init__(self, name: str, inputs: list[ArgSpec], outputs: list[ArgSpec],
-                 as_tuple: bool):
+                 as_tuple: bool, traced=None):
         self.name, self.inputs, self.outputs = name, inputs, outputs
         self.as_tuple = as_tuple
+        self.traced = traced
         self.native = None
 
-    def __call__(self, *args, out=None):
-        nin = len(self.inputs)
-        if len(args) == nin + len(self.outputs) and out is None:
-            args, out = args[:nin], args[nin:]
-        if len(args) != nin:
-            names = ", ".join(s.name for s in self.inputs)
-            raise TypeError(f"{self.name}() takes {nin} argument{'s' * (nin != 1)} ({names}), "
-                            f"got {len(args)}")
+    def __call__(self, *args, **kwargs):
+        out = kwargs.pop("out", None)
+        args = bind_arguments(self.name, [s.name for s in self.inputs], args, kwargs)
+        if self.traced is not None and any(isinstance(a, self.traced[0]) for a in args):
+            if out is not None:
+                raise TypeError(f"{self.name}(): out= cannot be used while tracing")
+            return self.traced[1](*args)
         arrays = [self.convert(a, s) for a, s in zip(args, self.inputs)]
         if out is None:
             return self.native(*arrays)
         outs = self.check_out(out, arrays)
-        self.native(*arrays, *outs)
+        self.native(*arrays, out=tuple(outs) if len(outs) > 1 else outs[0])
         return tuple(outs) if self.as_tuple else outs[0]
 
     def convert(self, value, spec: ArgSpec) -> np.ndarray:
+        """`value` as a C-contiguous, aligned array of the spec's dtype and shape. Casts that
+        could change a value are checked: an integer argument takes only the values it holds
+        exactly, a float argument rounds but never overflows to inf, a bool takes bools."""
         where = f"{self.name}(): argument '{spec.name}'"
         if value is None or isinstance(value, (str, bytes)):
             raise TypeError(f"{where} must be an array of {spec.dtype} with shape {spec.shape}, "
                             f"got {type(value).__name__}")
+        if isinstance(value, np.ma.MaskedArray):
+            raise TypeError(f"{where} is a masked array, whose mask would be ignored: pass "
+                            "value.filled(fill_value) or value.data")
         try:
             array = np.asarray(value)
         except (ValueError, TypeError) as e:
             raise TypeError(f"{where} could not be converted to an array: {e}") from None
-        if array.dtype.kind not in "biuf" or not np.can_cast(array.dtype, spec.dtype,
-                                                             "same_kind"):
-            raise TypeError(f"{where} must have dtype {spec.dtype} (or one that casts to it "
-                            f"safely), got {array.dtype}")
+        if array.dtype.kind not in CONVERTS_FROM[spec.dtype.kind]:
+            raise TypeError(f"{where} must have dtype {spec.dtype} (or one that converts to it "
+                            f"without losing its kind), got {array.dtype}")
         if array.shape != spec.shape:
             raise ValueError(f"{where} must have shape {spec.shape}, got {array.shape}")
         # np.require keeps 0-d arrays 0-d (np.ascontiguousarray would make them 1-d) and copies
         # misaligned or byte-swapped data, so the converted array always passes the fast path.
-        return np.require(array, dtype=spec.dtype, requirements=["C", "A"]).view(np.ndarray)
+        with np.errstate(over="ignore"):
+            converted = np.require(array, dtype=spec.dtype, requirements=["C", "A"])
+        if not np.can_cast(array.dtype, spec.dtype, "safe") and array.size:
+            if spec.dtype.kind == "f":
+                if np.any(np.isinf(converted) & ~np.isinf(array)):
+                    raise ValueError(f"{where} has values beyond the range of {spec.dtype}")
+            else:
+                info = np.iinfo(spec.dtype)
+                if int(array.min()) < info.min or int(array.max()) > info.max:
+                    raise ValueError(f"{where} has values outside the range of {spec.dtype} "
+                                     f"[{info.min}, {info.max}]")
+        return converted.view(np.ndarray)
 
     def check_out(self, out, inputs: list[np.ndarray]) -> list[np.ndarray]:
         outs = list(out) if isinstance(out, (tuple, list)) else [out]

@@ -64,6 +64,26 @@ def from_numpy(dtype) -> DType:
     return found
 
 
+def exact(dtype) -> DType:
+    """The DType that is exactly `dtype` (arguments keep their type: an int32 or uint64 argument
+    is a TypeError, not silently an int64 one).
+
+    >>> exact("float32")
+    float32
+    """
+    if isinstance(dtype, DType):
+        return dtype
+    try:
+        np_dtype = np.dtype(dtype)
+    except TypeError:
+        np_dtype = None
+    found = _BY_NUMPY.get(np_dtype)
+    if found is None:
+        raise TypeError("dtype: expected one of float64, float32, int64 or bool, got "
+                        f"{repr(dtype) if np_dtype is None else np_dtype}")
+    return found
+
+
 def promote(a: DType, b: DType) -> DType:
     """The common type of two DTypes, as NumPy promotes arrays (int64 with float32 is float64).
 

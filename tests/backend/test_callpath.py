@@ -10,6 +10,7 @@ import pytest
 from avcheck import run_in_threads
 
 import anvil_llvm as av
+from anvil_llvm.ad import gradient
 from anvil_llvm.backend import callpath
 
 
@@ -57,7 +58,6 @@ def assert_affine(result, x=X, y=Y):
     lambda a: np.round(a * 2).astype(np.uint8) if (a >= 0).all() else np.round(a * 2),
     lambda a: (a > 0),
     lambda a: a.tolist(),
-    lambda a: np.ma.masked_array(a, mask=np.zeros_like(a, dtype=bool)),
     lambda a: np.frombuffer(np.concatenate([[0.0], a.ravel()]).tobytes()[8:],
                             dtype=np.float64).reshape(a.shape) if a.ndim else a,
     lambda a: np.ascontiguousarray(a).view(np.dtype(np.float64, align=True)),
@@ -65,7 +65,7 @@ def assert_affine(result, x=X, y=Y):
     lambda a: np.round(a * 2).astype(np.longlong),
     lambda a: np.round(a * 2).astype(">i8"),
 ], ids=["contiguous", "fortran", "strided", "negative strides", "big-endian", "float32",
-        "int64", "int32", "uint8", "bool", "list", "masked", "read-only buffer", "aligned view",
+        "int64", "int32", "uint8", "bool", "list", "read-only buffer", "aligned view",
         "broadcast (zero strides)", "longlong", "big-endian int"])
 def test_arguments_are_converted_not_misread(convert):
     f = affine()
@@ -171,7 +171,7 @@ def test_native_entry_point():
     ((X, [1.0, [2.0], 3.0, 4.0]), TypeError, "'y'"),
     ((X.astype(object), Y), TypeError, "'x'"),
     ((X.astype("datetime64[s]"), Y), TypeError, "'x'"),
-    ((X,), TypeError, r"takes 2 arguments \(x, y\), got 1"),
+    ((X,), TypeError, r"takes 2 arguments \(x, y\), missing y"),
     ((), TypeError, "takes 2 arguments"),
     ((X, Y, X, Y), TypeError, "takes 2 arguments"),
 ])
@@ -187,18 +187,52 @@ def test_float_into_an_int_argument_is_refused():
         f(np.array([1.5, 2.0, 3.0]))
 
 
-def test_outputs_after_the_inputs_are_taken_as_out():
-    """One array per output after the inputs is the positional out form, not an error."""
+def test_extra_positional_arguments_are_refused_and_never_written():
+    """scipy.optimize passes `args=` positionally: jac(x, p) must not write the gradient into p."""
     f = function(lambda x, y: x * y, av.Arg((3, 4)), av.Arg(4))
+    out, before = np.zeros((3, 4)), np.zeros((3, 4))
+    with pytest.raises(TypeError, match=r"takes 2 arguments \(x, y\), got 3 positional.*out="):
+        f(X, Y, out)
+    np.testing.assert_array_equal(out, before)
+    with pytest.raises(TypeError, match="got 3 positional"):
+        f.native(X, Y, out)
+    np.testing.assert_array_equal(out, before)
+
+
+def test_scipy_args_are_not_overwritten():
+    """The integration that broke: minimize(fun, x0, jac=gradient(c), args=(p,)) with a
+    one-input c calls jac(x, p), which wrote the gradient into p."""
+    from scipy.optimize import minimize
+    p = np.array([1.0, -2.0, 3.0])
+    kept = p.copy()
+    c = function(lambda x: ((x - kept) ** 2).sum(), av.Arg(3), name="c")
+    with pytest.raises(TypeError, match="positional"):
+        minimize(lambda x, p: c(x), np.zeros(3), jac=gradient(c), args=(p,), method="BFGS")
+    np.testing.assert_array_equal(p, kept)
+    c2 = function(lambda x, p: ((x - p) ** 2).sum(), av.Arg(3), av.Arg(3), name="c2")
+    result = minimize(c2, np.zeros(3), jac=gradient(c2), args=(p,), method="BFGS")
+    np.testing.assert_allclose(result.x, kept, atol=1e-6)
+    np.testing.assert_array_equal(p, kept)
+
+
+def test_inputs_by_keyword():
+    f = function(lambda x, y: x * y, av.Arg((3, 4)), av.Arg(4))
+    np.testing.assert_array_equal(f(y=Y, x=X), X * Y)
+    np.testing.assert_array_equal(f(X, y=Y), X * Y)
     out = np.empty((3, 4))
-    assert f(X, Y, out) is out
+    assert f(X, y=Y, out=out) is out
     np.testing.assert_array_equal(out, X * Y)
+    with pytest.raises(TypeError, match="multiple values for argument 'x'"):
+        f(X, x=X)
+    with pytest.raises(TypeError, match=r"missing y"):
+        f(x=X)
 
 
-def test_unexpected_keyword():
-    f = function(lambda x: x * 2.0, av.Arg(3))
-    with pytest.raises(TypeError):
-        f(x=np.zeros(3))
+def test_masked_arrays_are_refused():
+    f = affine()
+    masked = np.ma.masked_array(X, mask=X > 0)
+    with pytest.raises(TypeError, match="'x'.*masked"):
+        f(masked, Y)
 
 
 # ---- out= -------------------------------------------------------------------------------------
@@ -210,9 +244,6 @@ def test_out_single_output():
     np.testing.assert_array_equal(out, x * 2)
     out2 = np.full((2, 3), np.nan)
     assert f(x, out=(out2,)) is out2
-    out3 = np.full((2, 3), np.nan)
-    assert f(x, out3) is out3
-    np.testing.assert_array_equal(out3, x * 2)
     assert f(x.tolist(), out=out) is out
 
 
@@ -223,9 +254,6 @@ def test_out_several_outputs():
     assert result[0] is a and result[1] is b
     assert_affine(result)
     c, d = np.empty((3, 4)), np.empty(4)
-    result = f(X, Y, c, d)
-    assert result[0] is c and result[1] is d
-    assert_affine(result)
     result = f(X.tolist(), Y, out=[c, d])
     assert result[0] is c and result[1] is d
 
@@ -260,8 +288,6 @@ def test_read_only_out():
     out.flags.writeable = False
     with pytest.raises(ValueError, match="writeable"):
         f(X, out=out)
-    with pytest.raises(ValueError, match="writeable"):
-        f(X, out)
 
 
 def test_out_of_the_wrong_count():
@@ -272,17 +298,16 @@ def test_out_of_the_wrong_count():
         f(X, Y, out=(np.empty((3, 4)), np.empty(4), np.empty(4)))
 
 
-@pytest.mark.parametrize("positional", [False, True], ids=["out=", "positional"])
-def test_out_aliasing_an_input(positional):
+def test_out_aliasing_an_input():
     f = function(lambda x: x[::-1] * 2.0, av.Arg(6))
     base = np.arange(12.0)
     x = base[:6]
     for out in (x, x[:], base[3:9], base[5:11]):        # whole and partial overlaps
         with pytest.raises(ValueError, match="overlaps"):
-            f(x, out) if positional else f(x, out=out)
+            f(x, out=out)
     np.testing.assert_array_equal(base, np.arange(12.0))
     out = base[6:]                                      # adjacent, not overlapping
-    assert (f(x, out) if positional else f(x, out=out)) is out
+    assert f(x, out=out) is out
     np.testing.assert_array_equal(base, np.concatenate([np.arange(6.0), np.arange(6.0)[::-1] * 2]))
 
 
@@ -291,8 +316,6 @@ def test_outputs_aliasing_each_other():
     out = np.empty(4)
     with pytest.raises(ValueError, match="overlaps"):
         f(Y, out=(out, out))
-    with pytest.raises(ValueError, match="overlaps"):
-        f(Y, out, out)
 
 
 def test_out_overlapping_a_converted_input_is_fine():
