@@ -2,7 +2,6 @@
 and compiling it on first call."""
 from __future__ import annotations
 
-import hashlib
 import inspect
 import keyword
 import math
@@ -12,8 +11,9 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .backend import callpath, codegen, jit
-from .backend.schedule import Schedule, schedule
+from .backend import callpath, jit
+from .backend.lower import Lowered, lower
+from .backend.target import Target
 from .ir import dtypes
 from .ir.dtypes import DType
 from .ir.ops import INPUT
@@ -30,7 +30,6 @@ _C_KEYWORDS = frozenset(
 
 
 MAX_BYTES = 1 << 48      # an argument's size limit: beyond any address space of today
-_DRAFT = "anvil.draft"      # the symbol a module is generated with, then replaced (never a C name)
 
 
 def check_name(name, what: str = "name") -> str:
@@ -129,6 +128,7 @@ class NumericalFunction:
             outputs, self.multiple = self._trace(fn)
         self.outputs: list[UOp] = simplify(outputs)
         self._native = None
+        self._lowered: dict[Target, Lowered] = {}
         self._lock = threading.Lock()
 
     @classmethod
@@ -181,28 +181,25 @@ class NumericalFunction:
                    zip(out_names, self.outputs)]
         return inputs, outputs
 
-    def _module(self) -> tuple[str, str, int, Schedule]:
-        """The JIT symbol of the C ABI entry point, the LLVM IR text (kernels and that entry
-        point), the code generator's optimisation level for it, and the schedule it lowers.
-
-        The symbol is the name and a digest of the code: unique among the functions loaded
-        into the process's one JIT engine, and the same in every process (for the disk cache).
-        """
-        sched = schedule(self.inputs, self.outputs)
-        draft = codegen.module_text(sched, _DRAFT)
-        symbol = f"{self.symbol}.{hashlib.sha256(draft.encode()).hexdigest()[:16]}"
-        text = draft.replace("@" + _DRAFT, "@" + symbol)
-        return symbol, text, 0 if codegen.is_chunked(sched) else 3, sched
+    def lowered(self, target: Target | None = None) -> Lowered:
+        """This function lowered for `target` (default: JIT code for this host): its LLVM IR,
+        C-ABI symbol, external symbols, argument specs and workspace size."""
+        target = Target.jit() if target is None else target
+        found = self._lowered.get(target)
+        if found is None:
+            found = self._lowered[target] = lower(self.name, self.inputs, self.outputs,
+                                                  *self._specs(), target)
+        return found
 
     @property
     def llvm_ir(self) -> str:
         """The LLVM IR handed to the optimiser: the kernels and the C ABI entry point."""
-        return self._module()[1]
+        return self.lowered().ir
 
     @property
     def work_bytes(self) -> int:
         """Bytes of workspace the C ABI entry point needs."""
-        return schedule(self.inputs, self.outputs).work_bytes
+        return self.lowered().work_bytes
 
     # ---- compiling and calling -------------------------------------------------------------------
     def compile(self) -> "NumericalFunction":
@@ -210,12 +207,12 @@ class NumericalFunction:
         with self._lock:
             if self._native is None:
                 callpath.register_numpy_api()
-                symbol, text, codegen_opt, sched = self._module()
-                self.address = jit.build(text, [symbol], codegen_opt)[symbol]
+                low = self.lowered()
+                self.address = jit.build(low.ir, [low.symbol], low.codegen_opt)[low.symbol]
                 self._native = callpath.entry_point(
-                    self.name, *self._specs(), self.multiple, self.address, sched.work_bytes,
-                    release_gil=sched.elements >= callpath.GIL_RELEASE_WORK,
-                    traced=(Tensor, self.inline))
+                    self.name, list(low.inputs), list(low.outputs), self.multiple, self.address,
+                    low.work_bytes, low.release_gil, traced=(Tensor, self.inline))
+                self._lowered.clear()          # the IR text is not needed any more
                 self._call_natively()
         return self
 

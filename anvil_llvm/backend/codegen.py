@@ -404,9 +404,10 @@ def is_chunked(sched: Schedule) -> bool:
     return any(kernel.chunk for kernel in sched.kernels)
 
 
-def module_text(sched: Schedule, symbol: str) -> str:
-    """The LLVM module of one function: its kernels, constant tables and C-ABI entry point."""
-    parts = ModuleParts()
+def module_text(sched: Schedule, symbol: str, vector_math: bool) -> str:
+    """The LLVM module of one function: its kernels, constant tables and C-ABI entry point;
+    loops call libmvec's vector functions if `vector_math`."""
+    parts = ModuleParts(vector_math)
     params = ([f"ptr noalias readonly %in{i}" for i in range(len(sched.inputs))]
               + [f"ptr noalias %out{j}" for j in range(len(sched.outputs))]
               + ["ptr noalias %work"])

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
+from . import vecmath
+
 
 @dataclass(frozen=True)
 class Target:
@@ -30,6 +32,7 @@ class Target:
     features: str
     code_model: str          # "large" (JIT) or "small" (linked objects)
     reloc: str               # "static" (JIT) or "pic" (linked objects)
+    vector_math: bool        # loops may call glibc's libmvec (docs/backend.md, "Vector math")
 
     @classmethod
     def jit(cls) -> "Target":
@@ -44,11 +47,12 @@ class Target:
     @property
     def key(self) -> str:
         """The text identifying this target in cache keys."""
-        return "|".join((self.triple, self.cpu, self.features, self.code_model, self.reloc))
+        return "|".join((self.triple, self.cpu, self.features, self.code_model, self.reloc,
+                         "libmvec" if self.vector_math else "scalar-math"))
 
 
 @functools.lru_cache(maxsize=None)
 def _host(code_model: str, reloc: str) -> Target:
     """The host CPU's target (asking LLVM for the CPU costs about 0.3 ms, so once)."""
     return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(),
-                  llvm.get_host_cpu_features().flatten(), code_model, reloc)
+                  llvm.get_host_cpu_features().flatten(), code_model, reloc, vecmath.available())
