@@ -1,5 +1,6 @@
 """anvil_llvm: trace numerical Python functions, differentiate them, compile them with LLVM."""
 from .ad import vmap
+from .backend import cache
 from .function import Arg, NumericalFunction, numerical_function
 from .ir.dtypes import bool_, float32, float64, int64
 from .tensor import (Tensor, abs, acos, arccos, arcsin, arctan, arctan2, asin, atan, atan2,
@@ -10,7 +11,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Arg", "NumericalFunction", "Tensor", "abs", "acos", "arccos", "arcsin", "arctan", "arctan2",
-    "asin", "atan", "atan2", "bool_", "concatenate", "cos", "cosh", "exp", "expm1", "float32",
-    "float64", "int64", "log", "log1p", "matmul", "maximum", "minimum", "numerical_function",
-    "pad", "sin", "sinh", "sqrt", "stack", "tan", "tanh", "vmap", "where",
+    "asin", "atan", "atan2", "bool_", "cache", "concatenate", "cos", "cosh", "exp", "expm1",
+    "float32", "float64", "int64", "log", "log1p", "matmul", "maximum", "minimum",
+    "numerical_function", "pad", "sin", "sinh", "sqrt", "stack", "tan", "tanh", "vmap", "where",
 ]

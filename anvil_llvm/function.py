@@ -208,10 +208,11 @@ class NumericalFunction:
             if self._native is None:
                 callpath.register_numpy_api()
                 low = self.lowered()
-                self.address = jit.build(low.ir, [low.symbol], low.codegen_opt)[low.symbol]
+                code = jit.build(low.ir, [low.symbol], low.codegen_opt)
+                self.address = code.addresses[low.symbol]
                 self._native = callpath.entry_point(
-                    self.name, list(low.inputs), list(low.outputs), self.multiple, self.address,
-                    low.work_bytes, low.release_gil, traced=(Tensor, self.inline))
+                    self.name, list(low.inputs), list(low.outputs), self.multiple, code,
+                    low.symbol, low.work_bytes, low.release_gil, traced=(Tensor, self.inline))
                 self._lowered.clear()          # the IR text is not needed any more
                 self._call_natively()
         return self

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import builtins
 import numbers
-from typing import Sequence
+import operator
+import sys
 
 import numpy as np
 
@@ -11,10 +12,9 @@ from .indexing import index
 from .ir import dtypes
 from .ir import ops as O
 from .ir.dtypes import DType
+from .ir.ops.elementwise import MOD
 from .ir.ops.source import const_array
 from .ir.uop import UOp
-
-_Like = "Tensor | np.ndarray | float | int | bool"
 
 
 class Tensor:
@@ -27,7 +27,6 @@ class Tensor:
     """
 
     __slots__ = ("node",)
-    __array_ufunc__ = None      # `ndarray <op> Tensor` must reach our reflected methods
     __hash__ = None             # == builds a graph node, so tensors cannot be dict keys
 
     def __init__(self, node: UOp):
@@ -122,9 +121,44 @@ class Tensor:
         return self if self.dtype == dtypes.bool_ else Tensor(UOp(O.ABS, (self.node,)))
 
     def __floordiv__(self, other):
-        raise TypeError("// is not supported on tensors; use av.floor-free math such as x / y")
+        raise TypeError("// (floor division) is not supported on tensors; x / y and x % y are")
 
-    __rfloordiv__ = __mod__ = __rmod__ = __floordiv__
+    __rfloordiv__ = __floordiv__
+
+    def __mod__(self, other): return _mod(self, other)
+    def __rmod__(self, other): return _mod(other, self)
+
+    # ---- NumPy's protocols ----------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method: str, *inputs, **kwargs):
+        """The ufuncs behind Python's binary operators give the Tensor operation (so that
+        `ndarray * Tensor` traces, and `np.multiply(x, 2)` with it); any other ufunc is a
+        TypeError naming what to call instead: NumPy computes on values, which a traced Tensor
+        does not have."""
+        apply = _OPERATOR_UFUNCS.get(ufunc)
+        if apply is None or method != "__call__":
+            name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
+            raise TypeError(_not_traced(f"np.{name}", ufunc.__name__, ufunc.nin))
+        if kwargs:
+            raise TypeError(f"np.{ufunc.__name__} of a Tensor takes no keyword arguments, got "
+                            f"{', '.join(kwargs)} (a NumPy array cannot hold a traced value: "
+                            "write `a = a + x`, not `a += x` or out=)")
+        # Python numbers stay weakly typed; arrays and NumPy scalars become tensors of their dtype
+        operands = [x if isinstance(x, Tensor) or type(x) in (bool, int, float) else as_tensor(x)
+                    for x in inputs]
+        return apply(*operands)
+
+    def __array_function__(self, func, types, args, kwargs):
+        """NumPy functions applied to a Tensor: np.shape, np.ndim and np.size give its static
+        shape; any other is a TypeError naming the Tensor method or anvil_llvm function to use."""
+        static = _STATIC_FUNCTIONS.get(func)
+        if static is not None and len(args) == 1 and not kwargs:
+            return static(args[0])
+        module = (func.__module__ or "numpy").replace("numpy", "np", 1)
+        raise TypeError(_not_traced(f"{module}.{func.__name__}", func.__name__, None))
+
+    def __array__(self, dtype=None, copy=None):
+        raise TypeError("a traced Tensor has no NumPy value while tracing (np.asarray, "
+                        "np.array): compute with Tensor operations and the anvil_llvm functions")
 
     # ---- math methods -----------------------------------------------------------------------
     def sin(self): return _unary(O.SIN, self)
@@ -218,11 +252,46 @@ class Tensor:
         return matmul(self, other)
 
     @staticmethod
-    def stack(*items, axis: int = 0) -> "Tensor":
-        """Stack tensors (or numbers) of one shape along a new axis: `Tensor.stack(a, b)`."""
-        if len(items) == 1 and isinstance(items[0], (list, tuple)):
-            items = tuple(items[0])
-        return stack(items, axis)
+    def stack(*tensors, axis: int = 0) -> "Tensor":
+        """`anvil_llvm.stack`: `Tensor.stack(a, b)` or `Tensor.stack([a, b])`."""
+        return stack(*tensors, axis=axis)
+
+
+# ---- NumPy interop -----------------------------------------------------------------------------
+_OPERATOR_UFUNCS = {
+    np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+    np.true_divide: operator.truediv, np.floor_divide: operator.floordiv,
+    np.remainder: operator.mod, np.power: operator.pow, np.matmul: operator.matmul,
+    np.less: operator.lt, np.less_equal: operator.le, np.greater: operator.gt,
+    np.greater_equal: operator.ge, np.equal: operator.eq, np.not_equal: operator.ne,
+    np.bitwise_and: operator.and_, np.bitwise_or: operator.or_, np.bitwise_xor: operator.xor,
+}
+_STATIC_FUNCTIONS = {np.shape: lambda x: x.shape, np.ndim: lambda x: x.ndim,
+                     np.size: lambda x: x.size}
+# NumPy names whose equivalent here has another name or is an operator
+_EQUIVALENTS = {"absolute": "abs(x)", "negative": "-x", "positive": "+x", "amax": "x.max()",
+                "amin": "x.min()", "logical_not": "~x", "logical_and": "x & y",
+                "logical_or": "x | y", "logical_xor": "x ^ y", "invert": "~x"}
+
+
+def _not_traced(what: str, name: str, nin: int | None) -> str:
+    """The message for NumPy's `what` applied to a Tensor, naming the equivalent here: a
+    function of anvil_llvm, a Tensor method, or an operator (`nin`: the ufunc's arity)."""
+    package = sys.modules.get(__package__)
+    arguments = {1: "x", 2: "x, y"}.get(nin, "...")
+    if name in _EQUIVALENTS:
+        hint = f"use {_EQUIVALENTS[name]}"
+    elif callable(getattr(package, name, None)):
+        hint = f"use anvil_llvm.{name}({arguments})"
+    elif isinstance(getattr(Tensor, name, None), property):
+        hint = f"use x.{name}"
+    elif callable(getattr(Tensor, name, None)):
+        hint = f"use x.{name}()"
+    else:
+        hint = ("a traced function computes with Tensor operators and methods (x.sum(), "
+                "x.reshape(...)) and the functions of anvil_llvm (anvil_llvm.sin, "
+                "anvil_llvm.where, ...)")
+    return f"{what} does not trace a Tensor: {hint}"
 
 
 # ---- conversion and promotion helpers -------------------------------------------------------
@@ -374,6 +443,14 @@ def _reduce(op, x: Tensor, axis, keepdims: bool, empty_ok: bool = True) -> Tenso
 
 
 # ---- functions --------------------------------------------------------------------------------
+def _mod(x, y) -> Tensor:
+    """x % y elementwise with the sign of y, as np.mod (bools compute as ints)."""
+    x, y = _operands(x, y)
+    if x.dtype == dtypes.bool_:
+        x, y = _numeric(x), _numeric(y)
+    return Tensor(UOp(MOD, (x.node, y.node)))
+
+
 def power(base, exponent) -> Tensor:
     """base ** exponent elementwise, with NumPy's exact fast paths for 2, 1, 0.5 and -1;
     integers to integer powers stay integers (wrapping on overflow, as NumPy)."""
@@ -460,11 +537,32 @@ def _shape_of(value) -> tuple:
     return value.shape if hasattr(value, "shape") else np.shape(value)
 
 
-def concatenate(tensors: Sequence, axis: int = 0) -> Tensor:
-    """Join tensors along an existing axis, as np.concatenate."""
-    items = [as_tensor(t) for t in tensors]
-    if not items:
-        raise ValueError("concatenate: need at least one tensor")
+def _joined(name: str, args: tuple, axis: int) -> tuple[list[Tensor], int]:
+    """The tensors and axis of `stack` or `concatenate` called NumPy's way, `f([a, b])` or
+    `f([a, b], axis)` (one array or tensor is a sequence of its rows, as in NumPy), or with the
+    tensors as arguments, `f(a, b, axis=axis)`."""
+    if len(args) == 1 and isinstance(args[0], (list, tuple, np.ndarray, Tensor)):
+        args = tuple(args[0])
+    elif len(args) == 2 and isinstance(args[0], (list, tuple)) \
+            and isinstance(args[1], (int, np.integer)) and not isinstance(args[1], bool):
+        if axis != 0:
+            raise TypeError(f"{name}: axis given twice, as {args[1]} and axis={axis}")
+        args, axis = tuple(args[0]), args[1]
+    if not args:
+        raise ValueError(f"{name}: need at least one tensor")
+    return [as_tensor(t) for t in args], axis
+
+
+def concatenate(*tensors, axis: int = 0) -> Tensor:
+    """Join tensors along an existing axis, as np.concatenate; the tensors are one sequence
+    or separate arguments.
+
+    >>> import anvil_llvm as av
+    >>> f = av.NumericalFunction("f", lambda x: av.concatenate(x, x[:1] * 2), (av.Arg(2),))
+    >>> f([1.0, 2.0]).tolist()
+    [1.0, 2.0, 2.0]
+    """
+    items, axis = _joined("concatenate", tensors, axis)
     dtype = items[0].dtype
     for t in items[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
@@ -475,17 +573,21 @@ def concatenate(tensors: Sequence, axis: int = 0) -> Tensor:
     return Tensor(nodes[0] if len(nodes) == 1 else UOp(O.CONCAT, nodes, axis))
 
 
-def stack(tensors: Sequence, axis: int = 0) -> Tensor:
-    """Join tensors of one shape along a new axis, as np.stack."""
-    items = [as_tensor(t) for t in tensors]
-    if not items:
-        raise ValueError("stack: need at least one tensor")
+def stack(*tensors, axis: int = 0) -> Tensor:
+    """Join tensors (or numbers) of one shape along a new axis, as np.stack; the tensors are
+    one sequence or separate arguments.
+
+    >>> import anvil_llvm as av
+    >>> f = av.NumericalFunction("f", lambda x: av.stack(x[1], x[0] * 3), (av.Arg(2),))
+    >>> f([1.0, 2.0]).tolist()
+    [2.0, 3.0]
+    """
+    items, axis = _joined("stack", tensors, axis)
     shape = items[0].shape
     if any(t.shape != shape for t in items):
         raise ValueError(f"stack: all inputs must have one shape, got {[t.shape for t in items]}")
     axis = _axis(axis, len(shape) + 1)
-    expanded = [t.reshape(shape[:axis] + (1,) + shape[axis:]) for t in items]
-    return concatenate(expanded, axis)
+    return concatenate([t.reshape(shape[:axis] + (1,) + shape[axis:]) for t in items], axis=axis)
 
 
 def pad(x, pad_width) -> Tensor:

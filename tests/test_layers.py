@@ -1,4 +1,4 @@
-"""The package's layers import only leftwards (DESIGN.md): ir nothing of ours; ad and backend only
+"""Layers import only leftwards (docs/architecture.md): ir nothing of ours; ad and backend only
 ir; nothing below function.py imports it except the operators' argument type."""
 import ast
 import pathlib

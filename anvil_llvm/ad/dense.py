@@ -16,11 +16,20 @@ from .forward import jvp_graph
 from .reverse import vjp_graph
 
 
-# ---- argument handling ---------------------------------------------------------------------------
+# ---- arguments and results -------------------------------------------------------------------
+Structure = "int | tuple[Structure, ...]"
+"""How a function returns its outputs: i is outputs[i] alone, a tuple nests (as JAX's pytrees)."""
+
+
 def argnums_of(fn, argnum, argnums=None) -> tuple[tuple[int, ...], bool]:
-    """`argnum` (or JAX's `argnums`) as a tuple of positions, and whether a single int was given."""
+    """`argnum` (or JAX's `argnums`; giving both is an error unless they are equal; neither is 0)
+    as a tuple of positions, and whether a single int was given."""
     if argnums is not None:
+        if argnum is not None and _listed(argnum) != _listed(argnums):
+            raise TypeError(f"argnum and argnums name one parameter (argnums is JAX's name): "
+                            f"give one of them, got argnum={argnum!r} and argnums={argnums!r}")
         argnum = argnums
+    argnum = 0 if argnum is None else argnum
     single = not isinstance(argnum, (tuple, list))
     nums = (argnum,) if single else tuple(argnum)
     if not nums:
@@ -32,6 +41,8 @@ def argnums_of(fn, argnum, argnums=None) -> tuple[tuple[int, ...], bool]:
             raise ValueError(f"argnum: {a} is out of range for {fn.name}, which takes "
                              f"{len(fn.args)} argument(s)")
     nums = tuple(int(a) % len(fn.args) for a in nums)
+    if len(set(nums)) != len(nums):
+        raise ValueError(f"argnum: an argument position is given twice in {argnum!r}")
     for a in nums:
         if not fn.args[a].dtype.is_float:
             raise TypeError(f"argnum: argument {a} ('{fn.arg_names[a]}') of {fn.name} has dtype "
@@ -39,18 +50,16 @@ def argnums_of(fn, argnum, argnums=None) -> tuple[tuple[int, ...], bool]:
     return nums, single
 
 
-def with_inputs(fn, name: str, outputs: list[UOp], multiple: bool,
-                extra: list[tuple[UOp, str]] = ()):
-    """A function of `fn`'s arguments plus `extra` (new INPUT nodes and their names)."""
-    from ..function import Arg      # the operators return functions; Arg holds no graph logic
-    args = list(fn.args) + [Arg(node.shape, node.dtype) for node, _ in extra]
-    names = list(fn.arg_names) + [n for _, n in extra]
-    return type(fn).from_graph(name, args, outputs, multiple, names)
+def _listed(argnum):
+    return tuple(argnum) if isinstance(argnum, (tuple, list)) else argnum
 
 
-def new_input(fn, offset: int, like: UOp) -> UOp:
-    """An INPUT node placed after `fn`'s arguments, with `like`'s shape and dtype."""
-    return UOp(INPUT, (), (len(fn.args) + offset, like.shape, like.dtype))
+def float_outputs(fn, operator: str) -> None:
+    """TypeError unless every output of `fn` is a float (only those have derivatives)."""
+    for j, o in enumerate(fn.outputs):
+        if not o.dtype.is_float:
+            raise TypeError(f"{operator}: output {j} of {fn.name} has dtype {o.dtype}; only "
+                            "float outputs can be differentiated")
 
 
 def scalar_output(fn, operator: str) -> UOp:
@@ -58,9 +67,78 @@ def scalar_output(fn, operator: str) -> UOp:
         shapes = [o.shape for o in fn.outputs]
         raise ValueError(f"{operator}: {fn.name} must return one scalar (shape ()), it returns "
                          f"shapes {shapes}; use jacobian for vector outputs")
-    if not fn.outputs[0].dtype.is_float:
-        raise TypeError(f"{operator}: {fn.name} returns {fn.outputs[0].dtype}, not a float")
+    float_outputs(fn, operator)
     return fn.outputs[0]
+
+
+def new_input(fn, offset: int, like: UOp) -> UOp:
+    """An INPUT node placed after `fn`'s arguments, with `like`'s shape and dtype."""
+    return UOp(INPUT, (), (len(fn.args) + offset, like.shape, like.dtype))
+
+
+def structure_of(fn) -> Structure:
+    """How `fn` returns its outputs."""
+    found = getattr(fn, "structure", None)
+    if found is not None:
+        return found
+    return tuple(range(len(fn.outputs))) if fn.multiple else 0
+
+
+def map_leaves(structure: Structure, leaf) -> Structure:
+    """`structure` with each leaf i replaced by `leaf(i)`."""
+    if isinstance(structure, tuple):
+        return tuple(map_leaves(s, leaf) for s in structure)
+    return leaf(structure)
+
+
+def per_argnum(leaves, single: bool) -> Structure:
+    """One result per argument position: the leaf itself for a single int `argnum`."""
+    leaves = tuple(leaves)
+    return leaves[0] if single else leaves
+
+
+def function_of(fn, name: str, outputs: list[UOp], structure: Structure,
+                extra: list[tuple[UOp, str]] = ()):
+    """A function of `fn`'s arguments plus `extra` (new INPUT nodes and their names, renamed
+    where `fn` has an argument of that name) returning `outputs` as `structure`."""
+    from ..function import Arg      # the operators return functions; Arg holds no graph logic
+    args = list(fn.args) + [Arg(node.shape, node.dtype) for node, _ in extra]
+    names = list(fn.arg_names)
+    for _, base in extra:
+        arg_name, k = base, 0
+        while arg_name in names:
+            k += 1
+            arg_name = f"{base}_{k}"
+        names.append(arg_name)
+    return function_like(fn, name, args, names, outputs, structure)
+
+
+def function_like(fn, name: str, args: list, names: list[str], outputs: list[UOp],
+                  structure: Structure):
+    """A function of `fn`'s kind with these arguments and outputs. A flat structure (one output,
+    or a tuple of all in order) gives a plain function, called natively; another one a function
+    whose call nests the native flat results (fn.native keeps them flat)."""
+    cls = getattr(type(fn), "flat_class", type(fn))
+    result = cls.from_graph(name, args, outputs, isinstance(structure, tuple), names)
+    if isinstance(structure, tuple) and structure != tuple(range(len(outputs))):
+        result.__class__ = _nested_class(type(result))
+        result.structure = structure
+    return result
+
+
+_NESTED: dict[type, type] = {}
+
+
+def _nested_class(cls: type) -> type:
+    """The subclass of function class `cls` whose call returns results nested as `structure`."""
+    found = _NESTED.get(cls)
+    if found is None:
+        def __call__(self, *args, **kwargs):
+            return map_leaves(self.structure, cls.__call__(self, *args, **kwargs).__getitem__)
+        found = _NESTED.setdefault(cls, type(cls.__name__, (cls,), {
+            "__call__": __call__, "flat_class": cls, "__module__": cls.__module__,
+            "__qualname__": cls.__qualname__}))
+    return found
 
 
 # ---- graph-level derivatives ---------------------------------------------------------------------

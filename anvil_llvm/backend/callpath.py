@@ -1,5 +1,5 @@
 """The Python entry point of a compiled function: a METH_FASTCALL CPython function emitted in
-LLVM IR (LLVM_NOTES.md section 3).
+LLVM IR (docs/backend.md, "The Python call path").
 
 The fast path checks each argument by reading NumPy's array struct (exact type, dtype, shape,
 C-contiguity, alignment, byte order), allocates the results through NumPy's C API, optionally
@@ -18,11 +18,14 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import sys
+import threading
+import weakref
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 import numpy as np
 
+from .engines import Lease
 from .jit import build, initialise
 
 # CPython 3.x (64-bit, non-debug) and NumPy >= 1.20 / 2.x layouts; verified by `self_check`.
@@ -99,22 +102,17 @@ _new_cfunction.restype = ctypes.py_object
 _new_cfunction.argtypes = [ctypes.POINTER(_PyMethodDef), ctypes.py_object, ctypes.c_void_p]
 
 
-_method_defs: list[_PyMethodDef] = []
-
-
-def make_cfunction(name: str, address: int, self_object):
-    """A builtin function calling the entry point at `address` with `self_object` as its self.
-
-    CPython reads the method definition until the function object is freed, which the garbage
-    collector may do at any time (the function and its converter form a cycle), so definitions
-    live as long as the process, as the JIT code they point to does.
-    """
+def make_cfunction(name: str, address: int, self_items: tuple):
+    """A builtin function calling the entry point at `address`, its self the tuple
+    `self_items + (method definition,)`: CPython reads the definition as long as the function
+    lives, and the function holds its self."""
     method = _PyMethodDef(name.encode(), address, METH_FASTCALL_KEYWORDS, None)
-    _method_defs.append(method)
-    return _new_cfunction(ctypes.byref(method), self_object, None)
+    return _new_cfunction(ctypes.byref(method), self_items + (method,), None)
 
 
-_entries: dict[tuple, int] = {}     # signature -> address of its loaded entry point
+# signature -> the lease on its entry point's code, kept while a function of it lives
+_entries: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+_entries_lock = threading.Lock()
 
 
 def _signature(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool) -> tuple:
@@ -124,24 +122,27 @@ def _signature(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool) ->
 
 
 def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool,
-                address: int, work_bytes: int, release_gil: bool, traced=None):
-    """The builtin function that checks arguments and calls the native function at `address`
-    (compiling the entry point of this signature on first use). `traced` is an optional
-    `(types, call)`: a call with an argument of one of `types` (a Tensor being traced) is
-    passed on to `call` instead."""
+                code: Lease, symbol: str, work_bytes: int, release_gil: bool, traced=None):
+    """The builtin function that checks arguments and calls the native function `symbol` of
+    `code` (compiling the entry point of this signature on first use). The builtin holds the
+    leases on both codes. `traced` is an optional `(types, call)`: a call with an argument of
+    one of `types` (a Tensor being traced) is passed on to `call` instead."""
     signature = _signature(inputs, outputs, as_tuple)
-    entry = _entries.get(signature)
-    if entry is None:
-        symbol, text = entry_text(inputs, outputs, as_tuple)
-        entry = _entries.setdefault(signature, build(text, [symbol], 0)[symbol])
+    with _entries_lock:
+        entry = _entries.get(signature)
+        if entry is None:
+            entry_symbol, text = entry_text(inputs, outputs, as_tuple)
+            entry = _entries[signature] = build(text, [entry_symbol], 0)
     converter = ArgumentConverter(name, inputs, outputs, as_tuple, traced)
     size = (work_bytes + 63) // 64 * 64
     # A workspace too large for the stack is allocated once and reused by every call that
     # finds it free (the busy flag); a concurrent call allocates its own.
     workspace = np.empty(size + 64 if size > STACK_WORK_LIMIT else 0, np.uint8)
     cached = -(-workspace.ctypes.data // 64) * 64 if workspace.size else 0
-    table = np.array([address, size, int(release_gil), 0, cached], np.int64)
-    native = make_cfunction(name, entry, (converter, table, workspace, sys.intern("out")))
+    table = np.array([code.addresses[symbol], size, int(release_gil), 0, cached], np.int64)
+    (address,) = entry.addresses.values()
+    native = make_cfunction(name, address, (converter, table, workspace, sys.intern("out"),
+                                            code, entry))
     converter.native = native
     return native
 

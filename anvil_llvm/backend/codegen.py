@@ -1,5 +1,5 @@
 """Kernels -> LLVM IR text: one function per kernel (or chunk of scalar kernels) and the entry
-function of the C ABI (DESIGN.md), `int32_t name(const T *in..., T *out..., void *work)`."""
+function of the C ABI (docs/architecture.md): `int32_t f(const T *in..., T *out..., void *work)`."""
 from __future__ import annotations
 
 import itertools
@@ -9,8 +9,9 @@ import numpy as np
 
 from ..ir.dtypes import DType
 from ..ir import dtypes
-from ..ir.ops import CONST, CONST_ARRAY, INPUT, Reduction
-from ..ir.uop import UOp
+from ..ir.ops import CONST, CONST_ARRAY, INPUT
+from ..ir.ops.source import llvm_literal
+from ..ir.uop import OpKind, Reduction, UOp
 from . import blas
 from .emitter import Emitter, ModuleParts
 from .kernel import Buffer, Index, Kernel, accumulates, innermost_reads
@@ -61,8 +62,9 @@ class Lowering:
         buffer = self.sched.buffers.get(node)
         if buffer is not None and (node is not self.computing or node.op in (INPUT, CONST_ARRAY)):
             result = self.load(buffer, index)
-        elif node.op.kind in ("elementwise", "movement") or node.op.emit is not None \
-                and node.op.kind == "source":
+        elif node.op.kind is OpKind.ELEMENTWISE:
+            result = node.op.scalar(self.e, node, *[self.value(s, index) for s in node.src])
+        elif node.op.emit is not None:
             result = node.op.emit(self, node, index)
         elif inline_reduction(node):
             result = self.unrolled_reduction(node, index)
@@ -73,13 +75,13 @@ class Lowering:
 
     def unrolled_reduction(self, node: UOp, index: Index) -> str:
         """A small reduction folded in order, from the first element as NumPy does."""
-        rule: Reduction = node.op.emit
+        rule: Reduction = node.op.reduction
         out_dims = index.dims(self.e)
         acc = None
         for position in itertools.product(*map(range, rule.reduced_shape(node))):
             x = rule.body(self, node, out_dims, tuple(map(str, position)))
-            acc = x if acc is None else rule.combine.emit.scalar(self.e, node, acc, x)
-        return rule.identity_literal(node.dtype) if acc is None else acc
+            acc = x if acc is None else rule.combine.scalar(self.e, node, acc, x)
+        return identity_literal(rule, node.dtype) if acc is None else acc
 
     def cast_index(self, value: str, dtype: DType) -> str:
         if dtype.is_float:
@@ -259,18 +261,18 @@ def _close(closes: list) -> None:
 def _combine(e: Emitter, root: UOp, acc: str, x: str) -> str:
     """Fold `x` into the accumulator with the reduction's combining op (its scalar rule sees
     the reduction node, whose dtype is the accumulator's)."""
-    op, dtype = root.op.emit.combine, root.dtype
+    op, dtype = root.op.reduction.combine, root.dtype
     if dtype.is_float and op.name in ("add", "mul"):
-        # reassoc lets LLVM vectorise the reduction (LLVM_NOTES.md section 1).
+        # reassoc lets LLVM vectorise the reduction (docs/backend.md, 'Loop vectorisation').
         return e.op(f"f{op.name} reassoc {dtype.llvm} {acc}, {x}")
-    return op.emit.scalar(e, root, acc, x)
+    return op.scalar(e, root, acc, x)
 
 
 def _emit_reduction(ctx: Lowering, root: UOp, buffer: Buffer, flat: bool) -> None:
     """Output loops, an accumulator set to the identity, reduced loops folding the body into
     it, then the store. A flat full reduction runs one counter over its source's elements."""
     e, ty = ctx.e, root.dtype.llvm
-    rule: Reduction = root.op.emit
+    rule: Reduction = root.op.reduction
     acc = e.alloca(ty)
     src = root.src[0]
     reduced = (src.size,) if flat else rule.reduced_shape(root)
@@ -282,7 +284,7 @@ def _emit_reduction(ctx: Lowering, root: UOp, buffer: Buffer, flat: bool) -> Non
         e.line(f"store {ty} {_combine(e, root, partial, x)}, ptr {acc}")
 
     def reduce_at(out_dims):
-        e.line(f"store {ty} {rule.identity_literal(root.dtype)}, ptr {acc}")
+        e.line(f"store {ty} {identity_literal(rule, root.dtype)}, ptr {acc}")
         ctx.each(reduced, "r", lambda red_dims: fold(out_dims, red_dims))
         ctx.store(buffer, Index(root.shape, dims=out_dims), e.op(f"load {ty}, ptr {acc}"))
     if flat:
@@ -297,7 +299,7 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
     folds = [(root, buffer) for root, buffer in kernel.stores
              if accumulates(root) and ctx.sched.buffers.get(root) is buffer]
     for root, buffer in folds:
-        identity = root.op.emit.identity_literal(root.dtype)
+        identity = identity_literal(root.op.reduction, root.dtype)
         ctx.each(root.shape, "z", lambda dims, root=root, buffer=buffer, identity=identity:
                  ctx.store(buffer, Index(root.shape, dims=dims), identity))
 
@@ -372,7 +374,7 @@ def _fold(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
     x = ctx.value(src, Index(src.shape, dims=dims))
     index = Index(root.shape, dims=tuple(d for axis, d in enumerate(dims) if axis not in root.arg))
     partial = ctx.load(buffer, index)
-    ctx.store(buffer, index, root.op.emit.combine.emit.scalar(ctx.e, root, partial, x))
+    ctx.store(buffer, index, root.op.reduction.combine.scalar(ctx.e, root, partial, x))
 
 
 def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
@@ -387,6 +389,11 @@ def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
         ctx.computing = None
     else:
         _emit_map(ctx, kernel)
+
+
+def identity_literal(rule: Reduction, dtype: DType) -> str:
+    """The LLVM literal a reduction's fold starts from."""
+    return llvm_literal(rule.identity(dtype), dtype)
 
 
 def _table_text(name: str, array: np.ndarray) -> str:
@@ -417,7 +424,7 @@ def module_text(sched: Schedule, symbol: str, vector_math: bool) -> str:
     functions, calls = [], []
     # Huge scalar graphs are split into chunks of about CHUNK_OPS operations, each a function that
     # is never inlined nor optimised and is generated at codegen level 0 (`is_chunked`): LLVM's
-    # time then grows linearly (LLVM_NOTES.md section 2). Measured at 30k operations: 0.4 s
+    # time then grows linearly (docs/backend.md, 'Huge scalar graphs'). At 30k operations: 0.4 s
     # against 1.3 s with O1 and full instruction selection, and the same run time
     # (straight-line SSA code gains little from either).
     chunked = is_chunked(sched)

@@ -1,7 +1,7 @@
 """The LLVM IR text emitter: fresh value names, instructions, declarations and integer folding.
 
 Text is emitted directly (not through llvmlite's IRBuilder, which measured 25-34x slower per
-instruction; LLVM_NOTES.md section 2).
+instruction; docs/backend.md, "Emitting IR as text").
 """
 from __future__ import annotations
 

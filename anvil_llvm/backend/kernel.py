@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ir.uop import UOp
+from ..ir.uop import OpKind, UOp
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def accumulates(node: UOp) -> bool:
     elements: slow code that takes it tens of milliseconds to build), the folding order is the
     sequential one NumPy uses for such axes, and the nest can be shared with other kernels over
     the source's shape."""
-    if node.op.kind != "reduce":
+    if node.op.kind is not OpKind.REDUCE:
         return False
     src = node.src[0]
     inner = [axis for axis in range(src.ndim) if src.shape[axis] > 1]
@@ -51,7 +51,7 @@ def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp
         if node not in roots and node in realised:
             continue
         if at is not None and node.ndim == rank and (
-                node.op.kind == "elementwise" or accumulates(node) and node in roots):
+                node.op.kind is OpKind.ELEMENTWISE or accumulates(node) and node in roots):
             stack.extend((s, at if s.shape == node.shape else None) for s in node.src)
         elif at is not None and node.ndim == rank and node.op.last_axis is not None:
             scale, offset, aligned = at
@@ -82,7 +82,7 @@ class Kernel:
     @property
     def reduction(self) -> UOp | None:
         root = self.roots[0]
-        return root if root.op.kind in ("reduce", "contract") and not accumulates(root) else None
+        return root if root.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not accumulates(root) else None
 
 
 class Index:

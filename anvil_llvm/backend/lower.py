@@ -6,11 +6,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 
+from ..ir import verify
 from ..ir.uop import UOp
 from . import codegen
 from .callpath import GIL_RELEASE_WORK, ArgSpec
 from .schedule import schedule
 from .target import Target
+from .verify import verify_schedule
 
 _DRAFT = "anvil.draft"      # the symbol a module is generated with, then replaced (never a C name)
 _EXTERNAL = re.compile(r"^(?:declare [^@\n]*@([\w.$]+)\(|@([\w.$]+) = external )", re.M)
@@ -47,7 +49,11 @@ def lower(name: str, inputs: list[UOp], outputs: list[UOp], input_specs: list[Ar
     The symbol is the name and a digest of the code: unique among the functions loaded into
     the process's JIT engine, and the same in every process (for the disk cache).
     """
+    if verify.enabled():
+        verify.verify_graph(outputs)
     sched = schedule(inputs, outputs)
+    if verify.enabled():
+        verify_schedule(sched)
     draft = codegen.module_text(sched, _DRAFT, target.vector_math)
     symbol = f"{name}.{hashlib.sha256(draft.encode()).hexdigest()[:16]}"
     text = draft.replace("@" + _DRAFT, "@" + symbol)

@@ -6,12 +6,12 @@ import math
 from dataclasses import dataclass
 
 from ..ir.ops import ADD, CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, PAD, RESHAPE
-from ..ir.uop import UOp, consumers, toposort
+from ..ir.uop import OpKind, UOp, consumers, toposort
 from . import blas
 from .kernel import Buffer, Kernel, accumulates, buffer_nbytes, innermost_reads
 
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
-CHUNK_OPS = 250         # scalar code per noinline function (LLVM_NOTES.md section 2)
+CHUNK_OPS = 250         # scalar code per noinline function (docs/backend.md, 'Huge scalar graphs')
 SMALL_REDUCTION = 8     # reductions over at most this many elements are unrolled in place
 MAX_DEPTH = 96          # deeper expressions are realised: bounds the emitter's recursion
 WINDOW = 4              # a node read at offsets this close along a loop is carried, not stored
@@ -33,12 +33,12 @@ class Schedule:
 def inline_reduction(node: UOp) -> bool:
     """A reduction over a few elements is unrolled into its consumer's code, not given a loop
     (and LLVM's loop passes) of its own."""
-    return (node.op.kind in ("reduce", "contract") and not blas.is_gemm(node)
-            and math.prod(node.op.emit.reduced_shape(node)) <= SMALL_REDUCTION)
+    return (node.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not blas.is_gemm(node)
+            and math.prod(node.op.reduction.reduced_shape(node)) <= SMALL_REDUCTION)
 
 
 def _fusable(node: UOp) -> bool:
-    return (node.op.kind in ("elementwise", "movement") or node.op in (CONST, IOTA)
+    return (node.op.kind in (OpKind.ELEMENTWISE, OpKind.MOVEMENT) or node.op in (CONST, IOTA)
             or inline_reduction(node))
 
 
@@ -61,15 +61,15 @@ class _Costs:
 def _is_flat(root: UOp, realised: set) -> bool:
     """Whether the kernel of `root` reads everything at the root's own flat position, so that one
     counter can run over all elements (a full reduction runs over its source's elements)."""
-    if root.op.kind == "contract" or root.op.kind == "reduce" and root.ndim:
+    if root.op.kind is OpKind.CONTRACT or root.op.kind is OpKind.REDUCE and root.ndim:
         return False
-    stack, seen = [root] if root.op.kind != "reduce" else list(root.src), set()
+    stack, seen = [root] if root.op.kind is not OpKind.REDUCE else list(root.src), set()
     while stack:
         node = stack.pop()
         if node in seen or node is not root and node in realised or node.op is CONST:
             continue
         seen.add(node)
-        if node.op.kind == "movement" and node.op is not RESHAPE and not (
+        if node.op.kind is OpKind.MOVEMENT and node.op is not RESHAPE and not (
                 node.op is EXPAND and node.src[0].size == 1) or node.op.kind in (
                 "source", "reduce", "contract"):
             return False
@@ -78,7 +78,7 @@ def _is_flat(root: UOp, realised: set) -> bool:
 
 
 def _realise(order: list[UOp], outputs: list[UOp], users: dict) -> tuple[set, _Costs]:
-    realised = {n for n in order if n.op.kind in ("reduce", "contract") and not
+    realised = {n for n in order if n.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not
                 inline_reduction(n) or n.op in (INPUT, CONST_ARRAY)}
     realised.update(outputs)
     # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
@@ -94,7 +94,7 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict) -> tuple[set, _C
         distinct = set(users[node])
         if len(distinct) < 2:
             continue
-        same_place = all(u.op.kind == "elementwise" and u.shape == node.shape for u in distinct)
+        same_place = all(u.op.kind is OpKind.ELEMENTWISE and u.shape == node.shape for u in distinct)
         cost = costs.cost[node]
         if node.shape == () and cost > 1 or not same_place and cost > RECOMPUTE_LIMIT:
             realised.add(node)
@@ -279,7 +279,7 @@ def _can_share(first: Kernel, then: Kernel, realised: set) -> bool:
         seen.add((node, aligned))
         # Sources are read at the node's own position through these ops (an accumulating
         # reduction, a root here, reads its source at the nest's position).
-        keeps = aligned and (node.op.kind == "elementwise" or node.op is RESHAPE
+        keeps = aligned and (node.op.kind is OpKind.ELEMENTWISE or node.op is RESHAPE
                              or accumulates(node) and node in then.roots)
         for s in node.src:
             if s in stored:

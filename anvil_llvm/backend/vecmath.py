@@ -1,5 +1,5 @@
 """Vectorised math through glibc's libmvec: the VFABI call-site attribute that lets LLVM's loop
-vectoriser call `_ZGVeN8v_exp` and friends (4-14x over scalarised calls; LLVM_NOTES.md section 1).
+vectoriser call `_ZGVeN8v_exp` and others, 4-14x faster (docs/backend.md, 'Vector math (libmvec)').
 
 Where libmvec is missing (non-glibc, non-x86-64) no attribute is emitted and calls stay scalar.
 """

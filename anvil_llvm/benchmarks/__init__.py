@@ -1,4 +1,4 @@
-"""The public benchmark problems (DESIGN.md), shared by tests, examples and benchmark scripts."""
+"""The public benchmark problems (docs/architecture.md), shared by tests, examples and scripts."""
 from .problems import PROBLEMS, Problem, problem
 
 __all__ = ["PROBLEMS", "Problem", "problem"]

@@ -15,7 +15,7 @@ from .ops import (ADD, CAST, CONST, CONST_ARRAY, DIV, EXPAND, MUL, NEG, PAD, PER
                   RESHAPE, SLICE, SUB, WHERE, const)
 from .ops.source import const_array
 from .build import full
-from .uop import OpDef, UOp, toposort
+from .uop import OpDef, OpKind, UOp, toposort
 
 FOLD_LIMIT = 64
 
@@ -36,10 +36,10 @@ def _is(node: UOp, value) -> bool:
 
 
 def _fold(node: UOp):
-    if not node.src or node.op.kind == "source":
+    if not node.src or node.op.kind is OpKind.SOURCE:
         return None
     scalars = [scalar_value(s) for s in node.src]
-    if node.op.kind == "elementwise" and all(v is not None for v in scalars):
+    if node.op.kind is OpKind.ELEMENTWISE and all(v is not None for v in scalars):
         values = [np.array(v, dtype=s.dtype.np) for v, s in zip(scalars, node.src)]
         with np.errstate(all="ignore"):
             folded = np.asarray(node.op.numpy(node.arg, *values)).astype(node.dtype.np)
@@ -101,7 +101,7 @@ def _slice_of_slice(node: UOp):
 def _slice_through_elementwise(node: UOp):
     """Slicing commutes with elementwise ops: compute only the elements that are kept."""
     inner = node.src[0]
-    if inner.op.kind != "elementwise" or node.size >= inner.size:
+    if inner.op.kind is not OpKind.ELEMENTWISE or node.size >= inner.size:
         return None
     return UOp(inner.op, tuple(UOp(SLICE, (s,), node.arg) for s in inner.src), inner.arg)
 

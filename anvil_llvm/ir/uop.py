@@ -1,14 +1,77 @@
 """UOp: the immutable, hash-consed graph node; OpDef: all the rules of one op; graph utilities."""
 from __future__ import annotations
 
+import enum
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Container, Hashable, Iterable
+from typing import Any, Callable, Container, Hashable, Iterable, Protocol
 
 import numpy as np
 
 from .dtypes import DType
+
+
+class OpKind(enum.Enum):
+    """What an op does to positions: the scheduler fuses elementwise and movement ops, gives
+    reductions and contractions loops of their own, and reads sources from buffers."""
+
+    ELEMENTWISE = "elementwise"
+    REDUCE = "reduce"
+    MOVEMENT = "movement"
+    CONTRACT = "contract"
+    SOURCE = "source"
+
+
+class Linearity(enum.Enum):
+    """How an op's value depends on its differentiable sources: the second-order structure that
+    Hessian sparsity needs."""
+
+    CONSTANT = "constant"     # no derivative: comparisons, logic, integer results
+    LINEAR = "linear"         # a linear map of its sources: add, neg, where, movement, sum
+    BILINEAR = "bilinear"     # linear in each source alone: x * y, contractions
+    QUOTIENT = "quotient"     # linear in the first source, nonlinear in the second: x / y
+    NONLINEAR = "nonlinear"
+
+
+class ScalarEmitter(Protocol):
+    """What op rules call to emit scalar LLVM IR (implemented by backend.emitter.Emitter)."""
+
+    parts: Any
+
+    def op(self, text: str) -> str: ...
+    def call(self, ret: str, fname: str, args: list, pure: bool = False) -> str: ...
+    def add_i(self, a: str, b: str) -> str: ...
+    def mul_i(self, a: str, b: str) -> str: ...
+    def less_i(self, a: str, n: int) -> str: ...
+    def clamp_i(self, a: str, n: int) -> str: ...
+    def in_range(self, a: str, n: int) -> str: ...
+    def flatten(self, dims, shape) -> str: ...
+
+
+class LoweringContext(Protocol):
+    """What movement, source and reduction rules call while a kernel is emitted (implemented by
+    backend.codegen.Lowering): values of nodes at indices, and the emitter."""
+
+    e: ScalarEmitter
+
+    def value(self, node: "UOp", index: Any) -> str: ...
+    def index(self, shape: tuple, dims: tuple) -> Any: ...
+    def cast_index(self, value: str, dtype: DType) -> str: ...
+    def load_constant(self, payload: "Payload", flat: str) -> str: ...
+    def guarded(self, condition: str, compute: Callable, default: str, ty: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class Reduction:
+    """How a reduction or contraction lowers: the loop over `reduced_shape(node)` folds the
+    values `body(ctx, node, out_dims, reduced_dims)` with the binary elementwise op `combine`,
+    starting from `identity(dtype)` (a Python scalar)."""
+
+    identity: Callable
+    combine: "OpDef"
+    reduced_shape: Callable
+    body: Callable
 
 
 @dataclass(frozen=True, eq=False)
@@ -16,10 +79,14 @@ class OpDef:
     """Everything anvil_llvm knows about one op, kept in one place.
 
     `shape(shapes, arg)` and `dtype(dtypes, arg)` infer the result; `numpy(arg, *values)` is the
-    reference semantics; `emit(ctx, node, index)` lowers it to scalar LLVM IR at an index.
+    reference semantics. Lowering, by kind: an elementwise op's `scalar(e, node, *values)`
+    computes its value from its sources' values with a `ScalarEmitter`; a movement or source
+    op's `emit(ctx, node, index)` gives its value at an index through a `LoweringContext`; a
+    reduction or contraction has a `Reduction`.
     The transform rules receive the graph builder `B` (anvil_llvm.ir.build) first:
     `jvp(B, node, tangents) -> tangent`, `vjp(B, node, ct) -> cotangent per source` and
     `batch(B, node, sources, batched) -> node with a leading batch axis`; None is a zero.
+    `linearity` is how the value depends on the sources (None: not declared).
     `last_axis(node) -> (edges, reads, kept)` says how a movement op reads along its last axis:
     at position p it reads each `(source, step, shift)` of `reads` at `step * p + shift`, its
     bounds tests change outcome at the positions `edges` (the backend splits loops there), and
@@ -31,12 +98,15 @@ class OpDef:
     shape: Callable[[tuple, Any], tuple]
     dtype: Callable[[tuple, Any], DType]
     numpy: Callable[..., np.ndarray]
-    kind: str = "elementwise"       # elementwise | reduce | movement | contract | source
-    emit: Callable | None = None
+    kind: OpKind = OpKind.ELEMENTWISE
+    scalar: Callable[..., str] | None = None
+    emit: Callable[["LoweringContext", "UOp", Any], str] | None = None
+    reduction: Reduction | None = None
     cost: int = 1                   # rough scalar cost, guides recomputation vs realisation
     jvp: Callable | None = None
     vjp: Callable | None = None
     batch: Callable | None = None
+    linearity: Linearity | None = None
     last_axis: Callable | None = None
 
     def __repr__(self) -> str:

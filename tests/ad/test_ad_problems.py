@@ -1,5 +1,5 @@
 """The public problems against CasADi: each problem written again as a CasADi expression from its
-definition in DESIGN.md, then value, gradient, Jacobian and Hessian compared to 1e-10 relative at
+definition (docs/architecture.md); value, gradient, Jacobian, Hessian compared to 1e-10 relative at
 the start point and at a perturbed point. The problems' data and start points are checked against
 the same definitions."""
 from __future__ import annotations
@@ -141,7 +141,7 @@ def test_problem_against_casadi(name, size, what):
 
 
 def test_bratu_energy_gradient_is_the_residual():
-    # DESIGN.md: E is defined so that grad E = F; and so the Hessian of E is the Jacobian of F.
+    # docs/architecture.md: E is made so that grad E = F, so the Hessian of E is the Jacobian of F.
     energy, residual = problem("bratu2d_E", 5), problem("bratu2d", 5)
     E, F = energy.function(), residual.function()
     for x in points(energy):

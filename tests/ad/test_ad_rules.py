@@ -27,7 +27,7 @@ from anvil_llvm.ad.forward import jvp_graph
 from anvil_llvm.ad.reverse import vjp_graph
 from anvil_llvm.ir import dtypes
 from anvil_llvm.ir import ops as O
-from anvil_llvm.ir.uop import OpDef, UOp, toposort
+from anvil_llvm.ir.uop import OpDef, OpKind, UOp, toposort
 
 # Finite differences: the 5-point central stencil, error O(H^4 f^(5)) + O(eps f / H), about 1e-11
 # relative for the smooth functions and domains below; 1e-7 leaves room for the steep ends of the
@@ -200,7 +200,7 @@ ROWS = [
 
 # ---- the table covers the op set ------------------------------------------------------------------
 ALL_OPS = {op for op in vars(O).values() if isinstance(op, OpDef)}
-SOURCES = {op for op in ALL_OPS if op.kind == "source"}
+SOURCES = {op for op in ALL_OPS if op.kind is OpKind.SOURCE}
 NOT_DIFFERENTIABLE = {O.CMPLT, O.CMPLE, O.CMPEQ, O.CMPNE, O.AND, O.OR, O.XOR, O.NOT}
 TESTED_ELSEWHERE = {O.CAST}       # test_astype_between_floats: FD cannot see a float32 rounding
 

@@ -1,23 +1,33 @@
 """The compile caches: in memory by graph (one compile for identical graphs) and on disk across
-processes (files written, loaded by a second process, corrupt files rebuilt, unsafe directories
-refused)."""
+processes (files written, loaded by a second process, damaged or foreign entries rebuilt, unsafe
+directories and entries that are not regular files refused, failed writes cleaned up, the size
+cap with least-recently-used eviction, the command line, a fresh cache for each test run)."""
+import contextlib
+import errno
 import json
 import logging
 import os
 import random
+import signal
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import anvil_llvm as av
-from anvil_llvm.backend import jit
-
+from anvil_llvm import cli
+from anvil_llvm.backend import cache, jit
 
 ENTRY = "anvil_entry_"     # Python entry points: one module per signature, shared
+COMPILE = jit.compile_object   # the compiler itself, for entries a test places (not counted)
+REPO = Path(__file__).resolve().parents[2]
+GiB = 1 << 30
 
 
 @pytest.fixture
@@ -25,22 +35,22 @@ def compiles(monkeypatch):
     """The LLVM compilations of functions so far (jit.compile_object calls) in this test; the
     entry point of a signature compiles once per process, whichever test comes first."""
     calls = []
-    original = jit.compile_object
 
     def counting(*args, **kwargs):
         if ENTRY not in args[0]:
             calls.append(args)
-        return original(*args, **kwargs)
+        return COMPILE(*args, **kwargs)
     monkeypatch.setattr(jit, "compile_object", counting)
     return calls
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    """A private, empty on-disk cache directory for this test."""
+def cache_dir(tmp_path, monkeypatch):
+    """A private, empty on-disk cache directory for this test, with the default cap."""
     directory = tmp_path / "cache"
     monkeypatch.setenv("ANVIL_LLVM_CACHE_DIR", str(directory))
     monkeypatch.delenv("ANVIL_LLVM_NO_CACHE", raising=False)
+    monkeypatch.delenv("ANVIL_LLVM_CACHE_MAX_BYTES", raising=False)
     return directory
 
 
@@ -64,21 +74,36 @@ def assert_right(f, expected):
     np.testing.assert_allclose(f(X), expected(X), rtol=1e-14, atol=1e-15)
 
 
-def test_identical_graphs_compile_once(cache, compiles):
+def entry_path(f) -> Path:
+    """Where the object of `f` is cached (in the current cache directory, made if need be)."""
+    low = f.lowered()
+    return cache.directory() / f"{cache.key(low.ir, low.codegen_opt)}.o"
+
+
+def entry_bytes(f, built_for=None) -> bytes:
+    """A well-formed entry holding the object of `f`, built for `built_for` (default: this
+    host), compiled without counting as a compilation of the test."""
+    low = f.lowered()
+    obj, externals = COMPILE(low.ir, low.codegen_opt)
+    return cache.encode(obj, externals, cache.host_record() if built_for is None else built_for)
+
+
+def leftovers(directory) -> list:
+    return list(Path(directory).glob(".tmp-*"))
+
+
+def test_identical_graphs_compile_once(cache_dir, compiles):
     c = random.random()
-    before = set(jit._memory)
     f = av.NumericalFunction("same", lambda x: x * c + 1.0, (av.Arg(4),))
     g = av.NumericalFunction("same", lambda y: y * c + 1.0, (av.Arg(4),))
     np.testing.assert_array_equal(f(np.ones(4)), g(np.ones(4)))
     assert len(compiles) == 1
-    added = [jit._memory[key] for key in set(jit._memory) - before]
-    assert len([a for a in added if not any(ENTRY in name for name in a)]) == 1
     assert f.address == g.address
 
 
-def test_different_graphs_compile_separately(cache, compiles):
-    """Same name, different graphs: two objects in the one JIT engine, each keeping its own
-    code (their symbols carry a digest of the code)."""
+def test_different_graphs_compile_separately(cache_dir, compiles):
+    """Same name, different graphs: two objects in the JIT, each keeping its own code (their
+    symbols carry a digest of the code)."""
     f, expected_f = fresh_function()
     g, expected_g = fresh_function()
     assert_right(g, expected_g)
@@ -87,21 +112,20 @@ def test_different_graphs_compile_separately(cache, compiles):
     assert f.address != g.address
 
 
-def rebuilt(f):
-    """A new function of `f`'s graph, with the in-memory copy forgotten: building it must go to
-    the disk cache."""
-    jit._memory.pop(jit.cache_key(f.llvm_ir))
-    return av.NumericalFunction.from_graph(f.name, f.args, f.outputs, False)
-
-
-def test_cache_files_are_written_and_read(cache, compiles):
+def test_cache_files_are_written(cache_dir, compiles):
     f, expected = fresh_function()
     assert_right(f, expected)
-    files = function_objects(cache)
-    assert len(files) == 1 and files[0].stat().st_size > 0
-    assert not list(cache.glob(".tmp-*")), "temporary files are renamed into place"
-    assert_right(rebuilt(f), expected)
-    assert len(compiles) == 1
+    files = function_objects(cache_dir)
+    assert files == [entry_path(f)] and files[0].stat().st_size > 0
+    assert not leftovers(cache_dir), "temporary files are renamed into place"
+    assert stat.S_IMODE(cache_dir.stat().st_mode) == 0o700
+
+
+def test_a_cached_object_is_loaded_instead_of_compiled(cache_dir, compiles):
+    f, expected = fresh_function()
+    entry_path(f).write_bytes(entry_bytes(f))
+    assert_right(f, expected)
+    assert len(compiles) == 0
 
 
 @pytest.mark.parametrize("damage", [
@@ -111,47 +135,227 @@ def test_cache_files_are_written_and_read(cache, compiles):
     lambda data: data + b"\0",
     lambda data: data[:-1] + bytes([data[-1] ^ 1]),
 ], ids=["truncated", "empty", "bad magic", "trailing byte", "last bit"])
-def test_damaged_cache_files_are_rebuilt(cache, compiles, damage):
+def test_damaged_cache_files_are_rebuilt(cache_dir, compiles, damage):
     f, expected = fresh_function()
-    assert_right(f, expected)
-    (entry,) = function_objects(cache)
-    good = entry.read_bytes()
+    entry, good = entry_path(f), entry_bytes(f)
     entry.write_bytes(damage(good))
-    assert_right(rebuilt(f), expected)
-    assert len(compiles) == 2
+    assert_right(f, expected)
+    assert len(compiles) == 1
     assert entry.read_bytes() == good, "the rebuilt entry replaces the damaged one"
+
+
+@pytest.mark.parametrize("field, value", [
+    ("cpu", "some-other-cpu"), ("features", "+sse2"), ("code_model", "small"),
+    ("triple", "aarch64-unknown-linux-gnu"), ("llvmlite", "0.0.1"), ("llvm", "1.0.0"),
+])
+def test_entries_built_for_another_host_are_not_loaded(cache_dir, compiles, field, value):
+    """An entry under this host's key whose record names another target or other versions
+    (copied from another machine, say) is rebuilt, never loaded."""
+    f, expected = fresh_function()
+    foreign = dict(cache.host_record(), **{field: value})
+    assert foreign != cache.host_record()
+    entry_path(f).write_bytes(entry_bytes(f, foreign))
+    assert_right(f, expected)
+    assert len(compiles) == 1
+    assert cache.decode(entry_path(f).read_bytes()) is not None, "replaced by this host's"
+
+
+class Blocked(Exception):
+    """Not an OSError (as TimeoutError is), which the cache would take for a miss."""
+
+
+@contextlib.contextmanager
+def deadline(seconds: float):
+    """Raise Blocked in the block once `seconds` have passed (interrupting a blocked open)."""
+    def expire(signum, frame):
+        raise Blocked(f"still blocked after {seconds} s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def link_to_good_entry(path: Path, good: bytes) -> None:
+    elsewhere = path.parent.parent / "elsewhere.o"
+    elsewhere.write_bytes(good)
+    path.symlink_to(elsewhere)
+
+
+@pytest.mark.parametrize("make", [
+    lambda path, good: os.mkfifo(path),
+    lambda path, good: path.symlink_to("/dev/zero"),
+    link_to_good_entry,
+    lambda path, good: path.mkdir(),
+], ids=["fifo", "link to /dev/zero", "link to a good entry", "directory"])
+def test_entries_that_are_not_regular_files_are_misses(cache_dir, compiles, caplog, make):
+    """Neither waits on a FIFO nor reads a device nor follows a link: a miss. The next write
+    renames a regular file over it, except over a directory, which fails with a warning."""
+    f, expected = fresh_function()
+    entry, good = entry_path(f), entry_bytes(f)
+    make(entry, good)
+    with deadline(10), caplog.at_level(logging.WARNING, logger="anvil_llvm"):
+        assert_right(f, expected)
+    assert len(compiles) == 1
+    assert not leftovers(cache_dir)
+    if entry.is_dir() and not entry.is_symlink():
+        assert any("Is a directory" in r.getMessage() for r in caplog.records)
+    else:
+        assert stat.S_ISREG(entry.lstat().st_mode) and entry.read_bytes() == good
+
+
+def test_a_full_disk_leaves_no_temporary_file(cache_dir, compiles, caplog, monkeypatch):
+    """The disk fills up halfway through writing an entry: the build goes on, a warning is
+    logged and the partial temporary file is removed."""
+    write = os.write
+
+    def full_disk(fd, data):
+        if os.readlink(f"/proc/self/fd/{fd}").startswith(str(cache_dir)):
+            write(fd, data[:len(data) // 2])
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write(fd, data)
+    monkeypatch.setattr(os, "write", full_disk)
+    f, expected = fresh_function()
+    with caplog.at_level(logging.WARNING, logger="anvil_llvm"):
+        assert_right(f, expected)
+    monkeypatch.undo()
+    assert not leftovers(cache_dir) and not entry_path(f).exists()
+    assert any(os.strerror(errno.ENOSPC) in r.getMessage() for r in caplog.records)
+
+
+FILE_SIZE_LIMIT = textwrap.dedent("""
+    import resource, signal
+    import numpy as np
+    import anvil_llvm as av
+
+    f = av.NumericalFunction("limited", lambda x: x.sin() * 2.5, (av.Arg(3),))
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)     # write() then fails with EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
+    x = np.linspace(0.0, 1.0, 3)
+    print(bool(np.allclose(f(x), np.sin(x) * 2.5, rtol=1e-14, atol=0)))
+""")
+
+
+def test_a_file_size_limit_leaves_no_temporary_file(cache_dir):
+    """Under RLIMIT_FSIZE an entry's write fails after 1000 bytes: no partial file stays."""
+    done = subprocess.run([sys.executable, "-c", FILE_SIZE_LIMIT], capture_output=True,
+                          text=True, timeout=120, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["True"]
+    assert os.strerror(errno.EFBIG) in done.stderr
+    assert not leftovers(cache_dir) and not list(cache_dir.glob("*.o"))
+
+
+def test_least_recently_used_entries_go_past_the_cap(cache_dir, monkeypatch):
+    """Written in the order f1, f2, but f1 read since: a write past the cap removes the oldest
+    files (f2 and any entry point) and keeps f1 and the new f3."""
+    (f1, e1), (f2, e2), (f3, e3) = fresh_function(), fresh_function(), fresh_function()
+    assert_right(f1, e1)
+    assert_right(f2, e2)
+    long_ago = time.time() - 3600
+    for path in cache_dir.iterdir():
+        os.utime(path, (long_ago, long_ago))
+    one, two = entry_path(f1), entry_path(f2)
+    os.utime(two, (long_ago + 60, long_ago + 60))
+    assert cache.read(one.stem) is not None          # a use: one is now the newest
+    assert one.stat().st_mtime > time.time() - 600
+    others = set(cache_dir.iterdir()) - {one, two}
+    cap = one.stat().st_size + two.stat().st_size + 200
+    monkeypatch.setenv("ANVIL_LLVM_CACHE_MAX_BYTES", str(cap))
+    assert_right(f3, e3)
+    assert set(cache_dir.iterdir()) == {one, entry_path(f3)}, f"{others} and {two} go"
+    assert sum(p.stat().st_size for p in cache_dir.iterdir()) <= cap
+
+
+@pytest.mark.parametrize("value", ["lots", "-1", "0", "1.5", "1e9"])
+def test_a_bad_cap_is_ignored_with_a_warning(cache_dir, monkeypatch, caplog, value):
+    monkeypatch.setenv("ANVIL_LLVM_CACHE_MAX_BYTES", value)
+    with caplog.at_level(logging.WARNING, logger="anvil_llvm"):
+        assert cache.max_bytes() == GiB
+    assert any("ANVIL_LLVM_CACHE_MAX_BYTES" in r.getMessage() for r in caplog.records)
+
+
+def test_info_and_clear(cache_dir):
+    for _ in range(2):
+        f, expected = fresh_function()
+        assert_right(f, expected)
+    files = list(cache_dir.glob("*.o"))
+    assert len(files) >= 2
+    assert av.cache.info() == (cache_dir, len(files), sum(p.stat().st_size for p in files), GiB)
+    assert av.cache.clear() == len(files)
+    assert not list(cache_dir.iterdir())
+    assert av.cache.info().entries == 0
+
+
+def test_command_line(cache_dir, capsys, monkeypatch):
+    cache_dir.mkdir(mode=0o700)
+    (cache_dir / f"{'0' * 64}.o").write_bytes(b"x" * 100)
+    (cache_dir / f"{'1' * 64}.o").write_bytes(b"y" * 50)
+    monkeypatch.setenv("ANVIL_LLVM_CACHE_MAX_BYTES", "123456")
+    assert cli.main(["cache", "info"]) == 0
+    shown = dict(line.split(None, 1) for line in capsys.readouterr().out.splitlines())
+    assert shown == {"directory": str(cache_dir), "entries": "2", "bytes": "150",
+                     "max_bytes": "123456"}
+    done = subprocess.run([sys.executable, "-m", "anvil_llvm", "cache", "clear"],
+                          capture_output=True, text=True, timeout=120, env=dict(os.environ))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "removed 2 files"
+    assert not list(cache_dir.iterdir())
+    with pytest.raises(SystemExit):
+        cli.main(["cache", "shrink"])
+    assert "invalid choice: 'shrink'" in capsys.readouterr().err
+
+
+def test_the_command_is_installed_as_anvil_llvm():
+    tomllib = pytest.importorskip("tomllib")        # Python 3.11
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"anvil-llvm": "anvil_llvm.cli:main"}
 
 
 def test_cache_directory_is_created_private(tmp_path, monkeypatch):
     directory = tmp_path / "a" / "b"
     monkeypatch.setenv("ANVIL_LLVM_CACHE_DIR", str(directory))
     monkeypatch.delenv("ANVIL_LLVM_NO_CACHE", raising=False)
-    assert jit.cache_dir() == directory
+    assert cache.directory() == directory
     assert stat.S_IMODE(directory.stat().st_mode) & 0o077 == 0
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o775, 0o722])
-def test_directory_writable_by_others_is_refused(cache, compiles, caplog, mode):
-    cache.mkdir()
-    cache.chmod(mode)
+def test_directory_writable_by_others_is_refused(cache_dir, compiles, caplog, mode):
+    cache_dir.mkdir()
+    cache_dir.chmod(mode)
     with caplog.at_level(logging.WARNING, logger="anvil_llvm"):
         f, expected = fresh_function()
         assert_right(f, expected)
-    assert any("writable by others" in r.getMessage() and str(cache) in r.getMessage()
+    assert any("writable by others" in r.getMessage() and str(cache_dir) in r.getMessage()
                for r in caplog.records)
-    assert not list(cache.iterdir()), "nothing may be written to an unsafe directory"
+    assert not list(cache_dir.iterdir()), "nothing may be written to an unsafe directory"
+
+
+def test_an_unsafe_directory_is_reported_once(cache_dir, compiles, caplog):
+    """Each build reads and writes the cache; the warning comes once in the process."""
+    cache_dir.mkdir()
+    cache_dir.chmod(0o777)
+    with caplog.at_level(logging.WARNING, logger="anvil_llvm"):
+        for _ in range(3):
+            f, expected = fresh_function()
+            assert_right(f, expected)
+    assert len(compiles) == 3
+    assert sum(str(cache_dir) in r.getMessage() for r in caplog.records) == 1
 
 
 @pytest.mark.skipif(not hasattr(os, "getuid") or os.getuid() != 0,
                     reason="giving a directory to another user needs root")
-def test_directory_of_another_user_is_refused(cache, compiles, caplog):
-    cache.mkdir(mode=0o700)
-    os.chown(cache, 12345, -1)
+def test_directory_of_another_user_is_refused(cache_dir, compiles, caplog):
+    cache_dir.mkdir(mode=0o700)
+    os.chown(cache_dir, 12345, -1)
     with caplog.at_level(logging.WARNING, logger="anvil_llvm"):
         f, expected = fresh_function()
         assert_right(f, expected)
     assert any("another user" in r.getMessage() for r in caplog.records)
-    assert not list(cache.iterdir())
+    assert not list(cache_dir.iterdir())
 
 
 def test_cache_path_that_is_a_file_still_works(tmp_path, monkeypatch, compiles):
@@ -163,11 +367,36 @@ def test_cache_path_that_is_a_file_still_works(tmp_path, monkeypatch, compiles):
     assert blocker.read_text() == "not a directory"
 
 
-def test_no_cache_switch(cache, monkeypatch, compiles):
-    monkeypatch.setenv("ANVIL_LLVM_NO_CACHE", "1")
+@pytest.mark.parametrize("value, cached", [
+    ("1", False), ("true", False), ("TRUE", False), ("Yes", False), ("on", False),
+    ("0", True), ("false", True), ("No", True), ("OFF", True), ("", True),
+])
+def test_no_cache_switch(cache_dir, monkeypatch, compiles, value, cached):
+    monkeypatch.setenv("ANVIL_LLVM_NO_CACHE", value)
     f, expected = fresh_function()
     assert_right(f, expected)
-    assert not cache.exists() or not list(cache.iterdir())
+    assert entry_path(f).exists() if cached else not cache_dir.exists()
+
+
+def test_the_run_has_a_fresh_cache_directory():
+    """conftest.py gives each test run a new cache directory of its own."""
+    if os.environ.get("ANVIL_LLVM_TEST_KEEP_CACHE"):
+        pytest.skip("ANVIL_LLVM_TEST_KEEP_CACHE is set: the run uses the usual cache")
+    path = Path(os.environ["ANVIL_LLVM_CACHE_DIR"])
+    assert path.parent == Path(tempfile.gettempdir())
+    assert path.name.startswith("anvil-llvm-test-cache-") and path.is_dir()
+
+
+def test_the_run_cache_directory_is_removed_at_the_end(tmp_path):
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    env.pop("ANVIL_LLVM_CACHE_DIR", None)
+    env.pop("ANVIL_LLVM_TEST_KEEP_CACHE", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q",
+         f"{__file__}::test_the_run_has_a_fresh_cache_directory"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:]
+    assert not list(tmp_path.glob("anvil-llvm-test-cache-*"))
 
 
 # ---- across processes ---------------------------------------------------------------------------
@@ -192,9 +421,9 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def start_process(cache_dir) -> subprocess.Popen:
-    """SCRIPT in a new Python process using `cache_dir` as its cache."""
-    env = dict(os.environ, ANVIL_LLVM_CACHE_DIR=str(cache_dir))
+def start_process(directory) -> subprocess.Popen:
+    """SCRIPT in a new Python process using `directory` as its cache."""
+    env = dict(os.environ, ANVIL_LLVM_CACHE_DIR=str(directory))
     env.pop("ANVIL_LLVM_NO_CACHE", None)
     return subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -206,29 +435,29 @@ def outcome(process: subprocess.Popen) -> dict:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def run_process(cache_dir) -> dict:
-    return outcome(start_process(cache_dir))
+def run_process(directory) -> dict:
+    return outcome(start_process(directory))
 
 
 def test_processes_filling_one_cache_at_once(tmp_path):
     """Entries are published by an atomic rename: concurrent writers leave one good file."""
-    cache_dir = tmp_path / "cache"
-    processes = [start_process(cache_dir) for _ in range(3)]
+    directory = tmp_path / "cache"
+    processes = [start_process(directory) for _ in range(3)]
     assert all(outcome(p)["ok"] for p in processes)
-    assert len(function_objects(cache_dir)) == 1
-    assert not list(cache_dir.glob(".tmp-*"))
-    assert run_process(cache_dir) == {"compiled": 0, "entries": 0, "ok": True}
+    assert len(function_objects(directory)) == 1
+    assert not leftovers(directory)
+    assert run_process(directory) == {"compiled": 0, "entries": 0, "ok": True}
 
 
 def test_second_process_loads_from_disk_and_a_corrupt_file_is_rebuilt(tmp_path):
-    cache_dir = tmp_path / "cache"
-    assert run_process(cache_dir) == {"compiled": 1, "entries": 1, "ok": True}
-    (entry,) = function_objects(cache_dir)
+    directory = tmp_path / "cache"
+    assert run_process(directory) == {"compiled": 1, "entries": 1, "ok": True}
+    (entry,) = function_objects(directory)
     good = entry.read_bytes()
-    assert run_process(cache_dir) == {"compiled": 0, "entries": 0, "ok": True}
+    assert run_process(directory) == {"compiled": 0, "entries": 0, "ok": True}
 
     middle = len(good) // 2
     entry.write_bytes(good[:middle] + bytes(b ^ 0xFF for b in good[middle:middle + 8])
                       + good[middle + 8:])
-    assert run_process(cache_dir) == {"compiled": 1, "entries": 0, "ok": True}
+    assert run_process(directory) == {"compiled": 1, "entries": 0, "ok": True}
     assert entry.read_bytes() == good, "the rebuilt entry replaces the corrupt one"

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..uop import OpDef
+from ..uop import OpDef, OpKind, Reduction
 from .elementwise import ADD, MUL
-from .reduce import Reduction
 
 
 def _free(ndim, contracted, batch):
@@ -64,7 +63,7 @@ def _body(ctx, node, out_dims, reduced_dims):
         da[i] = db[j] = reduced_dims[k]
     x = ctx.value(a, ctx.index(a.shape, tuple(da)))
     y = ctx.value(b, ctx.index(b.shape, tuple(db)))
-    return MUL.emit.scalar(ctx.e, node, x, y)
+    return MUL.scalar(ctx.e, node, x, y)
 
 
 def _jvp(B, node, t):
@@ -114,8 +113,8 @@ def _batch(B, node, sources, batched):
     return B.permute(out, tuple(order))
 
 
-CONTRACT = OpDef("contract", 2, kind="contract", shape=_shape, dtype=_dtype, numpy=_numpy,
-                 emit=Reduction(lambda dtype: 0, ADD, _reduced_shape, _body), cost=2,
+CONTRACT = OpDef("contract", 2, kind=OpKind.CONTRACT, shape=_shape, dtype=_dtype, numpy=_numpy,
+                 reduction=Reduction(lambda dtype: 0, ADD, _reduced_shape, _body), cost=2,
                  jvp=_jvp, vjp=_vjp, batch=_batch)
 """arg = (lhs contracted axes, rhs contracted axes, lhs batch axes, rhs batch axes); the result is
 batch axes, then the lhs free axes, then the rhs free axes (as jax.lax.dot_general)."""

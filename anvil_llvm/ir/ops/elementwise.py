@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from ..dtypes import DType
-from ..uop import OpDef
+from ..uop import Linearity, OpDef
 
 _SUFFIX = {"double": "f64", "float": "f32"}
 
@@ -32,21 +32,6 @@ def _same_dtype(kinds: str, result: DType | None = None):
     return rule
 
 
-class _Lifted:
-    """Lowers an elementwise op: its scalar rule applied to its sources' values at `index`."""
-
-    __slots__ = ("scalar",)
-
-    def __init__(self, scalar):
-        self.scalar = scalar        # (emitter, node, *operand values) -> value
-
-    def __call__(self, ctx, node, index):
-        return self.scalar(ctx.e, node, *[ctx.value(s, index) for s in node.src])
-
-
-_lift = _Lifted
-
-
 def batch_elementwise(B, node, sources, batched):
     """Batching rule of every elementwise op: unbatched sources are broadcast over the batch."""
     size = next(s.shape[0] for s, b in zip(sources, batched) if b)
@@ -66,18 +51,19 @@ def _smooth(*partials):
 
     def vjp(B, node, ct):
         return tuple(B.mul(ct, d(B, node)) for d in partials)
-    return {"jvp": jvp, "vjp": vjp, "batch": batch_elementwise}
+    return {"jvp": jvp, "vjp": vjp, "batch": batch_elementwise,
+            "linearity": Linearity.NONLINEAR}
 
 
 def _linear(jvp, vjp):
-    return {"jvp": jvp, "vjp": vjp, "batch": batch_elementwise}
+    return {"jvp": jvp, "vjp": vjp, "batch": batch_elementwise, "linearity": Linearity.LINEAR}
 
 
 def _constant():
     """No derivative: comparisons, logic, and anything producing ints or bools."""
     return {"jvp": lambda B, node, tangents: None,
             "vjp": lambda B, node, ct: (None,) * len(node.src),
-            "batch": batch_elementwise}
+            "batch": batch_elementwise, "linearity": Linearity.CONSTANT}
 
 
 def _intrinsic(name: str):
@@ -99,7 +85,7 @@ def _libm(name: str):
 def _unary_math(name: str, np_fn, emit, cost: int, derivative) -> OpDef:
     """A float -> float function; `derivative(B, x, y)` gives dy/dx from the source x and y."""
     return OpDef(name, 1, shape=_same_shape, dtype=_same_dtype("f"), numpy=lambda arg, x: np_fn(x),
-                 emit=_lift(emit), cost=cost,
+                 scalar=emit, cost=cost,
                  **_smooth(lambda B, n: derivative(B, n.src[0], n)))
 
 
@@ -133,7 +119,6 @@ LOG1P = _unary_math("log1p", np.log1p, _libm("log1p"), 30,
                     lambda B, x, y: B.div(B.scalar(1, x), B.add(B.scalar(1, x), x)))
 EXPM1 = _unary_math("expm1", np.expm1, _libm("expm1"), 30,
                     lambda B, x, y: B.add(y, B.scalar(1, y)))
-UNARY_MATH = (SIN, COS, TAN, EXP, LOG, SQRT, TANH, SINH, COSH, ASIN, ACOS, ATAN, LOG1P, EXPM1)
 
 
 def _neg(e, node, x):
@@ -149,14 +134,14 @@ def _abs(e, node, x):
 
 
 NEG = OpDef("neg", 1, shape=_same_shape, dtype=_same_dtype("fi"), numpy=lambda arg, x: -x,
-            emit=_lift(_neg), **_linear(lambda B, node, t: B.neg(t[0]),
+            scalar=_neg, **_linear(lambda B, node, t: B.neg(t[0]),
                                         lambda B, node, ct: (B.neg(ct),)))
 ABS = OpDef("abs", 1, shape=_same_shape, dtype=_same_dtype("fi"), numpy=lambda arg, x: np.abs(x),
-            emit=_lift(_abs), **_smooth(lambda B, n: B.sign(n.src[0])))
+            scalar=_abs, **_smooth(lambda B, n: B.sign(n.src[0])))
 """The derivative of abs at 0 is 0 (the subgradient np.sign gives)."""
 NOT = OpDef("not", 1, shape=_same_shape, dtype=_same_dtype("b"),
             numpy=lambda arg, x: np.logical_not(x),
-            emit=_lift(lambda e, node, x: e.op(f"xor i1 {x}, true")), **_constant())
+            scalar=(lambda e, node, x: e.op(f"xor i1 {x}, true")), **_constant())
 
 
 def _arith(name: str, np_fn, float_op: str, int_op: str | None, rules: dict,
@@ -167,18 +152,47 @@ def _arith(name: str, np_fn, float_op: str, int_op: str | None, rules: dict,
         opcode = float_op if node.dtype.is_float else int_op
         return e.op(f"{opcode} {node.dtype.llvm} {x}, {y}")
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype(kinds),
-                 numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit), cost=cost, **rules)
+                 numpy=lambda arg, x, y: np_fn(x, y), scalar=emit, cost=cost, **rules)
 
 
 ADD = _arith("add", np.add, "fadd", "add", _linear(
     lambda B, node, t: B.add(t[0], t[1]), lambda B, node, ct: (ct, ct)))
 SUB = _arith("sub", np.subtract, "fsub", "sub", _linear(
     lambda B, node, t: B.sub(t[0], t[1]), lambda B, node, ct: (ct, B.neg(ct))))
-MUL = _arith("mul", np.multiply, "fmul", "mul", _smooth(lambda B, n: n.src[1],
-                                                        lambda B, n: n.src[0]))
-DIV = _arith("div", np.true_divide, "fdiv", None, _smooth(
-    lambda B, n: B.div(B.scalar(1, n), n.src[1]),
-    lambda B, n: B.neg(B.div(n, n.src[1]))), cost=4)
+MUL = _arith("mul", np.multiply, "fmul", "mul", {
+    **_smooth(lambda B, n: n.src[1], lambda B, n: n.src[0]), "linearity": Linearity.BILINEAR})
+DIV = _arith("div", np.true_divide, "fdiv", None, {
+    **_smooth(lambda B, n: B.div(B.scalar(1, n), n.src[1]),
+              lambda B, n: B.neg(B.div(n, n.src[1]))), "linearity": Linearity.QUOTIENT}, cost=4)
+
+
+def _mod_emit(e, node, x, y):
+    """NumPy's remainder: the truncated remainder (frem, srem), moved by y where its sign differs
+    from y's; a float zero takes y's sign. An int divisor of 0 gives 0, as NumPy, and so does -1
+    (srem of the most negative int by -1 overflows)."""
+    ty = node.dtype.llvm
+    if node.dtype.is_float:
+        r = e.op(f"frem {ty} {x}, {y}")
+        nonzero = e.op(f"fcmp une {ty} {r}, 0.0")
+        signs_differ = e.op(f"xor i1 {e.op(f'fcmp olt {ty} {r}, 0.0')}, "
+                            f"{e.op(f'fcmp olt {ty} {y}, 0.0')}")
+        move = e.op(f"and i1 {nonzero}, {signs_differ}")
+        moved = e.op(f"select i1 {move}, {ty} {e.op(f'fadd {ty} {r}, {y}')}, {ty} {r}")
+        return e.op(f"select i1 {nonzero}, {ty} {moved}, {ty} "
+                    f"{_intrinsic('copysign')(e, node, '0.0', y)}")
+    unit = e.op(f"icmp ult i64 {e.op(f'add i64 {y}, 1')}, 2")        # y is 0 or -1
+    r = e.op(f"srem i64 {x}, {e.op(f'select i1 {unit}, i64 1, i64 {y}')}")
+    signs_differ = e.op(f"icmp slt i64 {e.op(f'xor i64 {r}, {y}')}, 0")
+    move = e.op(f"and i1 {e.op(f'icmp ne i64 {r}, 0')}, {signs_differ}")
+    return e.op(f"select i1 {move}, i64 {e.op(f'add i64 {r}, {y}')}, i64 {r}")
+
+
+MOD = OpDef("mod", 2, shape=_same_shape, dtype=_same_dtype("fi"),
+            numpy=lambda arg, x, y: np.mod(x, y), scalar=_mod_emit, cost=20,
+            **_smooth(lambda B, n: B.scalar(1, n),
+                      lambda B, n: B.neg(B.div(B.sub(n.src[0], n), n.src[1]))))
+"""x mod y with the sign of y, as np.mod. d/dx = 1 and d/dy = -q for the quotient q = (x - r) / y,
+floor(x / y) up to rounding: the integer that the computed remainder r belongs to."""
 
 
 def _choose(B, n, mine: int):
@@ -197,7 +211,7 @@ def _extremum(name: str, np_fn, intrinsic: str, int_pred: str) -> OpDef:
         cond = e.op(f"icmp {int_pred} i64 {x}, {y}")
         return e.op(f"select i1 {cond}, i64 {x}, i64 {y}")
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("fi"),
-                 numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit), cost=2,
+                 numpy=lambda arg, x, y: np_fn(x, y), scalar=emit, cost=2,
                  **_smooth(lambda B, n: _choose(B, n, 0), lambda B, n: _choose(B, n, 1)))
 
 
@@ -261,7 +275,7 @@ def _pow_emit(e, node, x, y):
 
 
 POW = OpDef("pow", 2, shape=_same_shape, dtype=_same_dtype("fi"),
-            numpy=lambda arg, x, y: np.power(x, y), emit=_lift(_pow_emit), cost=40,
+            numpy=lambda arg, x, y: np.power(x, y), scalar=_pow_emit, cost=40,
             **_smooth(_pow_base, _pow_exponent))
 """d/dx is 0 at x == y == 0 and d/dy is 0 where x == 0 (the limits JAX takes)."""
 
@@ -273,7 +287,7 @@ def _atan2_partial(B, n, sign: int, other: int):
 
 
 ATAN2 = OpDef("atan2", 2, shape=_same_shape, dtype=_same_dtype("f"),
-              numpy=lambda arg, x, y: np.arctan2(x, y), emit=_lift(_libm("atan2")), cost=40,
+              numpy=lambda arg, x, y: np.arctan2(x, y), scalar=_libm("atan2"), cost=40,
               **_smooth(lambda B, n: _atan2_partial(B, n, 1, 1),
                         lambda B, n: _atan2_partial(B, n, -1, 0)))
 
@@ -287,7 +301,7 @@ def _compare(name: str, np_fn, float_pred: str, int_pred: str) -> OpDef:
             return e.op(f"icmp {int_pred.replace('s', 'u')} {ty.llvm} {x}, {y}")
         return e.op(f"icmp {int_pred} {ty.llvm} {x}, {y}")
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("fib", dtypes.bool_),
-                 numpy=lambda arg, x, y: np_fn(x, y), emit=_lift(emit), **_constant())
+                 numpy=lambda arg, x, y: np_fn(x, y), scalar=emit, **_constant())
 
 
 CMPLT = _compare("cmplt", np.less, "olt", "slt")
@@ -299,14 +313,13 @@ CMPNE = _compare("cmpne", np.not_equal, "une", "ne")
 def _logic(name: str, np_fn, opcode: str) -> OpDef:
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("b"),
                  numpy=lambda arg, x, y: np_fn(x, y),
-                 emit=_lift(lambda e, node, x, y: e.op(f"{opcode} i1 {x}, {y}")), **_constant())
+                 scalar=(lambda e, node, x, y: e.op(f"{opcode} i1 {x}, {y}")), **_constant())
 
 
 AND = _logic("and", np.logical_and, "and")
 OR = _logic("or", np.logical_or, "or")
 XOR = _logic("xor", np.logical_xor, "xor")
 
-BINARY = (ADD, SUB, MUL, DIV, MAX, MIN, POW, ATAN2, CMPLT, CMPLE, CMPEQ, CMPNE, AND, OR, XOR)
 
 
 def _where_dtype(dts, arg):
@@ -319,7 +332,7 @@ def _where_dtype(dts, arg):
 
 WHERE = OpDef("where", 3, shape=_same_shape, dtype=_where_dtype,
               numpy=lambda arg, c, x, y: np.where(c, x, y),
-              emit=_lift(lambda e, node, c, x, y: e.op(
+              scalar=(lambda e, node, c, x, y: e.op(
                   f"select i1 {c}, {node.dtype.llvm} {x}, {node.dtype.llvm} {y}")),
               **_linear(lambda B, node, t: B.where(node.src[0], t[1], t[2]),
                         lambda B, node, ct: (None, B.where(node.src[0], ct, None),
@@ -355,6 +368,6 @@ def _cast_vjp(B, node, ct):
 
 
 CAST = OpDef("cast", 1, shape=_same_shape, dtype=lambda dts, arg: arg,
-             numpy=lambda arg, x: x.astype(arg.np), emit=_lift(_cast_emit), cost=0,
+             numpy=lambda arg, x: x.astype(arg.np), scalar=_cast_emit, cost=0,
              **_linear(_cast_jvp, _cast_vjp))
 """arg = the target DType; only float-to-float casts carry derivatives."""

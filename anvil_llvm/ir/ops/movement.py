@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..uop import OpDef, Payload
+from ..uop import OpDef, OpKind, Payload
 
 
 def _same_dtype(dts, arg):
@@ -25,7 +25,7 @@ def _size(sources, batched):
     return next(s.shape[0] for s, b in zip(sources, batched) if b)
 
 
-RESHAPE = OpDef("reshape", 1, kind="movement", shape=_reshape_shape, dtype=_same_dtype,
+RESHAPE = OpDef("reshape", 1, kind=OpKind.MOVEMENT, shape=_reshape_shape, dtype=_same_dtype,
                 numpy=lambda arg, x: x.reshape(arg), cost=0,
                 emit=lambda ctx, node, index: ctx.value(
                     node.src[0], index.reshape(ctx.e, node.src[0].shape)),
@@ -51,7 +51,7 @@ def _permute_emit(ctx, node, index):
     return ctx.value(node.src[0], ctx.index(node.src[0].shape, tuple(src_dims)))
 
 
-PERMUTE = OpDef("permute", 1, kind="movement", shape=_permute_shape, dtype=_same_dtype,
+PERMUTE = OpDef("permute", 1, kind=OpKind.MOVEMENT, shape=_permute_shape, dtype=_same_dtype,
                 numpy=lambda arg, x: np.transpose(x, arg), emit=_permute_emit, cost=0,
                 jvp=lambda B, node, t: B.permute(t[0], node.arg),
                 vjp=lambda B, node, ct: (B.permute(ct, B.inverse_permutation(node.arg)),),
@@ -77,7 +77,7 @@ def _expand_emit(ctx, node, index):
     return ctx.value(src, ctx.index(src.shape, src_dims))
 
 
-EXPAND = OpDef("expand", 1, kind="movement", shape=_expand_shape, dtype=_same_dtype,
+EXPAND = OpDef("expand", 1, kind=OpKind.MOVEMENT, shape=_expand_shape, dtype=_same_dtype,
                numpy=lambda arg, x: np.broadcast_to(x, arg), emit=_expand_emit, cost=0,
                jvp=lambda B, node, t: B.UOp(EXPAND, (t[0],), node.arg),
                vjp=lambda B, node, ct: (B.sum_to(ct, node.src[0].shape),),
@@ -118,7 +118,7 @@ def _slice_numpy(spec, x):
                    for start, step, count in spec)]
 
 
-SLICE = OpDef("slice", 1, kind="movement", shape=_slice_shape, dtype=_same_dtype,
+SLICE = OpDef("slice", 1, kind=OpKind.MOVEMENT, shape=_slice_shape, dtype=_same_dtype,
               numpy=_slice_numpy, emit=_slice_emit, cost=0,
               jvp=lambda B, node, t: B.slice_(t[0], node.arg),
               vjp=lambda B, node, ct: (B.unslice(ct, node.arg, node.src[0].shape),),
@@ -165,7 +165,7 @@ def _pad_last_axis(node):
     return (low, low + node.src[0].shape[-1]), ((node.src[0], 1, -low),), kept
 
 
-PAD = OpDef("pad", 1, kind="movement", shape=_pad_shape, dtype=_same_dtype,
+PAD = OpDef("pad", 1, kind=OpKind.MOVEMENT, shape=_pad_shape, dtype=_same_dtype,
             numpy=lambda pads, x: np.pad(x, pads) if pads else x.copy(),   # np.pad refuses 0-d
             emit=_pad_emit, cost=1,
             jvp=lambda B, node, t: B.pad(t[0], node.arg), vjp=_pad_vjp,
@@ -251,7 +251,7 @@ def _concat_last_axis(node):
     return tuple(starts), tuple((s, 1, -start) for s, start in zip(node.src, starts)), True
 
 
-CONCAT = OpDef("concat", None, kind="movement", shape=_concat_shape, dtype=_concat_dtype,
+CONCAT = OpDef("concat", None, kind=OpKind.MOVEMENT, shape=_concat_shape, dtype=_concat_dtype,
                numpy=lambda axis, *xs: np.concatenate(xs, axis=axis), emit=_concat_emit, cost=1,
                jvp=_concat_jvp, vjp=_concat_vjp, batch=_concat_batch,
                last_axis=_concat_last_axis)
@@ -280,7 +280,7 @@ def _gather_emit(ctx, node, index):
     return ctx.value(node.src[0], ctx.index(node.src[0].shape, src_dims))
 
 
-GATHER = OpDef("gather", 1, kind="movement", shape=_gather_shape, dtype=_same_dtype,
+GATHER = OpDef("gather", 1, kind=OpKind.MOVEMENT, shape=_gather_shape, dtype=_same_dtype,
                numpy=lambda arg, x: np.take(x, arg[1].array, axis=arg[0]), emit=_gather_emit,
                cost=1,
                jvp=lambda B, node, t: B.gather(t[0], node.arg[0], node.arg[1].array),

@@ -1,27 +1,11 @@
 """Reductions over axes: sum, prod, max, min (the result drops the reduced axes)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
-from ..uop import OpDef
+from ..uop import OpDef, OpKind, Reduction
 from .elementwise import ADD, CMPEQ, MAX, MIN, MUL
 from .source import llvm_literal
-
-
-@dataclass(frozen=True)
-class Reduction:
-    """How a reduction lowers: the loop over `reduced_shape` folds `body` values with `combine`."""
-
-    identity: Callable        # dtype -> Python scalar
-    combine: OpDef            # the binary elementwise op that folds two partial results
-    reduced_shape: Callable   # node -> shape of the reduced loop nest
-    body: Callable            # (ctx, node, out_dims, reduced_dims) -> scalar value
-
-    def identity_literal(self, dtype) -> str:
-        return llvm_literal(self.identity(dtype), dtype)
 
 
 def _reduce_shape(shapes, axes):
@@ -138,9 +122,9 @@ def _chooser_vjp(B, node, ct):
 
 
 def _reduce(name: str, np_fn, combine: OpDef, identity, jvp, vjp) -> OpDef:
-    return OpDef(name, 1, kind="reduce", shape=_reduce_shape, dtype=_reduce_dtype,
+    return OpDef(name, 1, kind=OpKind.REDUCE, shape=_reduce_shape, dtype=_reduce_dtype,
                  numpy=lambda axes, x: np.asarray(np_fn(x, axis=axes)).astype(x.dtype, copy=False),
-                 emit=Reduction(identity, combine, _reduced_shape, _body),
+                 reduction=Reduction(identity, combine, _reduced_shape, _body),
                  jvp=jvp, vjp=vjp, batch=_batch)
 
 
@@ -156,5 +140,4 @@ REDUCE_SUM = _reduce("sum", np.sum, ADD, lambda dtype: 0, _sum_jvp, _sum_vjp)
 REDUCE_PROD = _reduce("prod", np.prod, MUL, lambda dtype: 1, _prod_jvp, _prod_vjp)
 REDUCE_MAX = _reduce("reduce_max", np.max, MAX, _lowest, _chooser_jvp, _chooser_vjp)
 REDUCE_MIN = _reduce("reduce_min", np.min, MIN, _highest, _chooser_jvp, _chooser_vjp)
-REDUCES = (REDUCE_SUM, REDUCE_PROD, REDUCE_MAX, REDUCE_MIN)
 """arg = the sorted tuple of reduced axes."""

@@ -7,7 +7,7 @@ import numpy as np
 
 from .. import dtypes
 from ..dtypes import DType
-from ..uop import OpDef, Payload, UOp
+from ..uop import OpDef, OpKind, Payload, UOp
 
 
 class Scalar:
@@ -48,7 +48,7 @@ def llvm_literal(value, dtype: DType) -> str:
 
 
 INPUT = OpDef(
-    "input", 0, kind="source",
+    "input", 0, kind=OpKind.SOURCE,
     shape=lambda shapes, arg: arg[1],
     dtype=lambda dts, arg: arg[2],
     numpy=None,
@@ -56,7 +56,7 @@ INPUT = OpDef(
 """arg = (position, shape, dtype): the function's argument at that position."""
 
 CONST = OpDef(
-    "const", 0, kind="source",
+    "const", 0, kind=OpKind.SOURCE,
     shape=lambda shapes, arg: (),
     dtype=lambda dts, arg: arg.dtype,
     numpy=lambda arg: np.array(arg.value, dtype=arg.dtype.np),
@@ -65,7 +65,7 @@ CONST = OpDef(
 )
 
 CONST_ARRAY = OpDef(
-    "const_array", 0, kind="source",
+    "const_array", 0, kind=OpKind.SOURCE,
     shape=lambda shapes, arg: arg.array.shape,
     dtype=lambda dts, arg: dtypes.from_numpy(arg.array.dtype),
     numpy=lambda arg: arg.array,
@@ -79,7 +79,7 @@ def _iota_emit(ctx, node, index):
 
 
 IOTA = OpDef(
-    "iota", 0, kind="source",
+    "iota", 0, kind=OpKind.SOURCE,
     shape=lambda shapes, arg: arg[0],
     dtype=lambda dts, arg: dtypes.int64,
     numpy=lambda arg: np.broadcast_to(

@@ -1,0 +1,4 @@
+"""`python -m anvil_llvm`: the command line (cli.py)."""
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,257 @@
+"""The on-disk cache of compiled objects: where it lives, entry keys and format, reads, writes and
+least-recently-used eviction.
+
+An entry `<key>.o` is `MAGIC | sha256(body) | body`, where body is a JSON header, a NUL byte and
+the object file. The header records what the object was built for (the JIT target and the
+llvmlite, LLVM and anvil_llvm versions) and the external symbols it needs; an entry whose record
+differs from the running host's is a miss, never loaded. Entries are published by an atomic
+rename, opened without following links and only as regular files, and a read refreshes their
+modification time, which eviction takes as the time of last use.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import hashlib
+import json
+import logging
+import os
+import stat
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import llvmlite
+import llvmlite.binding as llvm
+
+from .target import Target
+
+log = logging.getLogger("anvil_llvm")
+
+_VERSION = "0.1.0"
+_MAGIC = b"ANVILOBJ3"
+_TEMPORARY = ".tmp-"                 # prefix of files being written
+DEFAULT_MAX_BYTES = 1 << 30
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    """Log `message` as a warning the first time only: a setting or a directory that is wrong
+    stays wrong for every later read and write."""
+    log.warning(message)
+
+
+def directory() -> Path | None:
+    """The private cache directory, or None when caching is off or the directory is unsafe."""
+    switch = os.environ.get("ANVIL_LLVM_NO_CACHE", "").strip().lower()
+    if switch not in _FALSE:
+        if switch not in _TRUE:
+            _warn_once(f"anvil_llvm: ANVIL_LLVM_NO_CACHE={switch!r} is read as true (expected "
+                       "one of 1, true, yes, on or 0, false, no, off); the disk cache is off")
+        return None
+    root = os.environ.get("ANVIL_LLVM_CACHE_DIR")
+    if root:
+        path = Path(root)
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        path = Path(base) / "anvil_llvm"
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = path.stat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        _warn_once(f"anvil_llvm: not using cache directory {path}: owned by another user or "
+                   "writable by others")
+        return None
+    return path
+
+
+def max_bytes() -> int:
+    """The size cap of the cache directory: `ANVIL_LLVM_CACHE_MAX_BYTES` if it is a positive
+    integer, else (with a warning) 1 GiB."""
+    text = os.environ.get("ANVIL_LLVM_CACHE_MAX_BYTES", "").strip()
+    if not text:
+        return DEFAULT_MAX_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value > 0:
+        return value
+    _warn_once(f"anvil_llvm: ignoring ANVIL_LLVM_CACHE_MAX_BYTES={text!r} (expected a positive "
+               f"number of bytes); the cache is capped at {DEFAULT_MAX_BYTES} bytes")
+    return DEFAULT_MAX_BYTES
+
+
+@functools.lru_cache(maxsize=1)
+def host_record() -> dict:
+    """What this process builds objects for: the JIT target and the versions of llvmlite, LLVM
+    and anvil_llvm. Shared: not to be modified."""
+    return {**dataclasses.asdict(Target.jit()), "llvmlite": llvmlite.__version__,
+            "llvm": ".".join(map(str, llvm.llvm_version_info)), "anvil_llvm": _VERSION}
+
+
+def key(ir_text: str, codegen_opt: int = 3) -> str:
+    """The cache key of a module: the IR, its code generation level, the host and versions."""
+    text = f"{json.dumps(host_record(), sort_keys=True)}\0{codegen_opt}\0{ir_text}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def encode(obj: bytes, externals: list[str], built_for: dict) -> bytes:
+    """The bytes of an entry holding `obj`, which needs `externals` and was built for the
+    target and versions `built_for` (a `host_record()`)."""
+    header = json.dumps({"built_for": built_for, "externals": externals}).encode()
+    body = header + b"\0" + obj
+    return _MAGIC + hashlib.sha256(body).digest() + body
+
+
+def decode(data: bytes) -> tuple[bytes, list[str]] | None:
+    """The object and its external symbols held by the entry `data`, or None when it is damaged
+    or was built for another target or other versions than this process's."""
+    head = len(_MAGIC) + 32
+    if len(data) < head or data[:len(_MAGIC)] != _MAGIC:
+        return None
+    digest, body = data[len(_MAGIC):head], data[head:]
+    if hashlib.sha256(body).digest() != digest:
+        return None
+    header, _, obj = body.partition(b"\0")
+    try:
+        fields = json.loads(header)
+    except ValueError:
+        return None
+    if not isinstance(fields, dict) or fields.get("built_for") != host_record():
+        return None
+    return obj, fields["externals"]
+
+
+def read(key: str) -> tuple[bytes, list[str]] | None:
+    """The cached object and its external symbols for `key`, or None when absent, not a regular
+    file, larger than the cap, damaged or built for another host (never loads bad bytes). A hit
+    counts as a use for eviction."""
+    root = directory()
+    if root is None:
+        return None
+    try:
+        # O_NONBLOCK: opening a FIFO put in place of an entry must not wait for a writer.
+        fd = os.open(root / f"{key}.o", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > max_bytes():
+            return None
+        with open(fd, "rb", closefd=False) as f:
+            found = decode(f.read(info.st_size))
+        if found is not None:
+            os.utime(fd)
+        return found
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+
+
+def write(key: str, obj: bytes, externals: list[str]) -> None:
+    """Publish an entry atomically (write a temporary file, then rename it into place), then
+    evict the least recently used entries while the directory exceeds the cap. A failure (disk
+    full, file size limit) is logged, never raised, and leaves no temporary file."""
+    root = directory()
+    if root is None:
+        return
+    data = encode(obj, externals, host_record())
+    cap = max_bytes()
+    if len(data) > cap:
+        return
+    temporary = None
+    try:
+        fd, temporary = tempfile.mkstemp(dir=root, prefix=_TEMPORARY)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        os.replace(temporary, root / f"{key}.o")
+        temporary = None
+        _evict(root, cap)
+    except OSError as e:
+        _warn_once(f"anvil_llvm: could not write a cache entry in {root}: {e.strerror or e}")
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+
+
+def _files(root: Path) -> list[tuple[int, int, str]]:
+    """(last use in ns, size, path) of the regular files of the cache in `root` (entries and
+    temporaries), least recently used first."""
+    found = []
+    with os.scandir(root) as listing:
+        for item in listing:
+            if not (item.name.endswith(".o") or item.name.startswith(_TEMPORARY)):
+                continue
+            with contextlib.suppress(OSError):     # removed meanwhile by another process
+                info = item.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode):
+                    found.append((info.st_mtime_ns, info.st_size, item.path))
+    return sorted(found)
+
+
+def _evict(root: Path, cap: int) -> None:
+    """Delete the least recently used files until those in `root` total at most `cap` bytes
+    (a temporary left by a killed process goes too once it is among the oldest)."""
+    files = _files(root)
+    total = sum(size for _, size, _ in files)
+    for _, size, path in files:
+        if total <= cap:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        total -= size
+
+
+class Info(NamedTuple):
+    """The disk cache's directory (None when off or unsafe), its number of entries, the bytes
+    its files take and the cap on those bytes."""
+
+    directory: Path | None
+    entries: int
+    bytes: int
+    max_bytes: int
+
+
+def info() -> Info:
+    """The cache directory, its number of entries and bytes, and the cap.
+
+    >>> import anvil_llvm as av
+    >>> av.cache.info().max_bytes          # ANVIL_LLVM_CACHE_MAX_BYTES unset
+    1073741824
+    """
+    root = directory()
+    files = _files(root) if root is not None else []
+    entries = sum(not os.path.basename(path).startswith(_TEMPORARY) for _, _, path in files)
+    return Info(root, entries, sum(size for _, size, _ in files), max_bytes())
+
+
+def clear() -> int:
+    """Remove every entry (and any temporary a killed process left); the number of files
+    removed.
+
+    >>> import anvil_llvm as av
+    >>> removed = av.cache.clear()
+    >>> av.cache.info().entries
+    0
+    """
+    root = directory()
+    if root is None:
+        return 0
+    removed = 0
+    for _, _, path in _files(root):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed += 1
+    return removed

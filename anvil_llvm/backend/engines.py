@@ -1,0 +1,108 @@
+"""Execution engines that hold loaded object code, freed when no function uses their code.
+
+Objects are loaded into the current engine until it holds OBJECTS_PER_ENGINE of them (a further
+object costs ~0.1 ms to load into an existing engine, a new engine ~1.5 ms), then into a new
+one. Every load hands out a `Lease`; whoever calls the loaded addresses holds it (a compiled
+function's entry point does). When the last lease on a full engine is gone, the engine is
+disposed and its code and data are unmapped: a process that builds many specialisations and
+drops them does not keep their code.
+
+A module is loaded at most once per live engine (loading an object whose symbols are already
+defined in an engine is an error), so loads are memoised by key until their engine goes.
+"""
+from __future__ import annotations
+
+import threading
+import weakref
+import llvmlite.binding as llvm
+
+OBJECTS_PER_ENGINE = 32
+
+_lock = threading.RLock()
+
+
+class _Engine:
+    """One LLVM MCJIT engine, the keys of the objects in it and how many leases use them."""
+
+    __slots__ = ("engine", "keys", "users")
+
+    def __init__(self):
+        # Each engine owns its target machine; a default one does (the engine only loads
+        # objects compiled elsewhere, so no CPU query).
+        target_machine = llvm.Target.from_default_triple().create_target_machine(jit=True)
+        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine)
+        self.keys: list[str] = []
+        self.users = 0
+
+
+class Lease:
+    """The addresses of a loaded object's symbols; the object's code stays mapped as long as
+    a lease on it is alive."""
+
+    __slots__ = ("addresses", "__weakref__")
+
+    def __init__(self, addresses: dict[str, int]):
+        self.addresses = addresses
+
+
+_current: _Engine | None = None
+_loaded: dict[str, tuple[_Engine, dict[str, int]]] = {}
+
+
+def current() -> _Engine:
+    """The engine that takes the next object (made on first use: creating an engine also makes
+    LLVM load the process's own symbols, which external symbols then resolve to)."""
+    global _current
+    with _lock:
+        if _current is None or len(_current.keys) >= OBJECTS_PER_ENGINE:
+            previous, _current = _current, _Engine()
+            if previous is not None and previous.users == 0:
+                _dispose(previous)
+        return _current
+
+
+def load(key: str, obj: bytes | None, symbols: list[str]) -> Lease:
+    """A lease on the object of `key` (loaded from `obj` unless it is loaded already) with the
+    addresses of `symbols` in it."""
+    with _lock:
+        found = _loaded.get(key)
+        if found is None:
+            engine = current()
+            engine.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+            engine.engine.finalize_object()
+            addresses = {s: engine.engine.get_function_address(s) for s in symbols}
+            engine.keys.append(key)
+            found = _loaded[key] = engine, addresses
+        engine, addresses = found
+        missing = [s for s in symbols if not addresses.get(s)]
+        if missing:
+            raise RuntimeError(f"JIT: symbols {missing} not found in the compiled object")
+        lease = Lease(addresses)
+        engine.users += 1
+        # Not at exit: the process's memory goes with it, and code may still run until then.
+        weakref.finalize(lease, _release, engine).atexit = False
+        return lease
+
+
+def is_loaded(key: str) -> bool:
+    """Whether the object of `key` is loaded in a live engine."""
+    return key in _loaded
+
+
+def engine_count() -> int:
+    """How many engines hold loaded code now."""
+    with _lock:
+        return len({id(engine) for engine, _ in _loaded.values()})
+
+
+def _release(engine: _Engine) -> None:
+    with _lock:
+        engine.users -= 1
+        if engine.users == 0 and engine is not _current:
+            _dispose(engine)
+
+
+def _dispose(engine: _Engine) -> None:
+    for key in engine.keys:
+        del _loaded[key]
+    engine.engine.close()
