@@ -1,4 +1,5 @@
 """anvil_llvm: trace numerical Python functions, differentiate them, compile them with LLVM."""
+from ._version import __version__
 from .ad import vmap
 from .backend import cache
 from .function import Arg, NumericalFunction, numerical_function
@@ -7,7 +8,6 @@ from .tensor import (Tensor, abs, acos, arccos, arcsin, arctan, arctan2, asin, a
                      concatenate, cos, cosh, exp, expm1, log, log1p, matmul, maximum, minimum, pad,
                      sin, sinh, sqrt, stack, tan, tanh, where)
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Arg", "NumericalFunction", "Tensor", "abs", "acos", "arccos", "arcsin", "arctan", "arctan2",

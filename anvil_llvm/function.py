@@ -11,14 +11,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .backend import callpath, jit
+from .backend import cache, callpath, jit
 from .backend.lower import Lowered, lower
 from .backend.target import Target
 from .ir import dtypes
 from .ir.dtypes import DType
 from .ir.ops import INPUT
 from .ir.simplify import simplify
-from .ir.uop import UOp, graph_text, substitute
+from .ir.uop import UOp, graph_digest, graph_text, substitute
 from .tensor import Tensor, as_tensor
 
 _C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -192,6 +192,16 @@ class NumericalFunction:
         return found
 
     @property
+    def cache_key(self) -> str:
+        """The key of this function's compiled code in the caches: a digest of its graph and
+        signature (of its IR where an argument of the graph has no stable spelling), so that a
+        hit needs no lowering."""
+        digest = graph_digest(self.outputs) or "ir\0" + self.lowered().ir
+        inputs, outputs = self._specs()
+        signature = repr([(s.shape, s.dtype.str) for s in inputs + outputs])
+        return cache.key("function", self.name, signature, str(self.multiple), digest)
+
+    @property
     def llvm_ir(self) -> str:
         """The LLVM IR handed to the optimiser: the kernels and the C ABI entry point."""
         return self.lowered().ir
@@ -207,12 +217,13 @@ class NumericalFunction:
         with self._lock:
             if self._native is None:
                 callpath.register_numpy_api()
-                low = self.lowered()
-                code = jit.build(low.ir, [low.symbol], low.codegen_opt)
-                self.address = code.addresses[low.symbol]
+                code = jit.build_lowered(self.cache_key, self.lowered)
+                symbol, work_bytes, release_gil = (
+                    code.info[k] for k in ("symbol", "work_bytes", "release_gil"))
+                self.address = code.addresses[symbol]
                 self._native = callpath.entry_point(
-                    self.name, list(low.inputs), list(low.outputs), self.multiple, code,
-                    low.symbol, low.work_bytes, low.release_gil, traced=(Tensor, self.inline))
+                    self.name, *self._specs(), self.multiple, code, symbol, work_bytes,
+                    release_gil, traced=(Tensor, self.inline))
                 self._lowered.clear()          # the IR text is not needed any more
                 self._call_natively()
         return self

@@ -553,7 +553,7 @@ def _joined(name: str, args: tuple, axis: int) -> tuple[list[Tensor], int]:
     return [as_tensor(t) for t in args], axis
 
 
-def concatenate(*tensors, axis: int = 0) -> Tensor:
+def concatenate(*tensors: Tensor | np.ndarray | float | list | tuple, axis: int = 0) -> Tensor:
     """Join tensors along an existing axis, as np.concatenate; the tensors are one sequence
     or separate arguments.
 
@@ -573,7 +573,7 @@ def concatenate(*tensors, axis: int = 0) -> Tensor:
     return Tensor(nodes[0] if len(nodes) == 1 else UOp(O.CONCAT, nodes, axis))
 
 
-def stack(*tensors, axis: int = 0) -> Tensor:
+def stack(*tensors: Tensor | np.ndarray | float | list | tuple, axis: int = 0) -> Tensor:
     """Join tensors (or numbers) of one shape along a new axis, as np.stack; the tensors are
     one sequence or separate arguments.
 

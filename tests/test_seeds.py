@@ -3,7 +3,12 @@
 000: anvil's automatic differentiation page (gradient, jacobian, hessian, argnum).
 003: Nabla's autodiff example (grad, value_and_grad, argnums, jvp, vjp, jacrev, jacfwd, Hessians
 by composition, a regression loss and gradient descent). Nabla's tensors are float32 there; so are
-the ports, and results keep that dtype.
+the ports, and results keep that dtype. The calls of our operators are the document's, except
+where Nabla's API is not ours: `nb.jvp(g, (x,), (v,))` and `nb.vjp(f, x)` evaluate at once
+(JAX's forms; ours return functions), and `nb.grad` of a shape-(1,) output (jax.grad refuses it, as
+we do).
+
+Not run: 000's sparse section (spjacobian, sphessian: not in anvil_llvm.ad yet).
 """
 from __future__ import annotations
 
@@ -184,14 +189,19 @@ def test_003_gradient_of_a_regression_loss():
 
 def test_003_gradient_descent():
     X, y = regression_data()
-    w, b = np.zeros((3, 1), F32), np.zeros((1,), F32)
+    n_features = 3
+    # the loop of section 9 verbatim, Nabla's tensors as NumPy arrays
+    w = np.zeros((n_features, 1), F32)
+    b = np.zeros((1,), F32)
+    lr = 0.1
     vg_fn = value_and_grad(linear_regression_loss, argnums=(0, 1))
     losses = []
-    for _ in range(10):
-        loss, dw, db = vg_fn(w, b, X, y)     # value, then the gradients (flattened)
+    for step in range(10):
+        loss, (dw, db) = vg_fn(w, b, X, y)
         np.testing.assert_allclose(loss, linear_regression_loss(w, b, X, y), rtol=1e-5)
-        w, b = w - F32(0.1) * dw, b - F32(0.1) * db
-        losses.append(float(loss))
+        w = w - lr * dw
+        b = b - lr * db
+        losses.append(loss.item())
     assert w.dtype == b.dtype == F32
     # The printed losses at steps 2, 4, ..., 10 and weights: the noise adds its variance 0.01 to
     # each loss and moves it and the weights by a few percent.

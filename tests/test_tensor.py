@@ -3,9 +3,12 @@
 what is wrong."""
 import numpy as np
 import pytest
-from avcheck import check
+from avcheck import arrays, check, fast, shapes
+from hypothesis import given
+from hypothesis import strategies as st
 
 import anvil_llvm as av
+from anvil_llvm.ad import gradient
 
 
 def traced(fn, *shapes):
@@ -172,10 +175,10 @@ def test_tensors_are_not_hashable():
     raises_while_tracing(TypeError, "unhashable", lambda x: {x: 1} and x, 3)
 
 
-@pytest.mark.parametrize("op", [lambda x: x // 2, lambda x: 2 // x, lambda x: x % 2,
-                                lambda x: 2 % x], ids=["//", "r//", "%", "r%"])
-def test_floor_division_and_modulo_are_unsupported(op):
-    raises_while_tracing(TypeError, "not supported", op, 3)
+@pytest.mark.parametrize("op", [lambda x: x // 2, lambda x: 2 // x, lambda x: np.ones(3) // x],
+                         ids=["//", "r//", "ndarray //"])
+def test_floor_division_is_unsupported(op):
+    raises_while_tracing(TypeError, r"// \(floor division\) is not supported", op, 3)
 
 
 def test_boolean_mask_indexing_points_to_where():
@@ -286,3 +289,121 @@ def test_result_dtypes_follow_numpy_promotion(dtype, other):
 
 def test_int_inputs_to_math_functions_compute_in_float64():
     check(lambda m, a: (m.sqrt(a), a / 2, a.mean()), np.array([1, 4, 9]))
+
+
+# ---- % (mod) --------------------------------------------------------------------------------------
+INT64 = np.iinfo(np.int64)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.int64])
+@fast(30)
+@given(data=st.data())
+def test_mod_is_numpys(dtype, data):
+    """x % y has the sign of y, as np.mod, bit for bit: negative operands, zeros of either sign,
+    infinities, NaN, and integer division by 0 (0, as NumPy) and of the smallest int by -1."""
+    shape = data.draw(shapes(max_dims=2))
+    if np.dtype(dtype).kind == "f":
+        x, y = (data.draw(arrays(shape, dtype, special=True)) for _ in range(2))
+    else:
+        ints = st.integers(-20, 20) | st.sampled_from([INT64.min, INT64.max, -1, 0])
+        x, y = (data.draw(arrays(shape, dtype, elements=ints)) for _ in range(2))
+    check(lambda m, a, b: (a % b, b % a), x, y)
+
+
+def test_mod_of_numbers_and_mixed_dtypes():
+    """Python numbers keep the tensor's dtype; NumPy promotes ints with floats to floats."""
+    x = np.array([-7.5, -2.0, -0.0, 0.0, 3.25, 7.0], np.float32)
+    check(lambda m, a: (a % 2, a % -2.5, 5 % a, a % np.float64(3.0), np.arange(6.0) % a), x)
+    k = np.array([-7, -2, 0, 3, 7, INT64.min])
+    specials = np.array([0.0, -0.0, np.inf, -np.inf, 2.5, -1.0])
+    check(lambda m, a: (a % 3, a % -3, 7 % a, a % 2.5, a % specials), k)
+    # NumPy's bool % bool is int8; ints here are int64
+    check(lambda m, a: (a > 0) % (a < 0), x,
+          numpy_op=lambda m, a: ((a > 0) % (a < 0)).astype(np.int64))
+
+
+def test_mod_derivatives():
+    """d(x % y)/dx = 1 and d(x % y)/dy = -floor(x / y), against central differences."""
+    x = np.array([7.3, -7.3, 2.9, -0.4])
+    y = np.array([2.0, 2.0, -1.5, 0.7])
+    f = av.NumericalFunction("mod", lambda x, y: (x % y).sum(), (av.Arg(4), av.Arg(4)))
+    gx, gy = gradient(f, argnum=(0, 1))(x, y)
+    np.testing.assert_array_equal(gx, np.ones(4))
+    np.testing.assert_allclose(gy, -np.floor(x / y), rtol=1e-15)
+    h = 1e-6
+    np.testing.assert_allclose(gy, (np.mod(x, y + h) - np.mod(x, y - h)) / (2 * h), rtol=1e-8)
+
+
+# ---- stack and concatenate ------------------------------------------------------------------------
+def test_stack_and_concatenate_take_a_sequence_or_separate_tensors():
+    x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    check(lambda m, a: m.stack([a[0], a[1]]) if m is np else av.stack(a[0], a[1]), x)
+    check(lambda m, a: m.stack([a[1], a[0]], axis=1) if m is np else
+          av.stack(a[1], a[0], axis=1), x)
+    check(lambda m, a: m.concatenate([a, a]) if m is np else av.concatenate(a, a), x)
+    check(lambda m, a: m.concatenate((a, a * 2), axis=1) if m is np else
+          av.concatenate(a, a * 2, axis=1), x)
+    # NumPy's forms: a sequence, its axis positionally; one array is the sequence of its rows
+    check(lambda m, a: (m.stack([a, a], 1), m.concatenate((a, a), 1), m.stack(a),
+                        m.concatenate(a)), x)
+    check(lambda m, a: av.Tensor.stack(a[0], a[1]) if m is av else np.stack([a[0], a[1]]), x)
+
+
+def test_stack_and_concatenate_errors():
+    raises_while_tracing(TypeError, "stack: axis given twice", lambda x: av.stack([x, x], 1, axis=1),
+                         3)
+    raises_while_tracing(ValueError, "stack: need at least one tensor", lambda x: av.stack(), 3)
+    raises_while_tracing(ValueError, "concatenate: need at least one tensor",
+                         lambda x: av.concatenate(), 3)
+
+
+# ---- NumPy's functions on tensors -----------------------------------------------------------------
+def test_ndarray_operators_with_a_tensor_trace():
+    """`ndarray <op> Tensor` and the ufuncs of Python's operators trace, with NumPy's results."""
+    x = np.array([0.5, -1.25, 2.0])
+    c = np.array([3.0, 2.0, -0.5])
+    check(lambda m, a: (c + a, c - a, c * a, c / a, c ** a, c % a, c @ a, np.float64(2.0) * a,
+                        np.add(a, 1), np.multiply(2, a), np.power(a, 2), np.subtract(c, a),
+                        np.true_divide(a, c), np.remainder(a, 2.0), np.matmul(a, c)), x)
+    check(lambda m, a: (c < a, c <= a, c > a, c >= a, c == a, c != a, np.less(a, 1.0),
+                        np.equal(a, c)), x)
+    flags = np.array([True, False, True])
+    check(lambda m, a: (flags & (a > 0), flags | (a > 0), flags ^ (a > 0)), x)
+    check(lambda m, a: (np.float32(2.5) * a, c.astype(np.float32) + a),
+          x.astype(np.float32))
+
+
+@pytest.mark.parametrize("use, match", [
+    (np.sin, r"np\.sin does not trace a Tensor: use anvil_llvm\.sin\(x\)"),
+    (np.exp, r"np\.exp does not trace a Tensor: use anvil_llvm\.exp\(x\)"),
+    (lambda x: np.maximum(x, 0.0), r"np\.maximum .*anvil_llvm\.maximum\(x, y\)"),
+    (np.abs, r"np\.absolute .*use abs\(x\)"),
+    (np.negative, r"np\.negative .*use -x"),
+    (np.sum, r"np\.sum does not trace a Tensor: use x\.sum\(\)"),
+    (np.mean, r"np\.mean .*x\.mean\(\)"),
+    (np.max, r"np\.max .*x\.max\(\)"),
+    (lambda x: np.where(x > 0, x, 0.0), r"np\.where .*anvil_llvm\.where\(\.\.\.\)"),
+    (lambda x: np.stack([x, x]), r"np\.stack .*anvil_llvm\.stack"),
+    (lambda x: np.reshape(x, (3, 1)), r"np\.reshape .*x\.reshape\(\)"),
+    (np.linalg.norm, r"np\.linalg\.norm does not trace a Tensor: a traced function computes with"),
+    (np.add.reduce, r"np\.add\.reduce does not trace a Tensor"),
+    (lambda x: np.multiply(x, 2, out=np.empty(3)), r"np\.multiply of a Tensor takes no keyword"),
+    (np.asarray, "a traced Tensor has no NumPy value while tracing"),
+], ids=["sin", "exp", "maximum", "abs", "negative", "sum", "mean", "max", "where", "stack",
+        "reshape", "norm", "reduce", "out", "asarray"])
+def test_numpy_functions_point_to_ours(use, match):
+    raises_while_tracing(TypeError, match, use, 3)
+
+
+def test_in_place_ndarray_operators_are_refused():
+    def accumulate(x):
+        total = np.zeros(3)
+        total += x
+        return total
+    raises_while_tracing(TypeError, r"a \+= x", accumulate, 3)
+
+
+def test_numpy_shape_functions_give_the_static_shape():
+    seen = []
+    traced(lambda x: seen.append((np.shape(x), np.ndim(x), np.size(x))) or x, (2, 3))
+    assert seen == [((2, 3), 2, 6)]

@@ -25,11 +25,11 @@ from typing import NamedTuple
 import llvmlite
 import llvmlite.binding as llvm
 
+from .._version import __version__
 from .target import Target
 
 log = logging.getLogger("anvil_llvm")
 
-_VERSION = "0.1.0"
 _MAGIC = b"ANVILOBJ3"
 _TEMPORARY = ".tmp-"                 # prefix of files being written
 DEFAULT_MAX_BYTES = 1 << 30
@@ -92,24 +92,45 @@ def host_record() -> dict:
     """What this process builds objects for: the JIT target and the versions of llvmlite, LLVM
     and anvil_llvm. Shared: not to be modified."""
     return {**dataclasses.asdict(Target.jit()), "llvmlite": llvmlite.__version__,
-            "llvm": ".".join(map(str, llvm.llvm_version_info)), "anvil_llvm": _VERSION}
+            "llvm": ".".join(map(str, llvm.llvm_version_info)), "anvil_llvm": __version__,
+            "source": _source_digest()}
 
 
-def key(ir_text: str, codegen_opt: int = 3) -> str:
-    """The cache key of a module: the IR, its code generation level, the host and versions."""
-    text = f"{json.dumps(host_record(), sort_keys=True)}\0{codegen_opt}\0{ir_text}"
+def _source_digest() -> str:
+    """A digest of anvil_llvm's own source files: entries keyed by a function's graph are
+    lowered by this code, so a changed lowering (a development checkout) must not hit them."""
+    h = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    for path in sorted(package.rglob("*.py")):
+        h.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def key(*parts) -> str:
+    """The cache key of what `parts` describe (a module's IR and code generation level, or a
+    function's graph digest and signature) built on this host by this anvil_llvm."""
+    text = "\0".join((json.dumps(host_record(), sort_keys=True), *map(str, parts)))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def encode(obj: bytes, externals: list[str], built_for: dict) -> bytes:
+class Entry(NamedTuple):
+    """A cached object, the external symbols it needs and what its writer recorded about it."""
+
+    obj: bytes
+    externals: list[str]
+    info: dict
+
+
+def encode(obj: bytes, externals: list[str], built_for: dict, info: dict | None = None) -> bytes:
     """The bytes of an entry holding `obj`, which needs `externals` and was built for the
-    target and versions `built_for` (a `host_record()`)."""
-    header = json.dumps({"built_for": built_for, "externals": externals}).encode()
+    target and versions `built_for` (a `host_record()`), with `info` (JSON) about it."""
+    header = json.dumps({"built_for": built_for, "externals": externals,
+                         "info": info or {}}).encode()
     body = header + b"\0" + obj
     return _MAGIC + hashlib.sha256(body).digest() + body
 
 
-def decode(data: bytes) -> tuple[bytes, list[str]] | None:
+def decode(data: bytes) -> Entry | None:
     """The object and its external symbols held by the entry `data`, or None when it is damaged
     or was built for another target or other versions than this process's."""
     head = len(_MAGIC) + 32
@@ -125,10 +146,10 @@ def decode(data: bytes) -> tuple[bytes, list[str]] | None:
         return None
     if not isinstance(fields, dict) or fields.get("built_for") != host_record():
         return None
-    return obj, fields["externals"]
+    return Entry(obj, fields["externals"], fields.get("info", {}))
 
 
-def read(key: str) -> tuple[bytes, list[str]] | None:
+def read(key: str) -> Entry | None:
     """The cached object and its external symbols for `key`, or None when absent, not a regular
     file, larger than the cap, damaged or built for another host (never loads bad bytes). A hit
     counts as a use for eviction."""
@@ -155,14 +176,14 @@ def read(key: str) -> tuple[bytes, list[str]] | None:
         os.close(fd)
 
 
-def write(key: str, obj: bytes, externals: list[str]) -> None:
+def write(key: str, obj: bytes, externals: list[str], info: dict | None = None) -> None:
     """Publish an entry atomically (write a temporary file, then rename it into place), then
     evict the least recently used entries while the directory exceeds the cap. A failure (disk
     full, file size limit) is logged, never raised, and leaves no temporary file."""
     root = directory()
     if root is None:
         return
-    data = encode(obj, externals, host_record())
+    data = encode(obj, externals, host_record(), info)
     cap = max_bytes()
     if len(data) > cap:
         return
@@ -239,12 +260,11 @@ def info() -> Info:
 
 def clear() -> int:
     """Remove every entry (and any temporary a killed process left); the number of files
-    removed.
+    removed. (The example is not run as a test: it would empty your cache.)
 
     >>> import anvil_llvm as av
-    >>> removed = av.cache.clear()
-    >>> av.cache.info().entries
-    0
+    >>> av.cache.clear()              # doctest: +SKIP
+    12
     """
     root = directory()
     if root is None:

@@ -36,17 +36,17 @@ class _Engine:
 
 
 class Lease:
-    """The addresses of a loaded object's symbols; the object's code stays mapped as long as
-    a lease on it is alive."""
+    """The addresses of a loaded object's symbols and what its loader recorded about it
+    (`info`); the object's code stays mapped as long as a lease on it is alive."""
 
-    __slots__ = ("addresses", "__weakref__")
+    __slots__ = ("addresses", "info", "__weakref__")
 
-    def __init__(self, addresses: dict[str, int]):
-        self.addresses = addresses
+    def __init__(self, addresses: dict[str, int], info: dict):
+        self.addresses, self.info = addresses, info
 
 
 _current: _Engine | None = None
-_loaded: dict[str, tuple[_Engine, dict[str, int]]] = {}
+_loaded: dict[str, tuple[_Engine, dict[str, int], dict]] = {}
 
 
 def current() -> _Engine:
@@ -61,9 +61,16 @@ def current() -> _Engine:
         return _current
 
 
-def load(key: str, obj: bytes | None, symbols: list[str]) -> Lease:
-    """A lease on the object of `key` (loaded from `obj` unless it is loaded already) with the
-    addresses of `symbols` in it."""
+def loaded(key: str) -> Lease | None:
+    """A lease on the object of `key` if it is loaded in a live engine."""
+    with _lock:
+        found = _loaded.get(key)
+        return None if found is None else _lease(*found)
+
+
+def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None) -> Lease:
+    """A lease on the object of `key`, loaded from `obj` unless it is loaded already, with the
+    addresses of `symbols` in it and `info` about it."""
     with _lock:
         found = _loaded.get(key)
         if found is None:
@@ -71,28 +78,27 @@ def load(key: str, obj: bytes | None, symbols: list[str]) -> Lease:
             engine.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
             engine.engine.finalize_object()
             addresses = {s: engine.engine.get_function_address(s) for s in symbols}
+            missing = [s for s, a in addresses.items() if not a]
+            if missing:
+                raise RuntimeError(f"JIT: symbols {missing} not found in the compiled object")
             engine.keys.append(key)
-            found = _loaded[key] = engine, addresses
-        engine, addresses = found
-        missing = [s for s in symbols if not addresses.get(s)]
-        if missing:
-            raise RuntimeError(f"JIT: symbols {missing} not found in the compiled object")
-        lease = Lease(addresses)
+            found = _loaded[key] = engine, addresses, info or {}
+        return _lease(*found)
+
+
+def _lease(engine: _Engine, addresses: dict[str, int], info: dict) -> Lease:
+    with _lock:
+        lease = Lease(addresses, info)
         engine.users += 1
         # Not at exit: the process's memory goes with it, and code may still run until then.
         weakref.finalize(lease, _release, engine).atexit = False
         return lease
 
 
-def is_loaded(key: str) -> bool:
-    """Whether the object of `key` is loaded in a live engine."""
-    return key in _loaded
-
-
 def engine_count() -> int:
     """How many engines hold loaded code now."""
     with _lock:
-        return len({id(engine) for engine, _ in _loaded.values()})
+        return len({id(engine) for engine, _, _ in _loaded.values()})
 
 
 def _release(engine: _Engine) -> None:

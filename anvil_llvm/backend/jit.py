@@ -9,11 +9,15 @@ import functools
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING, Callable
 
 import llvmlite.binding as llvm
 
 from . import blas, cache, engines
 from .target import Target
+
+if TYPE_CHECKING:
+    from .lower import Lowered
 
 log = logging.getLogger("anvil_llvm")
 
@@ -105,18 +109,37 @@ def prepare(externals: list[str]) -> None:
 
 
 def build(ir_text: str, symbols: list[str], codegen_opt: int = 3) -> engines.Lease:
-    """Compile (or fetch from the disk cache) and load a module, unless it is loaded already;
-    a lease on its code with the addresses of `symbols`. `codegen_opt` is the code generator's
-    level (0 for huge chunked scalar code, whose register allocation is otherwise
-    superlinear)."""
+    """Compile (or fetch from the disk cache) and load a module keyed by its IR, unless it is
+    loaded already; a lease on its code with the addresses of `symbols`. `codegen_opt` is the
+    code generator's level (0 for huge chunked scalar code, whose register allocation is
+    otherwise superlinear)."""
     key = cache.key(ir_text, codegen_opt)
     with _lock:
-        if engines.is_loaded(key):
-            return engines.load(key, None, symbols)
-        cached = cache.read(key)
-        if cached is None:
-            cached = compile_object(ir_text, codegen_opt)
-            cache.write(key, *cached)
-        obj, externals = cached
-        prepare(externals)
-        return engines.load(key, obj, symbols)
+        found = engines.loaded(key)
+        if found is not None:
+            return found
+        entry = cache.read(key)
+        if entry is None:
+            entry = cache.Entry(*compile_object(ir_text, codegen_opt), {})
+            cache.write(key, *entry)
+        prepare(entry.externals)
+        return engines.load(key, entry.obj, symbols)
+
+
+def build_lowered(key: str, lower: Callable[[], Lowered]) -> engines.Lease:
+    """Load the function cached (in this process or on disk) under `key`, a digest of its graph
+    and signature; only on a miss is it lowered (`lower()`) and compiled. The lease's `info`
+    holds its symbol, workspace size and GIL flag."""
+    with _lock:
+        found = engines.loaded(key)
+        if found is not None:
+            return found
+        entry = cache.read(key)
+        if entry is None or not {"symbol", "work_bytes", "release_gil"} <= entry.info.keys():
+            low = lower()
+            info = {"symbol": low.symbol, "work_bytes": low.work_bytes,
+                    "release_gil": low.release_gil}
+            entry = cache.Entry(*compile_object(low.ir, low.codegen_opt), info)
+            cache.write(key, *entry)
+        prepare(entry.externals)
+        return engines.load(key, entry.obj, [entry.info["symbol"]], entry.info)

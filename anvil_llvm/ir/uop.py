@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 import math
 import weakref
 from dataclasses import dataclass
@@ -179,13 +180,23 @@ def _short(arg) -> str:
 class Payload:
     """A constant array wrapped so that it hashes and compares by content (a UOp argument)."""
 
-    __slots__ = ("array", "_hash")
+    __slots__ = ("array", "_hash", "_digest")
 
     def __init__(self, array: np.ndarray):
         array = np.ascontiguousarray(array)
         array.setflags(write=False)
         self.array = array
         self._hash = hash((array.dtype.str, array.shape, array.tobytes()))
+        self._digest = None
+
+    @property
+    def digest(self) -> str:
+        """A digest of the content, the same in every process (`hash` is salted per process)."""
+        if self._digest is None:
+            h = hashlib.sha256(f"{self.array.dtype.str}{self.array.shape}".encode())
+            h.update(self.array.tobytes())
+            self._digest = h.hexdigest()
+        return self._digest
 
     def __hash__(self) -> int:
         return self._hash
@@ -260,3 +271,47 @@ def graph_text(outputs: Iterable[UOp], input_names: dict[UOp, str] | None = None
                      f" : {node.dtype}{list(node.shape)}")
     lines.append("return " + ", ".join(names[o] for o in outputs))
     return "\n".join(lines)
+
+
+def graph_digest(outputs: Iterable[UOp]) -> str | None:
+    """A digest of the graph of `outputs` (ops, arguments, shapes, dtypes, structure), the same
+    in every process: a key for compiled code that needs no lowering to compute. None when an
+    argument has no stable spelling.
+
+    >>> from anvil_llvm.ir import build as B, dtypes
+    >>> from anvil_llvm.ir.ops import INPUT
+    >>> x = UOp(INPUT, (), (0, (3,), dtypes.float64))
+    >>> graph_digest([B.add(x, x)]) == graph_digest([B.add(x, x)]) != graph_digest([x])
+    True
+    """
+    outputs = list(outputs)
+    numbers: dict[UOp, int] = {}
+    h = hashlib.sha256()
+    try:
+        for i, node in enumerate(toposort(outputs)):
+            numbers[node] = i
+            sources = ",".join(str(numbers[s]) for s in node.src)
+            h.update(f"{node.op.name}({sources}){_stable(node.arg)}:{node.dtype}"
+                     f"{node.shape}\n".encode())
+    except TypeError:
+        return None
+    h.update(",".join(str(numbers[o]) for o in outputs).encode())
+    return h.hexdigest()
+
+
+def _stable(arg) -> str:
+    """A spelling of an op argument that is the same in every process (TypeError if none)."""
+    if arg is None or isinstance(arg, (bool, int, str, np.integer, np.bool_)):
+        return repr(arg)
+    if isinstance(arg, (float, np.floating)):
+        return float(arg).hex()
+    if isinstance(arg, (tuple, list)):
+        return "(" + ",".join(_stable(a) for a in arg) + ")"
+    if isinstance(arg, DType):
+        return arg.name
+    if isinstance(arg, Payload):
+        return arg.digest
+    key = getattr(arg, "stable_key", None)      # scalar constants
+    if key is None:
+        raise TypeError(f"no stable spelling for {type(arg).__name__}")
+    return _stable(key)

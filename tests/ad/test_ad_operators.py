@@ -67,31 +67,148 @@ def test_argnum_selects_the_argument():
     np.testing.assert_array_equal(single[0], both[1])
 
 
-def test_jacobian_with_tuple_argnum_is_outputs_major():
+def vector_map_numpy(x, p):
+    return np.stack([(x * p).sum(), np.tanh(x).prod()]), np.sin(x) * p[::-1]
+
+
+def vector_jacobian(j: int, a: int) -> np.ndarray:
+    """Finite-difference Jacobian of output j of vector_map at (X3, P3) wrt argument a."""
+    return numpy_jacobian(lambda x, p: vector_map_numpy(x, p)[j], [X3, P3], a)
+
+
+def test_jacobian_with_tuple_argnum_nests_per_output_then_position():
+    """As jax.jacfwd(f, argnums=(0, 1)) of a function of two outputs: J[output][position]."""
     blocks = jacobian(VECTOR, argnum=(0, 1))(X3, P3)
-    assert [b.shape for b in blocks] == [(2, 3), (2, 3), (3, 3), (3, 3)]
-    for k, (j, a) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
-        def output_j(x, p, j=j):
-            t = np.stack([(x * p).sum(), np.tanh(x).prod()]), np.sin(x) * p[::-1]
-            return t[j]
-        assert_close(blocks[k], numpy_jacobian(output_j, [X3, P3], a), 1e-9, f"block {k}")
-    # one argument, several outputs: still a tuple, one per output
+    assert [[b.shape for b in per_output] for per_output in blocks] == [[(2, 3), (2, 3)],
+                                                                        [(3, 3), (3, 3)]]
+    for j in (0, 1):
+        for a in (0, 1):
+            assert_close(blocks[j][a], vector_jacobian(j, a), 1e-9, f"block {j}, {a}")
+    # one argument, several outputs: a tuple, one per output
     per_output = jacobian(VECTOR)(X3, P3)
-    np.testing.assert_array_equal(per_output[0], blocks[0])
-    np.testing.assert_array_equal(per_output[1], blocks[2])
+    np.testing.assert_array_equal(per_output[0], blocks[0][0])
+    np.testing.assert_array_equal(per_output[1], blocks[1][0])
+    # one output, a tuple of positions: a tuple, one per position
+    f = av.NumericalFunction("f", lambda x, p: av.sin(x) * p, (av.Arg(3), av.Arg(3)))
+    jx, jp = jacobian(f, argnum=(0, 1))(X3, P3)
+    assert_close(jx, np.diag(np.cos(X3) * P3), 1e-15, "d/dx")
+    assert_close(jp, np.diag(np.sin(X3)), 1e-15, "d/dp")
 
 
-def test_hessian_with_tuple_argnum_gives_the_blocks_row_major():
+def test_hessian_with_tuple_argnum_gives_a_tuple_of_rows_of_blocks():
+    """As jax.hessian(f, argnums=(0, 1)): H[i][j] = d2f / (d arg_i d arg_j)."""
     blocks = hessian(CUBIC, argnum=(0, 1))(X3, P3)
-    assert len(blocks) == 4
+    assert len(blocks) == 2 and all(len(row) == 2 for row in blocks)
     joint = av.NumericalFunction("joint", lambda z: cubic_mix(z[:3], z[3:]), (av.Arg(6),))
     full = hessian(joint)(np.concatenate([X3, P3]))
-    np.testing.assert_allclose(np.block([[blocks[0], blocks[1]], [blocks[2], blocks[3]]]), full,
+    np.testing.assert_allclose(np.block([list(blocks[0]), list(blocks[1])]), full,
                                rtol=1e-13, atol=1e-14)
-    np.testing.assert_allclose(blocks[1], blocks[2].T, rtol=1e-13, atol=1e-14)
+    fd = difference_jacobian(lambda z: gradient(joint)(z), np.concatenate([X3, P3]))
+    assert_close(np.block([list(blocks[0]), list(blocks[1])]), fd, 1e-8, "finite differences")
+    np.testing.assert_allclose(blocks[0][1], blocks[1][0].T, rtol=1e-13, atol=1e-14)
     # the same block from another graph: equal up to the order of reassociated sums
-    np.testing.assert_allclose(hessian(CUBIC, argnum=1)(X3, P3), blocks[3],
+    np.testing.assert_allclose(hessian(CUBIC, argnum=1)(X3, P3), blocks[1][1],
                                rtol=1e-14, atol=1e-15)
+    single = hessian(CUBIC, argnum=(1,))(X3, P3)
+    assert len(single) == 1 and len(single[0]) == 1
+    np.testing.assert_allclose(single[0][0], blocks[1][1], rtol=1e-14, atol=1e-15)
+
+
+def test_tuple_argnums_return_jax_nesting():
+    """jax.grad and jax.value_and_grad with argnums=(0, 1) return (g0, g1) and (value, (g0, g1));
+    the values are the closed forms of f(w, b) = sum((X w + b - y)^2) / n."""
+    X = np.array([[1.0, 2.0], [0.5, -1.0], [3.0, 0.0]])
+    y = np.array([1.0, -2.0, 0.5])
+
+    def loss(w, b):
+        r = X @ w + b - y
+        return (r * r).mean()
+    w, b = np.array([0.3, -0.7]), np.array(0.2)
+    r = X @ w + b - y
+    dw, db = 2 * X.T @ r / 3, 2 * r.sum() / 3
+    gw, gb = grad(loss, argnums=(0, 1))(w, b)
+    assert_close(gw, dw, 1e-15, "dw")
+    assert_close(gb, db, 1e-15, "db")
+    value, (gw, gb) = value_and_grad(loss, argnums=(0, 1))(w, b)
+    assert_close(value, (r * r).mean(), 1e-15, "value")
+    assert_close(gw, dw, 1e-15, "dw")
+    (hww, hwb), (hbw, hbb) = hessian(loss, argnums=(0, 1))(w, b)
+    for block, expected in [(hww, 2 * X.T @ X / 3), (hwb, 2 * X.sum(axis=0) / 3),
+                            (hbw, 2 * X.sum(axis=0) / 3), (hbb, 2.0)]:
+        assert_close(block, expected, 1e-15, "hessian block")
+
+
+def test_single_argnum_calls_the_native_function():
+    """One int argnum (and a flat tuple of results) keeps the compiled entry point as the call;
+    only nested results add a Python layer, over the same native function."""
+    for fn in (gradient(CUBIC), jacobian(VECTOR), value_and_grad(CUBIC), hessian(CUBIC),
+               gradient(CUBIC, argnum=(0, 1)), jvp(CUBIC, argnum=(0, 1))):
+        fn.compile()
+        assert type(fn).__call__ is fn.native, fn.name
+    nested = value_and_grad(CUBIC, argnum=(0, 1)).compile()
+    value, (gx, gp) = nested(X3, P3)
+    flat = nested.native(X3, P3)
+    assert isinstance(flat, tuple) and len(flat) == 3
+    for a, b in zip((value, gx, gp), flat):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_nested_results_compose():
+    """Operators on a function with nested results nest theirs alike (as JAX's pytrees)."""
+    vg = value_and_grad(CUBIC, argnum=(0, 1))
+    # d/dx of (value, (gx, gp)) is (gx, (Hxx, Hpx)); with two positions, each leaf splits in two
+    dvalue, (dgx, dgp) = jacobian(vg)(X3, P3)
+    (hxx, hxp), (hpx, hpp) = hessian(CUBIC, argnum=(0, 1))(X3, P3)
+    gx, gp = gradient(CUBIC, argnum=(0, 1))(X3, P3)
+    np.testing.assert_allclose(dvalue, gx, rtol=1e-14)
+    np.testing.assert_allclose(dgx, hxx, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(dgp, hpx, rtol=1e-13, atol=1e-14)
+    (jv_x, jv_p), ((jgx_x, jgx_p), (jgp_x, jgp_p)) = jacobian(vg, argnum=(0, 1))(X3, P3)
+    for actual, expected in [(jv_x, gx), (jv_p, gp), (jgx_x, hxx), (jgx_p, hxp), (jgp_x, hpx),
+                             (jgp_p, hpp)]:
+        np.testing.assert_allclose(actual, expected, rtol=1e-13, atol=1e-14)
+    # vmap keeps the nesting; derivative too
+    values, (gxs, gps) = vmap(vg, in_axes=(0, None))(np.stack([X3, P3]), P3)
+    np.testing.assert_allclose(values[1], CUBIC(P3, P3), rtol=1e-14)
+    np.testing.assert_allclose(gxs[1], gradient(CUBIC)(P3, P3), rtol=1e-14)
+    np.testing.assert_allclose(gps[0], gp, rtol=1e-14)
+    curve = av.NumericalFunction("curve", lambda t, s: t * t * s, (av.Arg(()), av.Arg(())))
+    d2, (dt, ds) = derivative(value_and_grad(curve, argnum=(0, 1)))(np.array(3.0), np.array(2.0))
+    assert (float(d2), float(dt), float(ds)) == (12.0, 4.0, 6.0)    # d/dt of (t²s, (2ts, t²))
+    # inside another trace, the nested results are tensors
+    outer = av.NumericalFunction("outer", lambda x, p: vg(x, p)[1][1].sum(),
+                                 (av.Arg(3), av.Arg(3)))
+    np.testing.assert_allclose(outer(X3, P3), gp.sum(), rtol=1e-14)
+
+
+def test_jvp_and_vjp_with_tuple_argnum():
+    """As JAX's jvp (tangents per argument, J·t summed over them) and vjp (a cotangent per output,
+    one result per argument); references by finite differences."""
+    tx, tp = np.array([1.0, -0.5, 2.0]), np.array([0.3, 0.2, -1.0])
+    y0, y1, t0, t1 = jvp(VECTOR, argnum=(0, 1))(X3, P3, tx, tp)
+    for j, (y, t) in enumerate([(y0, t0), (y1, t1)]):
+        np.testing.assert_array_equal(y, VECTOR(X3, P3)[j])
+        assert_close(t, vector_jacobian(j, 0) @ tx + vector_jacobian(j, 1) @ tp, 1e-9,
+                     f"tangent {j}")
+    assert jvp(VECTOR, argnum=(0, 1)).arg_names == ["x", "p", "tangent0", "tangent1"]
+    c0, c1 = np.array([1.0, 2.0]), np.array([-1.0, 0.5, 3.0])
+    cx, cp = vjp(VECTOR, argnum=(0, 1))(X3, P3, c0, c1)
+    for a, ct in ((0, cx), (1, cp)):
+        assert_close(ct, c0 @ vector_jacobian(0, a) + c1 @ vector_jacobian(1, a), 1e-9,
+                     f"cotangent of argument {a}")
+    (single,) = vjp(VECTOR, argnum=(1,))(X3, P3, c0, c1)
+    np.testing.assert_array_equal(single, cp)
+    # a plain callable, three positions
+    cw = vjp(lambda a, b, c: a * b + c, argnums=(0, 1, 2))(2.0, 3.0, 4.0, 1.0)
+    assert [float(c) for c in cw] == [3.0, 2.0, 1.0]
+
+
+def test_grad_of_a_plain_callable_inside_a_trace():
+    """A traced callable's operator applied to the tensors of another trace is inlined there."""
+    g = grad(lambda y: (y ** 3).sum())
+    outer = av.NumericalFunction("outer", lambda x: (g(x) * x).sum(), (av.Arg(2),))
+    x = np.array([1.0, 2.0])
+    np.testing.assert_allclose(outer(x), (3 * x ** 2 * x).sum(), rtol=1e-15)
 
 
 # ---- higher order by composition -----------------------------------------------------------
@@ -216,16 +333,25 @@ def test_value_and_gradient_variants():
     value, g = value_and_gradient(CUBIC)(X3, P3)
     np.testing.assert_array_equal(value, CUBIC(X3, P3))
     np.testing.assert_array_equal(g, gradient(CUBIC)(X3, P3))
-    value, gx, gp = value_and_grad(CUBIC, argnum=(0, 1))(X3, P3)
+    value, (gx, gp) = value_and_grad(CUBIC, argnum=(0, 1))(X3, P3)
     np.testing.assert_array_equal(value, CUBIC(X3, P3))
     for a, b in zip((gx, gp), gradient(CUBIC, argnum=(0, 1))(X3, P3)):
         np.testing.assert_array_equal(a, b)
+    value, grads = value_and_grad(CUBIC, argnums=(1,))(X3, P3)
+    assert isinstance(grads, tuple) and len(grads) == 1
+    np.testing.assert_array_equal(grads[0], gp)
 
 
 def test_value_and_jacobian():
-    y0, y1, J0, J1 = value_and_jacobian(VECTOR, argnum=1)(X3, P3)
+    """(value, jacobian), each nested as the function and jacobian return them."""
+    (y0, y1), (J0, J1) = value_and_jacobian(VECTOR, argnum=1)(X3, P3)
     for a, b in zip((y0, y1, J0, J1), VECTOR(X3, P3) + jacobian(VECTOR, argnum=1)(X3, P3)):
         np.testing.assert_array_equal(a, b)
+    (y0, y1), ((J00, J01), (J10, J11)) = value_and_jacobian(VECTOR, argnum=(0, 1))(X3, P3)
+    np.testing.assert_array_equal(J01, J0)
+    np.testing.assert_array_equal(J11, J1)
+    assert_close(J00, vector_jacobian(0, 0), 1e-9, "J00")
+    assert_close(J10, vector_jacobian(1, 0), 1e-9, "J10")
 
 
 def test_value_gradient_and_hessian():
@@ -234,10 +360,11 @@ def test_value_gradient_and_hessian():
     np.testing.assert_array_equal(value, CUBIC(X3, P3))
     np.testing.assert_allclose(g, gradient(CUBIC)(X3, P3), rtol=1e-15)
     np.testing.assert_allclose(H, hessian(CUBIC)(X3, P3), rtol=1e-15)
-    value, *rest = value_gradient_and_hessian(CUBIC, argnum=(0, 1))(X3, P3)
-    expected = gradient(CUBIC, argnum=(0, 1))(X3, P3) + hessian(CUBIC, argnum=(0, 1))(X3, P3)
-    assert len(rest) == len(expected) == 6
-    for a, b in zip(rest, expected):
+    value, (gx, gp), ((hxx, hxp), (hpx, hpp)) = value_gradient_and_hessian(
+        CUBIC, argnum=(0, 1))(X3, P3)
+    H = hessian(CUBIC, argnum=(0, 1))(X3, P3)
+    for a, b in zip((gx, gp, hxx, hxp, hpx, hpp),
+                    gradient(CUBIC, argnum=(0, 1))(X3, P3) + H[0] + H[1]):
         np.testing.assert_allclose(a, b, rtol=1e-15)
 
 
@@ -262,6 +389,10 @@ def test_names_compose_and_name_the_new_arguments():
     assert jvp(CUBIC).arg_names == ["x", "p", "tangent"]
     assert vjp(CUBIC).arg_names == ["x", "p", "cotangent"]
     assert hvp(CUBIC).arg_names == ["x", "p", "v"]
+    assert jvp(CUBIC, argnum=(1, 0)).arg_names == ["x", "p", "tangent0", "tangent1"]
+    # a new argument never repeats a name (names are C parameters and keywords)
+    assert jvp(jvp(CUBIC)).arg_names == ["x", "p", "tangent", "tangent_1"]
+    assert vjp(vjp(CUBIC)).arg_names == ["x", "p", "cotangent", "cotangent_1"]
 
 
 def test_name_must_be_a_c_identifier():
@@ -370,9 +501,51 @@ def test_argnum_errors():
     for bad in (True, 1.0, "x"):
         with pytest.raises(TypeError, match="argnum"):
             jacobian(CUBIC, argnum=bad)
-    for operator in (jvp, vjp, hvp):
-        with pytest.raises(ValueError, match="one argument position"):
-            operator(CUBIC, argnum=(0, 1))
+    with pytest.raises(TypeError, match="hvp: argnum: expected one argument position"):
+        hvp(CUBIC, argnum=(0, 1))
+    with pytest.raises(TypeError, match="derivative: argnum: expected one argument position"):
+        derivative(SCALAR, argnum=(0,))
+    with pytest.raises(ValueError, match=r"argnum: an argument position is given twice in \(0, -2\)"):
+        gradient(CUBIC, argnum=(0, -2))
+
+
+@pytest.mark.parametrize("operator", [gradient, jacobian, hessian, jvp, vjp, value_and_grad])
+def test_argnum_and_argnums_together(operator):
+    """argnums is JAX's name for argnum: both may be given only if they agree."""
+    with pytest.raises(TypeError, match="argnum and argnums.*argnum=0 and argnums=1"):
+        operator(CUBIC, 0, argnums=1)
+    with pytest.raises(TypeError, match=r"argnum=\(0, 1\) and argnums=1"):
+        operator(CUBIC, argnum=(0, 1), argnums=1)
+    operator(CUBIC, argnum=[0, 1], argnums=(0, 1))
+    operator(CUBIC, 1, argnums=1)
+
+
+@pytest.mark.parametrize("unroll", ["no", 0, 1, None, "False"])
+def test_unroll_must_be_a_bool(unroll):
+    for operator in (jacobian, jacfwd, jacrev, value_and_jacobian):
+        with pytest.raises(TypeError, match=f"unroll: expected a bool, got {unroll!r}"):
+            operator(VECTOR, unroll=unroll)
+    np.testing.assert_array_equal(jacobian(VECTOR, unroll=np.True_)(X3, P3)[1],
+                                  jacobian(VECTOR)(X3, P3)[1])
+
+
+@pytest.mark.parametrize("operator", [gradient, jacobian, hessian, jvp, vjp, hvp,
+                                      value_and_jacobian, value_gradient_and_hessian,
+                                      derivative, second_derivative])
+def test_integer_outputs_have_no_derivative(operator):
+    """Only float outputs are differentiated: every operator refuses an int or bool output,
+    naming it and its dtype (jacobian gave integer zeros)."""
+    counts = av.NumericalFunction("counts", lambda t: ((t * t).sum(), (t > 0).astype(av.int64)),
+                                  (av.Arg(()),))
+    scalar = av.NumericalFunction("count", lambda t: (t > 0).astype(av.int64), (av.Arg(()),))
+    scalar_ops = (gradient, hessian, hvp, value_gradient_and_hessian)
+    f, output = (scalar, 0) if operator in scalar_ops else (counts, 1)
+    with pytest.raises(TypeError, match=f"output {output} of {f.name} has dtype int64"):
+        operator(f)
+    flag = av.NumericalFunction("flag", lambda t: (t * 2.0, t > 0), (av.Arg(()),))
+    if operator not in scalar_ops:
+        with pytest.raises(TypeError, match="output 1 of flag has dtype bool"):
+            operator(flag)
 
 
 def test_argnum_of_an_integer_input():

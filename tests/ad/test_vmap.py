@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from test_ad_rules import ROWS, trace
 
 import anvil_llvm as av
-from anvil_llvm.ad import gradient, hessian, jacobian, vmap
+from anvil_llvm.ad import grad, gradient, hessian, jacobian, vmap
 
 BATCH = 3
 
@@ -150,20 +150,97 @@ def test_jacobian_of_vmap_is_block_diagonal():
                                rtol=1e-13, atol=1e-15)
 
 
+def test_keyword_arguments_and_out():
+    """A vmapped function binds keywords by the function's argument names and writes into out=,
+    like any compiled function."""
+    expected = looped(AFFINE, (XS, AS, BS), (0, 0, 0))[0]
+    for batched in (vmap(AFFINE), vmap(affine)):
+        assert_batched(batched(XS, A=AS, b=BS), [expected])
+        assert_batched(batched(b=BS, A=AS, x=XS), [expected])
+        out = np.empty_like(expected)
+        batched(XS, AS, BS, out=out)
+        np.testing.assert_allclose(out, expected, rtol=1e-13)
+
+
+def test_empty_batch():
+    result = vmap(lambda x: (x * x).sum())(np.ones((0, 3)))
+    assert result.shape == (0,) and result.dtype == np.float64
+    assert vmap(AFFINE, in_axes=(0, None, None))(XS[:0], AS[0], BS[0]).shape == (0, 2)
+
+
+def test_vmap_of_vmap_and_grad_of_vmap_of_plain_callables():
+    """A lazy vmap is a function of its arguments' names, so it composes like any other."""
+    def f(x, y):
+        return (av.sin(x) * y).sum()
+    xs, ys = XS[:2], RNG.uniform(-1, 1, (4, 3))
+    outer = vmap(vmap(f, in_axes=(0, None)), in_axes=(None, 0))
+    np.testing.assert_allclose(outer(xs, ys), (np.sin(xs) @ ys.T).T, rtol=1e-14)
+    total = grad(lambda x: vmap(f, in_axes=(0, None))(x, ys[0]).sum())
+    np.testing.assert_allclose(total(xs), np.cos(xs) * ys[0], rtol=1e-14)
+
+
 # ---- errors -------------------------------------------------------------------------------------------
-def test_mismatched_batch_sizes():
-    with pytest.raises(ValueError, match="batch size.*2.*4|batch size.*4.*2"):
+def test_mismatched_batch_sizes_name_the_arguments():
+    with pytest.raises(ValueError, match=r"affine_vmap\(\): batched arguments must share one batch "
+                       r"size: argument 1 \('A'\) has 4 along axis 0, argument 0 \('x'\) has 2"):
         vmap(AFFINE)(XS[:2], AS, BS)
-    with pytest.raises(ValueError, match="batch size"):
+    with pytest.raises(ValueError, match=r"argument 1 \('y'\) has 4 along axis 0, "
+                       r"argument 0 \('x'\) has 2"):
         vmap(lambda x, y: x * y)(np.ones((2, 3)), np.ones((4, 3)))
 
 
-def test_in_axes_errors():
-    with pytest.raises(ValueError, match="in_axes: expected one entry per argument"):
-        vmap(AFFINE, in_axes=(0, None), axis_size=4)
+def test_an_argument_without_the_batch_axis():
+    with pytest.raises(ValueError, match=r"in_axes\[1\] = 1 is out of range: argument 1 \('y'\) "
+                       r"of fn_vmap\(\) has 1 dimension with its batch axis"):
+        vmap(lambda x, y: x * y, in_axes=1)(np.ones((3, 4)), np.ones(3))
+    with pytest.raises(ValueError, match=r"in_axes\[2\] = 0 is out of range: argument 2 \('b'\) "
+                       r"of affine_vmap\(\) has 0 dimensions"):
+        vmap(AFFINE)(XS, AS, 1.0)
+
+
+@pytest.mark.parametrize("fn", [AFFINE, affine], ids=["function", "callable"])
+def test_in_axes_errors(fn):
+    with pytest.raises(ValueError, match=r"in_axes: expected one entry per argument of affine "
+                       r"\(3: x, A, b\), got 2: \(0, None\)"):
+        vmap(fn, in_axes=(0, None))
     with pytest.raises(ValueError, match="in_axes: at least one argument must be batched"):
-        vmap(AFFINE, in_axes=None, axis_size=4)
-    with pytest.raises(ValueError, match=r"in_axes\[0\]"):
+        vmap(fn, in_axes=None)
+    with pytest.raises(ValueError, match="in_axes: at least one argument must be batched"):
+        vmap(fn, in_axes=[None, None, None])
+    for bad in (0.0, "0", True, (0, 1.5, None), (0, (0,), None), {"x": 0}):
+        with pytest.raises(TypeError, match="in_axes: expected an int or None"):
+            vmap(fn, in_axes=bad)
+    with pytest.raises(ValueError, match=r"in_axes\[0\] = 2 is out of range: argument 0 \('x'\) "
+                       r"of affine(_vmap\(\))? has 2 dimensions with its batch axis"):
+        vmap(fn, in_axes=(2, None, None))(XS, AS[0], BS[0])
+    with pytest.raises(ValueError, match=r"in_axes\[0\] = -3"):
+        vmap(fn, in_axes=(-3, None, None))(XS, AS[0], BS[0])
+
+
+def test_axis_size_errors():
+    with pytest.raises(ValueError, match=r"in_axes\[0\] = 3 is out of range"):
         vmap(AFFINE, in_axes=(3, None, None), axis_size=4)
-    with pytest.raises(ValueError, match="axis_size"):
+    with pytest.raises(ValueError, match="axis_size: expected a non-negative int, got -1"):
         vmap(AFFINE, axis_size=-1)
+    with pytest.raises(TypeError, match="axis_size: expected an int, got 4.0"):
+        vmap(AFFINE, axis_size=4.0)
+    with pytest.raises(TypeError, match="expected a NumericalFunction or a callable, got int"):
+        vmap(42)
+
+
+@pytest.mark.parametrize("fn", [AFFINE, affine], ids=["function", "callable"])
+def test_call_errors_name_the_function(fn):
+    """Keyword mistakes are reported for the vmapped function, never for vmap's own methods."""
+    batched, twice = vmap(fn), {"out": None}
+    calls = [
+        (lambda: batched(XS, AS, BS, c=1), r"affine_vmap\(\) got an unexpected keyword argument 'c'"),
+        (lambda: batched(XS, AS), r"affine_vmap\(\) missing argument 'b'"),
+        (lambda: batched(XS, AS, BS, x=XS), r"affine_vmap\(\) got multiple values for argument 'x'"),
+        (lambda: batched(XS, AS, BS, np.empty((4, 2))), r"affine_vmap\(\) takes 3 arguments"),
+        (lambda: batched(XS, AS, BS, out=np.empty((4, 2)), **twice),
+         r"affine_vmap\(\) got multiple values for keyword argument 'out'"),
+    ]
+    for call, match in calls:
+        with pytest.raises(TypeError, match=match) as error:
+            call()
+        assert "_LazyVmap" not in str(error.value) and "__call__" not in str(error.value)

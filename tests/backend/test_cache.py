@@ -76,8 +76,7 @@ def assert_right(f, expected):
 
 def entry_path(f) -> Path:
     """Where the object of `f` is cached (in the current cache directory, made if need be)."""
-    low = f.lowered()
-    return cache.directory() / f"{cache.key(low.ir, low.codegen_opt)}.o"
+    return cache.directory() / f"{f.cache_key}.o"
 
 
 def entry_bytes(f, built_for=None) -> bytes:
@@ -85,7 +84,9 @@ def entry_bytes(f, built_for=None) -> bytes:
     host), compiled without counting as a compilation of the test."""
     low = f.lowered()
     obj, externals = COMPILE(low.ir, low.codegen_opt)
-    return cache.encode(obj, externals, cache.host_record() if built_for is None else built_for)
+    info = {"symbol": low.symbol, "work_bytes": low.work_bytes, "release_gil": low.release_gil}
+    return cache.encode(obj, externals, cache.host_record() if built_for is None else built_for,
+                        info)
 
 
 def leftovers(directory) -> list:
@@ -461,3 +462,71 @@ def test_second_process_loads_from_disk_and_a_corrupt_file_is_rebuilt(tmp_path):
                       + good[middle + 8:])
     assert run_process(directory) == {"compiled": 1, "entries": 0, "ok": True}
     assert entry.read_bytes() == good, "the rebuilt entry replaces the corrupt one"
+
+
+# ---- keys from the graph: a hit needs no lowering ----------------------------------------------
+GRAPH_HIT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import anvil_llvm as av
+    from anvil_llvm.ad import gradient
+    from anvil_llvm.backend import lower
+
+    if sys.argv[1] == "hit":
+        def refuse(*args, **kwargs):
+            raise AssertionError("lowered although the disk cache holds the function")
+        lower.schedule = refuse
+
+    def chain(x):
+        y = x
+        for _ in range(300):
+            y = y * 1.001 + av.tanh(y) * 1e-3
+        return (y * y).sum()
+
+    g = gradient(av.NumericalFunction("chain", chain, (av.Arg(3),)))
+    x = np.array([0.1, -0.2, 0.3])
+    y, dy = x.copy(), np.ones(3)
+    for _ in range(300):
+        y, dy = y * 1.001 + np.tanh(y) * 1e-3, dy * (1.001 + (1 - np.tanh(y) ** 2) * 1e-3)
+    np.testing.assert_allclose(g(x), 2 * y * dy, rtol=1e-12)
+    print("ok")
+""")
+
+
+def test_a_disk_hit_skips_lowering(cache_dir):
+    env = dict(os.environ, ANVIL_LLVM_CACHE_DIR=str(cache_dir))
+    for mode in ("miss", "hit"):
+        done = subprocess.run([sys.executable, "-c", GRAPH_HIT, mode], env=env, text=True,
+                              capture_output=True, timeout=300)
+        assert done.returncode == 0 and done.stdout.strip() == "ok", (mode, done.stderr[-1500:])
+
+
+def test_a_function_built_twice_is_lowered_once(cache_dir, monkeypatch):
+    from anvil_llvm import function
+    lowered = []
+    original = function.lower
+    monkeypatch.setattr(function, "lower",
+                        lambda *args: lowered.append(args[0]) or original(*args))
+    c = random.random()
+    for _ in range(2):
+        f = av.NumericalFunction("twice", lambda x: (x * c).sin().sum(), (av.Arg(6),))
+        assert float(f(X[:1].repeat(6))) == pytest.approx(6 * np.sin(X[0] * c), rel=1e-14)
+    assert lowered == ["twice"]
+
+
+def test_keys_differ_by_name_signature_and_graph():
+    def make(name, fn, *args):
+        return av.NumericalFunction(name, fn, args).cache_key
+    base = make("k", lambda x: x * 2.0, av.Arg(3))
+    assert base == make("k", lambda y: y * 2.0, av.Arg(3))           # argument names: no code
+    assert base != make("k2", lambda x: x * 2.0, av.Arg(3))
+    assert base != make("k", lambda x: x * 2.0, av.Arg(4))
+    assert base != make("k", lambda x: x * 2.0, av.Arg(3, np.float32))
+    assert base != make("k", lambda x: x * 3.0, av.Arg(3))
+    assert base != make("k", lambda x: x * -0.0 + x * 2.0, av.Arg(3))
+    assert make("k", lambda x: x * np.arange(3.0), av.Arg(3)) != make(
+        "k", lambda x: x * np.arange(1.0, 4.0), av.Arg(3))
+
+
+def test_entries_record_the_source_they_were_built_by():
+    assert len(cache.host_record()["source"]) == 64

@@ -32,6 +32,11 @@ class Scalar:
     def __repr__(self) -> str:
         return repr(self.value)
 
+    @property
+    def stable_key(self) -> tuple:
+        """The value's type and bits, spelled the same in every process."""
+        return (self.dtype.name, self._key[1].hex() if self.dtype.is_float else self._key[1])
+
 
 def _llvm_float(value: float) -> str:
     # LLVM's exact spelling of a double: 64-bit hex (also for float, which must be representable).

@@ -1,8 +1,10 @@
+"""Test-run settings for the tests and the package's doctests."""
 import os
 import shutil
 import tempfile
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("ANVIL_LLVM_VERIFY", "1")      # graphs and schedules checked before codegen
 
 # Each run compiles into a new, empty disk cache (removed at the end), so no test depends on what
 # an earlier run or the user's own work left in ~/.cache/anvil_llvm. Set

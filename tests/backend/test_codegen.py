@@ -1,0 +1,154 @@
+"""backend/codegen.py: the LLVM module of a schedule, read back by LLVM's own parser and
+verifier: the C-ABI entry point (one pointer per input, per output and the workspace), one
+internal function per kernel called in order, chunks of huge scalar code kept out of the
+optimiser, and each constant table once with the bytes of its array."""
+from __future__ import annotations
+
+import re
+
+import llvmlite.binding as llvm
+import numpy as np
+import pytest
+
+import anvil_llvm as av
+from anvil_llvm.backend import codegen, vecmath
+from anvil_llvm.backend.schedule import schedule
+from anvil_llvm.ir.ops import CONST_ARRAY, GATHER
+from anvil_llvm.ir.uop import toposort
+
+C = np.linspace(0.5, 2.0, 12).reshape(3, 4)
+MASK = C > 1.2
+IDX = np.array([2, 0, 1, 2])     # both gather indices and an int64 constant: one table
+
+
+def scalar_chain(x):
+    """Over a thousand shape-() operations: split into several chunk functions."""
+    s = x[0]
+    for k in range(1200):
+        s = s * 0.75 + x[k % 5] * x[(3 * k + 1) % 5]
+    return s
+
+
+GRAPHS = {
+    "elementwise": (lambda x: av.sin(x) * 2.0 + x, [av.Arg((3, 4))]),
+    "dtypes": (lambda x, k: (x > 0, k * 3 + 1, av.where(x > 0, x, 0.0).astype(np.float32)),
+               [av.Arg((3, 4)), av.Arg(5, np.int64)]),
+    "loops": (lambda x: ((av.exp(x) * x).sum(axis=1) + x[:, 0], x.sum(axis=0)),
+              [av.Arg((40, 50))]),
+    "reductions": (lambda x: (x.sum(axis=1), x.max(), x.sum(axis=0), x.prod(axis=1),
+                              x.min(axis=0), x.mean()), [av.Arg((6, 7))]),
+    "movement": (lambda x: (x.T, x[::-1, 1:], av.concatenate([x, x * 2.0], axis=1),
+                            av.pad(x, ((1, 0), (2, 1))), x.reshape(4, 3)), [av.Arg((3, 4))]),
+    "stencil": (lambda x: av.sin(x[2:]) - 2.0 * av.sin(x[1:-1]) + av.sin(x[:-2]),
+                [av.Arg(100)]),
+    "contraction": (lambda a, b, v: (a @ b, b.T @ v[:4]), [av.Arg((3, 4)), av.Arg((4, 5)),
+                                                           av.Arg(6)]),
+    "gemm": (lambda a, b: av.tanh(a @ b) @ b, [av.Arg((40, 40)), av.Arg((40, 40))]),
+    "constants": (lambda x, k, y: (x * C + av.sin(x) * C, x[:, IDX], k * IDX,
+                                   av.where(MASK, x, 0.0), y * C.astype(np.float32)),
+                  [av.Arg((3, 4)), av.Arg(4, np.int64), av.Arg((3, 4), np.float32)]),
+    "workspace": (lambda x: (av.exp(x @ x.T) @ x).sum(axis=1), [av.Arg((30, 30))]),
+    "chunked": (lambda x: (scalar_chain(x), av.exp(x) * 2.0), [av.Arg(5)]),
+}
+VECTOR_MATH = [False, pytest.param(True, marks=pytest.mark.skipif(
+    not vecmath.available(), reason="libmvec is not available"))]
+
+
+def lowered(name: str, vector_math: bool = False):
+    """(schedule, module text, parsed and verified module) of one graph of GRAPHS."""
+    fn, args = GRAPHS[name]
+    f = av.NumericalFunction(name, fn, args)
+    sched = schedule(f.inputs, f.outputs)
+    text = codegen.module_text(sched, "sym", vector_math)
+    module = llvm.parse_assembly(text)
+    module.verify()
+    return sched, text, module
+
+
+def attributes(fn) -> set[str]:
+    return {word for group in fn.attributes for word in group.decode().split()}
+
+
+def decoded(constant: str) -> bytes:
+    """The bytes of an `[N x i8] c"..."` global as LLVM prints it (escapes and plain chars)."""
+    body = re.search(r'c"(.*)"', constant)
+    if body is None:
+        assert "zeroinitializer" in constant
+        return b""
+    return bytes(int(t[1:], 16) if t.startswith("\\") else ord(t)
+                 for t in re.findall(r"\\[0-9A-Fa-f]{2}|[^\\]", body.group(1)))
+
+
+@pytest.mark.parametrize("vector_math", VECTOR_MATH)
+@pytest.mark.parametrize("name", GRAPHS)
+def test_module_verifies_and_has_the_c_abi_entry_point(name, vector_math):
+    sched, text, module = lowered(name, vector_math)
+    n_in, n_out = len(sched.inputs), len(sched.outputs)
+    signature = re.findall(r"^define dso_local i32 @sym\((.*)\) nounwind \{$", text, re.M)
+    assert signature == [", ".join([f"ptr noalias readonly %in{i}" for i in range(n_in)]
+                                   + [f"ptr noalias %out{j}" for j in range(n_out)]
+                                   + ["ptr noalias %work"])]
+    entry = module.get_function("sym")
+    assert not entry.is_declaration and entry.linkage == llvm.Linkage.external
+    assert str(entry.global_value_type) == "i32 (" + ", ".join(["ptr"] * (n_in + n_out + 1)) + ")"
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+def test_one_internal_function_per_kernel_called_in_order(name):
+    sched, _, module = lowered(name)
+    kernels = [f"sym.k{k}" for k in range(len(sched.kernels))]
+    defined = [f for f in module.functions if not f.is_declaration and f.name != "sym"]
+    assert [f.name for f in defined] == kernels
+    assert all(f.linkage == llvm.Linkage.internal for f in defined)
+    assert all(str(f.global_value_type).startswith("void (") for f in defined)
+    calls = re.findall(r"call void @([\w.]+)\(", str(module.get_function("sym")))
+    assert calls == kernels
+
+
+@pytest.mark.parametrize("name", GRAPHS)
+def test_only_chunks_of_chunked_scalar_code_are_noinline_optnone(name):
+    sched, _, module = lowered(name)
+    chunked = codegen.is_chunked(sched)
+    assert chunked == (name == "chunked")
+    for k, kernel in enumerate(sched.kernels):
+        words = attributes(module.get_function(f"sym.k{k}"))
+        assert "nounwind" in words
+        kept_out = chunked and kernel.chunk is not None
+        assert ({"noinline", "optnone"} <= words) == kept_out
+        assert ("optnone" in words) == kept_out
+
+
+def test_a_chunked_graph_mixes_chunks_and_loop_kernels():
+    sched, _, _ = lowered("chunked")
+    chunks = [kernel.chunk for kernel in sched.kernels if kernel.chunk is not None]
+    assert len(set(chunks)) > 1 and len(chunks) < len(sched.kernels)
+
+
+@pytest.mark.parametrize("name", ["constants", "movement", "elementwise"])
+def test_constant_tables_appear_once_each_with_their_arrays_bytes(name):
+    sched, text, module = lowered(name)
+    nodes = toposort(sched.outputs)
+    payloads = {n.arg for n in nodes if n.op is CONST_ARRAY} | {n.arg[1] for n in nodes
+                                                                 if n.op is GATHER}
+    tables = [g for g in module.global_variables if re.fullmatch(r"sym\.c\d+", g.name)]
+    assert len(re.findall(r"^@sym\.c\d+ = ", text, re.M)) == len(tables) == len(payloads)
+    expected = sorted(np.ascontiguousarray(p.array, dtype=np.uint8 if p.array.dtype == bool
+                                           else p.array.dtype).tobytes() for p in payloads)
+    assert sorted(decoded(str(g)) for g in tables) == expected
+    if name == "constants":      # C twice, IDX as gather indices and as a constant, MASK, C32
+        assert len(tables) == 4
+
+
+def test_gemm_kernels_declare_the_blas_symbol_once():
+    _, text, module = lowered("gemm")
+    assert len(re.findall(r"^declare .*@anvil_dgemm\(", text, re.M)) == 1
+    dgemm = module.get_function("anvil_dgemm")
+    assert dgemm.is_declaration and len(list(dgemm.arguments)) == 13
+    assert "anvil_sgemm" not in text
+
+
+@pytest.mark.parametrize("vector_math", VECTOR_MATH)
+def test_vector_functions_only_with_vector_math(vector_math):
+    _, text, _ = lowered("loops", vector_math)
+    assert ("_ZGV" in text) == vector_math
+    assert ("vector-function-abi-variant" in text) == vector_math
