@@ -16,9 +16,9 @@ from .backend.lower import Lowered, lower
 from .backend.target import Target
 from .ir import dtypes
 from .ir.dtypes import DType
-from .ir.ops import INPUT
+from .ir.ops import CONST_ARRAY, INPUT
 from .ir.simplify import simplify
-from .ir.uop import UOp, graph_digest, graph_text, substitute
+from .ir.uop import UOp, graph_digest, graph_text, substitute, toposort
 from .tensor import Tensor, as_tensor
 
 _C_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -191,6 +191,15 @@ class NumericalFunction:
                                                   *self._specs(), target)
         return found
 
+    def _shared_constants(self) -> list:
+        """The constant arrays the JIT code of this function references instead of embedding
+        them (one copy in the process for all functions capturing them)."""
+        threshold = Target.jit().shared_constants
+        if threshold is None:
+            return []
+        return [node.arg for node in toposort(self.outputs)
+                if node.op is CONST_ARRAY and node.arg.array.nbytes >= threshold]
+
     @property
     def cache_key(self) -> str:
         """The key of this function's compiled code in the caches: a digest of its graph and
@@ -217,7 +226,7 @@ class NumericalFunction:
         with self._lock:
             if self._native is None:
                 callpath.register_numpy_api()
-                code = jit.build_lowered(self.cache_key, self.lowered)
+                code = jit.build_lowered(self.cache_key, self.lowered, self._shared_constants())
                 symbol, work_bytes, release_gil = (
                     code.info[k] for k in ("symbol", "work_bytes", "release_gil"))
                 self.address = code.addresses[symbol]

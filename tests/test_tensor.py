@@ -291,7 +291,7 @@ def test_int_inputs_to_math_functions_compute_in_float64():
     check(lambda m, a: (m.sqrt(a), a / 2, a.mean()), np.array([1, 4, 9]))
 
 
-# ---- % (mod) --------------------------------------------------------------------------------------
+# ---- % (mod) -------------------------------------------------------------------------------------
 INT64 = np.iinfo(np.int64)
 
 
@@ -334,7 +334,7 @@ def test_mod_derivatives():
     np.testing.assert_allclose(gy, (np.mod(x, y + h) - np.mod(x, y - h)) / (2 * h), rtol=1e-8)
 
 
-# ---- stack and concatenate ------------------------------------------------------------------------
+# ---- stack and concatenate -----------------------------------------------------------------------
 def test_stack_and_concatenate_take_a_sequence_or_separate_tensors():
     x = np.array([[1.0, 2.0], [3.0, 4.0]])
     check(lambda m, a: m.stack([a[0], a[1]]) if m is np else av.stack(a[0], a[1]), x)
@@ -350,14 +350,14 @@ def test_stack_and_concatenate_take_a_sequence_or_separate_tensors():
 
 
 def test_stack_and_concatenate_errors():
-    raises_while_tracing(TypeError, "stack: axis given twice", lambda x: av.stack([x, x], 1, axis=1),
-                         3)
+    raises_while_tracing(TypeError, "stack: axis given twice",
+                         lambda x: av.stack([x, x], 1, axis=1), 3)
     raises_while_tracing(ValueError, "stack: need at least one tensor", lambda x: av.stack(), 3)
     raises_while_tracing(ValueError, "concatenate: need at least one tensor",
                          lambda x: av.concatenate(), 3)
 
 
-# ---- NumPy's functions on tensors -----------------------------------------------------------------
+# ---- NumPy's functions on tensors ----------------------------------------------------------------
 def test_ndarray_operators_with_a_tensor_trace():
     """`ndarray <op> Tensor` and the ufuncs of Python's operators trace, with NumPy's results."""
     x = np.array([0.5, -1.25, 2.0])

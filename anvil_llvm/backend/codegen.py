@@ -5,14 +5,12 @@ from __future__ import annotations
 import itertools
 import math
 
-import numpy as np
 
 from ..ir.dtypes import DType
-from ..ir import dtypes
 from ..ir.ops import CONST, CONST_ARRAY, INPUT
 from ..ir.ops.source import llvm_literal
-from ..ir.uop import OpKind, Reduction, UOp
-from . import blas
+from ..ir.uop import OpKind, Payload, Reduction, UOp
+from . import blas, constants
 from .emitter import Emitter, ModuleParts
 from .kernel import Buffer, Index, Kernel, accumulates, innermost_reads
 from .schedule import Schedule, inline_reduction
@@ -30,11 +28,10 @@ def _storage(dtype: DType) -> str:
 class Lowering:
     """Lowers fused nodes at an index to scalar values: the `ctx` that op `emit` rules receive."""
 
-    def __init__(self, e: Emitter, sched: Schedule, symbol: str, tables: dict):
+    def __init__(self, e: Emitter, sched: Schedule, tables: "Tables"):
         self.e = e
         self.sched = sched
-        self.symbol = symbol
-        self.tables = tables      # constant arrays emitted as globals, shared by the module
+        self.tables = tables      # constant arrays as globals, shared by the module
         self.scopes: list[dict] = [{}]
         self.computing: UOp | None = None
         self.unroll_positions = 0   # loop nests over at most this many positions are unrolled
@@ -89,14 +86,11 @@ class Lowering:
         return value
 
     def load_constant(self, payload, flat: str) -> str:
-        name = self.table(payload.array, payload)
+        name = self.tables.name(payload)
         ptr = self.e.op(f"getelementptr inbounds i64, ptr {name}, i64 {flat}")
         return self.e.op(f"load i64, ptr {ptr}")
 
     # ---- buffers ---------------------------------------------------------------------------------
-    def table(self, array: np.ndarray, key) -> str:
-        return self.tables.setdefault(key, (f"@{self.symbol}.c{len(self.tables)}", array))[0]
-
     def pointer(self, buffer: Buffer) -> str:
         if buffer.kind == "input":
             return f"%in{buffer.position}"
@@ -104,7 +98,7 @@ class Lowering:
             return f"%out{buffer.position}"
         if buffer.kind == "const":
             node = self.sched.constants[buffer.position]
-            return self.table(node.arg.array, node.arg)
+            return self.tables.name(node.arg)
         return "%work"
 
     def address(self, buffer: Buffer, index: Index) -> str:
@@ -396,14 +390,39 @@ def identity_literal(rule: Reduction, dtype: DType) -> str:
     return llvm_literal(rule.identity(dtype), dtype)
 
 
-def _table_text(name: str, array: np.ndarray) -> str:
-    """A constant table as raw bytes in the storage layout (bool as i8): a string literal
-    parses about 5x faster than a list of typed items (the mlp data: 19k numbers)."""
-    dtype = dtypes.from_numpy(array.dtype)
-    storage = np.uint8 if dtype.kind == "b" else dtype.np
-    data = np.ascontiguousarray(array, dtype=storage).tobytes()
-    body = f'c"\\{data.hex(chr(92))}"' if data else "zeroinitializer"
-    return f"{name} = private unnamed_addr constant [{len(data)} x i8] {body}, align 64"
+class Tables:
+    """The constant arrays of a module: embedded as private globals, or, from `shared` bytes
+    on, referenced by the process-wide symbol of their content (backend/constants.py)."""
+
+    def __init__(self, symbol: str, shared: int | None):
+        self.symbol, self.shared = symbol, shared
+        self.names: dict[Payload, str] = {}
+
+    def is_shared(self, payload: Payload) -> bool:
+        return self.shared is not None and payload.array.nbytes >= self.shared
+
+    def name(self, payload: Payload) -> str:
+        found = self.names.get(payload)
+        if found is None:
+            found = self.names[payload] = (
+                f"@{constants.symbol(payload)}" if self.is_shared(payload)
+                else f"@{self.symbol}.c{len(self.names)}")
+        return found
+
+    def text(self) -> list[str]:
+        """The globals: a table's bytes as a string literal (it parses about 5x faster than a
+        list of typed items: the mlp data, 19k numbers), or the shared symbol's declaration."""
+        lines = []
+        for payload, name in self.names.items():
+            size = payload.array.nbytes          # bools are stored as one byte each
+            if self.is_shared(payload):
+                lines.append(f"{name} = external global [{size} x i8], align 64")
+                continue
+            data = constants.storage(payload.array).tobytes()
+            body = f'c"\\{data.hex(chr(92))}"' if data else "zeroinitializer"
+            lines.append(f"{name} = private unnamed_addr constant [{size} x i8] {body}, "
+                         "align 64")
+        return lines
 
 
 def is_chunked(sched: Schedule) -> bool:
@@ -411,16 +430,18 @@ def is_chunked(sched: Schedule) -> bool:
     return any(kernel.chunk for kernel in sched.kernels)
 
 
-def module_text(sched: Schedule, symbol: str, vector_math: bool) -> str:
+def module_text(sched: Schedule, symbol: str, vector_math: bool,
+                shared_constants: int | None = None) -> str:
     """The LLVM module of one function: its kernels, constant tables and C-ABI entry point;
-    loops call libmvec's vector functions if `vector_math`."""
+    loops call libmvec's vector functions if `vector_math`; constant arrays of at least
+    `shared_constants` bytes are referenced, not embedded."""
     parts = ModuleParts(vector_math)
     params = ([f"ptr noalias readonly %in{i}" for i in range(len(sched.inputs))]
               + [f"ptr noalias %out{j}" for j in range(len(sched.outputs))]
               + ["ptr noalias %work"])
     args = ", ".join(p.replace("noalias readonly ", "").replace("noalias ", "")
                      for p in params)
-    tables: dict = {}
+    tables = Tables(symbol, shared_constants)
     functions, calls = [], []
     # Huge scalar graphs are split into chunks of about CHUNK_OPS operations, each a function that
     # is never inlined nor optimised and is generated at codegen level 0 (`is_chunked`): LLVM's
@@ -430,7 +451,7 @@ def module_text(sched: Schedule, symbol: str, vector_math: bool) -> str:
     chunked = is_chunked(sched)
     for k, kernel in enumerate(sched.kernels):
         e = Emitter(parts)
-        emit_kernel(Lowering(e, sched, symbol, tables), kernel)
+        emit_kernel(Lowering(e, sched, tables), kernel)
         # Other kernels are left to the inliner: marked `alwaysinline` (inlined before they are
         # simplified) they build ~10% faster, but LLVM 22's loop vectoriser then miscompiles
         # chains of guarded loads (the bratu2d energy gradient, tests/ad/test_ad_problems.py).
@@ -442,6 +463,5 @@ def module_text(sched: Schedule, symbol: str, vector_math: bool) -> str:
         calls.append(f"  call void {fname}({args})")
     entry = (f"define dso_local i32 @{symbol}({', '.join(params)}) nounwind {{\nentry:\n"
              + "\n".join(calls) + "\n  ret i32 0\n}")
-    constants = [_table_text(name, array) for name, array in tables.values()]
-    return "\n\n".join(constants + [parts.text()] + functions + [entry]) + "\n"
+    return "\n\n".join(tables.text() + [parts.text()] + functions + [entry]) + "\n"
 

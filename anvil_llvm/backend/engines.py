@@ -24,7 +24,7 @@ _lock = threading.RLock()
 class _Engine:
     """One LLVM MCJIT engine, the keys of the objects in it and how many leases use them."""
 
-    __slots__ = ("engine", "keys", "users")
+    __slots__ = ("engine", "keys", "users", "kept")
 
     def __init__(self):
         # Each engine owns its target machine; a default one does (the engine only loads
@@ -33,6 +33,7 @@ class _Engine:
         self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine)
         self.keys: list[str] = []
         self.users = 0
+        self.kept: list = []         # what its code points to (shared constants)
 
 
 class Lease:
@@ -68,9 +69,11 @@ def loaded(key: str) -> Lease | None:
         return None if found is None else _lease(*found)
 
 
-def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None) -> Lease:
+def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None,
+         kept: list = ()) -> Lease:
     """A lease on the object of `key`, loaded from `obj` unless it is loaded already, with the
-    addresses of `symbols` in it and `info` about it."""
+    addresses of `symbols` in it and `info` about it; `kept` are objects its code points to,
+    kept alive as long as it is loaded."""
     with _lock:
         found = _loaded.get(key)
         if found is None:
@@ -82,6 +85,7 @@ def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None) -> 
             if missing:
                 raise RuntimeError(f"JIT: symbols {missing} not found in the compiled object")
             engine.keys.append(key)
+            engine.kept.extend(kept)
             found = _loaded[key] = engine, addresses, info or {}
         return _lease(*found)
 

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Callable
 
 import llvmlite.binding as llvm
 
-from . import blas, cache, engines
+from . import blas, cache, constants, engines
 from .target import Target
 
 if TYPE_CHECKING:
+    from ..ir.uop import Payload
     from .lower import Lowered
 
 log = logging.getLogger("anvil_llvm")
@@ -74,7 +75,8 @@ def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]
         module.verify()
         t1 = time.perf_counter()
         externals = _external_symbols(module)
-        optimise(module, tm)
+        if not _all_optnone(module):
+            optimise(module, tm)
         t2 = time.perf_counter()
         obj = tm.emit_object(module)
         t3 = time.perf_counter()
@@ -83,6 +85,14 @@ def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]
     if t3 - t0 > 1.0:
         log.info("LLVM: parse %.2fs, optimise %.2fs, codegen %.2fs", t1 - t0, t2 - t1, t3 - t2)
     return obj, externals
+
+
+def _all_optnone(module) -> bool:
+    """Whether every function the module defines is `optnone` (the Python entry points): the
+    pipeline would leave them as they are, and each run of it costs time and leaks ~60 KB in
+    llvmlite 0.50 (docs/backend.md, "Object code and the caches")."""
+    return all(f.is_declaration or any(b"optnone" in a.split() for a in f.attributes)
+               for f in module.functions)
 
 
 def _external_symbols(module) -> list[str]:
@@ -126,10 +136,12 @@ def build(ir_text: str, symbols: list[str], codegen_opt: int = 3) -> engines.Lea
         return engines.load(key, entry.obj, symbols)
 
 
-def build_lowered(key: str, lower: Callable[[], Lowered]) -> engines.Lease:
+def build_lowered(key: str, lower: Callable[[], Lowered],
+                  shared: list[Payload] = ()) -> engines.Lease:
     """Load the function cached (in this process or on disk) under `key`, a digest of its graph
     and signature; only on a miss is it lowered (`lower()`) and compiled. The lease's `info`
-    holds its symbol, workspace size and GIL flag."""
+    holds its symbol, workspace size and GIL flag. `shared` are the constants its code
+    references (backend/constants.py)."""
     with _lock:
         found = engines.loaded(key)
         if found is not None:
@@ -141,5 +153,6 @@ def build_lowered(key: str, lower: Callable[[], Lowered]) -> engines.Lease:
                     "release_gil": low.release_gil}
             entry = cache.Entry(*compile_object(low.ir, low.codegen_opt), info)
             cache.write(key, *entry)
+        kept = constants.provide(list(shared))
         prepare(entry.externals)
-        return engines.load(key, entry.obj, [entry.info["symbol"]], entry.info)
+        return engines.load(key, entry.obj, [entry.info["symbol"]], entry.info, kept)

@@ -54,7 +54,7 @@ def lower(name: str, inputs: list[UOp], outputs: list[UOp], input_specs: list[Ar
     sched = schedule(inputs, outputs)
     if verify.enabled():
         verify_schedule(sched)
-    draft = codegen.module_text(sched, _DRAFT, target.vector_math)
+    draft = codegen.module_text(sched, _DRAFT, target.vector_math, target.shared_constants)
     symbol = f"{name}.{hashlib.sha256(draft.encode()).hexdigest()[:16]}"
     text = draft.replace("@" + _DRAFT, "@" + symbol)
     externals = sorted({a or b for a, b in _EXTERNAL.findall(text)} - {""})

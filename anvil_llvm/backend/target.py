@@ -19,6 +19,9 @@ import llvmlite.binding as llvm
 from . import vecmath
 
 
+SHARED_CONSTANTS = 1 << 16     # JIT code references constant arrays of 64 KiB and more
+
+
 @dataclass(frozen=True)
 class Target:
     """A code generation target.
@@ -33,26 +36,30 @@ class Target:
     code_model: str          # "large" (JIT) or "small" (linked objects)
     reloc: str               # "static" (JIT) or "pic" (linked objects)
     vector_math: bool        # loops may call glibc's libmvec (docs/backend.md, "Vector math")
+    shared_constants: int | None   # constant arrays from this many bytes on are referenced by
+                                   # a process-wide symbol, not embedded (None: all embedded)
 
     @classmethod
     def jit(cls) -> "Target":
         """The host, for code loaded into this process."""
-        return _host("large", "static")
+        return _host("large", "static", SHARED_CONSTANTS)
 
     @classmethod
     def object(cls) -> "Target":
         """The host, for objects linked into programs and shared libraries."""
-        return _host("small", "pic")
+        return _host("small", "pic", None)
 
     @property
     def key(self) -> str:
         """The text identifying this target in cache keys."""
         return "|".join((self.triple, self.cpu, self.features, self.code_model, self.reloc,
-                         "libmvec" if self.vector_math else "scalar-math"))
+                         "libmvec" if self.vector_math else "scalar-math",
+                         f"shared-constants={self.shared_constants}"))
 
 
 @functools.lru_cache(maxsize=None)
-def _host(code_model: str, reloc: str) -> Target:
+def _host(code_model: str, reloc: str, shared_constants: int | None) -> Target:
     """The host CPU's target (asking LLVM for the CPU costs about 0.3 ms, so once)."""
     return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(),
-                  llvm.get_host_cpu_features().flatten(), code_model, reloc, vecmath.available())
+                  llvm.get_host_cpu_features().flatten(), code_model, reloc, vecmath.available(),
+                  shared_constants)

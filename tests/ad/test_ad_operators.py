@@ -505,7 +505,7 @@ def test_argnum_errors():
         hvp(CUBIC, argnum=(0, 1))
     with pytest.raises(TypeError, match="derivative: argnum: expected one argument position"):
         derivative(SCALAR, argnum=(0,))
-    with pytest.raises(ValueError, match=r"argnum: an argument position is given twice in \(0, -2\)"):
+    with pytest.raises(ValueError, match=r"argnum: an argument position is given twice in \(0, "):
         gradient(CUBIC, argnum=(0, -2))
 
 

@@ -233,9 +233,11 @@ def test_call_errors_name_the_function(fn):
     """Keyword mistakes are reported for the vmapped function, never for vmap's own methods."""
     batched, twice = vmap(fn), {"out": None}
     calls = [
-        (lambda: batched(XS, AS, BS, c=1), r"affine_vmap\(\) got an unexpected keyword argument 'c'"),
+        (lambda: batched(XS, AS, BS, c=1),
+         r"affine_vmap\(\) got an unexpected keyword argument 'c'"),
         (lambda: batched(XS, AS), r"affine_vmap\(\) missing argument 'b'"),
-        (lambda: batched(XS, AS, BS, x=XS), r"affine_vmap\(\) got multiple values for argument 'x'"),
+        (lambda: batched(XS, AS, BS, x=XS),
+         r"affine_vmap\(\) got multiple values for argument 'x'"),
         (lambda: batched(XS, AS, BS, np.empty((4, 2))), r"affine_vmap\(\) takes 3 arguments"),
         (lambda: batched(XS, AS, BS, out=np.empty((4, 2)), **twice),
          r"affine_vmap\(\) got multiple values for keyword argument 'out'"),

@@ -42,7 +42,7 @@ def contractions(outputs: list[UOp]) -> list[UOp]:
     return [n for n in toposort(outputs) if n.op is CONTRACT]
 
 
-# ---- the threshold ---------------------------------------------------------------------------
+# ---- the threshold -------------------------------------------------------------------------------
 @pytest.mark.parametrize("batch, m, k, n", [(1, 32, 32, 32), (2, 16, 32, 32), (8, 4, 32, 32),
                                             (1, 32, 31, 32), (1, 1, 1, 1), (3, 10, 30, 36)])
 def test_is_gemm_exactly_from_gemm_work(batch, m, k, n):
@@ -100,43 +100,71 @@ def dot_generals(draw):
     return batch, contracted, free_a, free_b, a_axes, b_axes, draw(st.booleans())
 
 
-@fast(100)
-@given(dot_generals(), st.sampled_from([np.float64, np.float32]), st.integers(1, 3000))
-def test_canonical_gemms_compute_the_contraction(config, np_dtype, threshold):
-    """With GEMM_WORK lowered to `threshold` (the rewrite does not depend on its value), so
-    that small random contractions cross it."""
+def contraction(config, np_dtype):
+    """The CONTRACT node of a `dot_generals` example, its work, its inputs and NumPy's einsum
+    of them (in float64)."""
     batch, contracted, free_a, free_b, a_axes, b_axes, transposed = config
     dtype = dtypes.from_numpy(np.dtype(np_dtype))
     a_shape, b_shape = tuple(s for _, s in a_axes), tuple(s for _, s in b_axes)
     a = leaf(0, a_shape[::-1] if transposed else a_shape, dtype)
     a_in = B.permute(a, tuple(range(len(a_shape)))[::-1]) if transposed else a
-    b = leaf(1, b_shape, dtype)
     pos_a, pos_b = [x for x, _ in a_axes], [x for x, _ in b_axes]
-    out = B.contract(a_in, b, tuple(pos_a.index(x) for x, _ in contracted),
+    out = B.contract(a_in, leaf(1, b_shape, dtype),
+                     tuple(pos_a.index(x) for x, _ in contracted),
                      tuple(pos_b.index(x) for x, _ in contracted),
                      tuple(pos_a.index(x) for x, _ in batch),
                      tuple(pos_b.index(x) for x, _ in batch))
     work = math.prod(s for _, s in batch + contracted + free_a + free_b)
+    rng = np.random.default_rng(work)
+    inputs = [rng.standard_normal(s).astype(np_dtype) for s in (a.shape, b_shape)]
+    free = [x for x, _ in free_a + free_b]      # each operand's free axes in its axis order
+    subscripts = (f"{''.join(pos_a)},{''.join(pos_b)}->" + "".join(x for x, _ in batch)
+                  + "".join(x for x in pos_a + pos_b if x in free))
+    expected = np.einsum(subscripts, inputs[0].T if transposed else inputs[0], inputs[1],
+                         dtype=np.float64)
+    return out, work, inputs, expected
+
+
+def assert_product(got, expected, np_dtype) -> None:
+    assert got.dtype == np_dtype and got.shape == expected.shape
+    rtol = RTOL[np_dtype]
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * np.sqrt(expected.size + 1))
+
+
+FLOATS = st.sampled_from([np.float64, np.float32])
+
+
+@fast(100)
+@given(dot_generals(), FLOATS, st.integers(1, 3000))
+def test_canonical_gemms_compute_the_contraction(config, np_dtype, threshold):
+    """With GEMM_WORK lowered to `threshold` (the rewrite does not depend on its value), so
+    that small random contractions cross it."""
+    out, work, inputs, expected = contraction(config, np_dtype)
     with mock.patch.object(blas, "GEMM_WORK", threshold):
         (result,) = canonicalised([out])
         if work < threshold:
             assert result is out
         else:
             assert [blas.is_gemm(c) for c in contractions([result])] == [True]
-    rng = np.random.default_rng(work)
-    xa = rng.standard_normal(a.shape).astype(np_dtype)
-    xb = rng.standard_normal(b.shape).astype(np_dtype)
-    free = [x for x, _ in free_a + free_b]      # each operand's free axes in its axis order
-    subscripts = (f"{''.join(pos_a)},{''.join(pos_b)}->" + "".join(x for x, _ in batch)
-                  + "".join(x for x in pos_a + pos_b if x in free))
-    expected = np.einsum(subscripts, xa.T if transposed else xa, xb,
-                         dtype=np.float64)
-    (got,) = evaluate([result], [xa, xb])
-    assert got.dtype == np_dtype and got.shape == expected.shape
-    np.testing.assert_allclose(got, expected, rtol=RTOL[np_dtype] * 10, atol=RTOL[np_dtype] * 10)
+    (got,) = evaluate([result], inputs)
+    assert_product(got, expected, np_dtype)
 
 
-# ---- compiled products -------------------------------------------------------------------------
+@fast(15)
+@given(dot_generals(), FLOATS)
+def test_compiled_gemms_of_any_layout_compute_the_contraction(config, np_dtype):
+    """Every contraction through BLAS (GEMM_WORK lowered to 1): operands read in place,
+    transposed or copied, each batch at its offset."""
+    out, _, inputs, expected = contraction(config, np_dtype)
+    args = [av.Arg(x.shape, x.dtype) for x in inputs]
+    with mock.patch.object(blas, "GEMM_WORK", 1):
+        f = av.NumericalFunction.from_graph("all_gemm", args, [out], False)
+        assert GEMM_SYMBOLS[np_dtype] in f.lowered().externals
+        got = f(*inputs)
+    assert_product(got, expected, np_dtype)
+
+
+# ---- compiled products ---------------------------------------------------------------------------
 # (lhs shape, rhs shape, the product written once for NumPy arrays and tensors, uses a GEMM)
 PRODUCTS = {
     "a @ b": ((40, 50), (50, 30), lambda a, b: a @ b, True),
@@ -166,11 +194,7 @@ def test_compiled_products_equal_numpys(name, np_dtype):
     rng = np.random.default_rng(7)
     inputs = [rng.standard_normal(s).astype(np_dtype) for s in (a_shape, b_shape)]
     expected = op(*[x.astype(np.float64) for x in inputs])
-    got = f(*inputs)
-    assert got.dtype == np_dtype and got.shape == expected.shape
-    scale = np.sqrt(a_shape[-1] if len(a_shape) > 1 else 50)
-    np.testing.assert_allclose(got, expected, rtol=RTOL[np_dtype],
-                               atol=RTOL[np_dtype] * scale)
+    assert_product(f(*inputs), expected, np_dtype)
     externals = f.lowered().externals
     assert [s for s in GEMM_SYMBOLS.values() if s in externals] == (
         [GEMM_SYMBOLS[np_dtype]] if gemm else [])

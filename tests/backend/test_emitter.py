@@ -69,7 +69,7 @@ def run_by_llvm(text: str, name: str, restype, *argtypes):
 _names = itertools.count()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def unfolded(op: str, n: int | None = None):
     """What LLVM computes for the instruction the emitter writes for `op` on values it knows
     nothing about (function arguments), as a Python callable."""
@@ -82,7 +82,7 @@ def unfolded(op: str, n: int | None = None):
     return run_by_llvm(text, name, I64, *[I64] * nargs)
 
 
-# ---- folding of literals ------------------------------------------------------------------------
+# ---- folding of literals -------------------------------------------------------------------------
 @settings(max_examples=200, deadline=None)
 @given(INTS, INTS)
 def test_add_and_mul_of_literals_fold_to_the_integer_llvm_computes(a, b):
@@ -131,7 +131,7 @@ def test_identities_emit_nothing():
     assert not e.lines
 
 
-# ---- the spans of values with known ranges --------------------------------------------------------
+# ---- the spans of values with known ranges -------------------------------------------------------
 @st.composite
 def span(draw, low: int = -6, high: int = 30):
     lo = draw(st.integers(low, high))
@@ -211,7 +211,7 @@ def test_flatten_of_unknown_values_computes_numpys_row_major_index(shape):
         assert flat(*dims) == np.ravel_multi_index(dims, shape)
 
 
-# ---- declarations ------------------------------------------------------------------------------
+# ---- declarations --------------------------------------------------------------------------------
 def test_a_declaration_is_emitted_once_however_often_it_is_used():
     parts = ModuleParts(vector_math=False)
     bodies = []
@@ -277,7 +277,7 @@ def test_vector_attribute_names_libmvec_variants_of_this_process(scalar, arity):
         assert f"ptr @{name}" in text       # kept alive in llvm.compiler.used
 
 
-# ---- a whole function -----------------------------------------------------------------------------
+# ---- a whole function ----------------------------------------------------------------------------
 @pytest.mark.parametrize("vector_math", [False, pytest.param(True, marks=needs_libmvec)])
 def test_a_loop_built_with_the_emitter_verifies_and_runs_in_llvm(vector_math):
     """sum(exp(x[i]) * 2) for i < n, with an index loop whose counter has a span: the text is
@@ -297,7 +297,8 @@ def test_a_loop_built_with_the_emitter_verifies_and_runs_in_llvm(vector_math):
     assert e.in_range(i, 1 << 21) == "true"                # folded: nothing emitted
     address = e.op(f"getelementptr inbounds double, ptr %x, i64 {e.add_i(i, '0')}")
     value = e.call("double", "llvm.exp.f64", [("double", e.op(f"load double, ptr {address}"))])
-    total = e.op(f"fadd double {e.op(f'load double, ptr {acc}')}, {e.op(f'fmul double {value}, 2.0')}")
+    twice = e.op(f"fmul double {value}, 2.0")
+    total = e.op(f"fadd double {e.op(f'load double, ptr {acc}')}, {twice}")
     e.line(f"store double {total}, ptr {acc}")
     e.line(f"store i64 {e.add_i(i, '1')}, ptr {slot}")
     e.line(f"br label %{head}")
