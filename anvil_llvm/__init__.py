@@ -1,5 +1,5 @@
 """anvil_llvm: trace numerical Python functions, differentiate them, compile them with LLVM."""
-from ._version import __version__
+from ._version import __version__ as __version__
 from .ad import vmap
 from .backend import cache
 from .function import Arg, NumericalFunction, numerical_function

@@ -1,13 +1,15 @@
 """Layers import only leftwards (docs/architecture.md): ir nothing of ours; ad and backend only
-ir; nothing below function.py imports it except the operators' argument type."""
+ir; nothing below function.py imports it but the public operators, which trace callables."""
 import ast
 import pathlib
 
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "anvil_llvm"
-ALLOWED = {"ir": {"ir"}, "backend": {"ir", "backend", "_version"},
-           "ad": {"ir", "ad", "function"}}
+ALLOWED = {"ir": {"ir"}, "backend": {"ir", "backend", "_version"}, "ad": {"ir", "ad"}}
+# The public operators make NumericalFunctions of plain callables (tracing them as jax.jit does):
+# the one module below function.py that imports it, lazily.
+EXCEPTIONS = {"ad/operators.py": {"function"}}
 
 
 def _imports(path: pathlib.Path) -> set[str]:
@@ -35,5 +37,6 @@ def _imports(path: pathlib.Path) -> set[str]:
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_layer_imports_only_leftwards(layer):
     for path in (PACKAGE / layer).rglob("*.py"):
-        extra = _imports(path) - ALLOWED[layer]
+        module = path.relative_to(PACKAGE).as_posix()
+        extra = _imports(path) - ALLOWED[layer] - EXCEPTIONS.get(module, set())
         assert not extra, f"{path.relative_to(PACKAGE)} imports {sorted(extra)}"

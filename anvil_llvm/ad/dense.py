@@ -10,6 +10,7 @@ import numpy as np
 
 from ..ir import build as B
 from ..ir.ops import INPUT
+from ..ir.signature import Arg
 from ..ir.uop import UOp, substitute
 from .batching import vmap_graph, with_batch
 from .forward import jvp_graph
@@ -101,7 +102,6 @@ def function_of(fn, name: str, outputs: list[UOp], structure: Structure,
                 extra: list[tuple[UOp, str]] = ()):
     """A function of `fn`'s arguments plus `extra` (new INPUT nodes and their names, renamed
     where `fn` has an argument of that name) returning `outputs` as `structure`."""
-    from ..function import Arg      # the operators return functions; Arg holds no graph logic
     args = list(fn.args) + [Arg(node.shape, node.dtype) for node, _ in extra]
     names = list(fn.arg_names)
     for _, base in extra:

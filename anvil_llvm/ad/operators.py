@@ -16,6 +16,7 @@ import numpy as np
 
 from ..ir import build as B
 from ..ir.dtypes import DType
+from ..ir.signature import Arg
 from ..ir.uop import UOp
 from .batching import vmap_graph, with_batch
 from .dense import (argnums_of, float_outputs, function_like, function_of, gradient_graph,
@@ -87,7 +88,7 @@ class Traced:
 
     def function_for(self, specs: list[tuple[tuple, np.dtype]]):
         """The NumericalFunction for arguments of these (shape, dtype)s."""
-        from ..function import Arg, NumericalFunction
+        from ..function import NumericalFunction
 
         def make():
             found = NumericalFunction(self.name, self.fn, [Arg(s, d) for s, d in specs])
@@ -439,7 +440,6 @@ def _batch_axis(i: int, axis: int, ndim: int, argument: str) -> int:
 
 
 def _vmap(fn, in_axes, axis_size: int, *, name: str | None = None):
-    from ..function import Arg
     axes = _in_axes(in_axes, fn.arg_names, fn.name)
     if not isinstance(axis_size, (int, np.integer)) or isinstance(axis_size, bool):
         raise TypeError(f"axis_size: expected an int, got {axis_size!r}")
