@@ -63,7 +63,7 @@ def neighbours(P: np.ndarray) -> list[set[int]]:
     return [set(np.flatnonzero(P[v])) - {v} for v in range(P.shape[0])]
 
 
-def unique_for_uncoloured(colors: np.ndarray) -> list[int]:
+def unique_for_uncolored(colors: np.ndarray) -> list[int]:
     """-1 means "in no seed": give each such vertex a fresh colour (a refinement)."""
     top = max(colors.max(initial=-1), 0) + 1
     return [c if c >= 0 else top + v for v, c in enumerate(colors.tolist())]
@@ -193,7 +193,7 @@ def test_jacobian_optimum(pattern, partition, expected):
     check_coloring(pattern, r)
 
 
-def test_dense_row_jacobian_uses_two_row_colours():
+def test_dense_row_jacobian_uses_two_row_colors():
     P = sp.lil_array((30, 30), dtype=bool)
     P.setdiag(True)
     P[0, :] = True
@@ -237,7 +237,7 @@ def test_large_arrowhead_star_is_linear_time():
         assert hessian_coloring(P, order=order).ncolors == 2
 
 
-def test_every_order_gives_valid_colourings():
+def test_every_order_gives_valid_colorings():
     P = sp.csc_array(stencil(8) + sp.random_array((64, 64), density=0.03, rng=3) != 0)
     H = sp.csc_array((P + P.T) != 0)
     rng = np.random.default_rng(4)
@@ -295,10 +295,10 @@ def test_random_jacobian(case):
             m, n = P.shape
             augmented = np.block([[np.zeros((n, n), bool), P.T], [P, np.zeros((m, m), bool)]])
             shift = max(r.column_colors.max(initial=-1), 0) + 1
-            colours = np.concatenate(
+            colors = np.concatenate(
                 (r.column_colors, np.where(r.row_colors >= 0, r.row_colors + shift, -1))
             )
-            assert_star(neighbours(augmented), unique_for_uncoloured(colours))
+            assert_star(neighbours(augmented), unique_for_uncolored(colors))
         assert_recovers_jacobian(sp.csc_array(P), r, rng)
 
 
@@ -310,7 +310,7 @@ def test_random_hessian(case):
     acyclic = hessian_coloring(P, method="acyclic")
     for r, assert_property in ((star, assert_star), (acyclic, assert_acyclic)):
         check_coloring(P, r)
-        assert_property(neighbours(P), unique_for_uncoloured(r.column_colors))
+        assert_property(neighbours(P), unique_for_uncolored(r.column_colors))
         assert_recovers_hessian(sp.csc_array(P), r, rng)
     assert acyclic.ncolors <= max(star.ncolors, 1) + 1
 

@@ -191,7 +191,7 @@ def _search(
     best = None
     for name in search if order == "best" else (order,):
         vertices = vertex_order(name, walk, seed, degree)
-        for suffix, colour, steps in algorithms:
+        for suffix, color, steps in algorithms:
             if best is not None and best.ncolors <= lower:
                 return best
             # The first order runs every affordable algorithm, so "best" is never worse than
@@ -202,7 +202,7 @@ def _search(
             # Abandon a colouring that runs far past the best: post-processing seldom halves a
             # count, and with many colours each step scans them all.
             limit = None if best is None else 2 * best.ncolors + 2
-            colors = colour(graph, vertices, limit)
+            colors = color(graph, vertices, limit)
             if colors is not None:
                 best = _fewer(best, build(colors, name + suffix))
     return best

@@ -62,11 +62,11 @@ def check_coloring(pattern: object, result: Coloring) -> None:
         _check_alone(rows, cols, result.column_colors, "columns", "row")
 
 
-def _alone(major: np.ndarray, colour: np.ndarray) -> np.ndarray:
+def _alone(major: np.ndarray, color: np.ndarray) -> np.ndarray:
     """Per entry: coloured, and no other entry with the same (major index, colour)."""
-    key = major * (int(colour.max(initial=-1)) + 2) + colour + 1
+    key = major * (int(color.max(initial=-1)) + 2) + color + 1
     _, inverse, counts = np.unique(key, return_inverse=True, return_counts=True)
-    return (colour >= 0) & (counts[inverse] == 1)
+    return (color >= 0) & (counts[inverse] == 1)
 
 
 def _check_alone(major, minor, colors, what, shared) -> None:

@@ -39,23 +39,23 @@ def new_lists(nvertices, capacity):
 
 
 @numba.njit(cache=True)
-def list_find(lists, w, colour):
+def list_find(lists, w, color):
     """The value stored for ``colour`` in w's list, or -1."""
     head, nxt, key, val, _ = lists
     k = head[w]
     while k >= 0:
-        if key[k] == colour:
+        if key[k] == color:
             return val[k]
         k = nxt[k]
     return -1
 
 
 @numba.njit(cache=True)
-def list_push(lists, w, colour, value):
+def list_push(lists, w, color, value):
     head, nxt, key, val, size = lists
     k = size[0]
     nxt[k] = head[w]
-    key[k] = colour
+    key[k] = color
     val[k] = value
     head[w] = k
     size[0] = k + 1

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .patterns import Adjacency
-from .tables import direct_slots, substitution, unique_colour_in_row
+from .tables import direct_slots, substitution, unique_color_in_row
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,7 +200,7 @@ def distance2_result(
     m, n = pattern.shape
     by_row = partition == "row"
     check = pattern if by_row else rows_of
-    if not unique_colour_in_row(check.indptr, check.indices, colors).all():
+    if not unique_color_in_row(check.indptr, check.indices, colors).all():
         raise ValueError(f"not a distance-2 colouring of the {partition}s")
     rows, cols = pattern.indices, _columns(pattern)
     vertex, seeded = (cols, rows) if by_row else (rows, cols)
@@ -231,12 +231,12 @@ def star_result(
     upper, diag, edges = _upper(pattern, graph)
     vertex = upper.indices.copy()
     needed = _needed(colors, colors[vertex[diag]])
-    edge_vertex, edge_colour = direct_slots(graph, colors, needed)
-    colour_of = colors[vertex]
+    edge_vertex, edge_color = direct_slots(graph, colors, needed)
+    color_of = colors[vertex]
     vertex[~diag] = edge_vertex[edges]
-    colour_of[~diag] = edge_colour[edges]
+    color_of[~diag] = edge_color[edges]
     colors, remap = _compact(colors, needed)
-    tables = DecompressionTables(remap[colour_of] * pattern.shape[0] + vertex)
+    tables = DecompressionTables(remap[color_of] * pattern.shape[0] + vertex)
     return Coloring(upper, "column", "star", order, colors, None, tables)
 
 
@@ -248,15 +248,15 @@ def acyclic_result(
     upper, diag, edges = _upper(pattern, graph)
     edge_target = np.empty(graph.nedges, np.int64)
     edge_target[edges] = np.flatnonzero(~diag)
-    edge, vertex, colour_of, sub_vertex, sub_colour = substitution(graph, colors)
+    edge, vertex, color_of, sub_vertex, sub_color = substitution(graph, colors)
     diag_rows = upper.indices[diag]
     target = np.concatenate((np.flatnonzero(diag), edge_target[edge]))
     vertex = np.concatenate((diag_rows, vertex))
-    colour_of = np.concatenate((colors[diag_rows], colour_of))
-    colors, remap = _compact(colors, _needed(colors, colour_of))
-    subtract = np.where(sub_vertex >= 0, remap[sub_colour] * n + sub_vertex, -1)
+    color_of = np.concatenate((colors[diag_rows], color_of))
+    colors, remap = _compact(colors, _needed(colors, color_of))
+    subtract = np.where(sub_vertex >= 0, remap[sub_color] * n + sub_vertex, -1)
     subtract = np.concatenate((np.full(diag_rows.size, -1, np.int64), subtract))
-    tables = DecompressionTables(remap[colour_of] * n + vertex, target, subtract)
+    tables = DecompressionTables(remap[color_of] * n + vertex, target, subtract)
     return Coloring(upper, "column", "acyclic", order, colors, None, tables)
 
 
@@ -268,17 +268,17 @@ def bicoloring_result(
     ncol = int(colors[:n].max(initial=-1)) + 1
     disjoint = np.concatenate((colors[:n], colors[n:] + ncol))  # one seed set per side
     needed = np.zeros(int(disjoint.max(initial=-1)) + 1, np.bool_)
-    edge_vertex, edge_colour = direct_slots(graph, disjoint, needed)
+    edge_vertex, edge_color = direct_slots(graph, disjoint, needed)
     column_colors, column_remap = _compact(colors[:n], needed[:ncol])
     row_colors, row_remap = _compact(colors[n:], needed[ncol:])
     vertex = edge_vertex[graph.eid[: pattern.nnz]]
-    colour_of = edge_colour[graph.eid[: pattern.nnz]]
+    color_of = edge_color[graph.eid[: pattern.nnz]]
     # A row vertex's slot is an entry of a column product J·S₁; a column vertex's slot is an
     # entry of a row product S₂ᵀ·J, stored after the column products.
     source = np.where(
         vertex >= n,
-        column_remap[np.minimum(colour_of, ncol)] * m + vertex - n,
-        (column_remap.max() + 1) * m + row_remap[np.maximum(colour_of - ncol, -1)] * n + vertex,
+        column_remap[np.minimum(color_of, ncol)] * m + vertex - n,
+        (column_remap.max() + 1) * m + row_remap[np.maximum(color_of - ncol, -1)] * n + vertex,
     )
     return Coloring(
         pattern,

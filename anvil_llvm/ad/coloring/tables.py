@@ -19,7 +19,7 @@ from .patterns import Adjacency
 
 
 @numba.njit(cache=True)
-def unique_colour_in_row(indptr, indices, colors):
+def unique_color_in_row(indptr, indices, colors):
     """Per position p of row v: is ``colors[indices[p]] >= 0`` and unique within row v."""
     count = np.zeros(max(colors.max(), 0) + 1, np.int64)
     unique = np.empty(indices.size, np.bool_)
@@ -42,7 +42,7 @@ def unique_colour_in_row(indptr, indices, colors):
 def _direct_slots(indptr, indices, tpos, eid, colors, needed):
     # For each edge, the position p whose slot (row of p, colour of indices[p]) holds it alone.
     # Edges with a single choice go first, then the rest prefer a colour already needed.
-    unique = unique_colour_in_row(indptr, indices, colors)
+    unique = unique_color_in_row(indptr, indices, colors)
     choice = np.full(indices.size // 2, -1, np.int64)
     for free_pass in (False, True):
         for v in range(indptr.size - 1):
@@ -87,7 +87,7 @@ def _substitution(indptr, indices, tpos, colors):
     # slot id per position: (row v, colour of the neighbour)
     slot = np.empty(npos, np.int64)
     slot_vertex = np.empty(npos, np.int64)
-    slot_colour = np.empty(npos, np.int64)
+    slot_color = np.empty(npos, np.int64)
     last = np.full(max(colors.max(), 0) + 1, -1, np.int64)
     slot_of = np.empty_like(last)
     nslots = 0
@@ -98,7 +98,7 @@ def _substitution(indptr, indices, tpos, colors):
                 last[c] = v
                 slot_of[c] = nslots
                 slot_vertex[nslots] = v
-                slot_colour[nslots] = c
+                slot_color[nslots] = c
                 nslots += 1
             slot[p] = slot_of[c]
     # unknowns per slot; the xor of their positions names the last one
@@ -134,7 +134,7 @@ def _substitution(indptr, indices, tpos, colors):
         if unknown[other] == 1:
             queue[tail] = other
             tail += 1
-    return read[:nsteps], subtract[:nsteps], slot_vertex[:nslots], slot_colour[:nslots]
+    return read[:nsteps], subtract[:nsteps], slot_vertex[:nslots], slot_color[:nslots]
 
 
 def substitution(graph: Adjacency, colors: np.ndarray) -> tuple:
@@ -144,7 +144,7 @@ def substitution(graph: Adjacency, colors: np.ndarray) -> tuple:
     Returns (edge, vertex, colour, subtract_vertex, subtract_colour). Raises ``ValueError`` if
     some 2-coloured subgraph has a cycle (not an acyclic colouring).
     """
-    read, other, slot_vertex, slot_colour = _substitution(
+    read, other, slot_vertex, slot_color = _substitution(
         graph.indptr, graph.indices, graph.tpos, colors
     )
     if read.size < graph.nedges:
@@ -152,8 +152,8 @@ def substitution(graph: Adjacency, colors: np.ndarray) -> tuple:
     rows = _rows(graph.indptr)
     has = other >= 0
     sub_vertex = np.where(has, slot_vertex[other], -1)
-    sub_colour = np.where(has, slot_colour[other], -1)
-    return graph.eid[read], rows[read], colors[graph.indices[read]], sub_vertex, sub_colour
+    sub_color = np.where(has, slot_color[other], -1)
+    return graph.eid[read], rows[read], colors[graph.indices[read]], sub_vertex, sub_color
 
 
 def _rows(indptr: np.ndarray) -> np.ndarray:
