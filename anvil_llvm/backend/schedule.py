@@ -232,7 +232,7 @@ def _slide_windows(kernels: list[Kernel], realised: set, outputs: set, costs: _C
     offset."""
     readers: dict[UOp, list[Kernel]] = {}
     for kernel in kernels:
-        for node in _reads(kernel.roots, realised):
+        for node in loads(kernel.roots, realised):
             readers.setdefault(node, []).append(kernel)
     for kernel in kernels:
         if (kernel.reduction is not None or kernel.chunk is not None or kernel.flat
@@ -248,7 +248,7 @@ def _slide_windows(kernels: list[Kernel], realised: set, outputs: set, costs: _C
                     and node.shape[:-1] == kernel.shape[:-1] and len(ats) > 1
                     and costs.depth[node] <= MAX_DEPTH // 2
                     and all(at is not None and at[0] == 1 and at[2] for at in ats)
-                    and not _reads([node], realised) & set(kernel.roots)):
+                    and not loads([node], realised) & set(kernel.roots)):
                 continue
             offsets = [offset for _, offset, _ in ats]
             if max(offsets) - min(offsets) >= WINDOW:
@@ -303,8 +303,9 @@ def _merge_chunks(kernels: list[Kernel]) -> None:
     kernels[:] = merged
 
 
-def _reads(roots: list[UOp], realised: set) -> set:
-    """The realised nodes that the fused code of `roots` loads."""
+def loads(roots: list[UOp], realised) -> set:
+    """The realised nodes (those in `realised`, a set or a dict of buffers) that the fused
+    code of `roots` loads."""
     found, stack, seen = set(), list(roots), set()
     while stack:
         node = stack.pop()
@@ -327,7 +328,7 @@ def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict) -> int:
     """Give every realised intermediate a workspace offset; slots are reused once dead."""
     last_use: dict[UOp, int] = {}
     for k, kernel in enumerate(kernels):
-        for node in _reads(kernel.roots, realised):
+        for node in loads(kernel.roots, realised):
             last_use[node] = k
     free: dict[int, list[int]] = {}
     dying: dict[int, list[UOp]] = {}

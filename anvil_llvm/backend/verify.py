@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..ir.uop import UOp
 from ..ir.verify import VerifyError
 from .kernel import Buffer, buffer_nbytes
-from .schedule import WINDOW, Schedule
+from .schedule import WINDOW, Schedule, loads
 
 
 def verify_schedule(sched: Schedule) -> None:
@@ -20,13 +20,13 @@ def verify_schedule(sched: Schedule) -> None:
     blocks = _output_blocks(sched)
     live: dict[UOp, list[int]] = {}              # work buffer -> [stored at, last read at]
     for t, (where, kernel, roots) in enumerate(_steps(sched)):
-        for node in _reads(roots, sched.buffers):
+        for node in loads(roots, sched.buffers):
             if node not in written and node not in roots:
                 raise VerifyError(f"{where} reads {node} before any kernel stores it")
             if node in live:
                 live[node][1] = t
         for node in roots:
-            for read in _reads([node], sched.buffers):
+            for read in loads([node], sched.buffers):
                 if read in roots and read not in written:
                     raise VerifyError(f"{where} reads {read} in the same nest before storing it")
             written.add(node)
@@ -60,19 +60,6 @@ def _steps(sched: Schedule):
         else:
             for root in kernel.roots:
                 yield where, kernel, [root]
-
-
-def _reads(roots: list[UOp], buffers: dict) -> set[UOp]:
-    """The nodes with buffers that the fused code of `roots` loads."""
-    found, stack, seen = set(), list(roots), set()
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        for s in node.src:
-            (found.add if s in buffers else stack.append)(s)
-    return found
 
 
 def _check_store(where: str, node: UOp, buffer: Buffer) -> None:

@@ -54,12 +54,13 @@ VECTOR_MATH = [False, pytest.param(True, marks=pytest.mark.skipif(
     not vecmath.available(), reason="libmvec is not available"))]
 
 
-def lowered(name: str, vector_math: bool = False):
-    """(schedule, module text, parsed and verified module) of one graph of GRAPHS."""
+def lowered(name: str, vector_math: bool = False, shared: int | None = None):
+    """(schedule, module text, parsed and verified module) of one graph of GRAPHS, arrays of
+    `shared` bytes and more referenced, not embedded."""
     fn, args = GRAPHS[name]
     f = av.NumericalFunction(name, fn, args)
     sched = schedule(f.inputs, f.outputs)
-    text = codegen.module_text(sched, "sym", vector_math)
+    text = codegen.module_text(sched, "sym", vector_math, shared)
     module = llvm.parse_assembly(text)
     module.verify()
     return sched, text, module
@@ -124,19 +125,29 @@ def test_a_chunked_graph_mixes_chunks_and_loop_kernels():
     assert len(set(chunks)) > 1 and len(chunks) < len(sched.kernels)
 
 
-@pytest.mark.parametrize("name", ["constants", "movement", "elementwise"])
-def test_constant_tables_appear_once_each_with_their_arrays_bytes(name):
-    sched, text, module = lowered(name)
+@pytest.mark.parametrize("name, shared", [("constants", None), ("constants", 64),
+                                          ("constants", 1), ("movement", None),
+                                          ("elementwise", None)])
+def test_constant_tables_appear_once_each_with_their_arrays_bytes(name, shared):
+    """Each distinct array once: embedded with its bytes, or from `shared` bytes on declared
+    as an external global of its size."""
+    sched, text, module = lowered(name, shared=shared)
     nodes = toposort(sched.outputs)
     payloads = {n.arg for n in nodes if n.op is CONST_ARRAY} | {n.arg[1] for n in nodes
                                                                  if n.op is GATHER}
-    tables = [g for g in module.global_variables if re.fullmatch(r"sym\.c\d+", g.name)]
-    assert len(re.findall(r"^@sym\.c\d+ = ", text, re.M)) == len(tables) == len(payloads)
-    expected = sorted(np.ascontiguousarray(p.array, dtype=np.uint8 if p.array.dtype == bool
-                                           else p.array.dtype).tobytes() for p in payloads)
-    assert sorted(decoded(str(g)) for g in tables) == expected
     if name == "constants":      # C twice, IDX as gather indices and as a constant, MASK, C32
-        assert len(tables) == 4
+        assert len(payloads) == 4
+    referenced = [p for p in payloads if shared is not None and p.array.nbytes >= shared]
+    embedded = [p for p in payloads if p not in referenced]
+    tables = [g for g in module.global_variables if re.fullmatch(r"sym\.c\d+", g.name)]
+    assert len(re.findall(r"^@sym\.c\d+ = ", text, re.M)) == len(tables) == len(embedded)
+    expected = sorted(np.ascontiguousarray(p.array, dtype=np.uint8 if p.array.dtype == bool
+                                           else p.array.dtype).tobytes() for p in embedded)
+    assert sorted(decoded(str(g)) for g in tables) == expected
+    declared = [g for g in module.global_variables if g.is_declaration]
+    assert len(declared) == len(set(g.name for g in declared)) == len(referenced)
+    assert sorted(str(g.global_value_type) for g in declared) == sorted(
+        f"[{p.array.nbytes} x i8]" for p in referenced)
 
 
 def test_gemm_kernels_declare_the_blas_symbol_once():
