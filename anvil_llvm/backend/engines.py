@@ -66,7 +66,10 @@ def loaded(key: str) -> Lease | None:
     """A lease on the object of `key` if it is loaded in a live engine."""
     with _lock:
         found = _loaded.get(key)
-        return None if found is None else _lease(*found)
+        if found is None:
+            return None
+        found[0].users += 1
+        return _lease(*found)
 
 
 def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None,
@@ -87,16 +90,18 @@ def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None,
             engine.keys.append(key)
             engine.kept.extend(kept)
             found = _loaded[key] = engine, addresses, info or {}
+        found[0].users += 1
         return _lease(*found)
 
 
 def _lease(engine: _Engine, addresses: dict[str, int], info: dict) -> Lease:
-    with _lock:
-        lease = Lease(addresses, info)
-        engine.users += 1
-        # Not at exit: the process's memory goes with it, and code may still run until then.
-        weakref.finalize(lease, _release, engine).atexit = False
-        return lease
+    """A lease on code of `engine`, whose `users` the caller has already counted: right after
+    finding the engine, before anything allocates (an allocation may run the collector, and a
+    finalizer then, in this very thread, dispose of an engine that has no users left)."""
+    lease = Lease(addresses, info)
+    # Not at exit: the process's memory goes with it, and code may still run until then.
+    weakref.finalize(lease, _release, engine).atexit = False
+    return lease
 
 
 def engine_count() -> int:

@@ -42,3 +42,34 @@ def test_native_entry_point_keeps_its_code_alive():
         build(k)
     gc.collect()
     assert float(native(np.full(301, 2.0))) == 2.0 * 301 * 300.5
+
+
+def test_threads_building_and_dropping_functions():
+    """Engines are disposed while other threads load and call code (in a subprocess: a
+    mistake here is a crash, not an exception)."""
+    import subprocess
+    import sys
+    import textwrap
+    script = textwrap.dedent("""
+        import gc, threading
+        import numpy as np
+        import anvil_llvm as av
+
+        def work(t):
+            for k in range(60):
+                n = 1 + (7 * k + t) % 40
+                f = av.NumericalFunction(f"t{t}_{k}", lambda x: (x * (k + 1.0)).sum(), (av.Arg(n),))
+                assert float(f(np.ones(n))) == n * (k + 1.0)
+                if k % 7 == 0:
+                    gc.collect()
+
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        print("ok")
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
