@@ -497,9 +497,10 @@ def _disk_cache_rows(cfg: Config) -> list[Row]:
     with tempfile.TemporaryDirectory() as cache:
         env = {"ANVIL_LLVM_NO_CACHE": None, "ANVIL_LLVM_CACHE_DIR": cache}
         populate = _worker_times(_sumsq_workers(cfg, 1, 2, env), _first)
-        written = {f: f.stat().st_mtime_ns for f in Path(cache).glob("*.o")}
+        # A rewrite is an atomic rename: a new inode (a load refreshes the time, for eviction).
+        written = {f: f.stat().st_ino for f in Path(cache).glob("*.o")}
         loads = _sumsq_workers(cfg, cfg.processes, 2, env)
-        rewritten = written != {f: f.stat().st_mtime_ns for f in Path(cache).glob("*.o")}
+        rewritten = written != {f: f.stat().st_ino for f in Path(cache).glob("*.o")}
     # two functions and the entry point of their signature, which they share
     if isinstance(populate, str) or len(written) != 3 or rewritten:
         loads = [populate if isinstance(populate, str) else "cache miss"]
