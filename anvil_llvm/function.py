@@ -17,6 +17,7 @@ from .ir.simplify import simplify
 from .ir.uop import UOp, graph_digest, graph_text, substitute, toposort
 from .tensor import Tensor, as_tensor
 
+
 def _parameter_names(fn: Callable, count: int) -> list[str]:
     try:
         params = [p.name for p in inspect.signature(fn).parameters.values()

@@ -12,7 +12,6 @@ from .indexing import index
 from .ir import dtypes
 from .ir import ops as O
 from .ir.dtypes import DType
-from .ir.ops.elementwise import MOD
 from .ir.ops.source import const_array
 from .ir.uop import UOp
 
@@ -448,7 +447,7 @@ def _mod(x, y) -> Tensor:
     x, y = _operands(x, y)
     if x.dtype == dtypes.bool_:
         x, y = _numeric(x), _numeric(y)
-    return Tensor(UOp(MOD, (x.node, y.node)))
+    return Tensor(UOp(O.MOD, (x.node, y.node)))
 
 
 def power(base, exponent) -> Tensor:

@@ -41,6 +41,7 @@ STACK_WORK_LIMIT = 32 * 1024       # workspaces up to this size live on the stac
 GIL_RELEASE_WORK = 20_000          # release the GIL for calls of more estimated operations
 
 _api_cell = None
+_api_lock = threading.Lock()
 _MISSING = object()      # an argument not given
 
 
@@ -76,20 +77,24 @@ def self_check() -> None:
 
 
 def register_numpy_api() -> None:
-    """Expose NumPy's C API table to JIT code as the global `anvil_npy_api` (once)."""
+    """Expose NumPy's C API table to JIT code as the global `anvil_npy_api` (once per process,
+    under a lock: a second cell made by a racing thread would free the first, which code
+    loaded in between already points to)."""
     global _api_cell
-    if _api_cell is not None:
-        return
-    initialise()
-    self_check()
-    try:
-        from numpy._core import _multiarray_umath as mu
-    except ImportError:                      # NumPy 1.x
-        from numpy.core import _multiarray_umath as mu
-    get = ctypes.pythonapi.PyCapsule_GetPointer
-    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    _api_cell = ctypes.c_void_p(get(mu._ARRAY_API, None))
-    llvm.add_symbol("anvil_npy_api", ctypes.addressof(_api_cell))
+    with _api_lock:
+        if _api_cell is not None:
+            return
+        initialise()
+        self_check()
+        try:
+            from numpy._core import _multiarray_umath as mu
+        except ImportError:                      # NumPy 1.x
+            from numpy.core import _multiarray_umath as mu
+        get = ctypes.pythonapi.PyCapsule_GetPointer
+        get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+        cell = ctypes.c_void_p(get(mu._ARRAY_API, None))
+        llvm.add_symbol("anvil_npy_api", ctypes.addressof(cell))
+        _api_cell = cell
 
 
 class _PyMethodDef(ctypes.Structure):

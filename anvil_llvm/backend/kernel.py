@@ -82,7 +82,8 @@ class Kernel:
     @property
     def reduction(self) -> UOp | None:
         root = self.roots[0]
-        return root if root.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not accumulates(root) else None
+        folds = root.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not accumulates(root)
+        return root if folds else None
 
 
 class Index:

@@ -94,7 +94,8 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict) -> tuple[set, _C
         distinct = set(users[node])
         if len(distinct) < 2:
             continue
-        same_place = all(u.op.kind is OpKind.ELEMENTWISE and u.shape == node.shape for u in distinct)
+        same_place = all(u.op.kind is OpKind.ELEMENTWISE and u.shape == node.shape
+                         for u in distinct)
         cost = costs.cost[node]
         if node.shape == () and cost > 1 or not same_place and cost > RECOMPUTE_LIMIT:
             realised.add(node)

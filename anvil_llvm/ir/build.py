@@ -93,14 +93,16 @@ def where(c: UOp, a: UOp | None, b: UOp | None) -> UOp | None:
 
 
 def cast(x: UOp | None, dtype: DType) -> UOp | None:
-    return None if x is None or x.dtype == dtype else UOp(O.CAST, (x,), dtype)
+    if x is None or x.dtype == dtype:
+        return x
+    return UOp(O.CAST, (x,), dtype)
 
 
 def sign(x: UOp) -> UOp:
-    """-1, 0 or 1 by the sign of x (0 at zero, as np.sign)."""
+    """-1, 0 or 1 by the sign of x, as np.sign: 0 at zero, NaN at NaN (x * 0 is both)."""
     one, zero = scalar(1, x), scalar(0, x)
     return UOp(O.WHERE, (binary(O.CMPLT, zero, x), one,
-                         UOp(O.WHERE, (binary(O.CMPLT, x, zero), neg(one), zero))))
+                         UOp(O.WHERE, (binary(O.CMPLT, x, zero), neg(one), mul(x, zero)))))
 
 
 # ---- movement -------------------------------------------------------------------------------

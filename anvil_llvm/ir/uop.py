@@ -183,7 +183,7 @@ class Payload:
     __slots__ = ("array", "_hash", "_digest")
 
     def __init__(self, array: np.ndarray):
-        array = np.ascontiguousarray(array)
+        array = np.require(array, requirements="C")       # 0-d stays 0-d
         array.setflags(write=False)
         self.array = array
         self._hash = hash((array.dtype.str, array.shape, array.tobytes()))

@@ -139,6 +139,9 @@ ROWS = [
     Row("expm1", lambda m, x: m.expm1(x), (U(5),)),
     # off the branch cut (y = 0, x < 0)
     Row("arctan2", lambda m, y, x: m.arctan2(y, x), (U(4), U(4, lo=0.2))),
+    # x / y stays within (0, 1) and (-1, 0): no jump of the remainder within the stencil
+    Row("mod", lambda m, x, y: x % y, (U(4, lo=0.1, hi=0.9), U(4, lo=1.5))),
+    Row("mod_negative", lambda m, x, y: x % y, (U(4, lo=-0.9, hi=-0.1), U(4, lo=1.5))),
     Row("arctan2_all_quadrants", lambda m, y, x: m.arctan2(y, x), (away(4, lo=0.2), U(4))),
     # piecewise: off their kinks and ties
     Row("maximum", lambda m, x, y: m.maximum(x, y), (U(2, 3), U(2, 3)), separated),

@@ -392,3 +392,40 @@ def test_dropping_a_compiled_function_is_safe():
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+FIRST_CALLS_AT_ONCE = textwrap.dedent("""
+    import threading
+    import numpy as np
+    import anvil_llvm as av
+    from anvil_llvm.backend import callpath
+
+    checks = []
+    original = callpath.self_check
+    callpath.self_check = lambda: checks.append(1) or original()
+    barrier = threading.Barrier(8)
+
+    def first(t):
+        f = av.NumericalFunction(f"first{t}", lambda x: (x * (t + 1.0)).sum(), (av.Arg(t + 2),))
+        barrier.wait()
+        assert float(f(np.ones(t + 2))) == (t + 2) * (t + 1.0)
+
+    threads = [threading.Thread(target=first, args=(t,)) for t in range(8)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    print(len(checks))
+""")
+
+
+def test_first_calls_from_several_threads_at_once():
+    """The process-wide set-up (NumPy's C API cell that entry points read) happens once, even
+    when threads compile their first functions together: a second cell made by a racing
+    thread freed the first, which code loaded in between read as NULL (a crash)."""
+    env = dict(os.environ, ANVIL_LLVM_NO_CACHE="1")
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-c", FIRST_CALLS_AT_ONCE], env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == "1", "the set-up ran more than once"

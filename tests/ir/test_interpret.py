@@ -35,6 +35,7 @@ MATH = {O.SIN: np.sin, O.COS: np.cos, O.TAN: np.tan, O.EXP: np.exp, O.LOG: np.lo
         O.ACOS: np.arccos, O.ATAN: np.arctan, O.LOG1P: np.log1p, O.EXPM1: np.expm1}
 BINARY = {O.ADD: np.add, O.SUB: np.subtract, O.MUL: np.multiply, O.DIV: np.divide,
           O.MAX: np.maximum, O.MIN: np.minimum, O.POW: np.power, O.ATAN2: np.arctan2,
+          O.MOD: np.mod,
           O.CMPLT: np.less, O.CMPLE: np.less_equal, O.CMPEQ: np.equal, O.CMPNE: np.not_equal}
 LOGIC = {O.AND: np.logical_and, O.OR: np.logical_or, O.XOR: np.logical_xor}
 
@@ -47,7 +48,8 @@ CASES = [
     *[(op, UOp(op, (x, y)), [A, B], fn(A, B)) for op, fn in BINARY.items() if op is not O.POW],
     (O.POW, UOp(O.POW, (y, x)), [A, B], B ** A),          # a positive base
     *[(op, UOp(op, (i, i)), [K], fn(K, K)) for op, fn in BINARY.items()
-      if op not in (O.DIV, O.POW, O.ATAN2)],
+      if op not in (O.DIV, O.POW, O.ATAN2, O.MOD)],
+    (O.MOD, UOp(O.MOD, (i, i)), [K], np.zeros_like(K)),    # x mod x, and NumPy's 0 mod 0
     *[(op, UOp(op, (p, q)), [P, Q], fn(P, Q)) for op, fn in LOGIC.items()],
     (O.NOT, UOp(O.NOT, (p,)), [P], ~P),
     (O.NEG, UOp(O.NEG, (i,)), [K], -K),
