@@ -55,6 +55,15 @@ def _is_int(text: str) -> bool:
     return text.lstrip("-").isdigit()
 
 
+def _unsigned(text: str) -> int:
+    """An i64 literal's bits read as unsigned, as udiv and urem read their operands."""
+    return int(text) & ((1 << 64) - 1)
+
+
+def _signed(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
 class Emitter:
     """Collects the instructions of one LLVM function and the module-level declarations it needs.
 
@@ -171,7 +180,7 @@ class Emitter:
 
     def div_i(self, a: str, n: int) -> str:
         if _is_int(a):
-            return str(int(a) // n)
+            return str(_signed(_unsigned(a) // n))        # as `udiv` computes it
         if n == 1:
             return a
         sa = self.span(a)
@@ -182,7 +191,7 @@ class Emitter:
 
     def rem_i(self, a: str, n: int) -> str:
         if _is_int(a):
-            return str(int(a) % n)
+            return str(_unsigned(a) % n)                  # as `urem` computes it
         if n == 1:
             return "0"
         sa = self.span(a)

@@ -101,8 +101,6 @@ def test_div_and_rem_of_literals_fold_to_the_integer_llvm_computes(a, n):
     assert not e.lines
 
 
-@pytest.mark.xfail(strict=True, reason="div_i/rem_i fold a negative literal with Python's floor "
-                   "division, but emit udiv/urem (unsigned) for a value they cannot fold")
 def test_div_and_rem_of_negative_literals_agree_with_the_emitted_instructions():
     e = Emitter()
     assert (e.div_i("-7", 2), e.rem_i("-7", 2)) == (str(unfolded("div", 2)(-7)),
