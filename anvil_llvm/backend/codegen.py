@@ -63,7 +63,7 @@ class Lowering:
             result = node.op.scalar(self.e, node, *[self.value(s, index) for s in node.src])
         elif node.op.emit is not None:
             result = node.op.emit(self, node, index)
-        elif inline_reduction(node):
+        elif inline_reduction(node, self.sched.gemms):
             result = self.unrolled_reduction(node, index)
         else:
             raise AssertionError(f"node {node} is neither realised nor fusable")
@@ -375,7 +375,7 @@ def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
     """Emit the body of one kernel into `ctx.e` (the caller opens and closes the function)."""
     ctx.unroll_positions = min(UNROLL_POSITIONS, UNROLL_OPS // max(kernel.ops, 1))
     root = kernel.reduction
-    if root is not None and blas.is_gemm(root):
+    if root is not None and root in ctx.sched.gemms:
         blas.emit_gemm(ctx, root, kernel.stores[0][1])
     elif root is not None:
         ctx.computing = root

@@ -51,7 +51,7 @@ def lower(name: str, inputs: list[UOp], outputs: list[UOp], input_specs: list[Ar
     """
     if verify.enabled():
         verify.verify_graph(outputs)
-    sched = schedule(inputs, outputs)
+    sched = schedule(inputs, outputs, gemm=target.gemm == "scipy")
     if verify.enabled():
         verify_schedule(sched)
     draft = codegen.module_text(sched, _DRAFT, target.vector_math, target.shared_constants)

@@ -28,31 +28,33 @@ class Schedule:
     constants: list[UOp]
     work_bytes: int
     elements: int       # elements computed per call, summed over the graph: a work estimate
+    gemms: frozenset = frozenset()      # contractions computed by BLAS GEMM calls
 
 
-def inline_reduction(node: UOp) -> bool:
+def inline_reduction(node: UOp, gemms: frozenset) -> bool:
     """A reduction over a few elements is unrolled into its consumer's code, not given a loop
-    (and LLVM's loop passes) of its own."""
-    return (node.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not blas.is_gemm(node)
+    (and LLVM's loop passes) of its own; a GEMM never is."""
+    return (node.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and node not in gemms
             and math.prod(node.op.reduction.reduced_shape(node)) <= SMALL_REDUCTION)
 
 
-def _fusable(node: UOp) -> bool:
+def _fusable(node: UOp, gemms: frozenset) -> bool:
     return (node.op.kind in (OpKind.ELEMENTWISE, OpKind.MOVEMENT) or node.op in (CONST, IOTA)
-            or inline_reduction(node))
+            or inline_reduction(node, gemms))
 
 
 class _Costs:
     """Per node, the scalar work and the expression depth inlined into a consumer, updated in
     topological order as nodes are realised (a realised node costs its consumers one load)."""
 
-    def __init__(self):
+    def __init__(self, gemms: frozenset):
+        self.gemms = gemms
         self.cost: dict[UOp, int] = {}
         self.depth: dict[UOp, int] = {}
         self.nodes: dict[UOp, int] = {}     # operations emitted: what LLVM's time scales with
 
     def add(self, node: UOp, realised: set) -> None:
-        inlined = [s for s in node.src if s not in realised and _fusable(s)]
+        inlined = [s for s in node.src if s not in realised and _fusable(s, self.gemms)]
         self.cost[node] = min(node.op.cost + sum(self.cost[s] for s in inlined), 1 << 30)
         self.depth[node] = 1 + max((self.depth[s] for s in inlined), default=0)
         self.nodes[node] = min(1 + sum(self.nodes[s] for s in inlined), 1 << 30)
@@ -77,13 +79,14 @@ def _is_flat(root: UOp, realised: set) -> bool:
     return True
 
 
-def _realise(order: list[UOp], outputs: list[UOp], users: dict) -> tuple[set, _Costs]:
+def _realise(order: list[UOp], outputs: list[UOp], users: dict,
+             gemms: frozenset) -> tuple[set, _Costs]:
     realised = {n for n in order if n.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not
-                inline_reduction(n) or n.op in (INPUT, CONST_ARRAY)}
+                inline_reduction(n, gemms) or n.op in (INPUT, CONST_ARRAY)}
     realised.update(outputs)
     # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
-    realised.update(blas.operand(s)[0] for n in order if blas.is_gemm(n) for s in n.src)
-    costs = _Costs()
+    realised.update(blas.operand(s)[0] for n in gemms for s in n.src)
+    costs = _Costs(gemms)
     for node in order:
         costs.add(node, realised)
         if node in realised or node.op in (CONST, IOTA) or node.size == 0:
@@ -102,19 +105,22 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict) -> tuple[set, _C
     return realised, costs
 
 
-def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
-    """Split the graph of `outputs` into kernels and lay out the workspace.
+def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedule:
+    """Split the graph of `outputs` into kernels and lay out the workspace; large contractions
+    become BLAS GEMM calls if `gemm`, else loop nests.
 
     A node is realised when it is an input, an output, a reduction or contraction, or used by
     several consumers where recomputing would cost more than a load; everything else fuses into
     its consumers as index arithmetic and scalar code.
     """
     order = toposort(outputs)
-    canonical = blas.canonicalise(list(outputs), order)
-    if any(a is not b for a, b in zip(canonical, outputs)):
-        outputs, order = canonical, toposort(canonical)
+    if gemm:
+        canonical = blas.canonicalise(list(outputs), order)
+        if any(a is not b for a, b in zip(canonical, outputs)):
+            outputs, order = canonical, toposort(canonical)
+    gemms = frozenset(n for n in order if gemm and blas.is_gemm(n))
     users = consumers(order)
-    realised, costs = _realise(order, outputs, users)
+    realised, costs = _realise(order, outputs, users, gemms)
     buffers: dict[UOp, Buffer] = {}
     for i, node in enumerate(inputs):
         buffers[node] = Buffer("input", i, node.dtype, node.size)
@@ -158,7 +164,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp]) -> Schedule:
             kernel.stores = [(r, buffers[r]) for r in kernel.roots]
     _merge_chunks(kernels)
     return Schedule(list(inputs), list(outputs), kernels, buffers, constants, work_bytes,
-                    sum(node.size for node in order))
+                    sum(node.size for node in order), gemms)
 
 
 def _share_nests(kernels: list[Kernel], realised: set) -> None:
@@ -245,7 +251,8 @@ def _slide_windows(kernels: list[Kernel], realised: set, outputs: set, costs: _C
             if node in realised and node not in kernel.roots:
                 reads.setdefault(node, set()).add(at)
         for node, ats in reads.items():
-            if not (node not in outputs and _fusable(node) and readers[node] == [kernel]
+            if not (node not in outputs and _fusable(node, costs.gemms)
+                    and readers[node] == [kernel]
                     and node.shape[:-1] == kernel.shape[:-1] and len(ats) > 1
                     and costs.depth[node] <= MAX_DEPTH // 2
                     and all(at is not None and at[0] == 1 and at[2] for at in ats)

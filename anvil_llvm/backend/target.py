@@ -38,28 +38,31 @@ class Target:
     vector_math: bool        # loops may call glibc's libmvec (docs/backend.md, "Vector math")
     shared_constants: int | None   # constant arrays from this many bytes on are referenced by
                                    # a process-wide symbol, not embedded (None: all embedded)
+    gemm: str | None               # how large contractions run: "scipy" (SciPy's BLAS, bound
+                                   # by address in this process) or None (loop nests)
 
     @classmethod
     def jit(cls) -> "Target":
         """The host, for code loaded into this process."""
-        return _host("large", "static", SHARED_CONSTANTS)
+        return _host("large", "static", SHARED_CONSTANTS, "scipy")
 
     @classmethod
     def object(cls) -> "Target":
         """The host, for objects linked into programs and shared libraries."""
-        return _host("small", "pic", None)
+        return _host("small", "pic", None, None)
 
     @property
     def key(self) -> str:
         """The text identifying this target in cache keys."""
         return "|".join((self.triple, self.cpu, self.features, self.code_model, self.reloc,
                          "libmvec" if self.vector_math else "scalar-math",
-                         f"shared-constants={self.shared_constants}"))
+                         f"shared-constants={self.shared_constants}", f"gemm={self.gemm}"))
 
 
 @functools.lru_cache(maxsize=None)
-def _host(code_model: str, reloc: str, shared_constants: int | None) -> Target:
+def _host(code_model: str, reloc: str, shared_constants: int | None,
+          gemm: str | None) -> Target:
     """The host CPU's target (asking LLVM for the CPU costs about 0.3 ms, so once)."""
     return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(),
                   llvm.get_host_cpu_features().flatten(), code_model, reloc, vecmath.available(),
-                  shared_constants)
+                  shared_constants, gemm)

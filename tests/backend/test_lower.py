@@ -68,3 +68,23 @@ def test_jit_objects_use_only_64_bit_absolute_relocations(tmp_path):
     kinds = {line.split()[2] for line in listing.splitlines()
              if line[:1].isalnum() and "R_X86_64" in line}
     assert kinds and kinds <= {"R_X86_64_64", "R_X86_64_PC64"}, kinds
+
+
+def test_a_target_without_blas_runs_contractions_as_loop_nests():
+    """The C ABI function of a target with `gemm=None` needs no BLAS and computes the same."""
+    import ctypes
+    rng = np.random.default_rng(3)
+    A, B = rng.standard_normal((64, 48)), rng.standard_normal((48, 40))
+    f = av.NumericalFunction("mm", lambda a, b: a @ b, (av.Arg((64, 48)), av.Arg((48, 40))))
+    with_blas = f.lowered()
+    assert "anvil_dgemm" in with_blas.externals
+    target = dataclasses.replace(Target.jit(), gemm=None)
+    low = f.lowered(target)
+    assert not any("gemm" in name for name in low.externals)
+    code = jit.build(low.ir, [low.symbol], low.codegen_opt)
+    native = ctypes.CFUNCTYPE(ctypes.c_int32, *[ctypes.c_void_p] * 4)(code.addresses[low.symbol])
+    out = np.empty((64, 40))
+    work = np.empty(low.work_bytes + 64, np.uint8)
+    aligned = work.ctypes.data + (-work.ctypes.data % 64)
+    assert native(A.ctypes.data, B.ctypes.data, out.ctypes.data, aligned) == 0
+    np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
