@@ -2,6 +2,7 @@
 and compiling it on first call."""
 from __future__ import annotations
 
+import functools
 import inspect
 import threading
 from typing import Callable, Sequence
@@ -132,13 +133,18 @@ class NumericalFunction:
                                                   *self._specs(), target)
         return found
 
+    @functools.cached_property
+    def _order(self) -> list[UOp]:
+        """The graph in topological order (the cache key and the shared constants walk it)."""
+        return toposort(self.outputs)
+
     def _shared_constants(self) -> list:
         """The constant arrays the JIT code of this function references instead of embedding
         them (one copy in the process for all functions capturing them)."""
         threshold = Target.jit().shared_constants
         if threshold is None:
             return []
-        return [node.arg for node in toposort(self.outputs)
+        return [node.arg for node in self._order
                 if node.op is CONST_ARRAY and node.arg.array.nbytes >= threshold]
 
     @property
@@ -146,7 +152,7 @@ class NumericalFunction:
         """The key of this function's compiled code in the caches: a digest of its graph and
         signature (of its IR where an argument of the graph has no stable spelling), so that a
         hit needs no lowering."""
-        digest = graph_digest(self.outputs) or "ir\0" + self.lowered().ir
+        digest = graph_digest(self.outputs, self._order) or "ir\0" + self.lowered().ir
         inputs, outputs = self._specs()
         signature = repr([(s.shape, s.dtype.str) for s in inputs + outputs])
         return cache.key("function", self.name, signature, str(self.multiple), digest)
@@ -175,6 +181,7 @@ class NumericalFunction:
                     self.name, *self._specs(), self.multiple, code, symbol, work_bytes,
                     release_gil, traced=(Tensor, self.inline))
                 self._lowered.clear()          # the IR text is not needed any more
+                self.__dict__.pop("_order", None)
                 self._call_natively()
         return self
 

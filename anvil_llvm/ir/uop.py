@@ -273,10 +273,10 @@ def graph_text(outputs: Iterable[UOp], input_names: dict[UOp, str] | None = None
     return "\n".join(lines)
 
 
-def graph_digest(outputs: Iterable[UOp]) -> str | None:
+def graph_digest(outputs: Iterable[UOp], order: list[UOp] | None = None) -> str | None:
     """A digest of the graph of `outputs` (ops, arguments, shapes, dtypes, structure), the same
     in every process: a key for compiled code that needs no lowering to compute. None when an
-    argument has no stable spelling.
+    argument has no stable spelling. `order` is `toposort(outputs)` if the caller has it.
 
     >>> from anvil_llvm.ir import build as B, dtypes
     >>> from anvil_llvm.ir.ops import INPUT
@@ -288,7 +288,7 @@ def graph_digest(outputs: Iterable[UOp]) -> str | None:
     numbers: dict[UOp, int] = {}
     h = hashlib.sha256()
     try:
-        for i, node in enumerate(toposort(outputs)):
+        for i, node in enumerate(toposort(outputs) if order is None else order):
             numbers[node] = i
             sources = ",".join(str(numbers[s]) for s in node.src)
             h.update(f"{node.op.name}({sources}){_stable(node.arg)}:{node.dtype}"
