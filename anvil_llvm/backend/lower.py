@@ -48,6 +48,12 @@ def lower(name: str, inputs: list[UOp], outputs: list[UOp], input_specs: list[Ar
 
     The symbol is the name and a digest of the code: unique among the functions loaded into
     the process's JIT engine, and the same in every process (for the disk cache).
+
+    >>> import anvil_llvm as av
+    >>> f = av.NumericalFunction("g", lambda x: x * 2.0, (av.Arg(4),))
+    >>> low = lower("g", f.inputs, f.outputs, *f._specs(), Target.object())
+    >>> low.target.code_model, "define dso_local i32 @" + low.symbol in low.ir
+    ('small', True)
     """
     if verify.enabled():
         verify.verify_graph(outputs)

@@ -15,7 +15,13 @@ from .schedule import WINDOW, Schedule, loads
 
 
 def verify_schedule(sched: Schedule) -> None:
-    """Raise VerifyError at the first broken invariant of `sched`."""
+    """Raise VerifyError at the first broken invariant of `sched`.
+
+    >>> import anvil_llvm as av
+    >>> from anvil_llvm.backend.schedule import schedule
+    >>> f = av.NumericalFunction("v", lambda x: x * x.sum(), (av.Arg(50),))
+    >>> verify_schedule(schedule(f.inputs, f.outputs))
+    """
     written: set[UOp] = set(n for n, b in sched.buffers.items() if b.kind in ("input", "const"))
     blocks = _output_blocks(sched)
     live: dict[UOp, list[int]] = {}              # work buffer -> [stored at, last read at]
