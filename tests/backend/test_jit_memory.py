@@ -2,6 +2,7 @@
 other memory (relocations must not assume 32-bit distances), and the teardown of deep graphs.
 Each scenario runs in subprocesses, several times, and must exit cleanly with right results."""
 import os
+import resource
 import subprocess
 import sys
 import textwrap
@@ -53,7 +54,14 @@ DEEP_CHAIN = textwrap.dedent("""
 """)
 
 
-def run(script: str, *args: str, cache_dir=None) -> subprocess.CompletedProcess:
+def small_stack() -> None:
+    """In the child: a 1 MiB main-thread stack (8 MiB is usual), so that freeing or building a
+    deep graph by deep C recursion would crash instead of passing by luck."""
+    hard = resource.getrlimit(resource.RLIMIT_STACK)[1]
+    resource.setrlimit(resource.RLIMIT_STACK, (1 << 20, hard))
+
+
+def run(script: str, *args: str, cache_dir=None, preexec_fn=None) -> subprocess.CompletedProcess:
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     if cache_dir is None:
         env["ANVIL_LLVM_NO_CACHE"] = "1"
@@ -61,7 +69,8 @@ def run(script: str, *args: str, cache_dir=None) -> subprocess.CompletedProcess:
         env.pop("ANVIL_LLVM_NO_CACHE", None)
         env["ANVIL_LLVM_CACHE_DIR"] = str(cache_dir)
     return subprocess.run([sys.executable, "-X", "faulthandler", "-c", script, *args],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=600,
+                          preexec_fn=preexec_fn)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -80,6 +89,6 @@ def test_code_loaded_from_disk_after_gigabytes_of_mappings(tmp_path):
 
 def test_deep_graph_teardown(tmp_path):
     for attempt in range(2):           # built and written, then loaded from the disk cache
-        done = run(DEEP_CHAIN, cache_dir=tmp_path)
+        done = run(DEEP_CHAIN, cache_dir=tmp_path, preexec_fn=small_stack)
         assert done.returncode == 0, (attempt, done.stderr[-2000:])
         assert done.stdout.strip() == "ok"
