@@ -5,13 +5,13 @@ from .backend import cache
 from .function import Arg, NumericalFunction, numerical_function
 from .ir.dtypes import bool_, float32, float64, int64
 from .tensor import (Tensor, abs, acos, arccos, arcsin, arctan, arctan2, asin, atan, atan2,
-                     concatenate, cos, cosh, exp, expm1, log, log1p, matmul, maximum, minimum, pad,
-                     sin, sinh, sqrt, stack, tan, tanh, where)
+                     concatenate, cos, cosh, exp, expm1, log, log1p, matmul, maximum, minimum, mod,
+                     pad, remainder, sin, sinh, sqrt, stack, tan, tanh, where)
 
 
 __all__ = [
     "Arg", "NumericalFunction", "Tensor", "abs", "acos", "arccos", "arcsin", "arctan", "arctan2",
     "asin", "atan", "atan2", "bool_", "cache", "concatenate", "cos", "cosh", "exp", "expm1",
-    "float32", "float64", "int64", "log", "log1p", "matmul", "maximum", "minimum",
-    "numerical_function", "pad", "sin", "sinh", "sqrt", "stack", "tan", "tanh", "vmap", "where",
+    "float32", "float64", "int64", "log", "log1p", "matmul", "maximum", "minimum", "mod",
+    "numerical_function", "pad", "remainder", "sin", "sinh", "sqrt", "stack", "tan", "tanh", "vmap", "where",
 ]

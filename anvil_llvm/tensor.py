@@ -124,8 +124,8 @@ class Tensor:
 
     __rfloordiv__ = __floordiv__
 
-    def __mod__(self, other): return _mod(self, other)
-    def __rmod__(self, other): return _mod(other, self)
+    def __mod__(self, other): return mod(self, other)
+    def __rmod__(self, other): return mod(other, self)
 
     # ---- NumPy's protocols ----------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method: str, *inputs, **kwargs):
@@ -442,12 +442,22 @@ def _reduce(op, x: Tensor, axis, keepdims: bool, empty_ok: bool = True) -> Tenso
 
 
 # ---- functions --------------------------------------------------------------------------------
-def _mod(x, y) -> Tensor:
-    """x % y elementwise with the sign of y, as np.mod (bools compute as ints)."""
+def mod(x, y) -> Tensor:
+    """x % y elementwise with the sign of y, as np.mod (bools compute as ints); also
+    `remainder`.
+
+    >>> import numpy as np, anvil_llvm as av
+    >>> f = av.NumericalFunction("m", lambda x: av.mod(x, 3.0), (av.Arg(3),))
+    >>> f(np.array([-4.0, 5.5, 3.0])).tolist()
+    [2.0, 2.5, 0.0]
+    """
     x, y = _operands(x, y)
     if x.dtype == dtypes.bool_:
         x, y = _numeric(x), _numeric(y)
     return Tensor(UOp(O.MOD, (x.node, y.node)))
+
+
+remainder = mod
 
 
 def power(base, exponent) -> Tensor:
