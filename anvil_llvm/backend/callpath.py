@@ -137,7 +137,7 @@ def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tup
         entry = _entries.get(signature)
         if entry is None:
             entry_symbol, text = entry_text(inputs, outputs, as_tuple)
-            entry = _entries[signature] = build(text, [entry_symbol], 0)
+            entry = _entries[signature] = build(text, entry_symbol, 0)
     converter = ArgumentConverter(name, inputs, outputs, as_tuple, traced)
     size = (work_bytes + 63) // 64 * 64
     # A workspace too large for the stack is allocated once and reused by every call that

@@ -118,40 +118,41 @@ def prepare(externals: list[str]) -> None:
     check_symbols(externals)
 
 
-def build(ir_text: str, symbols: list[str], codegen_opt: int = 3) -> engines.Lease:
-    """Compile (or fetch from the disk cache) and load a module keyed by its IR, unless it is
-    loaded already; a lease on its code with the addresses of `symbols`. `codegen_opt` is the
-    code generator's level (0 for huge chunked scalar code, whose register allocation is
-    otherwise superlinear)."""
-    key = cache.key(ir_text, codegen_opt)
-    with _lock:
-        found = engines.loaded(key)
-        if found is not None:
-            return found
-        entry = cache.read(key)
-        if entry is None:
-            entry = cache.Entry(*compile_object(ir_text, codegen_opt), {})
-            cache.write(key, *entry)
-        prepare(entry.externals)
-        return engines.load(key, entry.obj, symbols)
+def build(ir_text: str, symbol: str, codegen_opt: int = 3) -> engines.Lease:
+    """A lease on the module `ir_text`, keyed by its IR (the Python entry points): loaded
+    already, else from the disk cache, else compiled. `codegen_opt` is the code generator's
+    level (0 for huge chunked scalar code, whose register allocation is otherwise
+    superlinear)."""
+    return _load(cache.key(ir_text, codegen_opt),
+                 lambda: (ir_text, codegen_opt, {"symbol": symbol}))
 
 
 def build_lowered(key: str, lower: Callable[[], Lowered],
                   shared: list[Payload] = ()) -> engines.Lease:
-    """Load the function cached (in this process or on disk) under `key`, a digest of its graph
-    and signature; only on a miss is it lowered (`lower()`) and compiled. The lease's `info`
-    holds its symbol, workspace size and GIL flag. `shared` are the constants its code
+    """A lease on the function cached (in this process or on disk) under `key`, a digest of
+    its graph and signature; only on a miss is it lowered (`lower()`) and compiled. The lease's
+    `info` holds its symbol, workspace size and GIL flag. `shared` are the constants its code
     references (backend/constants.py)."""
+    def made():
+        low = lower()
+        return low.ir, low.codegen_opt, {"symbol": low.symbol, "work_bytes": low.work_bytes,
+                                         "release_gil": low.release_gil}
+    return _load(key, made, shared)
+
+
+def _load(key: str, make: Callable[[], tuple[str, int, dict]],
+          shared: list[Payload] = ()) -> engines.Lease:
+    """The module of `key`: loaded already, else read from the disk cache, else made
+    (`make()` gives its IR, code generation level and info: at least its `symbol`), compiled
+    and written to the cache; then loaded with the shared constants its code references."""
     with _lock:
         found = engines.loaded(key)
         if found is not None:
             return found
         entry = cache.read(key)
-        if entry is None or not {"symbol", "work_bytes", "release_gil"} <= entry.info.keys():
-            low = lower()
-            info = {"symbol": low.symbol, "work_bytes": low.work_bytes,
-                    "release_gil": low.release_gil}
-            entry = cache.Entry(*compile_object(low.ir, low.codegen_opt), info)
+        if entry is None or "symbol" not in entry.info:
+            ir_text, codegen_opt, info = make()
+            entry = cache.Entry(*compile_object(ir_text, codegen_opt), info)
             cache.write(key, *entry)
         kept = constants.provide(list(shared))
         prepare(entry.externals)

@@ -81,7 +81,7 @@ def test_a_target_without_blas_runs_contractions_as_loop_nests():
     target = dataclasses.replace(Target.jit(), gemm=None)
     low = f.lowered(target)
     assert not any("gemm" in name for name in low.externals)
-    code = jit.build(low.ir, [low.symbol], low.codegen_opt)
+    code = jit.build(low.ir, low.symbol, low.codegen_opt)
     native = ctypes.CFUNCTYPE(ctypes.c_int32, *[ctypes.c_void_p] * 4)(code.addresses[low.symbol])
     out = np.empty((64, 40))
     work = np.empty(low.work_bytes + 64, np.uint8)
