@@ -9,7 +9,9 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "anvil_llvm"
 ALLOWED = {"ir": {"ir"}, "backend": {"ir", "backend", "_version"}, "ad": {"ir", "ad"}}
 # The public operators make NumericalFunctions of plain callables (tracing them as jax.jit does):
 # the one module below function.py that imports it, lazily.
-EXCEPTIONS = {"ad/operators.py": {"function"}}
+# The loop op's transform rules transform its body graph: they call the graph transforms of ad,
+# lazily (as JAX's control-flow primitives call its ad and batching modules).
+EXCEPTIONS = {"ad/operators.py": {"function"}, "ir/ops/control.py": {"ad"}}
 
 
 def _imports(path: pathlib.Path) -> set[str]:

@@ -17,7 +17,7 @@ def vjp_graph(outputs: Sequence[UOp], cotangents: Sequence[UOp | None],
     >>> vjp_graph([y], [O.const(1.0)], [x])[0].shape
     (3,)
     """
-    order = toposort(outputs)
+    order = _siblings_together(toposort(outputs))
     depends = set(wrt)
     for node in order:
         if node.src and node.dtype.is_float and any(s in depends for s in node.src):
@@ -26,9 +26,16 @@ def vjp_graph(outputs: Sequence[UOp], cotangents: Sequence[UOp | None],
     for o, c in zip(outputs, cotangents):
         if c is not None and o in depends:
             ct[o] = B.add(ct.get(o), c)
+    done: set[UOp] = set()
     for node in reversed(order):
         c = ct.get(node)
-        if c is None or not node.src:
+        if node.op.siblings is not None and node not in done:
+            group = node.op.siblings(node)
+            done.update(group)
+            c = [ct.get(s) for s in group]
+            if all(x is None for x in c):
+                continue
+        elif c is None or not node.src or node in done:
             continue
         if node.op.vjp is None:
             raise NotImplementedError(f"no vjp rule for op '{node.op.name}' (in reverse mode)")
@@ -36,3 +43,20 @@ def vjp_graph(outputs: Sequence[UOp], cotangents: Sequence[UOp | None],
             if sc is not None and s in depends:
                 ct[s] = B.add(ct.get(s), sc)
     return [ct.get(w) for w in wrt]
+
+
+def _siblings_together(order: list[UOp]) -> list[UOp]:
+    """`order` with the results of each multi-result op (siblings) moved next to the first of
+    them: every consumer of any of them then comes after all, so their cotangents are complete
+    when the op's rule runs once for the group."""
+    present = set(order)
+    placed: set[UOp] = set()
+    grouped = []
+    for node in order:
+        if node in placed:
+            continue
+        group = node.op.siblings(node) if node.op.siblings is not None else [node]
+        group = [s for s in group if s in present]
+        placed.update(group)
+        grouped.extend(group)
+    return grouped

@@ -10,7 +10,7 @@ from ..ir.dtypes import DType
 from ..ir.ops import CONST, CONST_ARRAY, INPUT
 from ..ir.ops.source import llvm_literal
 from ..ir.uop import OpKind, Payload, Reduction, UOp
-from . import blas, constants
+from . import blas, constants, loop
 from .emitter import Emitter, ModuleParts
 from .kernel import Buffer, Index, Kernel, accumulates, innermost_reads
 from .schedule import Schedule, inline_reduction
@@ -28,10 +28,11 @@ def _storage(dtype: DType) -> str:
 class Lowering:
     """Lowers fused nodes at an index to scalar values: the `ctx` that op `emit` rules receive."""
 
-    def __init__(self, e: Emitter, sched: Schedule, tables: "Tables"):
+    def __init__(self, e: Emitter, sched: Schedule, tables: "Tables", define=None):
         self.e = e
         self.sched = sched
         self.tables = tables      # constant arrays as globals, shared by the module
+        self.define = define      # define(schedule, hint) -> the symbol of a function for it
         self.scopes: list[dict] = [{}]
         self.computing: UOp | None = None
         self.unroll_positions = 0   # loop nests over at most this many positions are unrolled
@@ -375,7 +376,9 @@ def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
     """Emit the body of one kernel into `ctx.e` (the caller opens and closes the function)."""
     ctx.unroll_positions = min(UNROLL_POSITIONS, UNROLL_OPS // max(kernel.ops, 1))
     root = kernel.reduction
-    if root is not None and root in ctx.sched.gemms:
+    if kernel.body is not None:
+        loop.emit(ctx, kernel, ctx.define(kernel.body, "body"))
+    elif root is not None and root in ctx.sched.gemms:
         blas.emit_gemm(ctx, root, kernel.stores[0][1])
     elif root is not None:
         ctx.computing = root
@@ -436,13 +439,27 @@ def module_text(sched: Schedule, symbol: str, vector_math: bool,
     loops call libmvec's vector functions if `vector_math`; constant arrays of at least
     `shared_constants` bytes are referenced, not embedded."""
     parts = ModuleParts(vector_math)
+    tables = Tables(symbol, shared_constants)
+    functions: list[str] = []
+    _define(sched, symbol, "dso_local", parts, tables, functions)
+    return "\n\n".join(tables.text() + [parts.text()] + functions) + "\n"
+
+
+def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tables: Tables,
+            functions: list[str]) -> None:
+    """Append to `functions` the kernels of `sched` and the function `symbol` calling them
+    (with the C ABI), after the functions of the loop bodies they run."""
     params = ([f"ptr noalias readonly %in{i}" for i in range(len(sched.inputs))]
               + [f"ptr noalias %out{j}" for j in range(len(sched.outputs))]
               + ["ptr noalias %work"])
     args = ", ".join(p.replace("noalias readonly ", "").replace("noalias ", "")
                      for p in params)
-    tables = Tables(symbol, shared_constants)
-    functions, calls = [], []
+    calls = []
+
+    def define(body: Schedule, hint: str) -> str:
+        name = f"{symbol}.{hint}{len(functions)}"
+        _define(body, name, "internal", parts, tables, functions)
+        return name
     # Huge scalar graphs are split into chunks of about CHUNK_OPS operations, each a function that
     # is never inlined nor optimised and is generated at codegen level 0 (`is_chunked`): LLVM's
     # time then grows linearly (docs/backend.md, 'Huge scalar graphs'). At 30k operations: 0.4 s
@@ -451,7 +468,7 @@ def module_text(sched: Schedule, symbol: str, vector_math: bool,
     chunked = is_chunked(sched)
     for k, kernel in enumerate(sched.kernels):
         e = Emitter(parts)
-        emit_kernel(Lowering(e, sched, tables), kernel)
+        emit_kernel(Lowering(e, sched, tables, define), kernel)
         # Other kernels are left to the inliner: marked `alwaysinline` (inlined before they are
         # simplified) they build ~10% faster, but LLVM 22's loop vectoriser then miscompiles
         # chains of guarded loads (the bratu2d energy gradient, tests/ad/test_ad_problems.py).
@@ -461,7 +478,6 @@ def module_text(sched: Schedule, symbol: str, vector_math: bool,
         functions.append(f"define internal void {fname}({', '.join(params)}) {attrs} {{\n"
                          f"entry:\n{e.body()}\n  ret void\n}}")
         calls.append(f"  call void {fname}({args})")
-    entry = (f"define dso_local i32 @{symbol}({', '.join(params)}) nounwind {{\nentry:\n"
-             + "\n".join(calls) + "\n  ret i32 0\n}")
-    return "\n\n".join(tables.text() + [parts.text()] + functions + [entry]) + "\n"
+    functions.append(f"define {linkage} i32 @{symbol}({', '.join(params)}) nounwind {{\n"
+                     "entry:\n" + "\n".join(calls) + "\n  ret i32 0\n}")
 

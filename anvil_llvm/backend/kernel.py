@@ -78,6 +78,11 @@ class Kernel:
     # nodes computed once per position of the innermost loop and kept for the next iterations,
     # which read them at the offsets (lowest, highest) from the loop's counter
     windows: dict[UOp, tuple[int, int]] = field(default_factory=dict)
+    # a loop's kernel (backend/loop.py): its body's schedule, and the workspace it borrows
+    # while it runs (carries and the body's workspace) at byte offset `scratch`
+    body: "object | None" = None
+    scratch_bytes: int = 0
+    scratch: int = 0
 
     @property
     def reduction(self) -> UOp | None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..ir.ops import ADD, CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, PAD, RESHAPE
 from ..ir.uop import OpKind, UOp, consumers, toposort
-from . import blas
+from . import blas, loop
 from .kernel import Buffer, Kernel, accumulates, buffer_nbytes, innermost_reads
 
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
@@ -84,6 +84,9 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
     realised = {n for n in order if n.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not
                 inline_reduction(n, gemms) or n.op in (INPUT, CONST_ARRAY)}
     realised.update(outputs)
+    # A loop's results live in buffers, and it reads its sources from buffers.
+    realised.update(n for n in order if n.op.kind is OpKind.LOOP)
+    realised.update(s for n in order if n.op.kind is OpKind.LOOP for s in n.src)
     # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
     realised.update(blas.operand(s)[0] for n in gemms for s in n.src)
     costs = _Costs(gemms)
@@ -135,7 +138,14 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
 
     kernels: list[Kernel] = []
     chunk_id, chunk_cost = 0, 0
+    in_graph, looped = set(order), set()
     for node in order:
+        if node.op.kind is OpKind.LOOP:
+            if node not in looped:
+                kernel = loop.plan(node, in_graph, lambda i, o: schedule(i, o, gemm))
+                looped.update(kernel.roots)
+                kernels.append(kernel)
+            continue
         if (node not in realised or node.op in (INPUT, CONST_ARRAY) or node.size == 0
                 or node in tiled):
             continue
@@ -163,8 +173,10 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
         if not kernel.stores:
             kernel.stores = [(r, buffers[r]) for r in kernel.roots]
     _merge_chunks(kernels)
+    elements = sum(node.size for node in order) + sum(
+        k.roots[0].arg.length * k.body.elements for k in kernels if k.body is not None)
     return Schedule(list(inputs), list(outputs), kernels, buffers, constants, work_bytes,
-                    sum(node.size for node in order), gemms)
+                    elements, gemms)
 
 
 def _share_nests(kernels: list[Kernel], realised: set) -> None:
@@ -332,6 +344,14 @@ def _align(nbytes: int) -> int:
     return (nbytes + 7) // 8 * 8 if nbytes < 64 else (nbytes + 63) // 64 * 64
 
 
+def _take(free: dict[int, list[int]], nbytes: int, top: int) -> tuple[int, int]:
+    """A free workspace slot of `nbytes` (or a new one at the top) and the new top."""
+    slots = free.get(nbytes)
+    if slots:
+        return slots.pop(), top
+    return top, top + nbytes
+
+
 def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict) -> int:
     """Give every realised intermediate a workspace offset; slots are reused once dead."""
     last_use: dict[UOp, int] = {}
@@ -345,15 +365,12 @@ def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict) -> int:
         for root in kernel.roots:
             if root in buffers:
                 continue
-            nbytes = _align(buffer_nbytes(root.dtype, root.size))
-            slots = free.get(nbytes)
-            if slots:
-                offset = slots.pop()
-            else:
-                offset = top
-                top += nbytes
+            offset, top = _take(free, _align(buffer_nbytes(root.dtype, root.size)), top)
             buffers[root] = Buffer("work", offset, root.dtype, root.size)
             dying.setdefault(last_use.get(root, k), []).append(root)
+        if kernel.scratch_bytes:
+            kernel.scratch, top = _take(free, _align(kernel.scratch_bytes), top)
+            free.setdefault(_align(kernel.scratch_bytes), []).append(kernel.scratch)
         for node in dying.pop(k, []):
             free.setdefault(_align(buffer_nbytes(node.dtype, node.size)), []).append(
                 buffers[node].position)

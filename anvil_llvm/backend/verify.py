@@ -53,6 +53,14 @@ def verify_schedule(sched: Schedule) -> None:
         if output.size and output not in written:
             raise VerifyError(f"output {j} ({output}) is never written whole")
     _check_workspace(sched, live)
+    for k, kernel in enumerate(sched.kernels):
+        if kernel.body is not None:
+            if not 0 <= kernel.scratch <= kernel.scratch + kernel.scratch_bytes <= \
+                    sched.work_bytes:
+                raise VerifyError(f"kernel {k} (a loop) borrows workspace bytes "
+                                  f"{kernel.scratch}..{kernel.scratch + kernel.scratch_bytes} "
+                                  f"outside the workspace of {sched.work_bytes} bytes")
+            verify_schedule(kernel.body)
 
 
 def _steps(sched: Schedule):

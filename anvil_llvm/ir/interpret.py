@@ -9,8 +9,11 @@ from .ops import INPUT
 from .uop import UOp, toposort
 
 
-def evaluate(outputs: Sequence[UOp], inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """Evaluate `outputs` with NumPy, the function's inputs bound by position.
+def evaluate(outputs: Sequence[UOp], inputs: Sequence[np.ndarray],
+             bound: dict[UOp, np.ndarray] | None = None,
+             order: list[UOp] | None = None) -> list[np.ndarray]:
+    """Evaluate `outputs` with NumPy, the function's inputs bound by position and the nodes of
+    `bound` (a loop body's params) to its values; `order` is `toposort(outputs)` if known.
 
     >>> from anvil_llvm.ir.ops import INPUT, MUL
     >>> from anvil_llvm.ir import dtypes
@@ -20,8 +23,10 @@ def evaluate(outputs: Sequence[UOp], inputs: Sequence[np.ndarray]) -> list[np.nd
     """
     values: dict[UOp, np.ndarray] = {}
     with np.errstate(all="ignore"):
-        for node in toposort(outputs):
-            if node.op is INPUT:
+        for node in toposort(outputs) if order is None else order:
+            if bound and node in bound:
+                value = np.asarray(bound[node], dtype=node.dtype.np)
+            elif node.op is INPUT:
                 position, shape, dtype = node.arg
                 value = np.asarray(inputs[position], dtype=dtype.np).reshape(shape)
             else:

@@ -13,6 +13,7 @@ import numpy as np
 
 from .ops import (ADD, CAST, CONST, CONST_ARRAY, DIV, EXPAND, MUL, NEG, PAD, PERMUTE, REDUCE_SUM,
                   RESHAPE, SLICE, SUB, WHERE, const)
+from .ops.control import merge_loops
 from .ops.source import const_array
 from .build import full
 from .uop import OpDef, OpKind, UOp, toposort
@@ -36,7 +37,7 @@ def _is(node: UOp, value) -> bool:
 
 
 def _fold(node: UOp):
-    if not node.src or node.op.kind is OpKind.SOURCE:
+    if not node.src or node.op.kind in (OpKind.SOURCE, OpKind.LOOP):
         return None
     scalars = [scalar_value(s) for s in node.src]
     if node.op.kind is OpKind.ELEMENTWISE and all(v is not None for v in scalars):
@@ -203,4 +204,4 @@ def simplify(outputs: Sequence[UOp], max_passes: int = 8) -> list[UOp]:
         outputs = [memo[o] for o in outputs]
         if complete:
             break
-    return outputs
+    return merge_loops(outputs)

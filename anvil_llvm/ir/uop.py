@@ -15,13 +15,15 @@ from .dtypes import DType
 
 class OpKind(enum.Enum):
     """What an op does to positions: the scheduler fuses elementwise and movement ops, gives
-    reductions and contractions loops of their own, and reads sources from buffers."""
+    reductions and contractions loops of their own, reads sources from buffers, and runs a
+    loop's body (ir/ops/control.py) in a native loop of its own."""
 
     ELEMENTWISE = "elementwise"
     REDUCE = "reduce"
     MOVEMENT = "movement"
     CONTRACT = "contract"
     SOURCE = "source"
+    LOOP = "loop"
 
 
 class Linearity(enum.Enum):
@@ -92,6 +94,8 @@ class OpDef:
     at position p it reads each `(source, step, shift)` of `reads` at `step * p + shift`, its
     bounds tests change outcome at the positions `edges` (the backend splits loops there), and
     `kept` tells whether every other axis is read at the node's own position.
+    An op with several results makes one node per result: `siblings(node)` gives them all, in
+    order, and its `vjp(B, node, cts)` receives the cotangents of all of them at once.
     """
 
     name: str
@@ -109,6 +113,7 @@ class OpDef:
     batch: Callable | None = None
     linearity: Linearity | None = None
     last_axis: Callable | None = None
+    siblings: Callable[["UOp"], list] | None = None
 
     def __repr__(self) -> str:
         return self.name

@@ -100,6 +100,21 @@ A23 = np.array([[1.0, -2.0, 0.5], [3.0, 0.25, -1.0]])
 MASK = np.array([[True, False, True], [False, False, True]])
 REPEATED = np.array([0, 2, 2, 1, 0, 2])
 
+def scanned(m, c, xs):
+    """A loop with a carry, scanned rows, a value read from outside and per-step outputs:
+    `av.scan` for anvil_llvm, the same body in a Python loop for NumPy."""
+    def body(carry, row):
+        new = m.sin(carry) * row + 0.3 * carry * xs[0]
+        return new, (new * carry).sum()
+    if m is np:
+        ys = []
+        for row in xs:
+            c, y = body(c, row)
+            ys.append(y)
+        return c, np.array(ys)
+    return av.scan(body, c, xs)
+
+
 ROWS = [
     # arithmetic, with broadcasting of either operand
     Row("add", lambda m, x, y: x + y, (U(3), U(3))),
@@ -198,6 +213,7 @@ ROWS = [
         (U(5),)),
     Row("logsumexp", lambda m, x: m.log(m.exp(x - x.max()).sum()) + x.max(), (U(5),)),
     Row("two_outputs", lambda m, x, y: (m.sin(x) * y, (x * y).sum()), (U(3), U(3))),
+    Row("scan", scanned, (U(3), U(4, 3))),
 ]
 
 

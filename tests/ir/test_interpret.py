@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import anvil_llvm as av
 from anvil_llvm.ir import dtypes
 from anvil_llvm.ir import ops as O
+from anvil_llvm.ir.ops import control
 from anvil_llvm.ir.interpret import evaluate
 from anvil_llvm.ir.ops.movement import gather_arg
 from anvil_llvm.ir.ops.source import const_array
@@ -83,6 +84,29 @@ CASES = [
     (O.CONTRACT, UOp(O.CONTRACT, (i, UOp(O.PERMUTE, (i,), (1, 0))), ((1,), (0,), (), ())),
      [K], K @ K.T),
 ]
+
+
+def _scan_reference(init, xs):
+    """c = c * x_i + i over the rows x_i of xs, each y_i the carry before the update."""
+    c, ys = init.copy(), []
+    for k, row in enumerate(xs):
+        ys.append(c.copy())
+        c = c * row + k
+    return c, np.array(ys)
+
+
+def _scan_case():
+    index = control.param(0, 0, (), I64)
+    carry, row = control.param(0, 1, (3,), F64), control.param(0, 2, (3,), F64)
+    step = UOp(O.ADD, (UOp(O.MUL, (carry, row)), UOp(O.EXPAND, (UOp(O.RESHAPE, (
+        UOp(O.CAST, (index,), F64),), (1,)),), (3,))))
+    return control.loop(index, [carry], [row], [], [step, carry],
+                        [UOp(O.REDUCE_SUM, (x,), (0,))], [y], 2)
+
+
+LOOP_FINAL, LOOP_YS = _scan_case()
+CASES += [(O.LOOP, LOOP_FINAL, [A, B], _scan_reference(A.sum(0), B)[0]),
+          (O.PARAM, LOOP_YS, [A, B], _scan_reference(A.sum(0), B)[1])]
 
 
 def all_opdefs() -> set:

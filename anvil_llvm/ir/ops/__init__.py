@@ -1,5 +1,6 @@
 """The op set: one module per family, each op one OpDef holding all its rules."""
 from .contract import CONTRACT
+from .control import LOOP, PARAM
 from .elementwise import (ABS, ACOS, ADD, AND, ASIN, ATAN, ATAN2, CAST, CMPEQ, CMPLE, CMPLT,
                           CMPNE, COS, COSH, DIV, EXP, EXPM1, LOG, LOG1P, MAX, MIN, MOD, MUL, NEG,
                           NOT, OR, POW, SIN, SINH, SQRT, SUB, TAN, TANH, WHERE, XOR)
@@ -10,8 +11,8 @@ from .source import CONST, CONST_ARRAY, INPUT, IOTA, Scalar, const
 __all__ = [
     "ABS", "ACOS", "ADD", "AND", "ASIN", "ATAN", "ATAN2", "CAST", "CMPEQ", "CMPLE",
     "CMPLT", "CMPNE", "CONCAT", "CONST", "CONST_ARRAY", "CONTRACT", "COS", "COSH", "DIV", "EXP",
-    "EXPAND", "EXPM1", "GATHER", "INPUT", "IOTA", "LOG", "LOG1P", "MAX", "MIN", "MOD", "MUL",
-    "NEG", "NOT", "OR", "PAD", "PERMUTE", "POW", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD",
+    "EXPAND", "EXPM1", "GATHER", "INPUT", "IOTA", "LOG", "LOOP", "LOG1P", "MAX", "MIN", "MOD", "MUL",
+    "NEG", "NOT", "OR", "PAD", "PARAM", "PERMUTE", "POW", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD",
     "REDUCE_SUM", "RESHAPE", "SIN", "SINH", "SLICE", "SQRT", "SUB", "Scalar", "TAN",
     "TANH", "WHERE", "XOR", "const",
 ]
