@@ -16,6 +16,9 @@ from ..ir.uop import UOp, substitute
 from .kernel import Buffer, Index, Kernel, buffer_nbytes
 
 
+STACK_CARRIES = 1024     # carries of at most this many bytes live on the stack
+
+
 def _align(nbytes: int) -> int:
     return (nbytes + 63) // 64 * 64
 
@@ -33,7 +36,8 @@ def plan(node: UOp, used: set, schedule) -> Kernel:
     sched = schedule(inputs, outputs)
     carry_bytes = sum(_align(_nbytes(p)) for p in body.params[1:1 + arg.carries])
     kernel = Kernel((), results, body=sched)
-    kernel.scratch_bytes = 2 * carry_bytes + sched.work_bytes
+    kernel.scratch_bytes = (2 * carry_bytes if carry_bytes > STACK_CARRIES else 0) + \
+        sched.work_bytes
     return kernel
 
 
@@ -64,9 +68,16 @@ def emit(ctx, kernel: Kernel, body_symbol: str) -> None:
     for size in sizes:
         offsets.append(top)
         top += _align(size)
-    current = [scratch(o) for o in offsets]
-    following = [scratch(top + o) for o in offsets]
-    work = scratch(2 * top)
+    if top <= STACK_CARRIES:
+        # On the stack: once LLVM inlines the body, it keeps small carries in registers.
+        areas = [e.alloca(f"[{top} x i8], align 64") for _ in range(2)]
+        current, following = ([e.op(f"getelementptr inbounds i8, ptr {area}, i64 {o}")
+                               for o in offsets] for area in areas)
+        work = scratch(0)
+    else:
+        current = [scratch(o) for o in offsets]
+        following = [scratch(top + o) for o in offsets]
+        work = scratch(2 * top)
     for dst, value, size in zip(current, init, sizes):
         _copy(e, dst, start(value), size)
     if arg.length:
