@@ -14,15 +14,17 @@ import numpy as np
 
 from .ir import dtypes
 from .ir.ops import control
-from .tensor import Tensor, as_tensor
+from .tensor import Tensor, as_tensor, concatenate
 
 Tree = Any
 """A Tensor (or number, array), or a tuple or list of trees."""
 
 
-def fori_loop(lower: int, upper: int, body: Callable[[Tensor, Tree], Tree], init: Tree) -> Tree:
+def fori_loop(lower: int, upper: int, body: Callable[[Tensor, Tree], Tree], init: Tree, *,
+              checkpoint: int | None = None) -> Tree:
     """`carry = body(i, carry)` for i = lower, ..., upper - 1 (no iteration when upper <= lower);
-    returns the final carry, of the structure, shapes and dtypes of `init`.
+    returns the final carry, of the structure, shapes and dtypes of `init`. `checkpoint` as
+    in `scan`.
 
     >>> import numpy as np, anvil_llvm as av
     >>> def f(x):
@@ -34,15 +36,21 @@ def fori_loop(lower: int, upper: int, body: Callable[[Tensor, Tree], Tree], init
 
     def step(index: Tensor, carry: Tree, x: Tree) -> tuple[Tree, None]:
         return body(index + lower if lower else index, carry), None
-    carry, _ = _loop("fori_loop", step, init, None, max(upper - lower, 0), False)
+    carry, _ = _loop("fori_loop", step, init, None, max(upper - lower, 0), False, checkpoint)
     return carry
 
 
 def scan(body: Callable[[Tree, Tree], tuple[Tree, Tree]], init: Tree, xs: Tree = None,
-         length: int | None = None, reverse: bool = False) -> tuple[Tree, Tree]:
+         length: int | None = None, reverse: bool = False, *,
+         checkpoint: int | None = None) -> tuple[Tree, Tree]:
     """`carry, y = body(carry, x)` for each slice `x` of `xs` along its leading axis (from the
     last when `reverse`); returns the final carry and the ys stacked along a new leading axis
     (JAX's `lax.scan`). Without `xs`, `length` gives the trip count and `x` is None.
+
+    Reverse mode stores the carry of every iteration; with `checkpoint=k` it stores one every
+    k iterations and recomputes the iterations between while it runs backwards: about
+    length / k + k carries stored, for one more forward pass (k near sqrt(length) stores
+    least).
 
     >>> import numpy as np, anvil_llvm as av
     >>> def cumsum(x):
@@ -52,7 +60,8 @@ def scan(body: Callable[[Tree, Tree], tuple[Tree, Tree]], init: Tree, xs: Tree =
     """
     if not isinstance(reverse, (bool, np.bool_)):
         raise TypeError(f"scan: reverse must be a bool, got {type(reverse).__name__}")
-    return _loop("scan", lambda index, carry, x: body(carry, x), init, xs, length, reverse)
+    return _loop("scan", lambda index, carry, x: body(carry, x), init, xs, length, reverse,
+                 checkpoint)
 
 
 def map(body: Callable[[Tree], Tree], xs: Tree) -> Tree:
@@ -76,11 +85,18 @@ def _bound(value, name: str) -> int:
 
 
 def _loop(name: str, call: Callable, init: Tree, xs: Tree, length: int | None,
-          reverse: bool) -> tuple[Tree, Tree]:
-    """Trace `call(index, carry, x) -> (carry, y)` once as the body of a loop."""
+          reverse: bool, checkpoint: int | None = None) -> tuple[Tree, Tree]:
+    """Trace `call(index, carry, x) -> (carry, y)` once as the body of a loop (of loops of
+    `checkpoint` iterations, when given)."""
     init_leaves, init_def = _flatten(init, name, "init")
     x_leaves, x_def = _flatten(xs, name, "xs")
     length = _length(name, x_leaves, length)
+    if checkpoint is not None:
+        if isinstance(checkpoint, (bool, np.bool_)) or not isinstance(
+                checkpoint, numbers.Integral) or checkpoint < 1:
+            raise TypeError(f"{name}: checkpoint must be a positive integer, got {checkpoint!r}")
+        if length >= 2 * checkpoint:
+            return _blocks(name, call, init, xs, length, reverse, int(checkpoint))
     with control.body_depth() as depth:
         index = control.param(depth, 0, (), dtypes.int64)
         carry = [control.param(depth, 1 + i, t.shape, t.dtype) for i, t in enumerate(init_leaves)]
@@ -104,6 +120,39 @@ def _loop(name: str, call: Callable, init: Tree, xs: Tree, length: int | None,
     tensors = [Tensor(n) for n in nodes]
     return (_unflatten(init_def, tensors[:len(carry)]),
             _unflatten(y_def, tensors[len(carry):]))
+
+
+def _blocks(name: str, call: Callable, init: Tree, xs: Tree, length: int, reverse: bool,
+            k: int) -> tuple[Tree, Tree]:
+    """The loop as a loop over blocks of `k` iterations, each a loop (reverse mode then stores
+    the carries between blocks, and those within one block while it goes back over it), and
+    a loop over the iterations left."""
+    blocks = length // k
+    x_leaves, x_def = _flatten(xs, name, "xs")
+    head = _unflatten(x_def, [x[:blocks * k].reshape((blocks, k) + x.shape[1:])
+                              for x in x_leaves])
+    tail = _unflatten(x_def, [x[blocks * k:] for x in x_leaves])
+
+    def block(b: Tensor, carry: Tree, x: Tree) -> tuple[Tree, Tree]:
+        return _loop(name, lambda j, c, xj: call(b * k + j, c, xj), carry, x, k, reverse)
+
+    def run_head(carry):
+        return _loop(name, block, carry, head, blocks, reverse)
+
+    def run_tail(carry):
+        return _loop(name, lambda j, c, xj: call(j + blocks * k, c, xj), carry, tail,
+                     length - blocks * k, reverse)
+    if reverse:
+        carry, tail_ys = run_tail(init)
+        carry, head_ys = run_head(carry)
+    else:
+        carry, head_ys = run_head(init)
+        carry, tail_ys = run_tail(carry)
+    head_leaves, y_def = _flatten(head_ys, name, "ys")
+    tail_leaves, _ = _flatten(tail_ys, name, "ys")
+    return carry, _unflatten(y_def, [
+        concatenate([h.reshape((blocks * k,) + h.shape[2:]), t])
+        for h, t in zip(head_leaves, tail_leaves)])
 
 
 def _length(name: str, xs: list[Tensor], length: int | None) -> int:

@@ -10,7 +10,9 @@ buffers. Code size and build time do not depend on the trip count.
 """
 from __future__ import annotations
 
-from ..ir.ops import INPUT
+import math
+
+from ..ir.ops import INPUT, RESHAPE, SLICE
 from ..ir.ops.control import Scan, siblings
 from ..ir.uop import UOp, substitute
 from .kernel import Buffer, Index, Kernel, buffer_nbytes
@@ -21,6 +23,22 @@ STACK_CARRIES = 1024     # carries of at most this many bytes live on the stack
 
 def _align(nbytes: int) -> int:
     return (nbytes + 63) // 64 * 64
+
+
+def viewed(node: UOp) -> tuple[UOp, int]:
+    """The node whose buffer holds the elements of `node` contiguously (through reshapes and
+    slices of leading rows), and the element they start at: a loop reads it in place."""
+    offset = 0
+    while True:
+        if node.op is RESHAPE:
+            node = node.src[0]
+        elif node.op is SLICE and all(
+                (start, step, count) == (0, 1, n) for (start, step, count), n in zip(
+                    node.arg[1:], node.src[0].shape[1:])) and node.arg[0][1] == 1:
+            offset += node.arg[0][0] * math.prod(node.src[0].shape[1:])
+            node = node.src[0]
+        else:
+            return node, offset
 
 
 def plan(node: UOp, used: set, schedule) -> Kernel:
@@ -57,8 +75,9 @@ def emit(ctx, kernel: Kernel, body_symbol: str) -> None:
     def start(n: UOp) -> str:
         if not n.size:
             return "null"           # empty arrays have no buffer, and are never read
+        n, offset = viewed(n)
         buffer = buffers[n]
-        return ctx.address(buffer, Index((buffer.size,), flat="0"))
+        return ctx.address(buffer, Index((buffer.size,), flat=str(offset)))
 
     def scratch(offset: int) -> str:
         return e.op(f"getelementptr inbounds i8, ptr %work, i64 {kernel.scratch + offset}")

@@ -84,9 +84,11 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
     realised = {n for n in order if n.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not
                 inline_reduction(n, gemms) or n.op in (INPUT, CONST_ARRAY)}
     realised.update(outputs)
-    # A loop's results live in buffers, and it reads its sources from buffers.
+    # A loop's results live in buffers, and it reads its sources from buffers (in place
+    # through reshapes and slices of leading rows).
     realised.update(n for n in order if n.op.kind is OpKind.LOOP)
-    realised.update(s for n in order if n.op.kind is OpKind.LOOP for s in n.src)
+    realised.update(loop.viewed(s)[0] for n in order if n.op.kind is OpKind.LOOP
+                    for s in n.src)
     # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
     realised.update(blas.operand(s)[0] for n in gemms for s in n.src)
     costs = _Costs(gemms)

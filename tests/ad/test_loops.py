@@ -856,3 +856,44 @@ def test_the_loop_graph_does_not_grow_with_the_trip_count():
                 damped_python(list(s0), p + 1j * h, 10_000).imag / h]
     gs, gp = g_long(s0, p)       # about (3.5e-3, 7.5e-4, -2.7e-2): no entry near zero
     np.testing.assert_allclose(np.append(gs, gp), expected, rtol=1e-8)
+
+
+# ---- checkpointing ---------------------------------------------------------------------------
+def _checkpointed(n: int, k: int | None, reverse: bool):
+    def f(x, xs, w):
+        def body(c, xi):
+            new = av.sin(c) * xi + 0.1 * c * w
+            return new, (new * c).sum()
+        c, ys = av.scan(body, x, xs, reverse=reverse, checkpoint=k)
+        return c.sum() + 0.01 * ys.sum()
+    return av.NumericalFunction("ck", f, (av.Arg(4), av.Arg((n, 4)), av.Arg(4)))
+
+
+@pytest.mark.parametrize("n, k, reverse", [(200, 14, False), (200, 14, True), (7, 3, False),
+                                           (9, 3, True), (5, 3, False), (4, 4, False)])
+def test_checkpointed_scan_gives_the_same_values_and_gradients(n, k, reverse):
+    rng = np.random.default_rng(n + k)
+    args = rng.uniform(-1, 1, 4), rng.uniform(0.5, 1.0, (n, 4)), rng.uniform(-1, 1, 4)
+    plain, checkpointed = _checkpointed(n, None, reverse), _checkpointed(n, k, reverse)
+    np.testing.assert_allclose(checkpointed(*args), plain(*args), rtol=1e-14)
+    expected = gradient(plain, argnum=(0, 1, 2))(*args)
+    for got, want in zip(gradient(checkpointed, argnum=(0, 1, 2))(*args), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    fd = difference_jacobian(lambda x: np.atleast_1d(plain(x, *args[1:])), args[0])[0]
+    np.testing.assert_allclose(expected[0], fd, rtol=1e-6)
+
+
+def test_checkpointing_stores_fewer_carries():
+    def f(k):
+        return lambda x: av.fori_loop(0, 1000, lambda i, c: av.sin(c) * 0.9 + 0.01 * c, x,
+                                      checkpoint=k).sum()
+    work = [gradient(av.NumericalFunction("ck", f(k), (av.Arg(100),))).lowered().work_bytes
+            for k in (None, 32)]
+    assert work[0] >= 1000 * 100 * 8 > 8 * work[1]
+
+
+@pytest.mark.parametrize("k", [0, -2, 1.5, True])
+def test_checkpoint_must_be_a_positive_integer(k):
+    with pytest.raises(TypeError, match="scan: checkpoint"):
+        trace_fn(lambda x: av.scan(lambda c, _: (c, None), x, length=4, checkpoint=k)[0],
+                 av.Arg(2))
