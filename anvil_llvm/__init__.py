@@ -3,7 +3,7 @@ from ._version import __version__ as __version__
 from .ad import vmap
 from .backend import cache
 from .control import fori_loop, map, scan
-from .function import Arg, NumericalFunction, numerical_function
+from .function import Arg, NumericalFunction, SparseNumericalFunction, numerical_function
 from .ir.dtypes import bool_, float32, float64, int64
 from .tensor import (Tensor, abs, acos, arccos, arcsin, arctan, arctan2, asin, atan, atan2,
                      concatenate, cos, cosh, exp, expm1, log, log1p, matmul, maximum, minimum, mod,
@@ -11,7 +11,7 @@ from .tensor import (Tensor, abs, acos, arccos, arcsin, arctan, arctan2, asin, a
 
 
 __all__ = [
-    "Arg", "NumericalFunction", "Tensor", "abs", "acos", "arccos", "arcsin", "arctan", "arctan2",
+    "Arg", "NumericalFunction", "SparseNumericalFunction", "Tensor", "abs", "acos", "arccos", "arcsin", "arctan", "arctan2",
     "asin", "atan", "atan2", "bool_", "cache", "concatenate", "cos", "cosh", "exp", "expm1",
     "float32", "float64", "fori_loop", "int64", "log", "log1p", "map", "matmul", "maximum", "minimum", "mod",
     "numerical_function", "pad", "remainder", "scan", "sin", "sinh", "sqrt", "stack", "tan", "tanh", "vmap", "where",

@@ -365,6 +365,81 @@ def value_gradient_and_hessian(fn, argnum: Argnum = None, *, name: str | None = 
                         _shifted(hess_structure, 1 + len(grads))))
 
 
+def _sparse(fn, values: UOp, coloring, name: str):
+    from ..function import SparseNumericalFunction
+    return SparseNumericalFunction.from_coloring(name, fn, values, coloring)
+
+
+def _check_bool(value, what: str) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what}: expected a bool, got {value!r}")
+    return bool(value)
+
+
+@_operator
+def spjacobian(fn, argnum: int | None = None, unroll: bool = False, *, partition: str = "auto",
+               order: str = "best", name: str | None = None, argnums: int | None = None):
+    """The sparse Jacobian: a SparseNumericalFunction returning its nonzeros in CSC order
+    (rows: the outputs' elements one after the other; columns: argument `argnum`'s elements),
+    computed with one directional derivative per colour of the detected pattern.
+
+    partition: "column" (JVPs along column colours), "row" (VJPs along row colours),
+    "bidirectional" (both) or "auto" (the fewest derivatives); order: the colouring's vertex
+    order (anvil_llvm.ad.coloring.JACOBIAN_ORDERS). unroll=True writes one copy of the
+    derivative graph per colour instead of a loop over the colours.
+
+    >>> import anvil_llvm as av
+    >>> f = av.NumericalFunction("f", lambda x: x[1:] ** 2 - x[:-1], (av.Arg(5),))
+    >>> J = spjacobian(f)
+    >>> J.shape, J.nnz, J.ncolors, J(np.arange(5.0)).tolist()
+    ((4, 5), 8, 2, [-1.0, 2.0, -1.0, 4.0, -1.0, 6.0, -1.0, 8.0])
+    """
+    from .coloring import jacobian_coloring
+    from .sparse import spjacobian_graph
+    from .sparsity import jacobian_pattern
+    a = _one_argnum(fn, argnum, argnums, "spjacobian")
+    float_outputs(fn, "spjacobian")
+    unroll = _check_bool(unroll, "spjacobian: unroll")
+    x = fn.inputs[a]
+    coloring = jacobian_coloring(jacobian_pattern(fn.outputs, [x]), partition=partition,
+                                 order=order)
+    return _sparse(fn, spjacobian_graph(list(fn.outputs), x, coloring, unroll), coloring,
+                   _name(name, fn, "jac"))
+
+
+@_operator
+def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: str = "star",
+              order: str = "best", name: str | None = None, argnums: int | None = None):
+    """The sparse Hessian of a scalar function: a SparseNumericalFunction returning the
+    nonzeros of its upper triangle in CSC order, from one Hessian-vector product (forward over
+    reverse) per colour of a star colouring of the detected pattern.
+
+    method: "star" (direct decompression: one gather); order: the colouring's vertex order
+    (anvil_llvm.ad.coloring.HESSIAN_ORDERS). unroll=True writes one copy of the derivative
+    graph per colour instead of a loop over the colours.
+
+    >>> import anvil_llvm as av
+    >>> f = av.NumericalFunction("f", lambda x: (x[1:] * x[:-1]).sum() + (x ** 3).sum(),
+    ...                          (av.Arg(3),))
+    >>> H = sphessian(f)
+    >>> H.csc(np.ones(3)).toarray().tolist()
+    [[6.0, 1.0, 0.0], [0.0, 6.0, 1.0], [0.0, 0.0, 6.0]]
+    """
+    from .coloring import hessian_coloring
+    from .sparse import sphessian_graph
+    from .sparsity import hessian_pattern
+    a = _one_argnum(fn, argnum, argnums, "sphessian")
+    out = scalar_output(fn, "sphessian")
+    unroll = _check_bool(unroll, "sphessian: unroll")
+    if method != "star":
+        raise ValueError(f"sphessian: method: expected 'star' (decompression by substitution, "
+                         f"'acyclic', is not generated yet), got {method!r}")
+    x = fn.inputs[a]
+    coloring = hessian_coloring(hessian_pattern(out, [x]), method=method, order=order)
+    return _sparse(fn, sphessian_graph(out, x, coloring, unroll), coloring,
+                   _name(name, fn, "hess"))
+
+
 def _scalar_input(fn, argnum, operator: str) -> int:
     a = _one_argnum(fn, argnum, None, operator)
     if fn.args[a].shape != ():

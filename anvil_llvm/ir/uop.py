@@ -31,7 +31,8 @@ class Linearity(enum.Enum):
     Hessian sparsity needs."""
 
     CONSTANT = "constant"     # no derivative: comparisons, logic, integer results
-    LINEAR = "linear"         # a linear map of its sources: add, neg, where, movement, sum
+    LINEAR = "linear"         # a linear map of its sources: add, neg, where, movement, sum;
+    #                           or piecewise linear (abs, max, min, mod): no second derivative
     BILINEAR = "bilinear"     # linear in each source alone: x * y, contractions
     QUOTIENT = "quotient"     # linear in the first source, nonlinear in the second: x / y
     NONLINEAR = "nonlinear"
@@ -94,6 +95,12 @@ class OpDef:
     at position p it reads each `(source, step, shift)` of `reads` at `step * p + shift`, its
     bounds tests change outcome at the positions `edges` (the backend splits loops there), and
     `kept` tells whether every other axis is read at the node's own position.
+    Sparsity: `dependence(node) -> [pattern or None per source]` gives which source elements
+    each element of the node reads, as boolean scipy.sparse arrays (node.size x source.size);
+    elementwise ops read each source at their own position and need no rule. `pairs(node,
+    live) -> [(i, j, M)]` gives the second-order structure of a non-elementwise op that is not
+    linear: sources i and j interact where M (source i size x source j size) holds, counting
+    only the node's `live` elements (those the output depends on).
     An op with several results makes one node per result: `siblings(node)` gives them all, in
     order, and its `vjp(B, node, cts)` receives the cotangents of all of them at once.
     """
@@ -114,6 +121,8 @@ class OpDef:
     linearity: Linearity | None = None
     last_axis: Callable | None = None
     siblings: Callable[["UOp"], list] | None = None
+    dependence: Callable[["UOp"], list] | None = None
+    pairs: Callable[["UOp", np.ndarray], list] | None = None
 
     def __repr__(self) -> str:
         return self.name
@@ -302,6 +311,30 @@ def graph_digest(outputs: Iterable[UOp], order: list[UOp] | None = None) -> str 
         return None
     h.update(",".join(str(numbers[o]) for o in outputs).encode())
     return h.hexdigest()
+
+
+def payloads(order: Iterable[UOp]) -> list[Payload]:
+    """Every constant array the nodes of `order` hold in their arguments (array constants,
+    gather tables), also inside the graphs their arguments hold (loop bodies: an argument's
+    `inner_outputs`), each once."""
+    found: dict[Payload, None] = {}
+    seen: set[UOp] = set()
+    pending = [list(order)]
+    while pending:
+        for node in pending.pop():
+            if node in seen:
+                continue
+            seen.add(node)
+            args = [node.arg]
+            while args:
+                arg = args.pop()
+                if isinstance(arg, Payload):
+                    found[arg] = None
+                elif isinstance(arg, tuple):
+                    args.extend(arg)
+                elif getattr(arg, "inner_outputs", None) is not None:
+                    pending.append(toposort(arg.inner_outputs))
+    return list(found)
 
 
 def _stable(arg) -> str:

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..uop import OpDef, OpKind, Reduction
+from ..uop import Linearity, OpDef, OpKind, Reduction
 from .elementwise import ADD, MUL
 
 
@@ -113,8 +114,48 @@ def _batch(B, node, sources, batched):
     return B.permute(out, tuple(order))
 
 
+def _terms(node) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The products the contraction sums: for each (output element, contracted position), the
+    output's flat index and the flat indices of its two factors."""
+    (lc, rc, lb, rb) = node.arg
+    a, b = node.src
+    fa, fb = _free(a.ndim, lc, lb), _free(b.ndim, rc, rb)
+    grid = node.shape + tuple(a.shape[i] for i in lc)
+    at = np.indices(grid).reshape(len(grid), -1)
+    da, db = [None] * a.ndim, [None] * b.ndim
+    for k, (i, j) in enumerate(zip(lb, rb)):
+        da[i] = db[j] = at[k]
+    for k, i in enumerate(fa):
+        da[i] = at[len(lb) + k]
+    for k, j in enumerate(fb):
+        db[j] = at[len(lb) + len(fa) + k]
+    for k, (i, j) in enumerate(zip(lc, rc)):
+        da[i] = db[j] = at[node.ndim + k]
+
+    def flat(dims, shape):
+        return np.ravel_multi_index(dims, shape) if shape else np.zeros(at.shape[1], np.int64)
+    return flat(list(at[:node.ndim]), node.shape), flat(da, a.shape), flat(db, b.shape)
+
+
+def _dependence(node) -> list:
+    out, ia, ib = _terms(node)
+    ones = np.ones(out.size, bool)
+    return [sp.csr_array((ones, (out, i)), shape=(node.size, s.size))
+            for i, s in zip((ia, ib), node.src)]
+
+
+def _pairs(node, live: np.ndarray) -> list:
+    """The two factors of each product the output depends on interact."""
+    out, ia, ib = _terms(node)
+    used = live[out]
+    a, b = node.src
+    return [(0, 1, sp.csr_array((np.ones(int(used.sum()), bool), (ia[used], ib[used])),
+                                shape=(a.size, b.size)))]
+
+
 CONTRACT = OpDef("contract", 2, kind=OpKind.CONTRACT, shape=_shape, dtype=_dtype, numpy=_numpy,
                  reduction=Reduction(lambda dtype: 0, ADD, _reduced_shape, _body), cost=2,
-                 jvp=_jvp, vjp=_vjp, batch=_batch)
+                 jvp=_jvp, vjp=_vjp, batch=_batch, dependence=_dependence, pairs=_pairs,
+                 linearity=Linearity.BILINEAR)
 """arg = (lhs contracted axes, rhs contracted axes, lhs batch axes, rhs batch axes); the result is
 batch axes, then the lhs free axes, then the rhs free axes (as jax.lax.dot_general)."""

@@ -95,6 +95,11 @@ class Scan:
         return (self.body.stable_key, self.length, self.carries, self.xs, self.reverse,
                 self.output)
 
+    @property
+    def inner_outputs(self) -> tuple[UOp, ...]:
+        """The body's graph (what walks over nested graphs follow)."""
+        return self.body.outputs
+
     def split(self, items: Sequence) -> tuple[list, list, list]:
         """`items` in the order of the sources, as (carries, xs, constants)."""
         c, x = self.carries, self.carries + self.xs
@@ -418,6 +423,50 @@ def _batch(B, node: UOp, sources: tuple, batched: tuple) -> UOp:
     return with_batch(result, has[k], size)
 
 
+@functools.lru_cache(maxsize=16)
+def _loop_dependence(arg: Scan, src: tuple) -> list:
+    """Every result's pattern with respect to all sources (their elements one after the
+    other): the body's Jacobian pattern with respect to its params, composed iteration by
+    iteration."""
+    import scipy.sparse as sp
+
+    from ...ad.sparsity import jacobian_pattern
+    body = arg.body
+    params = body.params[1:]
+    local = sp.csr_array(jacobian_pattern(body.outputs, params))
+    rows = np.cumsum([0] + [o.size for o in body.outputs])
+    cols = np.cumsum([0] + [p.size for p in params])
+    blocks = [[local[r0:r1, c0:c1] for c0, c1 in zip(cols, cols[1:])]
+              for r0, r1 in zip(rows, rows[1:])]
+    starts = np.cumsum([0] + [s.size for s in src])
+    total = int(starts[-1])
+
+    def columns(start: int, count: int):
+        return sp.csr_array((np.ones(count, bool), (np.arange(count), start + np.arange(count))),
+                            shape=(count, total))
+    init, xs, consts = arg.split(list(range(len(src))))
+    carry = [columns(starts[k], src[k].size) for k in init]
+    fixed = [columns(starts[k], src[k].size) for k in consts]
+    ys: list[list] = [[None] * arg.length for _ in body.outputs[arg.carries:]]
+    for i in (reversed(range(arg.length)) if arg.reverse else range(arg.length)):
+        slices = [columns(starts[k] + i * params[arg.carries + j].size,
+                          params[arg.carries + j].size) for j, k in enumerate(xs)]
+        inputs = carry + slices + fixed
+        out = [sp.csr_array(sum((b @ p for b, p in zip(row, inputs) if b.nnz),
+                                sp.csr_array((o.size, total), dtype=bool)))
+               for row, o in zip(blocks, body.outputs)]
+        carry = out[:arg.carries]
+        for y, value in zip(ys, out[arg.carries:]):
+            y[i] = value
+    stacked = [sp.csr_array(sp.vstack(y, format="csr")) if y else
+               sp.csr_array((0, total), dtype=bool) for y in ys]
+    return [[r[:, a:b] for a, b in zip(starts, starts[1:])] for r in carry + stacked]
+
+
+def _dependence(node: UOp) -> list:
+    return _loop_dependence(replace(node.arg, output=0), node.src)[node.arg.output]
+
+
 LOOP = OpDef(
     "loop", None, kind=OpKind.LOOP,
     shape=_result,
@@ -427,6 +476,7 @@ LOOP = OpDef(
     vjp=_vjp,
     batch=_batch,
     siblings=siblings,
+    dependence=_dependence,
     cost=1 << 20,
 )
 """arg = Scan: one result of a loop (docs/architecture.md, 'Loops')."""

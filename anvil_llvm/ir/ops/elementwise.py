@@ -6,10 +6,11 @@ explicit broadcasts) and arithmetic sources share one dtype (the tensor layer in
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
 from .. import dtypes
 from ..dtypes import DType
-from ..uop import Linearity, OpDef
+from ..uop import Linearity, OpDef, OpKind, toposort
 
 _SUFFIX = {"double": "f64", "float": "f32"}
 
@@ -53,6 +54,12 @@ def _smooth(*partials):
         return tuple(B.mul(ct, d(B, node)) for d in partials)
     return {"jvp": jvp, "vjp": vjp, "batch": batch_elementwise,
             "linearity": Linearity.NONLINEAR}
+
+
+def _piecewise_linear(*partials):
+    """`_smooth` for an op whose partial derivatives are piecewise constant (abs, max, min,
+    mod): its second derivative is zero wherever it exists."""
+    return {**_smooth(*partials), "linearity": Linearity.LINEAR}
 
 
 def _linear(jvp, vjp):
@@ -137,7 +144,7 @@ NEG = OpDef("neg", 1, shape=_same_shape, dtype=_same_dtype("fi"), numpy=lambda a
             scalar=_neg, **_linear(lambda B, node, t: B.neg(t[0]),
                                         lambda B, node, ct: (B.neg(ct),)))
 ABS = OpDef("abs", 1, shape=_same_shape, dtype=_same_dtype("fi"), numpy=lambda arg, x: np.abs(x),
-            scalar=_abs, **_smooth(lambda B, n: B.sign(n.src[0])))
+            scalar=_abs, **_piecewise_linear(lambda B, n: B.sign(n.src[0])))
 """The derivative of abs at 0 is 0 (the subgradient np.sign gives)."""
 NOT = OpDef("not", 1, shape=_same_shape, dtype=_same_dtype("b"),
             numpy=lambda arg, x: np.logical_not(x),
@@ -189,8 +196,8 @@ def _mod_emit(e, node, x, y):
 
 MOD = OpDef("mod", 2, shape=_same_shape, dtype=_same_dtype("fi"),
             numpy=lambda arg, x, y: np.mod(x, y), scalar=_mod_emit, cost=20,
-            **_smooth(lambda B, n: B.scalar(1, n),
-                      lambda B, n: B.neg(B.div(B.sub(n.src[0], n), n.src[1]))))
+            **_piecewise_linear(lambda B, n: B.scalar(1, n),
+                                lambda B, n: B.neg(B.div(B.sub(n.src[0], n), n.src[1]))))
 """x mod y with the sign of y, as np.mod. d/dx = 1 and d/dy = -q for the quotient q = (x - r) / y,
 floor(x / y) up to rounding: the integer that the computed remainder r belongs to."""
 
@@ -212,7 +219,8 @@ def _extremum(name: str, np_fn, intrinsic: str, int_pred: str) -> OpDef:
         return e.op(f"select i1 {cond}, i64 {x}, i64 {y}")
     return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("fi"),
                  numpy=lambda arg, x, y: np_fn(x, y), scalar=emit, cost=2,
-                 **_smooth(lambda B, n: _choose(B, n, 0), lambda B, n: _choose(B, n, 1)))
+                 **_piecewise_linear(lambda B, n: _choose(B, n, 0),
+                                     lambda B, n: _choose(B, n, 1)))
 
 
 MAX = _extremum("max", np.maximum, "maximum", "sgt")
@@ -330,8 +338,22 @@ def _where_dtype(dts, arg):
     return dts[1]
 
 
+def _where_dependence(node) -> list:
+    """Each element reads one branch: which one is known before any input when the condition
+    is a constant (a mask), else either (the dependence rule)."""
+    from ..interpret import evaluate
+    condition = node.src[0]
+    if any(n.op.kind is OpKind.SOURCE and n.op.numpy is None for n in toposort([condition])):
+        taken = [np.ones(node.size, bool)] * 2
+    else:
+        (mask,) = evaluate([condition], [])
+        taken = [mask.reshape(-1), ~mask.reshape(-1)]
+    return [None] + [sp.diags_array(t, format="csr", dtype=bool) if s.dtype.is_float else None
+                     for t, s in zip(taken, node.src[1:])]
+
+
 WHERE = OpDef("where", 3, shape=_same_shape, dtype=_where_dtype,
-              numpy=lambda arg, c, x, y: np.where(c, x, y),
+              numpy=lambda arg, c, x, y: np.where(c, x, y), dependence=_where_dependence,
               scalar=(lambda e, node, c, x, y: e.op(
                   f"select i1 {c}, {node.dtype.llvm} {x}, {node.dtype.llvm} {y}")),
               **_linear(lambda B, node, t: B.where(node.src[0], t[1], t[2]),

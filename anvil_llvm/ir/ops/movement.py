@@ -6,12 +6,30 @@ index to the source index (with clamped loads and a select where padding or conc
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..uop import OpDef, OpKind, Payload
+from ..uop import Linearity, OpDef, OpKind, Payload
 
 
 def _same_dtype(dts, arg):
     return dts[0]
+
+
+def read_elements(node) -> list:
+    """Which source element each element of `node` reads (the dependence rule of every
+    movement op): the op's own NumPy rule run on element numbers, 0 where it reads none."""
+    ends = np.cumsum([0] + [s.size for s in node.src])
+    numbers = [np.arange(1 + start, 1 + end, dtype=np.int64).reshape(s.shape)
+               for start, end, s in zip(ends, ends[1:], node.src)]
+    read = np.asarray(node.op.numpy(node.arg, *numbers), dtype=np.int64).reshape(-1)
+    rows = np.arange(read.size)
+    patterns = []
+    for start, end, s in zip(ends, ends[1:], node.src):
+        mine = (read > start) & (read <= end)
+        patterns.append(sp.csr_array((np.ones(int(mine.sum()), bool),
+                                      (rows[mine], read[mine] - 1 - start)),
+                                     shape=(node.size, s.size)))
+    return patterns
 
 
 def _reshape_shape(shapes, new):
@@ -25,7 +43,8 @@ def _size(sources, batched):
     return next(s.shape[0] for s, b in zip(sources, batched) if b)
 
 
-RESHAPE = OpDef("reshape", 1, kind=OpKind.MOVEMENT, shape=_reshape_shape, dtype=_same_dtype,
+RESHAPE = OpDef("reshape", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+               linearity=Linearity.LINEAR, shape=_reshape_shape, dtype=_same_dtype,
                 numpy=lambda arg, x: x.reshape(arg), cost=0,
                 emit=lambda ctx, node, index: ctx.value(
                     node.src[0], index.reshape(ctx.e, node.src[0].shape)),
@@ -51,7 +70,8 @@ def _permute_emit(ctx, node, index):
     return ctx.value(node.src[0], ctx.index(node.src[0].shape, tuple(src_dims)))
 
 
-PERMUTE = OpDef("permute", 1, kind=OpKind.MOVEMENT, shape=_permute_shape, dtype=_same_dtype,
+PERMUTE = OpDef("permute", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+               linearity=Linearity.LINEAR, shape=_permute_shape, dtype=_same_dtype,
                 numpy=lambda arg, x: np.transpose(x, arg), emit=_permute_emit, cost=0,
                 jvp=lambda B, node, t: B.permute(t[0], node.arg),
                 vjp=lambda B, node, ct: (B.permute(ct, B.inverse_permutation(node.arg)),),
@@ -77,7 +97,8 @@ def _expand_emit(ctx, node, index):
     return ctx.value(src, ctx.index(src.shape, src_dims))
 
 
-EXPAND = OpDef("expand", 1, kind=OpKind.MOVEMENT, shape=_expand_shape, dtype=_same_dtype,
+EXPAND = OpDef("expand", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+               linearity=Linearity.LINEAR, shape=_expand_shape, dtype=_same_dtype,
                numpy=lambda arg, x: np.broadcast_to(x, arg), emit=_expand_emit, cost=0,
                jvp=lambda B, node, t: B.UOp(EXPAND, (t[0],), node.arg),
                vjp=lambda B, node, ct: (B.sum_to(ct, node.src[0].shape),),
@@ -118,7 +139,8 @@ def _slice_numpy(spec, x):
                    for start, step, count in spec)]
 
 
-SLICE = OpDef("slice", 1, kind=OpKind.MOVEMENT, shape=_slice_shape, dtype=_same_dtype,
+SLICE = OpDef("slice", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+               linearity=Linearity.LINEAR, shape=_slice_shape, dtype=_same_dtype,
               numpy=_slice_numpy, emit=_slice_emit, cost=0,
               jvp=lambda B, node, t: B.slice_(t[0], node.arg),
               vjp=lambda B, node, ct: (B.unslice(ct, node.arg, node.src[0].shape),),
@@ -165,7 +187,8 @@ def _pad_last_axis(node):
     return (low, low + node.src[0].shape[-1]), ((node.src[0], 1, -low),), kept
 
 
-PAD = OpDef("pad", 1, kind=OpKind.MOVEMENT, shape=_pad_shape, dtype=_same_dtype,
+PAD = OpDef("pad", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+               linearity=Linearity.LINEAR, shape=_pad_shape, dtype=_same_dtype,
             numpy=lambda pads, x: np.pad(x, pads) if pads else x.copy(),   # np.pad refuses 0-d
             emit=_pad_emit, cost=1,
             jvp=lambda B, node, t: B.pad(t[0], node.arg), vjp=_pad_vjp,
@@ -251,7 +274,8 @@ def _concat_last_axis(node):
     return tuple(starts), tuple((s, 1, -start) for s, start in zip(node.src, starts)), True
 
 
-CONCAT = OpDef("concat", None, kind=OpKind.MOVEMENT, shape=_concat_shape, dtype=_concat_dtype,
+CONCAT = OpDef("concat", None, kind=OpKind.MOVEMENT, dependence=read_elements,
+               linearity=Linearity.LINEAR, shape=_concat_shape, dtype=_concat_dtype,
                numpy=lambda axis, *xs: np.concatenate(xs, axis=axis), emit=_concat_emit, cost=1,
                jvp=_concat_jvp, vjp=_concat_vjp, batch=_concat_batch,
                last_axis=_concat_last_axis)
@@ -280,7 +304,8 @@ def _gather_emit(ctx, node, index):
     return ctx.value(node.src[0], ctx.index(node.src[0].shape, src_dims))
 
 
-GATHER = OpDef("gather", 1, kind=OpKind.MOVEMENT, shape=_gather_shape, dtype=_same_dtype,
+GATHER = OpDef("gather", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+               linearity=Linearity.LINEAR, shape=_gather_shape, dtype=_same_dtype,
                numpy=lambda arg, x: np.take(x, arg[1].array, axis=arg[0]), emit=_gather_emit,
                cost=1,
                jvp=lambda B, node, t: B.gather(t[0], node.arg[0], node.arg[1].array),

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse as sp
 
-from ..uop import OpDef, OpKind, Reduction
+from ..uop import Linearity, OpDef, OpKind, Reduction
 from .elementwise import ADD, CMPEQ, MAX, MIN, MUL
 from .source import llvm_literal
 
@@ -121,11 +122,31 @@ def _chooser_vjp(B, node, ct):
     return (B.mul(B.expand_back(ct, node.src[0].shape, node.arg), _chooser_weights(B, node)),)
 
 
-def _reduce(name: str, np_fn, combine: OpDef, identity, jvp, vjp) -> OpDef:
+def _groups(node) -> list:
+    """Each output element reads the source elements of its group (the dependence rule)."""
+    src = node.src[0]
+    kept = tuple(1 if axis in node.arg else n for axis, n in enumerate(src.shape))
+    group = np.broadcast_to(np.arange(node.size).reshape(kept), src.shape).reshape(-1)
+    return [sp.csr_array((np.ones(src.size, bool), (group, np.arange(src.size))),
+                         shape=(node.size, src.size))]
+
+
+def _product_pairs(node, live: np.ndarray) -> list:
+    """A product's distinct factors interact (x * y), a factor not with itself (it is linear in
+    each): pairs of distinct elements of a group whose product the output depends on."""
+    (member,) = _groups(node)
+    member = member[live]
+    pairs = sp.csr_array(member.T @ member)
+    pairs.setdiag(False)
+    pairs.eliminate_zeros()
+    return [(0, 0, pairs)]
+
+
+def _reduce(name: str, np_fn, combine: OpDef, identity, jvp, vjp, **second) -> OpDef:
     return OpDef(name, 1, kind=OpKind.REDUCE, shape=_reduce_shape, dtype=_reduce_dtype,
                  numpy=lambda axes, x: np.asarray(np_fn(x, axis=axes)).astype(x.dtype, copy=False),
                  reduction=Reduction(identity, combine, _reduced_shape, _body),
-                 jvp=jvp, vjp=vjp, batch=_batch)
+                 jvp=jvp, vjp=vjp, batch=_batch, dependence=_groups, **second)
 
 
 def _lowest(dtype):
@@ -136,8 +157,12 @@ def _highest(dtype):
     return np.inf if dtype.is_float else np.iinfo(np.int64).max
 
 
-REDUCE_SUM = _reduce("sum", np.sum, ADD, lambda dtype: 0, _sum_jvp, _sum_vjp)
-REDUCE_PROD = _reduce("prod", np.prod, MUL, lambda dtype: 1, _prod_jvp, _prod_vjp)
-REDUCE_MAX = _reduce("reduce_max", np.max, MAX, _lowest, _chooser_jvp, _chooser_vjp)
-REDUCE_MIN = _reduce("reduce_min", np.min, MIN, _highest, _chooser_jvp, _chooser_vjp)
+REDUCE_SUM = _reduce("sum", np.sum, ADD, lambda dtype: 0, _sum_jvp, _sum_vjp,
+                     linearity=Linearity.LINEAR)
+REDUCE_PROD = _reduce("prod", np.prod, MUL, lambda dtype: 1, _prod_jvp, _prod_vjp,
+                      linearity=Linearity.NONLINEAR, pairs=_product_pairs)
+REDUCE_MAX = _reduce("reduce_max", np.max, MAX, _lowest, _chooser_jvp, _chooser_vjp,
+                     linearity=Linearity.LINEAR)
+REDUCE_MIN = _reduce("reduce_min", np.min, MIN, _highest, _chooser_jvp, _chooser_vjp,
+                     linearity=Linearity.LINEAR)
 """arg = the sorted tuple of reduced axes."""

@@ -1,0 +1,103 @@
+"""Sparse Jacobians and Hessians as graphs: one directional derivative per colour (batched,
+over symbolic colour seeds), then the gather of the nonzeros into CSC order.
+
+A colour seed is `colors[j] == k` over the O(n) table of colours, never an n x c constant; the
+compressed products are laid out as the colouring layer expects (ad/coloring/result.py), and
+its direct decompression tables become one gather.
+"""
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from ..ir import build as B
+from ..ir.ops import CMPEQ, INPUT, IOTA
+from ..ir.ops.source import const_array
+from ..ir.uop import UOp, substitute
+from .batching import vmap_graph, with_batch
+from .coloring import Coloring
+from .dense import gradient_graph
+from .forward import jvp_graph
+from .reverse import vjp_graph
+
+
+def color_seeds(colors: np.ndarray, like: UOp) -> UOp:
+    """The seeds of a colouring of `like`'s elements, stacked: shape (c,) + like.shape with
+    seed[k] = (colors == k) (a colour of -1 is in no seed)."""
+    count = int(colors.max(initial=-1)) + 1
+    table = B.reshape(const_array(np.asarray(colors, np.int64)), (1, colors.size))
+    table = B.broadcast_to(table, (count, colors.size))
+    chosen = UOp(CMPEQ, (table, UOp(IOTA, (), ((count, colors.size), 0))))
+    return B.reshape(B.cast(chosen, like.dtype), (count,) + like.shape)
+
+
+def _batched(direction: UOp | None, seed: UOp, seeds: UOp, size: int, unroll: bool) -> UOp:
+    """`direction` (linear in `seed`) for every seed of `seeds`, flattened in seed order: a
+    loop over the seeds (vmap), or one copy of the graph per seed when `unroll`."""
+    count = seeds.shape[0]
+    if direction is None or not count:
+        return B.full((count * size,), 0, seeds.dtype)
+    if unroll:
+        rows = [B.reshape(substitute([direction], {seed: B.reshape(B.slice_(seeds, (
+            (k, 1, 1),) + tuple((0, 1, n) for n in seed.shape)), seed.shape)})[0], (size,))
+                for k in range(count)]
+        return B.concat(rows, 0) if len(rows) > 1 else rows[0]
+    ((batched, is_batched),) = vmap_graph([direction], {seed: seeds})
+    return B.reshape(with_batch(batched, is_batched, count), (count * size,))
+
+
+def _placeholder(like: UOp) -> UOp:
+    return UOp(INPUT, (), (-1, like.shape, like.dtype))
+
+
+def _gather(compressed: list[UOp], coloring: Coloring) -> UOp:
+    """The nonzeros in CSC order from the compressed products."""
+    if not coloring.tables.direct:
+        raise NotImplementedError(f"decompression by substitution ('{coloring.method}' "
+                                  "colourings) is not generated yet: use method='star'")
+    flat = B.concat(compressed, 0) if len(compressed) > 1 else compressed[0]
+    if coloring.pattern.nnz == 0:
+        return B.full((0,), 0, flat.dtype)
+    return B.gather(flat, 0, np.asarray(coloring.tables.source, np.int64))
+
+
+def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring,
+                     unroll: bool = False) -> UOp:
+    """The nonzeros of d outputs / d x in CSC order of `coloring.pattern` (rows: the outputs'
+    elements one after the other; columns: x's elements)."""
+    flat = [B.reshape(o, (o.size,)) for o in outputs]
+    out = B.concat(flat, 0) if len(flat) > 1 else flat[0]
+    parts = []
+    if coloring.ncolumn_colors:
+        seed = _placeholder(x)
+        (tangent,) = jvp_graph([out], {x: seed})
+        parts.append(_batched(tangent, seed, color_seeds(coloring.column_colors, x), out.size,
+                              unroll))
+    if coloring.nrow_colors:
+        seed = _placeholder(out)
+        (ct,) = vjp_graph([out], [seed], [x])
+        ct = None if ct is None else B.reshape(ct, (x.size,))
+        parts.append(_batched(ct, seed, color_seeds(coloring.row_colors, out), x.size, unroll))
+    if not parts:
+        return B.full((0,), 0, out.dtype)
+    return _gather(parts, coloring)
+
+
+def sphessian_graph(output: UOp, x: UOp, coloring: Coloring, unroll: bool = False) -> UOp:
+    """The nonzeros of the upper triangle of d² output / d x² in CSC order: Hessian-vector
+    products (forward over reverse) along the colour seeds."""
+    if not coloring.ncolors:
+        return B.full((0,), 0, output.dtype)
+    g = B.reshape(gradient_graph(output, x), (x.size,))
+    seed = _placeholder(x)
+    (tangent,) = jvp_graph([g], {x: seed})
+    return _gather([_batched(tangent, seed, color_seeds(coloring.column_colors, x), x.size,
+                             unroll)], coloring)
+
+
+def csc_structure(pattern: sp.csc_array) -> tuple[np.ndarray, np.ndarray]:
+    """(indices, indptr) of a CSC pattern as int32, 0-based."""
+    return pattern.indices.astype(np.int32), pattern.indptr.astype(np.int32)
+
+
+__all__ = ["color_seeds", "csc_structure", "sphessian_graph", "spjacobian_graph"]
