@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..ir.ops import ADD, CONST, CONST_ARRAY, EXPAND, INPUT, IOTA, PAD, RESHAPE
+from ..ir.ops import ADD, CONST, CONST_ARRAY, EXPAND, GATHER, INPUT, IOTA, PAD, RESHAPE
 from ..ir.uop import OpKind, UOp, consumers, toposort
 from . import blas, loop
 from .kernel import Buffer, Kernel, accumulates, buffer_nbytes, innermost_reads
@@ -79,6 +79,24 @@ def _is_flat(root: UOp, realised: set) -> bool:
     return True
 
 
+def _read_repeatedly(node: UOp, users: dict, costs: _Costs) -> bool:
+    """Whether fusing `node` into its consumers would compute its elements many times over,
+    unless it is cheap: through a broadcast (vmapped code: work independent of the batch,
+    expanded along it), or a gather reading most of it (at computed positions, each decoded
+    into the node's axes, where computing it in its own nest needs no decoding)."""
+    if costs.cost[node] <= RECOMPUTE_LIMIT or node.op in (RESHAPE, EXPAND):
+        return False
+    stack = list(users[node])
+    while stack:
+        user = stack.pop()
+        if user.op is RESHAPE:
+            stack.extend(users[user])
+        elif (user.op is EXPAND and user.size >= 2 * node.size
+              or user.op is GATHER and 2 * user.size >= node.size):
+            return True
+    return False
+
+
 def _realise(order: list[UOp], outputs: list[UOp], users: dict,
              gemms: frozenset) -> tuple[set, _Costs]:
     realised = {n for n in order if n.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not
@@ -96,7 +114,7 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
         costs.add(node, realised)
         if node in realised or node.op in (CONST, IOTA) or node.size == 0:
             continue
-        if costs.depth[node] >= MAX_DEPTH:
+        if costs.depth[node] >= MAX_DEPTH or _read_repeatedly(node, users, costs):
             realised.add(node)
             continue
         distinct = set(users[node])

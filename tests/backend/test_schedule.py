@@ -214,3 +214,16 @@ def test_outputs_tiled_by_padded_blocks_are_computed_in_place(op, nests):
     kernel. All compared with NumPy and the interpreter, also through out= arrays."""
     assert _nests(op, B) == nests
     check(op, B, tol=Tol(1e-14, 1e-14))
+
+
+@pytest.mark.parametrize("op, stored", [
+    (lambda m, a: _g(a)[None, :, :] * np.arange(1.0, 6.0)[:, None, None], True),
+    (lambda m, a: _g(a).reshape(-1)[np.arange(a.size)[::-1] % a.size], True),
+    (lambda m, a: (a * 2.0)[None, :, :] * np.arange(1.0, 6.0)[:, None, None], False),
+    (lambda m, a: _g(a).reshape(-1)[np.array([3, 5])], False),
+], ids=["broadcast", "gather of all", "cheap broadcast", "gather of few"])
+def test_costly_nodes_read_many_times_over_are_stored_once(op, stored):
+    """A costly node that a broadcast (vmapped code) or a gather reading most of it would
+    recompute per read gets a nest of its own; cheap ones and small gathers stay fused."""
+    assert _nests(op, A) == (2 if stored else 1)
+    check(op, A)
