@@ -36,19 +36,25 @@ def _local(node: UOp) -> list:
     return node.op.dependence(node)
 
 
-def _forward(outputs: Sequence[UOp], wrt: Sequence[UOp], keep: bool):
-    """The pattern of every node that depends on `wrt` (None: none), in topological order; the
-    patterns nobody needs any more are dropped unless `keep`."""
+def identity_seeds(wrt: Sequence[UOp]) -> dict[UOp, sp.csr_array]:
+    """The patterns of `wrt` themselves: their elements are the columns, one after the other."""
+    n = sum(w.size for w in wrt)
+    seeds, start = {}, 0
+    for w in wrt:
+        seeds[w] = sp.csr_array(sp.eye_array(w.size, n, k=start, dtype=bool, format="csr"))
+        start += w.size
+    return seeds
+
+
+def propagate(outputs: Sequence[UOp], seeds: dict[UOp, sp.csr_array], keep: bool):
+    """The pattern of every node given those of the `seeds` nodes (None: independent of them),
+    with the order and, if `keep`, every node's local rules (else the patterns nobody needs
+    any more are dropped as it goes)."""
     order = toposort(outputs)
     users = consumers(order)
     remaining = {node: len(set(users[node])) for node in order}
     kept = set(outputs)
-    n = sum(w.size for w in wrt)
-    patterns: dict[UOp, sp.csr_array | None] = {}
-    start = 0
-    for w in wrt:
-        patterns[w] = sp.csr_array(sp.eye_array(w.size, n, k=start, dtype=bool, format="csr"))
-        start += w.size
+    patterns: dict[UOp, sp.csr_array | None] = dict(seeds)
     locals_: dict[UOp, list] = {}
     for node in order:
         if node not in patterns:
@@ -92,7 +98,7 @@ def jacobian_pattern(outputs: Sequence[UOp], wrt: Sequence[UOp]) -> sp.csr_array
            [0, 1, 0]])
     """
     outputs = list(outputs)
-    _, patterns, _ = _forward(outputs, wrt, keep=False)
+    _, patterns, _ = propagate(outputs, identity_seeds(wrt), keep=False)
     n = sum(w.size for w in wrt)
     rows = [patterns.get(o) if patterns.get(o) is not None else
             sp.csr_array((o.size, n), dtype=bool) for o in outputs]
@@ -115,13 +121,36 @@ def hessian_pattern(output: UOp, wrt: Sequence[UOp]) -> sp.csr_array:
     if output.size != 1:
         raise ValueError(f"hessian_pattern: the output must be a scalar, got shape "
                          f"{output.shape}")
-    order, patterns, rules = _forward([output], wrt, keep=True)
     n = sum(w.size for w in wrt)
-    live: dict[UOp, np.ndarray] = {output: np.ones(output.size, bool)}
+    terms, _ = second_order_terms([output], identity_seeds(wrt), {output: np.ones(1, bool)})
+    return symmetric(terms, n)
+
+
+def symmetric(terms: list, n: int) -> sp.csr_array:
+    """The n x n pattern of Lᵀ R + Rᵀ L over the (L, R) pairs of `terms`."""
+    total = sp.csr_array((n, n), dtype=bool)
+    for left, right in terms:
+        product = left.T @ right
+        total = total + product + product.T
+    return sp.csr_array(total)
+
+
+def second_order_terms(outputs: Sequence[UOp], seeds: dict[UOp, sp.csr_array],
+                       live: dict[UOp, np.ndarray]) -> tuple[list, dict[UOp, np.ndarray]]:
+    """The (L, R) pairs whose Lᵀ R + Rᵀ L make the Hessian pattern of the `live` elements of
+    `outputs` (each a boolean array over its elements), given the `seeds`' patterns, and
+    which elements of each seed those output elements depend on."""
+    order, patterns, rules = propagate(outputs, seeds, keep=True)
+    live = dict(live)
+    reached_seeds: dict[UOp, np.ndarray] = {}
     terms = []
     for node in reversed(order):
         alive = live.pop(node, None)
-        if alive is None or not alive.any() or node not in rules:
+        if alive is None or not alive.any():
+            continue
+        if node in seeds:
+            reached_seeds[node] = alive
+        if node not in rules:
             continue
         local = rules[node]
         for s, rule in zip(node.src, local):
@@ -130,11 +159,7 @@ def hessian_pattern(output: UOp, wrt: Sequence[UOp]) -> sp.csr_array:
             reached = alive if rule is SAME else rule.T @ alive
             live[s] = reached if s not in live else live[s] | reached
         terms += _second_order(node, local, alive, patterns)
-    total = sp.csr_array((n, n), dtype=bool)
-    for left, right in terms:
-        product = left.T @ right
-        total = total + product + product.T
-    return sp.csr_array(total)
+    return terms, reached_seeds
 
 
 def _second_order(node: UOp, local: list, alive: np.ndarray, patterns: dict) -> list:

@@ -39,7 +39,6 @@ def random_points(row, seed: int = 0) -> list:
         if row.valid is None or row.valid(*xs):
             points.append(xs)
     return points
-HESSIAN_ROWS = [row for row in ROWS if row.name != "scan"]   # loops: no second-order rule yet
 
 
 @functools.cache
@@ -88,7 +87,7 @@ def hessians(row):
     return f, hessian(f)
 
 
-@pytest.mark.parametrize("row", HESSIAN_ROWS, ids=repr)
+@pytest.mark.parametrize("row", ROWS, ids=repr)
 def test_hessian_pattern_is_the_union_of_the_nonzeros(row):
     f, hess = hessians(row)
     pattern = hessian_sparsity(f).toarray()
@@ -181,8 +180,14 @@ def test_a_loop_pattern_is_the_unrolled_loop_pattern():
                                       for _ in range(POINTS)], True, "shooting")
 
 
-def test_hessian_sparsity_through_a_loop_is_not_there_yet():
-    f = av.NumericalFunction("f", lambda x: av.fori_loop(0, 3, lambda i, c: c * c, x).sum(),
-                             (av.Arg(2),))
-    with pytest.raises(NotImplementedError, match="'loop'"):
-        hessian_sparsity(f)
+def test_a_loop_hessian_pattern_is_the_unrolled_loop_pattern():
+    def objective(loop: bool):
+        states = _shooting(loop)
+        return av.NumericalFunction("j", lambda z: 0.5 * (states.inline(z) ** 2).sum()
+                                    + (states.inline(z)[::7] * z[3]).sum(), (av.Arg(16),))
+    loop, unrolled = objective(True), objective(False)
+    pattern = hessian_sparsity(loop)
+    assert (pattern != hessian_sparsity(unrolled)).nnz == 0
+    rng = np.random.default_rng(4)
+    check_pattern(pattern.toarray(), [hessian(loop)(rng.uniform(-1, 1, 16)) != 0
+                                      for _ in range(POINTS)], True, "shooting objective")

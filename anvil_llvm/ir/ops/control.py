@@ -29,7 +29,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ..uop import OpDef, OpKind, UOp, graph_digest, substitute, toposort
+from ..uop import Linearity, OpDef, OpKind, UOp, graph_digest, substitute, toposort
 from .source import CONST, CONST_ARRAY, INPUT, IOTA
 
 PARAM = OpDef(
@@ -424,10 +424,11 @@ def _batch(B, node: UOp, sources: tuple, batched: tuple) -> UOp:
 
 
 @functools.lru_cache(maxsize=16)
-def _loop_dependence(arg: Scan, src: tuple) -> list:
-    """Every result's pattern with respect to all sources (their elements one after the
-    other): the body's Jacobian pattern with respect to its params, composed iteration by
-    iteration."""
+def _trajectory(arg: Scan, src: tuple) -> tuple[list, list, int]:
+    """The loop's first-order patterns over all its sources' elements (one after the other):
+    per iteration, in the order they run, (index, the patterns of the body's params but the
+    index); then every result's pattern; and the number of columns. The body's Jacobian
+    pattern with respect to its params is composed iteration by iteration."""
     import scipy.sparse as sp
 
     from ...ad.sparsity import jacobian_pattern
@@ -448,10 +449,12 @@ def _loop_dependence(arg: Scan, src: tuple) -> list:
     carry = [columns(starts[k], src[k].size) for k in init]
     fixed = [columns(starts[k], src[k].size) for k in consts]
     ys: list[list] = [[None] * arg.length for _ in body.outputs[arg.carries:]]
+    steps = []
     for i in (reversed(range(arg.length)) if arg.reverse else range(arg.length)):
         slices = [columns(starts[k] + i * params[arg.carries + j].size,
                           params[arg.carries + j].size) for j, k in enumerate(xs)]
         inputs = carry + slices + fixed
+        steps.append((i, inputs))
         out = [sp.csr_array(sum((b @ p for b, p in zip(row, inputs) if b.nnz),
                                 sp.csr_array((o.size, total), dtype=bool)))
                for row, o in zip(blocks, body.outputs)]
@@ -460,11 +463,62 @@ def _loop_dependence(arg: Scan, src: tuple) -> list:
             y[i] = value
     stacked = [sp.csr_array(sp.vstack(y, format="csr")) if y else
                sp.csr_array((0, total), dtype=bool) for y in ys]
-    return [[r[:, a:b] for a, b in zip(starts, starts[1:])] for r in carry + stacked]
+    return steps, carry + stacked, total
+
+
+def _split_columns(pattern, src: tuple) -> list:
+    starts = np.cumsum([0] + [s.size for s in src])
+    return [pattern[:, a:b] for a, b in zip(starts, starts[1:])]
 
 
 def _dependence(node: UOp) -> list:
-    return _loop_dependence(replace(node.arg, output=0), node.src)[node.arg.output]
+    _, results, _ = _trajectory(replace(node.arg, output=0), node.src)
+    return _split_columns(results[node.arg.output], node.src)
+
+
+def _pairs(node: UOp, alive: np.ndarray) -> list:
+    """The second-order structure of one result's `alive` elements: per iteration, the body's
+    Hessian pattern with respect to its params (for the body elements the result depends on,
+    found backwards over the iterations; computed once per distinct set of them) carried to
+    the sources through the params' patterns at that iteration."""
+    import scipy.sparse as sp
+
+    from ...ad.sparsity import identity_seeds, second_order_terms, symmetric
+    arg: Scan = node.arg
+    steps, _, total = _trajectory(replace(arg, output=0), node.src)
+    body = arg.body
+    params, outs = body.params[1:], body.outputs
+    floats = [k for k, p in enumerate(params) if p.dtype.is_float]
+    seeds = identity_seeds([params[k] for k in floats])
+    size = sum(params[k].size for k in floats)
+    local: dict[bytes, tuple] = {}
+    carry_live = [np.zeros(o.size, bool) for o in outs[:arg.carries]]
+    if arg.output < arg.carries:
+        carry_live[arg.output] = alive
+    rows = None if arg.output < arg.carries else alive.reshape(arg.length, -1)
+    hessian = sp.csr_array((total, total), dtype=bool)
+    for i, inputs in reversed(steps):
+        live: dict[UOp, np.ndarray] = {}
+        wanted = list(zip(outs[:arg.carries], carry_live))
+        if rows is not None:
+            wanted.append((outs[arg.output], rows[i]))
+        for out, elements in wanted:
+            live[out] = elements | live[out] if out in live else elements
+        key = b"".join(np.packbits(live.get(o, np.zeros(o.size, bool))).tobytes() + b"|"
+                       for o in outs)
+        if key not in local:
+            terms, reached = second_order_terms(outs, seeds, live)
+            local[key] = (symmetric(terms, size), reached)
+        body_hessian, reached = local[key]
+        if body_hessian.nnz:
+            moved = sp.csr_array(sp.vstack([inputs[k] for k in floats], format="csr"))
+            hessian = hessian + moved.T @ body_hessian @ moved
+        carry_live = [reached.get(p, np.zeros(p.size, bool)) for p in params[:arg.carries]]
+    starts = np.cumsum([0] + [s.size for s in node.src])
+    spans = list(zip(starts, starts[1:]))
+    hessian = sp.csr_array(hessian)
+    return [(a, b, hessian[a0:a1, b0:b1]) for a, (a0, a1) in enumerate(spans)
+            for b, (b0, b1) in enumerate(spans) if hessian[a0:a1, b0:b1].nnz]
 
 
 LOOP = OpDef(
@@ -477,6 +531,8 @@ LOOP = OpDef(
     batch=_batch,
     siblings=siblings,
     dependence=_dependence,
+    pairs=_pairs,
+    linearity=Linearity.NONLINEAR,
     cost=1 << 20,
 )
 """arg = Scan: one result of a loop (docs/architecture.md, 'Loops')."""
