@@ -25,10 +25,11 @@ def color_seeds(colors: np.ndarray, like: UOp) -> UOp:
     """The seeds of a colouring of `like`'s elements, stacked: shape (c,) + like.shape with
     seed[k] = (colors == k) (a colour of -1 is in no seed)."""
     count = int(colors.max(initial=-1)) + 1
-    table = B.reshape(const_array(np.asarray(colors, np.int64)), (1, colors.size))
-    table = B.broadcast_to(table, (count, colors.size))
-    chosen = UOp(CMPEQ, (table, UOp(IOTA, (), ((count, colors.size), 0))))
-    return B.reshape(B.cast(chosen, like.dtype), (count,) + like.shape)
+    shape = (count,) + like.shape
+    table = const_array(np.asarray(colors, np.int64).reshape(like.shape))
+    table = B.broadcast_to(B.reshape(table, (1,) + like.shape), shape)
+    # In the argument's own shape: indices in a nest over it need no division.
+    return B.cast(UOp(CMPEQ, (table, UOp(IOTA, (), (shape, 0)))), like.dtype)
 
 
 def _batched(direction: UOp | None, seed: UOp, seeds: UOp, size: int, unroll: bool) -> UOp:

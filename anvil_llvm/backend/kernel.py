@@ -121,13 +121,35 @@ class Index:
         return self._flat
 
     def reshape(self, e, shape: tuple) -> "Index":
-        """The same element seen in an array of `shape` (same size)."""
+        """The same element seen in an array of `shape` (same size): where each new axis
+        merges whole old axes, its value combines theirs (no division), else through the
+        flat offset."""
         if self._dims is not None:
-            kept = [(d, n) for d, n in zip(self._dims, self.shape) if n != 1]
-            if [n for _, n in kept] == [n for n in shape if n != 1]:
-                it = iter(kept)
-                return Index(shape, dims=tuple(next(it)[0] if n != 1 else "0" for n in shape))
+            merged = _merged(e, self._dims, self.shape, shape)
+            if merged is not None:
+                return Index(shape, dims=merged)
         return Index(shape, flat=self.flat(e))
+
+
+def _merged(e, dims: tuple, old: tuple, new: tuple) -> tuple | None:
+    """The values of the axes of `new` when each is a run of whole axes of `old` (axes of
+    extent 1 aside), else None."""
+    kept = [(d, n) for d, n in zip(dims, old) if n != 1]
+    out, k = [], 0
+    for n in new:
+        if n == 1:
+            out.append("0")
+            continue
+        group, size = [], 1
+        while size < n and k < len(kept):
+            group.append(kept[k])
+            size *= kept[k][1]
+            k += 1
+        if size != n:
+            return None
+        out.append(group[0][0] if len(group) == 1 else
+                   e.flatten(tuple(d for d, _ in group), tuple(m for _, m in group)))
+    return tuple(out) if k == len(kept) else None
 
 
 def buffer_nbytes(dtype, size: int) -> int:

@@ -163,3 +163,21 @@ def test_vector_functions_only_with_vector_math(vector_math):
     _, text, _ = lowered("loops", vector_math)
     assert ("_ZGV" in text) == vector_math
     assert ("vector-function-abi-variant" in text) == vector_math
+
+
+W = np.linspace(0.5, 1.5, 1200).reshape(30, 40)
+
+
+@pytest.mark.parametrize("fn, divides", [
+    (lambda x: x.reshape(5, 30, 40) * W, False),              # merges (30, 40) of the nest
+    (lambda x: x.reshape(5, 1, 30, 40).reshape(5, 30, 40) * W, False),
+    (lambda x: (x.reshape(5, 30, 40) * W).reshape(5, 1200)[:, ::-1], True),   # splits
+])
+def test_a_reshape_that_merges_whole_axes_needs_no_division(fn, divides):
+    """A nest over (5, 30, 40) reading a (5, 1200) array through a reshape combines its
+    counters into the merged axis (i * 40 + j); a nest over (5, 1200) reading a (5, 30, 40)
+    expression splits its counter (division)."""
+    f = av.NumericalFunction("merge", fn, (av.Arg((5, 1200)),))
+    x = np.random.default_rng(0).uniform(-1, 1, (5, 1200))
+    np.testing.assert_array_equal(f(x), fn(x))
+    assert (re.search(r"\b[us](div|rem) i64", f.llvm_ir) is not None) == divides
