@@ -73,7 +73,7 @@ def _operand(x: UOp, batch, free, contracted, free_first: bool) -> UOp:
 def _as_gemm(node: UOp) -> UOp | None:
     (lc, rc, lb, rb) = node.arg
     a, b = node.src
-    if node.dtype not in _SYMBOLS or node.arg == CANONICAL and a.ndim == 3:
+    if node.dtype not in _SYMBOLS or node.arg == CANONICAL and a.ndim == b.ndim == 3:
         return None
     fa, fb = _free(a.ndim, lc, lb), _free(b.ndim, rc, rb)
     m, n, k = _prod(a.shape, fa), _prod(b.shape, fb), _prod(a.shape, lc)
@@ -102,7 +102,7 @@ def canonicalise(outputs: list[UOp], order: list[UOp]) -> list[UOp]:
 
 def is_gemm(node: UOp) -> bool:
     return (node.op is CONTRACT and node.arg == CANONICAL and node.src[0].ndim == 3
-            and node.dtype in _SYMBOLS and node.size * node.src[0].shape[2] >= GEMM_WORK)
+            and node.src[1].ndim == 3 and node.dtype in _SYMBOLS and node.size * node.src[0].shape[2] >= GEMM_WORK)
 
 
 def operand(node: UOp) -> tuple[UOp, bool, int]:

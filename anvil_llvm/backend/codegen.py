@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 import math
 
+import numpy as np
+
 
 from ..ir.dtypes import DType
 from ..ir.ops import CONST, CONST_ARRAY, INPUT
@@ -87,9 +89,12 @@ class Lowering:
         return value
 
     def load_constant(self, payload, flat: str) -> str:
+        """Element `flat` of an integer table (int32 or int64), as an i64."""
         name = self.tables.name(payload)
-        ptr = self.e.op(f"getelementptr inbounds i64, ptr {name}, i64 {flat}")
-        return self.e.op(f"load i64, ptr {ptr}")
+        ty = "i32" if payload.array.dtype == np.int32 else "i64"
+        ptr = self.e.op(f"getelementptr inbounds {ty}, ptr {name}, i64 {flat}")
+        value = self.e.op(f"load {ty}, ptr {ptr}")
+        return self.e.op(f"sext i32 {value} to i64") if ty == "i32" else value
 
     # ---- buffers ---------------------------------------------------------------------------------
     def pointer(self, buffer: Buffer) -> str:

@@ -219,3 +219,17 @@ def test_large_integer_products_stay_loops_and_are_exact():
     rng = np.random.default_rng(4)
     a, b = rng.integers(-1000, 1000, (40, 40)), rng.integers(-1000, 1000, (40, 40))
     np.testing.assert_array_equal(f(a, b), a @ b)
+
+
+def test_a_canonical_looking_contraction_with_a_matrix_operand():
+    """(B, M, K) x (B, K) -> (B, M) has the canonical axis lists but a 2-D right operand: it
+    is rewritten into a GEMM with N = 1, not taken for one as it is."""
+    a = np.random.default_rng(5).uniform(-1, 1, (3, 4, 5))
+    b = np.random.default_rng(6).uniform(-1, 1, (3, 5))
+    args = [av.Arg(a.shape), av.Arg(b.shape)]
+    x, y = (UOp(INPUT, (), (i, v.shape, dtypes.float64)) for i, v in enumerate((a, b)))
+    with mock.patch.object(blas, "GEMM_WORK", 1):
+        f = av.NumericalFunction.from_graph("mv", args, [UOp(CONTRACT, (x, y), blas.CANONICAL)],
+                                            False)
+        got = f(a, b)
+    assert_product(got, np.einsum("bmk,bk->bm", a, b), np.float64)
