@@ -412,10 +412,11 @@ def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: st
               order: str = "best", name: str | None = None, argnums: int | None = None):
     """The sparse Hessian of a scalar function: a SparseNumericalFunction returning the
     nonzeros of its upper triangle in CSC order, from one Hessian-vector product (forward over
-    reverse) per colour of a star colouring of the detected pattern.
+    reverse) per colour of a colouring of the detected pattern.
 
-    method: "star" (direct decompression: one gather); order: the colouring's vertex order
-    (anvil_llvm.ad.coloring.HESSIAN_ORDERS). unroll=True writes one copy of the derivative
+    method: "star" (direct decompression: one gather) or "acyclic" (fewer colours; the
+    nonzeros recovered by substitution, a sequential pass); order: the colouring's vertex
+    order (anvil_llvm.ad.coloring.HESSIAN_ORDERS). unroll=True writes one copy of the derivative
     graph per colour instead of a loop over the colours.
 
     >>> import anvil_llvm as av
@@ -431,9 +432,6 @@ def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: st
     a = _one_argnum(fn, argnum, argnums, "sphessian")
     out = scalar_output(fn, "sphessian")
     unroll = _check_bool(unroll, "sphessian: unroll")
-    if method != "star":
-        raise ValueError(f"sphessian: method: expected 'star' (decompression by substitution, "
-                         f"'acyclic', is not generated yet), got {method!r}")
     x = fn.inputs[a]
     coloring = hessian_coloring(hessian_pattern(out, [x]), method=method, order=order)
     return _sparse(fn, sphessian_graph(out, x, coloring, unroll), coloring,

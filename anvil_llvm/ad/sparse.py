@@ -13,7 +13,9 @@ import scipy.sparse as sp
 from ..ir import build as B
 from ..ir.ops import CMPEQ, INPUT, IOTA
 from ..ir.ops.source import const_array
-from ..ir.uop import UOp, substitute
+from ..ir.ops.substitute import Program, substitute
+from ..ir.uop import Payload, UOp
+from ..ir.uop import substitute as replaced
 from .batching import vmap_graph, with_batch
 from .coloring import Coloring
 from .dense import gradient_graph
@@ -39,7 +41,7 @@ def _batched(direction: UOp | None, seed: UOp, seeds: UOp, size: int, unroll: bo
     if direction is None or not count:
         return B.full((count * size,), 0, seeds.dtype)
     if unroll:
-        rows = [B.reshape(substitute([direction], {seed: B.reshape(B.slice_(seeds, (
+        rows = [B.reshape(replaced([direction], {seed: B.reshape(B.slice_(seeds, (
             (k, 1, 1),) + tuple((0, 1, n) for n in seed.shape)), seed.shape)})[0], (size,))
                 for k in range(count)]
         return B.concat(rows, 0) if len(rows) > 1 else rows[0]
@@ -52,14 +54,17 @@ def _placeholder(like: UOp) -> UOp:
 
 
 def _gather(compressed: list[UOp], coloring: Coloring) -> UOp:
-    """The nonzeros in CSC order from the compressed products."""
-    if not coloring.tables.direct:
-        raise NotImplementedError(f"decompression by substitution ('{coloring.method}' "
-                                  "colourings) is not generated yet: use method='star'")
+    """The nonzeros in CSC order from the compressed products: one gather for direct tables,
+    the substitution program for an acyclic colouring's."""
     flat = B.concat(compressed, 0) if len(compressed) > 1 else compressed[0]
+    tables = coloring.tables
     if coloring.pattern.nnz == 0:
         return B.full((0,), 0, flat.dtype)
-    return B.gather(flat, 0, np.asarray(coloring.tables.source, np.int64))
+    if tables.direct:
+        return B.gather(flat, 0, np.asarray(tables.source, np.int64))
+    program = Program(*(Payload(np.asarray(t, np.int64)) for t in (
+        tables.source, tables.target, tables.subtract)), coloring.pattern.nnz, flat.size)
+    return substitute(flat, program)
 
 
 def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring,

@@ -97,6 +97,11 @@ class Lowering:
         return self.e.op(f"sext i32 {value} to i64") if ty == "i32" else value
 
     # ---- buffers ---------------------------------------------------------------------------------
+    def start(self, node: UOp) -> str:
+        """The address of the first element of a realised node's buffer."""
+        buffer = self.sched.buffers[node]
+        return self.address(buffer, Index((buffer.size,), flat="0"))
+
     def pointer(self, buffer: Buffer) -> str:
         if buffer.kind == "input":
             return f"%in{buffer.position}"
@@ -379,10 +384,17 @@ def _fold(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
 
 def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
     """Emit the body of one kernel into `ctx.e` (the caller opens and closes the function)."""
+    if kernel.chunk is not None:
+        _emit_chunk(ctx, kernel)
+        return
     ctx.unroll_positions = min(UNROLL_POSITIONS, UNROLL_OPS // max(kernel.ops, 1))
     root = kernel.reduction
+    first = kernel.roots[0]
     if kernel.body is not None:
         loop.emit(ctx, kernel, ctx.define(kernel.body, "body"))
+    elif first.op.kind is OpKind.PROGRAM:
+        scratch = ctx.e.op(f"getelementptr inbounds i8, ptr %work, i64 {kernel.scratch}")
+        first.op.program(ctx, first, ctx.start(first), scratch)
     elif root is not None and root in ctx.sched.gemms:
         blas.emit_gemm(ctx, root, kernel.stores[0][1])
     elif root is not None:
@@ -391,6 +403,25 @@ def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
         ctx.computing = None
     else:
         _emit_map(ctx, kernel)
+
+
+def _emit_chunk(ctx: Lowering, kernel: Kernel) -> None:
+    """A chunk of small kernels (schedule._Chunks): each root at each of its positions in turn,
+    unrolled, stored if it has a buffer (the others only this chunk reads: they stay in
+    registers). Values computed stay known to the roots after them, under both index forms."""
+    stored: dict[UOp, list[Buffer]] = {}
+    for root, buffer in kernel.stores:
+        stored.setdefault(root, []).append(buffer)
+    for root in kernel.roots:
+        ctx.computing = root
+        for position in itertools.product(*map(range, root.shape)):
+            index = Index(root.shape, dims=tuple(map(str, position)))
+            value = ctx.value(root, index)
+            for buffer in stored.get(root, ()):
+                ctx.store(buffer, index, value)
+            ctx.scopes[-1][(root, index.key)] = value
+            ctx.scopes[-1][(root, Index(root.shape, flat=index.flat(ctx.e)).key)] = value
+    ctx.computing = None
 
 
 def identity_literal(rule: Reduction, dtype: DType) -> str:
@@ -431,6 +462,27 @@ class Tables:
             lines.append(f"{name} = private unnamed_addr constant [{size} x i8] {body}, "
                          "align 64")
         return lines
+
+
+def _attributes(kernel: Kernel, chunked: bool, linkage: str) -> str:
+    """The attributes of a kernel's function. The chunks of a chunked function are `noinline
+    optnone` (never inlined nor optimised; the module is generated at codegen level 0): LLVM's
+    time then grows linearly with the graph (docs/backend.md, 'Huge scalar graphs'). Other
+    kernels, and the chunks of a loop body (`internal`: its code runs every iteration and its
+    size does not grow with the trip count), are left to the inliner and optimised."""
+    if kernel.chunk is not None and chunked and linkage != "internal":
+        return "noinline optnone nounwind"
+    return "nounwind"
+
+
+def _entry_attributes(sched: Schedule, chunked: bool, linkage: str) -> str:
+    """The attributes of the function calling the kernels: `optnone` too when it calls only
+    `optnone` chunks, so that the optimiser, which would leave every function as it is, does
+    not run at all (jit.compile_object; it costs about 0.5 ms per chunk function)."""
+    if chunked and linkage != "internal" and all(
+            _attributes(kernel, chunked, linkage) != "nounwind" for kernel in sched.kernels):
+        return "noinline optnone nounwind"
+    return "nounwind"
 
 
 def is_chunked(sched: Schedule) -> bool:
@@ -477,12 +529,12 @@ def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tabl
         # Other kernels are left to the inliner: marked `alwaysinline` (inlined before they are
         # simplified) they build ~10% faster, but LLVM 22's loop vectoriser then miscompiles
         # chains of guarded loads (the bratu2d energy gradient, tests/ad/test_ad_problems.py).
-        attrs = "noinline optnone nounwind" if kernel.chunk is not None and chunked else \
-            "nounwind"
+        attrs = _attributes(kernel, chunked, linkage)
         fname = f"@{symbol}.k{k}"
         functions.append(f"define internal void {fname}({', '.join(params)}) {attrs} {{\n"
                          f"entry:\n{e.body()}\n  ret void\n}}")
         calls.append(f"  call void {fname}({args})")
-    functions.append(f"define {linkage} i32 @{symbol}({', '.join(params)}) nounwind {{\n"
+    functions.append(f"define {linkage} i32 @{symbol}({', '.join(params)}) "
+                     f"{_entry_attributes(sched, chunked, linkage)} {{\n"
                      "entry:\n" + "\n".join(calls) + "\n  ret i32 0\n}")
 

@@ -15,6 +15,7 @@ CHUNK_OPS = 250         # scalar code per noinline function (docs/backend.md, 'H
 SMALL_REDUCTION = 8     # reductions over at most this many elements are unrolled in place
 MAX_DEPTH = 96          # deeper expressions are realised: bounds the emitter's recursion
 WINDOW = 4              # a node read at offsets this close along a loop is carried, not stored
+SMALL_SIZE = 8          # nodes of at most this many elements are scheduled like scalars
 
 
 @dataclass
@@ -52,12 +53,23 @@ class _Costs:
         self.cost: dict[UOp, int] = {}
         self.depth: dict[UOp, int] = {}
         self.nodes: dict[UOp, int] = {}     # operations emitted: what LLVM's time scales with
+        # instructions emitted per position (free ops such as reshapes and constants not
+        # counted): what chunks of small code are sized by
+        self.emitted: dict[UOp, int] = {}
 
     def add(self, node: UOp, realised: set) -> None:
-        inlined = [s for s in node.src if s not in realised and _fusable(s, self.gemms)]
-        self.cost[node] = min(node.op.cost + sum(self.cost[s] for s in inlined), 1 << 30)
-        self.depth[node] = 1 + max((self.depth[s] for s in inlined), default=0)
-        self.nodes[node] = min(1 + sum(self.nodes[s] for s in inlined), 1 << 30)
+        cost, depth, nodes = node.op.cost, 0, 1
+        emitted = 1 if cost or node.op.kind is OpKind.ELEMENTWISE else 0
+        for s in node.src:
+            if s not in realised and _fusable(s, self.gemms):
+                cost += self.cost[s]
+                depth = max(depth, self.depth[s])
+                nodes += self.nodes[s]
+                emitted += self.emitted[s]
+        self.cost[node] = min(cost, 1 << 30)
+        self.depth[node] = 1 + depth
+        self.nodes[node] = min(nodes, 1 << 30)
+        self.emitted[node] = min(emitted, 1 << 30)
 
 
 def _is_flat(root: UOp, realised: set) -> bool:
@@ -107,6 +119,8 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
     realised.update(n for n in order if n.op.kind is OpKind.LOOP)
     realised.update(loop.viewed(s)[0] for n in order if n.op.kind is OpKind.LOOP
                     for s in n.src)
+    # So does a program (a sequential kernel of its own).
+    realised.update(m for n in order if n.op.kind is OpKind.PROGRAM for m in (n, *n.src))
     # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
     realised.update(blas.operand(s)[0] for n in gemms for s in n.src)
     costs = _Costs(gemms)
@@ -117,13 +131,16 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
         if costs.depth[node] >= MAX_DEPTH or _read_repeatedly(node, users, costs):
             realised.add(node)
             continue
+        if _too_long(node, costs):
+            realised.add(node)
+            continue
         distinct = set(users[node])
         if len(distinct) < 2:
             continue
         same_place = all(u.op.kind is OpKind.ELEMENTWISE and u.shape == node.shape
                          for u in distinct)
         cost = costs.cost[node]
-        if node.shape == () and cost > 1 or not same_place and cost > RECOMPUTE_LIMIT:
+        if is_small(node) and cost > 1 or not same_place and cost > RECOMPUTE_LIMIT:
             realised.add(node)
     return realised, costs
 
@@ -157,7 +174,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
     tiled = _tile_outputs(outputs, users, realised, buffers)
 
     kernels: list[Kernel] = []
-    chunk_id, chunk_cost = 0, 0
+    chunks = _Chunks(realised, costs, set(outputs))
     in_graph, looped = set(order), set()
     for node in order:
         if node.op.kind is OpKind.LOOP:
@@ -165,6 +182,11 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
                 kernel = loop.plan(node, in_graph, lambda i, o: schedule(i, o, gemm))
                 looped.update(kernel.roots)
                 kernels.append(kernel)
+            continue
+        if node.op.kind is OpKind.PROGRAM:
+            source = node.src[0]
+            kernels.append(Kernel((), [node], scratch_bytes=buffer_nbytes(
+                source.dtype, source.shape[-1] if source.ndim else 1)))
             continue
         if (node not in realised or node.op in (INPUT, CONST_ARRAY) or node.size == 0
                 or node in tiled):
@@ -174,12 +196,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
         else:
             kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised),
                             ops=costs.nodes[node])
-        if node.shape == () and kernel.reduction is None:
-            cost = costs.nodes[node]
-            if chunk_cost + cost > CHUNK_OPS and chunk_cost:
-                chunk_id, chunk_cost = chunk_id + 1, 0
-            chunk_cost += cost
-            kernel.chunk = chunk_id
+        chunks.assign(kernel, node)
         kernels.append(kernel)
     _share_nests(kernels, realised)
     _slide_windows(kernels, realised, set(outputs), costs)
@@ -188,15 +205,90 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
         if buffers[node] is not buffer and node.size:
             kernels.append(Kernel(node.shape, [node], flat=True, stores=[(node, buffer)]))
 
+    _keep_in_chunks(kernels, realised, buffers)
     work_bytes = _plan_workspace(kernels, realised, buffers)
     for kernel in kernels:
         if not kernel.stores:
-            kernel.stores = [(r, buffers[r]) for r in kernel.roots]
+            kernel.stores = [(r, buffers[r]) for r in kernel.roots if r in buffers]
     _merge_chunks(kernels)
     elements = sum(node.size for node in order) + sum(
         k.roots[0].arg.length * k.body.elements for k in kernels if k.body is not None)
     return Schedule(list(inputs), list(outputs), kernels, buffers, constants, work_bytes,
                     elements, gemms)
+
+
+def is_small(node: UOp) -> bool:
+    """Whether `node` is scheduled like scalar code: realised when used twice unless trivial,
+    cut where its code grows long, and, in a chunk, emitted position by position
+    (docs/backend.md, 'Huge scalar graphs')."""
+    return node.size <= SMALL_SIZE
+
+
+def _too_long(node: UOp, costs: _Costs) -> bool:
+    """Whether the code of a small node, unrolled over its positions, would outgrow a chunk:
+    it is then realised, which cuts long expressions (a state updated step after step) into
+    pieces that chunks can be made of."""
+    return is_small(node) and costs.emitted[node] * node.size > CHUNK_OPS
+
+
+class _Chunks:
+    """Groups the kernels of small nodes, in order, into chunks of about CHUNK_OPS
+    instructions, one `noinline` function each, so that LLVM's time grows linearly with the
+    graph (docs/backend.md, 'Huge scalar graphs'): the steps of a long computation on a few
+    numbers, e.g. a derivative of a time-stepping loop over a small state. A small output
+    computed from inputs and constants alone (no other small intermediate) is not part of
+    such code and stays a kernel of its own, as a vector of a few elements would be."""
+
+    def __init__(self, realised: set, costs: _Costs, outputs: set):
+        self.realised, self.costs, self.outputs = realised, costs, outputs
+        self.chunk, self.ops = 0, 0
+
+    def member(self, kernel: Kernel, node: UOp) -> bool:
+        if kernel.reduction is not None or accumulates(node) or not is_small(node):
+            return False
+        if node.shape == () or node not in self.outputs:
+            return True
+        stack, seen = list(node.src), set()
+        while stack:        # loads([node], realised), stopping at the first small intermediate
+            s = stack.pop()
+            if s in seen:
+                continue
+            seen.add(s)
+            if s not in self.realised:
+                stack.extend(s.src)
+            elif is_small(s) and s.op not in (INPUT, CONST_ARRAY):
+                return True
+        return False
+
+    def assign(self, kernel: Kernel, node: UOp) -> None:
+        if not self.member(kernel, node):
+            return
+        cost = self.costs.emitted[node] * node.size
+        if self.ops + cost > CHUNK_OPS and self.ops:
+            self.chunk, self.ops = self.chunk + 1, 0
+        self.ops += cost
+        kernel.chunk = self.chunk
+
+
+def _keep_in_chunks(kernels: list[Kernel], realised: set, buffers: dict) -> None:
+    """Unrealise the roots of chunks that no other kernel reads (nor is an output): their
+    chunk keeps them in registers, in order, with no store nor workspace. A chunk is a run of
+    consecutive kernels of one chunk id (`_merge_chunks`)."""
+    groups, group, last = [], -1, None
+    readers: dict[UOp, set] = {}
+    for kernel in kernels:
+        if kernel.chunk is None or last is None or kernel.chunk != last:
+            group += 1
+        last = kernel.chunk
+        groups.append(group)
+        for node in loads(kernel.roots, realised):
+            readers.setdefault(node, set()).add(group)
+    for kernel, group in zip(kernels, groups):
+        if kernel.chunk is None:
+            continue
+        for root in kernel.roots:
+            if root not in buffers and readers.get(root, set()) <= {group}:
+                realised.discard(root)
 
 
 def _share_nests(kernels: list[Kernel], realised: set) -> None:
@@ -383,7 +475,7 @@ def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict) -> int:
     top = 0
     for k, kernel in enumerate(kernels):
         for root in kernel.roots:
-            if root in buffers:
+            if root in buffers or root not in realised:
                 continue
             offset, top = _take(free, _align(buffer_nbytes(root.dtype, root.size)), top)
             buffers[root] = Buffer("work", offset, root.dtype, root.size)

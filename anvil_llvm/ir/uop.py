@@ -24,6 +24,7 @@ class OpKind(enum.Enum):
     CONTRACT = "contract"
     SOURCE = "source"
     LOOP = "loop"
+    PROGRAM = "program"
 
 
 class Linearity(enum.Enum):
@@ -101,6 +102,9 @@ class OpDef:
     live) -> [(i, j, M)]` gives the second-order structure of a non-elementwise op that is not
     linear: sources i and j interact where M (source i size x source j size) holds, counting
     only the node's `live` elements (those the output depends on).
+    An op of kind PROGRAM runs as a kernel of its own that `program(ctx, node, out, scratch)`
+    emits whole (a sequential program: `out` and `scratch` are pointers to its result and to
+    workspace the size of its source's last axis).
     An op with several results makes one node per result: `siblings(node)` gives them all, in
     order, and its `vjp(B, node, cts)` receives the cotangents of all of them at once.
     """
@@ -121,6 +125,7 @@ class OpDef:
     linearity: Linearity | None = None
     last_axis: Callable | None = None
     siblings: Callable[["UOp"], list] | None = None
+    program: Callable | None = None
     dependence: Callable[["UOp"], list] | None = None
     pairs: Callable[["UOp", np.ndarray], list] | None = None
 
@@ -332,8 +337,12 @@ def payloads(order: Iterable[UOp]) -> list[Payload]:
                     found[arg] = None
                 elif isinstance(arg, tuple):
                     args.extend(arg)
-                elif getattr(arg, "inner_outputs", None) is not None:
-                    pending.append(toposort(arg.inner_outputs))
+                else:
+                    if getattr(arg, "inner_outputs", None) is not None:
+                        pending.append(toposort(arg.inner_outputs))
+                    key = getattr(arg, "stable_key", None)
+                    if isinstance(key, tuple):
+                        args.extend(key)
     return list(found)
 
 

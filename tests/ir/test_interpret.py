@@ -11,10 +11,11 @@ import anvil_llvm as av
 from anvil_llvm.ir import dtypes
 from anvil_llvm.ir import ops as O
 from anvil_llvm.ir.ops import control
+from anvil_llvm.ir.ops.substitute import Program
 from anvil_llvm.ir.interpret import evaluate
 from anvil_llvm.ir.ops.movement import gather_arg
 from anvil_llvm.ir.ops.source import const_array
-from anvil_llvm.ir.uop import OpDef, UOp, graph_text, toposort
+from anvil_llvm.ir.uop import OpDef, Payload, UOp, graph_text, toposort
 
 F64, I64, BOOL = dtypes.float64, dtypes.int64, dtypes.bool_
 RNG = np.random.default_rng(7)
@@ -104,7 +105,24 @@ def _scan_case():
                         [UOp(O.REDUCE_SUM, (x,), (0,))], [y], 2)
 
 
+def _substitution_case():
+    """Values 0..2 from compressed entries 0..3: v0 = c1; c3 -= v0; v1 = c3; c0 -= v1;
+    v2 = c0 (an acyclic colouring's kind of program)."""
+    tables = [np.array(t, np.int64) for t in ([1, 3, 0], [0, 1, 2], [3, 0, -1])]
+    program = Program(*(Payload(t) for t in tables), 3, 4)
+    x4 = UOp(O.RESHAPE, (x,), (6,))
+    node = UOp(O.SUBSTITUTE, (UOp(O.SLICE, (x4,), ((1, 1, 4),)),), program)
+    c = A.reshape(-1)[1:5].copy()
+    v0 = c[1]
+    c[3] -= v0
+    v1 = c[3]
+    c[0] -= v1
+    return node, np.array([v0, v1, c[0]])
+
+
 LOOP_FINAL, LOOP_YS = _scan_case()
+SUBSTITUTION, SUBSTITUTED = _substitution_case()
+CASES.append((O.SUBSTITUTE, SUBSTITUTION, [A], SUBSTITUTED))
 CASES += [(O.LOOP, LOOP_FINAL, [A, B], _scan_reference(A.sum(0), B)[0]),
           (O.PARAM, LOOP_YS, [A, B], _scan_reference(A.sum(0), B)[1])]
 

@@ -7,12 +7,13 @@ from .elementwise import (ABS, ACOS, ADD, AND, ASIN, ATAN, ATAN2, CAST, CMPEQ, C
 from .movement import CONCAT, EXPAND, GATHER, PAD, PERMUTE, RESHAPE, SLICE
 from .reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_PROD, REDUCE_SUM
 from .source import CONST, CONST_ARRAY, INPUT, IOTA, Scalar, const
+from .substitute import SUBSTITUTE
 
 __all__ = [
     "ABS", "ACOS", "ADD", "AND", "ASIN", "ATAN", "ATAN2", "CAST", "CMPEQ", "CMPLE",
     "CMPLT", "CMPNE", "CONCAT", "CONST", "CONST_ARRAY", "CONTRACT", "COS", "COSH", "DIV", "EXP",
     "EXPAND", "EXPM1", "GATHER", "INPUT", "IOTA", "LOG", "LOOP", "LOG1P", "MAX", "MIN", "MOD", "MUL",
     "NEG", "NOT", "OR", "PAD", "PARAM", "PERMUTE", "POW", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD",
-    "REDUCE_SUM", "RESHAPE", "SIN", "SINH", "SLICE", "SQRT", "SUB", "Scalar", "TAN",
+    "REDUCE_SUM", "RESHAPE", "SIN", "SINH", "SLICE", "SQRT", "SUB", "SUBSTITUTE", "Scalar", "TAN",
     "TANH", "WHERE", "XOR", "const",
 ]
