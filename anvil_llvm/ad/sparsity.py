@@ -128,11 +128,13 @@ def hessian_pattern(output: UOp, wrt: Sequence[UOp]) -> sp.csr_array:
 
 def symmetric(terms: list, n: int) -> sp.csr_array:
     """The n x n pattern of Lᵀ R + Rᵀ L over the (L, R) pairs of `terms`."""
-    total = sp.csr_array((n, n), dtype=bool)
-    for left, right in terms:
-        product = left.T @ right
-        total = total + product + product.T
-    return sp.csr_array(total)
+    if not terms:
+        return sp.csr_array((n, n), dtype=bool)
+    # Stacked, the pairs' rows line up: Lᵀ R is the sum of the pairs' products, in one product.
+    left = sp.vstack([pair[0] for pair in terms], format="csr", dtype=bool)
+    right = sp.vstack([pair[1] for pair in terms], format="csr", dtype=bool)
+    product = sp.csr_array(left.T @ right)
+    return sp.csr_array(product + product.T)
 
 
 def second_order_terms(outputs: Sequence[UOp], seeds: dict[UOp, sp.csr_array],
