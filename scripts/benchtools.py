@@ -122,6 +122,31 @@ def time_builds(builders: dict[str, Callable[[], object]], rounds: int) -> dict[
     return round_robin({name: sampler(build) for name, build in builders.items()}, rounds)
 
 
+def build_timed(builders: dict[str, Callable[[], Tool]], rounds: int, slow: float = 2.0
+                ) -> tuple[dict[str, Tool], dict[str, Value]]:
+    """Build each tool `rounds` times, interleaved (once only when its first build takes more
+    than `slow` seconds): the tools of the first builds, and the median seconds of a build of
+    each, or the status of a builder that failed (it has no tool)."""
+    tools: dict[str, Tool] = {}
+    samples: dict[str, list[float]] = {name: [] for name in builders}
+    failed: dict[str, str] = {}
+    for round_ in range(rounds):
+        for name, build in builders.items():
+            if name in failed or (round_ and samples[name][0] > slow):
+                continue
+            gc.collect()
+            start = time.perf_counter()
+            try:
+                tool = build()
+            except Exception as e:  # noqa: BLE001 -- reported as failed
+                failed[name] = failure(e)
+                continue
+            samples[name].append(time.perf_counter() - start)
+            tools.setdefault(name, tool)
+    return tools, {name: failed.get(name) or statistics.median(samples[name])
+                   for name in builders}
+
+
 def build_all(builders: dict[str, Callable[[], Tool]]) -> tuple[dict[str, Tool], dict[str, str]]:
     """Run each builder once: the tools that built, and the failures of those that did not."""
     tools, failed = {}, {}
