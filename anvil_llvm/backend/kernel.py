@@ -66,13 +66,14 @@ def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp
 class Kernel:
     """One loop nest over `shape` storing `roots` (a reduction or contraction kernel has one root
     whose reduced loops nest inside; an accumulating reduction is a root of a nest over its
-    source's shape). Scalar kernels (`shape == ()`) may be grouped into a chunk: one `noinline`
-    LLVM function, so that huge scalar graphs compile in linear time."""
+    source's shape). Kernels of scalars and small arrays (`schedule.is_small`) may be grouped
+    into a chunk: one `noinline` LLVM function, so that huge scalar graphs compile in linear
+    time."""
 
     shape: tuple[int, ...]
     roots: list[UOp]
     flat: bool = False        # iterate the elements with one flat counter (no movement inside)
-    chunk: int | None = None  # chunk id of grouped scalar kernels
+    chunk: int | None = None  # chunk id of grouped scalar and small kernels
     ops: int = 1              # operations emitted per position (roots and what fuses into them)
     stores: list[tuple[UOp, Buffer]] = field(default_factory=list)
     # nodes computed once per position of the innermost loop and kept for the next iterations,

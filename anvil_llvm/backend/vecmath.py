@@ -31,8 +31,15 @@ def available() -> bool:
     return bool(llvm.address_of_symbol("_ZGVeN8v_exp") or llvm.address_of_symbol("_ZGVdN4v_exp"))
 
 
+_FOUND: dict[str, list[tuple[str, str]]] = {}
+
+
 def variants(scalar: str) -> list[tuple[str, str]]:
-    """[(VFABI mapping, vector function name)] for a scalar double function, if libmvec has it."""
+    """[(VFABI mapping, vector function name)] for a scalar double function, if libmvec has it
+    (looked up once libmvec is loaded: lowering asks for every call it emits)."""
+    cached = _FOUND.get(scalar)
+    if cached is not None:
+        return cached
     found = _SCALAR.get(scalar)
     if found is None or not available():
         return []
@@ -42,6 +49,7 @@ def variants(scalar: str) -> list[tuple[str, str]]:
         name = f"_ZGV{isa}N{lanes}{'v' * arity}_{base}"
         if llvm.address_of_symbol(name):
             result.append((f"_ZGV_LLVM_N{lanes}{'v' * arity}_{scalar}({name})", name))
+    _FOUND[scalar] = result
     return result
 
 

@@ -5,6 +5,8 @@ index to the source index (with clamped loads and a select where padding or conc
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -34,8 +36,8 @@ def read_elements(node) -> list:
 
 def _reshape_shape(shapes, new):
     (old,) = shapes
-    if int(np.prod(old, dtype=np.int64)) != int(np.prod(new, dtype=np.int64)):
-        raise ValueError(f"cannot reshape size {int(np.prod(old))} {old} into {new}")
+    if math.prod(old) != math.prod(new):
+        raise ValueError(f"cannot reshape size {math.prod(old)} {old} into {new}")
     return new
 
 
