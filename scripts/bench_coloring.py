@@ -47,6 +47,23 @@ def stencil5(m: int) -> sp.csc_array:
     return as_pattern((sp.kron(eye, tri) + sp.kron(tri, eye)) != 0)
 
 
+def stencil7(m: int) -> sp.csc_array:
+    """laplace3d: the 7-point stencil on an m x m x m grid, u.reshape(m, m, m) (n = m³)."""
+    eye = sp.eye_array(m, dtype=np.int8, format="csr")
+    tri = banded(m, 3).astype(np.int8)
+    return as_pattern(
+        (sp.kron(sp.kron(eye, eye), tri) + sp.kron(sp.kron(eye, tri), eye))
+        + sp.kron(sp.kron(tri, eye), eye)
+        != 0
+    )
+
+
+def stencil27(m: int) -> sp.csc_array:
+    """The 27-point stencil on an m x m x m grid (n = m³)."""
+    tri = banded(m, 3).astype(np.int8)
+    return as_pattern(sp.kron(sp.kron(tri, tri), tri) != 0)
+
+
 def arrowhead(n: int) -> sp.csc_array:
     """arrowhead: Σ (x₀xᵢ)² + Σ xᵢ⁴ has a dense first row and column and the diagonal."""
     hub = np.zeros(n, np.int64)
@@ -152,6 +169,16 @@ def cases(quick: bool) -> list[tuple[str, Callable[[], sp.csc_array], str, str]]
         ("bratu2d m=100 H", lambda: stencil5(100), "star", "5"),
         ("bratu2d m=100 H", lambda: stencil5(100), "acyclic", "—"),
         ("bratu2d m=1000 H", lambda: stencil5(1000), "star", "5"),
+        ("laplace3d m=12 J", lambda: stencil7(12), "column", "7"),
+        ("laplace3d m=12 J", lambda: stencil7(12), "auto", "7"),
+        ("laplace3d m=12 H", lambda: stencil7(12), "star", "≤7"),
+        ("laplace3d m=50 J", lambda: stencil7(50), "column", "7"),
+        ("laplace3d m=50 J", lambda: stencil7(50), "auto", "7"),
+        ("laplace3d m=50 H", lambda: stencil7(50), "star", "≤7"),
+        ("laplace3d m=100 (n=1e6) J", lambda: stencil7(100), "column", "7"),
+        ("laplace3d m=100 (n=1e6) J", lambda: stencil7(100), "auto", "7"),
+        ("laplace3d m=100 (n=1e6) H", lambda: stencil7(100), "star", "≤7"),
+        ("27-point m=30 J", lambda: stencil27(30), "column", "27"),
         ("rosen n=1e4 H", lambda: banded(10_000, 3), "star", "3"),
         ("rosen n=1e4 H", lambda: banded(10_000, 3), "acyclic", "2"),
         ("rosen n=1e6 H", lambda: banded(1_000_000, 3), "star", "3"),

@@ -44,6 +44,14 @@ def stencil(m: int, points: int = 5) -> sp.csc_array:
     return sp.csc_array(A != 0)
 
 
+def stencil3d(m: int) -> sp.csc_array:
+    """Pattern of the 7-point stencil on an m x m x m grid (n = m³), C order."""
+    eye = sp.eye_array(m, dtype=np.int8, format="csr")
+    tri = banded(m, 3).astype(np.int8)
+    A = sp.kron(sp.kron(eye, eye), tri) + sp.kron(sp.kron(eye, tri), eye)
+    return sp.csc_array(A + sp.kron(sp.kron(tri, eye), eye) != 0)
+
+
 def arrowhead(n: int) -> sp.csc_array:
     A = sp.lil_array((n, n), dtype=bool)
     A[0, :] = True
@@ -173,6 +181,9 @@ def assert_recovers_hessian(P: sp.csc_array, r, rng: np.random.Generator) -> Non
         (block_diagonal(10, 4), "auto", 4),
         (arrowhead(40), "column", 40),
         (arrowhead(40), "row", 40),
+        (stencil3d(12), "column", 7),
+        (stencil3d(13), "auto", 7),
+        (stencil3d(21), "row", 7),
     ],
     ids=[
         "tridiag",
@@ -185,6 +196,9 @@ def assert_recovers_hessian(P: sp.csc_array, r, rng: np.random.Generator) -> Non
         "blocks",
         "arrow-col",
         "arrow-row",
+        "7pt-3d-12",
+        "7pt-3d-13-auto",
+        "7pt-3d-21-row",
     ],
 )
 def test_jacobian_optimum(pattern, partition, expected):
@@ -220,6 +234,7 @@ def test_arrowhead_jacobian_bidirectional():
         (tridiagonal(40), "star", 3),
         (tridiagonal(40), "acyclic", 2),
         (stencil(20), "star", 5),
+        (stencil3d(12), "star", 7),
         (block_diagonal(5, 3), "star", 3),
     ],
 )

@@ -1,8 +1,9 @@
 """Public entry points: pick the partition, method and ordering with the fewest colours.
 
-``order="best"`` runs several orderings (and for Jacobians DSATUR and Culberson recolouring)
-and keeps the fewest colours, stopping at a lower bound or when a time budget proportional to
-the pattern size is spent. Kernels are compiled before the clock starts.
+``order="best"`` first tries a lattice colouring of a detected grid stencil (``lattice.py``),
+then runs several orderings (and for Jacobians DSATUR and Culberson recolouring) and keeps the
+fewest colours, stopping at a lower bound or when a time budget proportional to the pattern
+size is spent. Kernels are compiled before the clock starts.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from .acyclic import acyclic_coloring
+from .check import check_coloring
 from .distance2 import dsatur_coloring, greedy_coloring, recolor
+from .lattice import lattice_coloring
 from .orders import ORDERS, vertex_order, walk_degrees
 from .patterns import (
     Adjacency,
@@ -55,6 +58,7 @@ _SYMMETRIC_SEARCH = (
 _BICOLORING_SEARCH = ("smallest_first", *(o for o in _SYMMETRIC_SEARCH if o != "smallest_first"))
 _STEPS_PER_SECOND = 1e8  # rough speed of one neighbourhood-walk step, for cost estimates
 _FIRST_ROUND_STEPS = 5e8  # the first order's algorithms run below this cost, whatever the time
+_CHECK_NNZ = 200_000  # lattice colourings of patterns up to this size also pass check_coloring
 
 
 class _Clock:
@@ -90,9 +94,10 @@ def jacobian_coloring(
     "row" (of the rows; products Sᵀ·J), "bidirectional" (star bicolouring of the bipartite
     graph; both), or "auto" (the fewest products; partitions whose cost would be quadratic, as
     columns under a dense row, are pruned by the lower bound max(nnz per row)). ``order``: one of
-    ``JACOBIAN_ORDERS``; "dsatur" is for column and row partitions only. Algorithms: Gebremedhin,
-    Manne, Pothen, SIAM Review 47(4), 2005, Algorithm 3.2; Brélaz 1979 (DSATUR); star
-    bicolouring as in SparseMatrixColorings.jl (``bicoloring.py``).
+    ``JACOBIAN_ORDERS``; "dsatur" is for column and row partitions only; "best" first tries the
+    lattice colouring of a grid stencil (``lattice.py``; Goldfarb & Toint, Math. Comp. 43, 1984).
+    Algorithms: Gebremedhin, Manne, Pothen, SIAM Review 47(4), 2005, Algorithm 3.2; Brélaz 1979
+    (DSATUR); star bicolouring as in SparseMatrixColorings.jl (``bicoloring.py``).
 
     >>> import numpy as np
     >>> r = jacobian_coloring(np.eye(4, dtype=bool) | np.eye(4, k=1, dtype=bool))
@@ -149,6 +154,9 @@ def _distance2(
     if lower == n:  # a dense row: every column needs its own colour
         return distance2_result(J, JT, np.arange(n), side, name)
     seconds = walk.cost() / _STEPS_PER_SECOND
+    lattice = _lattice(J, JT, side) if order == "best" else None
+    if lattice is not None and lattice.ncolors <= lower:
+        return lattice  # optimal: the largest row count is a lower bound
     best = degree = None
     for candidate in _DISTANCE2_SEARCH if order == "best" else (order,):
         if best is not None and (best.max() < lower or seconds > clock.left()):
@@ -165,11 +173,37 @@ def _distance2(
             colors = greedy_coloring(walk, vertex_order(candidate, walk, seed, degree))
         if colors is not None and (best is None or colors.max() < best.max()):
             best, name = colors, candidate
+    if lattice is not None and lattice.ncolors <= best.max():
+        best, name = lattice.colors, "lattice"
     if order == "best" and best.max() >= lower and seconds < clock.left():
         improved = recolor(walk, best, lower)
         if improved.max() < best.max():
             best, name = improved, name + "+recolor"
+    if name == "lattice":
+        return lattice
     return distance2_result(J, JT, best, side, name)
+
+
+def _lattice(J: sp.csc_array, JT: sp.csc_array, side: str) -> Coloring | None:
+    """The lattice colouring of a grid stencil's columns (rows), if one is found, as a result."""
+    pattern, rows_of = (JT, J) if side == "row" else (J, JT)
+    colors = lattice_coloring(pattern, rows_of, _max_degree(rows_of.indptr))
+    if colors is None:
+        return None
+    try:  # distance2_result checks the colouring too
+        return _checked(J, distance2_result(J, JT, colors, side, "lattice"))
+    except ValueError:
+        return None
+
+
+def _checked(pattern: sp.csc_array, result: Coloring) -> Coloring | None:
+    """``result`` if ``check_coloring`` accepts it (run on patterns up to ``_CHECK_NNZ``)."""
+    if pattern.nnz <= _CHECK_NNZ:
+        try:
+            check_coloring(pattern, result)
+        except ValueError:
+            return None
+    return result
 
 
 # A colouring algorithm for "best": (suffix for the order name, function, cost in walk steps).
@@ -186,9 +220,10 @@ def _search(
     clock: _Clock,
     search: tuple[str, ...],
     degree: np.ndarray,
+    initial: Coloring | None = None,
 ) -> Coloring:
     walk = Walk.neighbours(graph)
-    best = None
+    best = initial
     for name in search if order == "best" else (order,):
         vertices = vertex_order(name, walk, seed, degree)
         for suffix, color, steps in algorithms:
@@ -242,7 +277,8 @@ def hessian_coloring(
 
     ``method``: "star" (direct decompression; Gebremedhin, Tarafdar, Manne, Pothen, SIAM J. Sci.
     Comput. 29(3), 2007, Algorithm 4.1) or "acyclic" (fewer colours, decompression by
-    substitution; same paper, Algorithm 3.1). ``order``: one of ``HESSIAN_ORDERS``.
+    substitution; same paper, Algorithm 3.1). ``order``: one of ``HESSIAN_ORDERS``; "best" also
+    tries the lattice distance-2 colouring of a grid stencil, which is a star colouring.
 
     >>> import numpy as np
     >>> H = np.eye(5, dtype=bool) | np.eye(5, k=1, dtype=bool) | np.eye(5, k=-1, dtype=bool)
@@ -273,6 +309,13 @@ def _hessian(H: sp.csc_array, method: str, order: str, seed: int, clock: _Clock)
     diag = np.zeros(H.shape[0], np.bool_)
     diag[coo.row[coo.row == coo.col]] = True
     lower = 2 if (diag[coo.row] & diag[coo.col] & (coo.row != coo.col)).any() else min(H.nnz, 1)
+    # A grid stencil's lattice distance-2 colouring is a star (and acyclic) colouring; the
+    # orderings below still run (the first one always), and the fewest colours win.
+    lattice = None
+    if order == "best":
+        colors = lattice_coloring(H, H, _max_degree(H.indptr), closed=True)
+        if colors is not None:
+            lattice = _checked(H, result(H, graph, colors, "lattice"))
     # Degrees count the diagonal, as CasADi's largest_first does.
     return _search(
         graph,
@@ -284,6 +327,7 @@ def _hessian(H: sp.csc_array, method: str, order: str, seed: int, clock: _Clock)
         clock,
         _SYMMETRIC_SEARCH,
         np.diff(H.indptr),
+        lattice,
     )
 
 
