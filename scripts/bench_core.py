@@ -10,21 +10,12 @@ Every tool's output is checked against a reference (NumPy, or CasADi for small d
 derivatives) before it is timed; times are medians over rounds in which the tools take turns.
 Builds that may be slow or crash run in subprocesses with timeouts.
 """
-import argparse
-import datetime
 import functools
-import importlib
-import itertools
-import json
 import operator
 import os
-import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,39 +24,19 @@ from types import SimpleNamespace
 # Before NumPy: NumPy's and SciPy's OpenBLAS thread pools fight on this 2-core machine.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
+import benchtools as bt
 import numpy as np
-from benchtools import (
-    TOLERANCE,
-    Row,
-    Section,
-    Stages,
-    Tool,
-    Unavailable,
-    Value,
-    build_all,
-    failure,
-    fmt_time,
-    rel_error,
-    run_command,
-    run_worker,
-    side_by_side,
-    time_builds,
-)
+from benchtools import Row, Section, Tool, Value, peers
 
 from anvil_llvm import ad
 from anvil_llvm.benchmarks import Problem, problem
 
 SCRIPT = str(Path(__file__).resolve())
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "docs" / "benchmarks" / "core.md"
+DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "core.md"
 
 
 @dataclass(frozen=True)
-class Config:
-    rounds: int             # interleaved rounds of call timings (median)
-    seconds: float          # length of one timing sample
-    build_rounds: int       # interleaved rounds of in-process builds
-    processes: int          # fresh processes per subprocess build measurement
+class Config(bt.Timing):
     builds_per_process: int
     rosen_n: int            # the large chained Rosenbrock
     rosen_ns: tuple[int, ...]   # gradients
@@ -89,22 +60,7 @@ GCC_TIMEOUT = 120.0
 """Seconds allowed to gcc -O3 on CasADi's generated C (large expressions do not finish)."""
 
 
-# ---- peers: imported by the main process only, so that workers time anvil_llvm alone --------
-peers = SimpleNamespace()
-
-
-def import_peers() -> None:
-    """Import the installed peers; a missing one fails only its own cells."""
-    for attr, module in (("ca", "casadi"), ("numba", "numba"), ("jax", "jax")):
-        try:
-            setattr(peers, attr, importlib.import_module(module))
-        except ImportError as e:
-            print(f"warning: {e}", file=sys.stderr)
-    if hasattr(peers, "jax"):
-        peers.jax.config.update("jax_enable_x64", True)
-        peers.jnp = importlib.import_module("jax.numpy")
-
-
+# ---- peers: imported by the main process only (benchtools.import_peers) ---------------------
 def _lift(value):
     return value.e if isinstance(value, CasadiArray) else \
         peers.ca.DM(np.asarray(value, np.float64))
@@ -209,13 +165,13 @@ class CasadiC:
         return self.function if isinstance(self.function, str) else sum(self.stages.values())
 
     def stages_text(self) -> str:
-        return ", ".join(f"{stage} {fmt_time(t)}" for stage, t in self.stages.items())
+        return ", ".join(f"{stage} {bt.fmt_time(t)}" for stage, t in self.stages.items())
 
 
 def build_casadi_c(p: Problem, kind: str, symbols: str) -> CasadiC:
     ca = peers.ca
-    stages = Stages()
-    name = fresh_name(p.name)
+    stages = bt.Stages()
+    name = bt.fresh_name(p.name)
     try:
         f = casadi_function(p, kind, symbols, name)
         stages.lap(f"{symbols} + AD")
@@ -225,13 +181,13 @@ def build_casadi_c(p: Problem, kind: str, symbols: str) -> CasadiC:
             source = generator.generate(tmp + os.sep)
             stages.lap("generate")
             library = os.path.join(tmp, f"{name}.so")
-            gcc = run_command(["gcc", "-O3", "-fPIC", "-shared", source, "-o", library, "-lm"],
-                              GCC_TIMEOUT)
+            gcc = bt.run_command(["gcc", "-O3", "-fPIC", "-shared", source, "-o", library, "-lm"],
+                                 GCC_TIMEOUT)
             stages.lap("gcc")
             # once loaded, the library may be deleted
             function = f"gcc {gcc}" if isinstance(gcc, str) else ca.external(name, library)
     except Exception as e:  # noqa: BLE001 -- reported in the tables
-        function = failure(e)
+        function = bt.failure(e)
     return CasadiC(function, stages.seconds)
 
 
@@ -328,14 +284,6 @@ def mlp_grad(p: Problem) -> Callable:
 
 
 # ---- the quantities every tool builds and runs ------------------------------------------------
-_build_ids = itertools.count()
-
-
-def fresh_name(base: str) -> str:
-    """A new function name: equal graphs with different names do not share the memory cache."""
-    return f"{base}_b{next(_build_ids)}"
-
-
 @dataclass
 class Case:
     """A value or derivative of a problem, as each tool builds it and calls it. The builders
@@ -368,7 +316,7 @@ class Case:
         return peers.jnp.asarray(self.problem.x0)
 
     def build_anvil(self) -> Tool:
-        f = self.problem.function(fresh_name(self.problem.name))
+        f = self.problem.function(bt.fresh_name(self.problem.name))
         if self.kind != "value":
             f = getattr(ad, self.kind)(f, **self.options)
         return self.tool("f(x)", {"f": f.compile(), "x": self.problem.x0})
@@ -399,7 +347,7 @@ class Case:
 
     def build_casadi_c(self) -> Tool:
         if isinstance(self.casadi_c.function, str):
-            raise Unavailable(self.casadi_c.function)
+            raise bt.Unavailable(self.casadi_c.function)
         return self._casadi_tool(self.casadi_c.function)
 
     def builders(self) -> dict[str, Callable[[], Tool]]:
@@ -418,8 +366,8 @@ def measure(cfg: Config, case: Case, extra: dict[str, Callable[[], Tool]] | None
     builders = {**case.builders(), **(extra or {})}
     if case.casadi:
         builders["CasADi C"] = case.build_casadi_c
-    tools, failed = build_all(builders)
-    return {**side_by_side(tools, cfg.rounds, cfg.seconds), **failed}
+    tools, failed = bt.build_all(builders)
+    return {**bt.side_by_side(tools, cfg.rounds, cfg.seconds), **failed}
 
 
 def pick(times: dict[str, Value], *names: str) -> dict[str, Value]:
@@ -450,7 +398,7 @@ def _worker_times(results: list[dict | str], pick_times: Callable[[list], list])
     failures = [r for r in results if isinstance(r, str)]
     if failures:
         return failures[0]
-    bad = [r["error"] for r in results if not r["error"] <= TOLERANCE]
+    bad = [r["error"] for r in results if not r["error"] <= bt.TOLERANCE]
     if bad:
         return f"DISAGREE (err {bad[0]:.1e})"
     return statistics.median(t for r in results for t in pick_times(r["times"]))
@@ -459,7 +407,7 @@ def _worker_times(results: list[dict | str], pick_times: Callable[[list], list])
 def _sumsq_workers(cfg: Config, count: int, repeat: int, env=None) -> list:
     """`count` fresh processes, each building sumsq `repeat` times."""
     spec = {"kind": "build", "problem": "sumsq", "size": 5, "repeat": repeat}
-    return [run_worker(SCRIPT, spec, env or {}, cfg.worker_timeout) for _ in range(count)]
+    return [bt.run_worker(SCRIPT, spec, env or {}, cfg.worker_timeout) for _ in range(count)]
 
 
 def _first(times):
@@ -475,7 +423,7 @@ def small_build(cfg: Config) -> Section:
     results = _sumsq_workers(cfg, cfg.processes, cfg.builds_per_process)
     builders = Case(p, numba=nb_sumsq, reference=p.reference, casadi="SX").builders()
     del builders["anvil"]
-    peer_times = time_builds(builders, cfg.build_rounds)
+    peer_times = bt.time_builds(builders, cfg.build_rounds)
     rows = [Row("trace + compile, first build in a process", _worker_times(results, _first),
                 peer_times, (), 0.020),
             Row("trace + compile, later builds in that process",
@@ -506,7 +454,7 @@ def _disk_cache_rows(cfg: Config) -> list[Row]:
         loads = [populate if isinstance(populate, str) else "cache miss"]
     return [Row("trace + load from the disk cache, first function in a new process",
                 _worker_times(loads, _first), {}, (), 0.005,
-                note=f"populating run: {fmt_time(populate)}"),
+                note=f"populating run: {bt.fmt_time(populate)}"),
             Row("trace + load from the disk cache, second function in that process",
                 _worker_times(loads, _later), {}, (), 0.005)]
 
@@ -519,7 +467,7 @@ def build_scaling(cfg: Config) -> Section:
         for n, found in results.items():
             spec = {"kind": "build", "problem": "rosen", "size": n,
                     "repeat": cfg.builds_per_process}
-            found.append(run_worker(SCRIPT, spec, {}, cfg.worker_timeout))
+            found.append(bt.run_worker(SCRIPT, spec, {}, cfg.worker_timeout))
     label = f"anvil n={small}"
     rows = [Row(f"rosen n={large:,}: {what}", _worker_times(results[large], which),
                 {label: _worker_times(results[small], which)}, (label,), 1.5)
@@ -565,7 +513,7 @@ def chain_problem(ops: int) -> Problem:
 
 
 def scalar_graphs(cfg: Config) -> Section:
-    results = {ops: run_worker(SCRIPT, {"kind": "scalar", "ops": ops}, {}, cfg.scalar_timeout)
+    results = {ops: bt.run_worker(SCRIPT, {"kind": "scalar", "ops": ops}, {}, cfg.scalar_timeout)
                for ops in cfg.scalar_ops}
     rows = [_scalar_row(ops, result, bound) for (ops, result), bound in
             zip(results.items(), (1.0, 10.0))]
@@ -587,8 +535,8 @@ def _scalar_row(ops: int, result: dict | str, bound: float) -> Row:
     if not result["error"] <= 1e-10:
         total = f"DISAGREE (err {result['error']:.1e})"
     return Row(f"{ops:,} ops ({result['nodes']:,} graph nodes)", total, bound=bound,
-               note=f"trace {fmt_time(result['trace'])}, compile {fmt_time(result['compile'])}, "
-                    f"call {fmt_time(result['call'])}")
+               note=f"trace {bt.fmt_time(result['trace'])}, "
+                    f"compile {bt.fmt_time(result['compile'])}, call {bt.fmt_time(result['call'])}")
 
 
 # ---- 6. AD ------------------------------------------------------------------------------------
@@ -672,7 +620,7 @@ def dense_runs(cfg: Config) -> Section:
 def ad_builds(cfg: Config) -> Section:
     rows = []
     for case in gradient_cases(cfg) + dense_cases(cfg):
-        t = time_builds(case.builders(), cfg.build_rounds)
+        t = bt.time_builds(case.builders(), cfg.build_rounds)
         note = ""
         if case.casadi:
             t["CasADi C"] = case.casadi_c.build_time
@@ -703,8 +651,8 @@ def jacobian_build_scaling(cfg: Config) -> Section:
                          reference=flip_map_jacobian, options={"unroll": False})
                     for n in cfg.jacobian_n)
     status = small.build_anvil().status()
-    t = time_builds({"small": small.build_anvil, "large": large.build_anvil},
-                    cfg.build_rounds)
+    t = bt.time_builds({"small": small.build_anvil, "large": large.build_anvil},
+                       cfg.build_rounds)
     label = f"anvil n={small.problem.n:,}"
     return Section("6d. Dense Jacobian build time against size", [
         Row(f"`jacobian(f, unroll=False)`, n={large.problem.n:,}", status or t["large"],
@@ -725,9 +673,9 @@ def worker_build(spec: dict) -> dict:
     times = []
     for k in range(spec["repeat"]):
         start = time.perf_counter()
-        f = p.function(p.name if k == 0 else fresh_name(p.name)).compile()
+        f = p.function(p.name if k == 0 else bt.fresh_name(p.name)).compile()
         times.append(time.perf_counter() - start)
-    return {"times": times, "error": rel_error(f(p.x0), p.reference(p.x0))}
+    return {"times": times, "error": bt.rel_error(f(p.x0), p.reference(p.x0))}
 
 
 def worker_scalar(spec: dict) -> dict:
@@ -742,82 +690,15 @@ def worker_scalar(spec: dict) -> dict:
     f(p.x0)
     return {"trace": traced - start, "compile": compiled - traced,
             "call": time.perf_counter() - call, "nodes": len(f.graph.splitlines()),
-            "error": rel_error(out, p.reference(p.x0))}
+            "error": bt.rel_error(out, p.reference(p.x0))}
 
 
 WORKERS = {"build": worker_build, "scalar": worker_scalar}
 
 
-# ---- report -----------------------------------------------------------------------------------
-def _version(module: str) -> str:
-    try:
-        return __import__(module).__version__
-    except ImportError:
-        return "not installed"
-
-
-def header(command: str) -> str:
-    import llvmlite.binding as llvm
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    commit = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
-                            check=False, capture_output=True, text=True).stdout.strip()
-    versions = ", ".join(f"{m} {_version(m)}" for m in
-                         ("anvil_llvm", "numpy", "numba", "llvmlite", "casadi", "jax", "jaxlib"))
-    llvm_version = ".".join(map(str, llvm.llvm_version_info))
-    return f"""# Core benchmarks
-
-Generated by `scripts/bench_core.py` on {datetime.date.today()}; command: `{command}`.
-
-- Machine: {cpu}, {os.cpu_count()} CPUs (LLVM host CPU {llvm.get_host_cpu_name()}), load \
-average {os.getloadavg()[0]:.1f} at the start; Python {platform.python_version()}.
-- Versions: {versions}, LLVM {llvm_version}; anvil_llvm commit {commit}.
-- Each tool's output is checked against a reference (relative max-abs error <= 1e-10) before it \
-is timed; a tool that disagrees shows DISAGREE. Call times: median over interleaved rounds (the \
-tools take turns) of `timeit` samples, from Python. Ratio: anvil over the peer named (the fastest \
-of those the target names). numba and anvil run single-threaded; JAX uses its default threading. \
-OPENBLAS_NUM_THREADS=1.
-"""
-
-
-def run_section(section: Callable[[Config], Section], cfg: Config) -> Section:
-    try:
-        return section(cfg)
-    except Exception as e:  # noqa: BLE001 -- a failed section is reported, the others run
-        traceback.print_exc()
-        return Section(section.__name__.replace("_", " "),
-                       notes=f"section failed: {type(e).__name__}: {e}")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced sizes, a smoke test")
-    parser.add_argument("--out", type=Path, help="markdown report (default: "
-                        "docs/benchmarks/core.md for the full run, none for --quick)")
-    parser.add_argument("--only", nargs="+", choices=[f.__name__ for f in SECTIONS],
-                        help="run these sections only (no report unless --out is given)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        spec = json.loads(args.worker)
-        print(json.dumps(WORKERS[spec["kind"]](spec)))
-        return
-    # Builds timed here and in the workers compile, except where a worker is given a cache.
-    os.environ["ANVIL_LLVM_NO_CACHE"] = "1"
-    import_peers()
-    cfg = QUICK if args.quick else FULL
-    out = args.out or (None if args.quick or args.only else DEFAULT_OUT)
-    sections = [f for f in SECTIONS if not args.only or f.__name__ in args.only]
-    command = " ".join(["python", "scripts/bench_core.py", *sys.argv[1:]])
-    parts = [header(command)]
-    print(parts[0])
-    for section in sections:
-        parts.append(run_section(section, cfg).markdown())
-        print(parts[-1], flush=True)
-        if out is not None:                 # after every section: a crash keeps what was done
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text("\n".join(parts))
+    bt.main(__doc__, SECTIONS, WORKERS, QUICK, FULL, DEFAULT_OUT, "scripts/bench_core.py",
+                    "Core benchmarks", commit=True)
 
 
 if __name__ == "__main__":

@@ -13,18 +13,11 @@ cart-pole Jacobians) before it is timed; call times are medians over rounds in w
 take turns. anvil_llvm's builds run in fresh processes (disk cache off) with a timeout; the
 peers' builds run in this process (warm), for context.
 """
-import argparse
-import datetime
 import functools
-import importlib
 import itertools
-import json
 import math
 import os
-import platform
 import statistics
-import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,35 +26,21 @@ from types import SimpleNamespace
 # Before NumPy: NumPy's and SciPy's OpenBLAS thread pools fight on this 2-core machine.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
+import benchtools as bt
 import numpy as np
-from benchtools import (
-    TOLERANCE,
-    Row,
-    Section,
-    Stages,
-    Tool,
-    Value,
-    build_timed,
-    fmt_time,
-    rel_error,
-    run_worker,
-    side_by_side,
-)
+from benchtools import Row, Section, Tool, Value, peers
 
 import anvil_llvm as av
 from anvil_llvm import ad
 
 SCRIPT = str(Path(__file__).resolve())
-ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_OUT = ROOT / "docs" / "benchmarks" / "loops.md"
+DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "loops.md"
 
 
 @dataclass(frozen=True)
-class Config:
-    rounds: int                 # interleaved rounds of call timings (median)
-    seconds: float              # length of one timing sample
-    build_rounds: int           # interleaved in-process builds of each peer (median)
-    processes: int              # fresh processes per anvil build (one when a build is slow)
+class Config(bt.Timing):
+    """build_rounds: the peers' builds here; processes: per anvil build, one when it is slow."""
+
     pendulum_steps: int         # section 1 (the targets are stated at 200 steps)
     long_steps: int             # section 1: fori_loop at a large step count
     chain_sizes: tuple[int, ...]    # section 2
@@ -241,14 +220,16 @@ def anvil_xp() -> SimpleNamespace:
                            **loops)
 
 
-def build_anvil(spec: dict, name: str, stages: Stages):
+def build_anvil(spec: dict, name: str, stages: bt.Stages):
     """Trace, differentiate and compile what `spec` names: {"case", "variant" ("traced" or
-    "loop"), "size", "mode" (of `jacobian`)}."""
+    "loop"), "size", "mode" (of `jacobian`, or "sparse": `spjacobian`)}."""
     case = CASES[spec["case"]]
     body, size, xp = getattr(case, spec["variant"]), spec["size"], anvil_xp()
     f = av.NumericalFunction(name, lambda x: body(x, xp, size), (av.Arg(case.n_in(size)),))
     stages.lap("trace")
-    if case.kind == "jacobian":
+    if case.kind == "jacobian" and spec.get("mode") == "sparse":
+        f = ad.spjacobian(f)
+    elif case.kind == "jacobian":
         f = ad.jacobian(f, mode=spec.get("mode", "auto"))
     elif case.kind == "gradient":
         f = ad.gradient(f)
@@ -258,20 +239,33 @@ def build_anvil(spec: dict, name: str, stages: Stages):
     return f
 
 
-_build_ids = itertools.count()
+def at_pattern(f, expected: Callable[[], np.ndarray]) -> Callable[[], np.ndarray]:
+    """The dense reference's entries at the pattern of a sparse Jacobian `f`, in CSC order (what
+    `f` returns), once the reference is checked to have no nonzero outside that pattern."""
+    def values() -> np.ndarray:
+        dense = np.asarray(expected(), dtype=np.float64).reshape(f.shape)
+        rows, cols = f.indices, np.repeat(np.arange(f.shape[1]), np.diff(f.indptr))
+        outside = dense.copy()
+        outside[rows, cols] = 0.0
+        if np.any(outside):
+            raise bt.Unavailable(f"DISAGREE (reference has {np.count_nonzero(outside)} "
+                                 "nonzeros outside the pattern)")
+        return dense[rows, cols]
+    return values
 
 
-def fresh_name(base: str) -> str:
-    """A new function name: equal graphs with different names do not share the memory cache."""
-    return f"{base}_b{next(_build_ids)}"
+def dense_output(f, x: np.ndarray) -> np.ndarray:
+    """`f(x)`, a sparse Jacobian's as its dense matrix."""
+    return f.csc(x).toarray() if hasattr(f, "csc") else np.asarray(f(x))
 
 
 def anvil_builder(spec: dict, expected: Callable[[], np.ndarray]) -> Callable[[], Tool]:
     case = CASES[spec["case"]]
 
     def build() -> Tool:
-        f = build_anvil(spec, fresh_name(spec["case"]), Stages())
-        return Tool("f(x)", {"f": f, "x": case.input(spec["size"])}, expected)
+        f = build_anvil(spec, bt.fresh_name(spec["case"]), bt.Stages())
+        return Tool("f(x)", {"f": f, "x": case.input(spec["size"])},
+                    at_pattern(f, expected) if hasattr(f, "csc") else expected)
     return build
 
 
@@ -289,8 +283,8 @@ def fresh_build(cfg: Config, spec: dict, expected: Callable[[], np.ndarray]) -> 
     building it twice when the first build is fast; the output is checked against `expected`."""
     results = []
     for _ in range(cfg.processes):
-        result = run_worker(SCRIPT, {"kind": "anvil", **spec, "repeat": 2, "budget": 1.0}, {},
-                            cfg.build_timeout)
+        result = bt.run_worker(SCRIPT, {"kind": "anvil", **spec, "repeat": 2, "budget": 1.0},
+                               {}, cfg.build_timeout)
         results.append(result)
         if isinstance(result, str) or result["times"][0] > SLOW:
             break
@@ -298,35 +292,21 @@ def fresh_build(cfg: Config, spec: dict, expected: Callable[[], np.ndarray]) -> 
     if failed:
         return FreshBuild(failed[0])
     try:
-        error = max(rel_error(r["out"], expected()) for r in results)
+        error = max(bt.rel_error(r["out"], expected()) for r in results)
     except Exception as e:  # noqa: BLE001 -- a shape mismatch is reported as a disagreement
         return FreshBuild(f"DISAGREE ({e})")
-    if not error <= TOLERANCE:
+    if not error <= bt.TOLERANCE:
         return FreshBuild(f"DISAGREE (err {error:.1e})")
     stages = {k: statistics.median(r["stages"][k] for r in results) for k in results[0]["stages"]}
     later = [t for r in results for t in r["times"][1:]]
-    note = ", ".join(f"{k} {fmt_time(v)}" for k, v in stages.items())
+    note = "".join(f"{about}; " for about in results[0].get("about", []))
+    note += ", ".join(f"{k} {bt.fmt_time(v)}" for k, v in stages.items())
     if later:
-        note += f"; later build in that process {fmt_time(statistics.median(later))}"
+        note += f"; later build in that process {bt.fmt_time(statistics.median(later))}"
     return FreshBuild(statistics.median(r["times"][0] for r in results), note)
 
 
-# ---- peers: imported by the main process only, so that workers time anvil_llvm alone ----------
-peers = SimpleNamespace()
-
-
-def import_peers() -> None:
-    """Import the installed peers; a missing one fails only its own cells."""
-    for attr, module in (("ca", "casadi"), ("numba", "numba"), ("jax", "jax")):
-        try:
-            setattr(peers, attr, importlib.import_module(module))
-        except ImportError as e:
-            print(f"warning: {e}", file=sys.stderr)
-    if hasattr(peers, "jax"):
-        peers.jax.config.update("jax_enable_x64", True)
-        peers.jnp = importlib.import_module("jax.numpy")
-
-
+# ---- peers: imported by the main process only (benchtools.import_peers) ----------------------
 def jax_xp() -> SimpleNamespace:
     jnp, lax = peers.jnp, peers.jax.lax
     return SimpleNamespace(sin=jnp.sin, cos=jnp.cos, stack=jnp.stack, concatenate=jnp.concatenate,
@@ -339,14 +319,15 @@ def casadi_xp() -> SimpleNamespace:
                            concatenate=lambda v: ca.vertcat(*v))
 
 
-def casadi_sx(case: LoopCase, size: int):
-    """The case's Python-loop form traced with SX symbols, and its derivative, as a Function."""
+def casadi_sx(case: LoopCase, size: int, dense: bool = True):
+    """The case's Python-loop form traced with SX symbols, and its derivative, as a Function (a
+    Jacobian densified unless `dense` is false: then the Function returns a sparse DM)."""
     ca = peers.ca
     z = ca.SX.sym("z", case.n_in(size))
     e = case.traced(z, casadi_xp(), size)
     out = {"value": lambda: e, "gradient": lambda: ca.gradient(e, z),
-           "jacobian": lambda: ca.densify(ca.jacobian(e, z))}[case.kind]()
-    return ca.Function("f", [z], [out])
+           "jacobian": lambda: ca.jacobian(e, z)}[case.kind]()
+    return ca.Function("f", [z], [ca.densify(out) if case.kind == "jacobian" and dense else out])
 
 
 def casadi_ms_map(stages: int):
@@ -489,19 +470,20 @@ def measure(cfg: Config, anvil: dict[str, dict], peer_builders: dict[str, Callab
     for label, spec in anvil.items():
         fresh = fresh_build(cfg, spec, expected)
         builds[label], notes[label] = fresh.time, fresh.note
-    tools, peer_builds = build_timed(peer_builders, cfg.build_rounds if calls else 1)
+    tools, peer_builds = bt.build_timed(peer_builders, cfg.build_rounds if calls else 1)
     builds.update(peer_builds)
     if not calls:
         return Measured(builds, {}, notes)
     built = {label: anvil_builder(spec, expected) for label, spec in anvil.items()
              if isinstance(builds[label], float) and builds[label] <= REBUILD_LIMIT}
-    anvil_tools, here = build_timed(built, 1)
+    anvil_tools, here = bt.build_timed(built, 1)
     here.update({label: f"not timed (build > {REBUILD_LIMIT:g} s)" for label in anvil
                  if isinstance(builds[label], float) and label not in built})
     for label, seconds in here.items():
         if isinstance(seconds, float):
-            notes[label] += f"{'; ' if notes[label] else ''}built again here: {fmt_time(seconds)}"
-    times = side_by_side({**anvil_tools, **tools}, cfg.rounds, cfg.seconds)
+            notes[label] += (f"{'; ' if notes[label] else ''}built again here: "
+                             f"{bt.fmt_time(seconds)}")
+    times = bt.side_by_side({**anvil_tools, **tools}, cfg.rounds, cfg.seconds)
     statuses = {name: value for name, value in {**builds, **here}.items()
                 if isinstance(value, str)}      # failed builds, and builds not repeated here
     return Measured(builds, {**times, **statuses}, notes)
@@ -514,6 +496,11 @@ def pick(times: dict[str, Value], *names: str) -> dict[str, Value]:
 
 def spec(case: str, variant: str, size: int, mode: str = "auto") -> dict:
     return {"case": case, "variant": variant, "size": size, "mode": mode}
+
+
+def paragraph(text: str) -> str:
+    """A section's notes, written as an indented block, as one line of markdown."""
+    return " ".join(text.split())
 
 
 # ---- 1. pendulum Jacobian: Python loop vs fori_loop ---------------------------------------------
@@ -550,17 +537,17 @@ def pendulum_jacobian(cfg: Config) -> Section:
     rows.append(Row(f"{what['anvil fori_loop']}, {long_n:,} steps: call",
                     long.calls["anvil fori_loop"], pick(long.calls, "numba", "JAX", "CasADi"),
                     ("numba",), 1.5))
-    return Section(
-        f"1. Pendulum RK4, Jacobian (2x3) of the final state, {n} steps", rows,
-        "z = [theta, omega, p], f(x) = [omega, -p sin(theta)], h = 0.01. Builds: anvil = "
-        "trace + AD + compile, first build in a fresh process (disk cache off; median over up "
-        f"to {cfg.processes} processes, one when it takes over {SLOW:g} s; stages in the note); "
-        f"peers in this process (warm, median of {cfg.build_rounds}), for context: CasADi = SX "
-        "traced from the Python loop + `jacobian` + `Function`; JAX = first call of a new "
-        "`jit(jacfwd(f))` with `lax.fori_loop`; numba = first call of a new `njit` dispatcher "
-        "of a hand-written forward-mode loop (three tangents through each RK4 stage). "
-        "Reference: that hand-written loop run by Python. Calls: CasADi `F(DM)` (virtual "
-        "machine); JAX `f(x).block_until_ready()`.")
+    return Section(f"1. Pendulum RK4, Jacobian (2x3) of the final state, {n} steps", rows,
+                   paragraph(f"""
+        z = [theta, omega, p], f(x) = [omega, -p sin(theta)], h = 0.01. Builds: anvil = trace +
+        AD + compile, first build in a fresh process (disk cache off; median over up to
+        {cfg.processes} processes, one when it takes over {SLOW:g} s; stages in the note); peers
+        in this process (warm, median of {cfg.build_rounds}), for context: CasADi = SX traced
+        from the Python loop + `jacobian` + `Function`; JAX = first call of a new
+        `jit(jacfwd(f))` with `lax.fori_loop`; numba = first call of a new `njit` dispatcher of
+        a hand-written forward-mode loop (three tangents through each RK4 stage). Reference:
+        that hand-written loop run by Python. Calls: CasADi `F(DM)` (virtual machine); JAX
+        `f(x).block_until_ready()`."""))
 
 
 # ---- 2. deep chain gradient: build time against the number of iterations -----------------------
@@ -602,15 +589,42 @@ def chain_gradient(cfg: Config) -> Section:
                         f"{large / small:g}x the iterations; target: roughly linear"))
     return Section(
         "2. Deep chain gradient: `y = y * 1.00001 + sin(y) * 1e-6` on a 2-vector, "
-        "gradient of sum(y*y)", rows,
-        "anvil: `gradient` (reverse mode) of the Python loop (unrolled) and of `fori_loop`, "
-        "trace + AD + compile in a fresh process (disk cache off), timeout "
-        f"{cfg.build_timeout:g} s (larger sizes are skipped after a timeout). JAX: "
-        "`jit(grad(f))` with `lax.fori_loop`, first call of a new function (in this process). "
-        "numba and the reference: the hand-written derivative (a product along each "
-        "component's chain). Targets: Python loop 8k iterations <= 2 s and linear growth; "
-        "`fori_loop` <= 0.1 s at any count (section 1's target). Calls at the smallest and "
-        "largest size, for information.")
+        "gradient of sum(y*y)", rows, paragraph(f"""
+        anvil: `gradient` (reverse mode) of the Python loop (unrolled) and of `fori_loop`, trace
+        + AD + compile in a fresh process (disk cache off), timeout {cfg.build_timeout:g} s
+        (larger sizes are skipped after a timeout). JAX: `jit(grad(f))` with `lax.fori_loop`,
+        first call of a new function (in this process). numba and the reference: the
+        hand-written derivative (a product along each component's chain). Targets: Python loop
+        8k iterations <= 2 s and linear growth; `fori_loop` <= 0.1 s at any count (section 1's
+        target). Calls at the smallest and largest size, for information."""))
+
+
+# ---- 3.-5.: anvil's forms of a problem beside the peers -----------------------------------------
+@dataclass(frozen=True)
+class Form:
+    """One of anvil's forms of a section's problem: its variant ("traced" or "loop") and mode,
+    the rows' name for it, and its targets: build seconds, call time over the fastest of
+    `against`."""
+
+    variant: str
+    what: str
+    build: float
+    call: float
+    against: tuple[str, ...]
+    mode: str = "auto"
+
+
+def form_rows(cfg: Config, case: str, size: int, forms: list[Form],
+              peer_builders: dict[str, Callable[[], Tool]], expected: Callable[[], np.ndarray],
+              build_peers: tuple[str, ...], call_peers: tuple[str, ...]) -> list[Row]:
+    """Measure each form of `case` at `size` beside the peers: its build row (the peers of
+    `build_peers` as columns), then, after all of those, its call row (`call_peers`)."""
+    m = measure(cfg, {f.what: spec(case, f.variant, size, f.mode) for f in forms},
+                peer_builders, expected)
+    builds, calls = pick(m.builds, *build_peers), pick(m.calls, *call_peers)
+    return ([Row(f"{f.what}: build", m.builds[f.what], builds, (), f.build, m.notes[f.what])
+             for f in forms] +
+            [Row(f"{f.what}: call", m.calls[f.what], calls, f.against, f.call) for f in forms])
 
 
 # ---- 3. RK4 value, many steps ---------------------------------------------------------------
@@ -618,27 +632,19 @@ def rk4_value(cfg: Config) -> Section:
     case, n = CASES["pendulum_value"], cfg.value_steps
     z = case.input(n)
     expected = python_reference(nb_pendulum_value(n), z)
-    anvil = {"anvil traced": spec("pendulum_value", "traced", n),
-             "anvil fori_loop": spec("pendulum_value", "loop", n)}
-    m = measure(cfg, anvil, {
-        "CasADi": casadi_builder(lambda: casadi_sx(case, n), z, expected),
+    rows = form_rows(cfg, "pendulum_value", n, [
+        Form("traced", "Python loop", 2.0, 2.0, ("numba",)),
+        Form("loop", "`fori_loop`", 0.05, 1.5, ("numba",)),
+    ], {"CasADi": casadi_builder(lambda: casadi_sx(case, n), z, expected),
         "JAX": jax_builder(case, n, expected),
-        "numba": numba_builder(nb_pendulum_value(n), z, expected)}, expected)
-    builds = pick(m.builds, "CasADi", "JAX", "numba")
-    calls = pick(m.calls, "numba", "JAX", "CasADi")
-    return Section(f"3. Pendulum RK4 value (no derivative), {n:,} steps", [
-        Row("Python loop: build", m.builds["anvil traced"], builds, (), 2.0,
-            m.notes["anvil traced"]),
-        Row("`fori_loop`: build", m.builds["anvil fori_loop"], builds, (), 0.05,
-            m.notes["anvil fori_loop"]),
-        Row("Python loop: call", m.calls["anvil traced"], calls, ("numba",), 2.0),
-        Row("`fori_loop`: call", m.calls["anvil fori_loop"], calls, ("numba",), 1.5),
-    ], "The pendulum of section 1, its final state only. Builds: anvil in a fresh process "
-       "(disk cache off, timeout "
-       f"{cfg.build_timeout:g} s); CasADi = SX traced from the Python loop + `Function`, JAX = "
-       "`jit` with `lax.fori_loop`, numba = a hand-written loop (in this process). Targets: "
-       "Python loop build <= 2 s, `fori_loop` build <= 50 ms; the call targets are section "
-       "1's (Python loop <= 2x numba, `fori_loop` <= 1.5x numba).")
+        "numba": numba_builder(nb_pendulum_value(n), z, expected),
+        }, expected, ("CasADi", "JAX", "numba"), ("numba", "JAX", "CasADi"))
+    return Section(f"3. Pendulum RK4 value (no derivative), {n:,} steps", rows, paragraph(f"""
+        The pendulum of section 1, its final state only. Builds: anvil in a fresh process (disk
+        cache off, timeout {cfg.build_timeout:g} s); CasADi = SX traced from the Python loop +
+        `Function`, JAX = `jit` with `lax.fori_loop`, numba = a hand-written loop (in this
+        process). Targets: Python loop build <= 2 s, `fori_loop` build <= 50 ms; the call
+        targets are section 1's (Python loop <= 2x numba, `fori_loop` <= 1.5x numba)."""))
 
 
 # ---- 4. cart-pole single shooting -----------------------------------------------------------
@@ -646,26 +652,21 @@ def single_shooting(cfg: Config) -> Section:
     case, n = CASES["single_shooting"], cfg.cartpole_steps
     z = case.input(n)
     expected = casadi_reference(case, n)
-    anvil = {"anvil traced": spec("single_shooting", "traced", n),
-             "anvil scan": spec("single_shooting", "loop", n)}
-    m = measure(cfg, anvil, {
-        "CasADi": casadi_builder(lambda: casadi_sx(case, n), z, expected),
-        "JAX": jax_builder(case, n, expected)}, expected)
-    builds, calls = pick(m.builds, "JAX", "CasADi"), pick(m.calls, "JAX", "CasADi")
-    shape = f"{4 * n}x{4 + n}"
-    return Section(f"4. Cart-pole single shooting, {n} RK4 steps: dense Jacobian ({shape})", [
-        Row("Python loop: build", m.builds["anvil traced"], builds, (), 1.0,
-            m.notes["anvil traced"]),
-        Row("`scan`: build", m.builds["anvil scan"], builds, (), 1.0, m.notes["anvil scan"]),
-        Row("Python loop: call", m.calls["anvil traced"], calls, ("JAX",), 1.0),
-        Row("`scan`: call", m.calls["anvil scan"], calls, ("JAX",), 1.0),
-    ], f"z = [x0 (4), u ({n})] -> the {n} states after each RK4 step (h = {CP_H:g}, u held "
-       "over a step), flat; state [x, theta, xdot, thetadot], mc = 1, mp = 0.1, l = 0.5, "
-       "g = 9.81. The dynamics are written as `x[0]`, `x[1]`, `av.stack([...])`; the Python loop "
-       "collects the states with `concatenate`, the loop form is `scan(body, x0, u)` returning "
-       "the states as its ys. anvil: `jacobian` (auto: fwd, fewer inputs than outputs), build "
-       "in a fresh process (disk cache off). JAX: `jit(jacfwd(f))` with `lax.scan`; CasADi: "
-       "SX traced from the Python loop + `jacobian` + `densify`, which is also the reference.")
+    rows = form_rows(cfg, "single_shooting", n, [
+        Form("traced", "Python loop", 1.0, 1.0, ("JAX",)),
+        Form("loop", "`scan`", 1.0, 1.0, ("JAX",)),
+    ], {"CasADi": casadi_builder(lambda: casadi_sx(case, n), z, expected),
+        "JAX": jax_builder(case, n, expected)}, expected, ("JAX", "CasADi"), ("JAX", "CasADi"))
+    return Section(
+        f"4. Cart-pole single shooting, {n} RK4 steps: dense Jacobian ({4 * n}x{4 + n})", rows,
+        paragraph(f"""
+        z = [x0 (4), u ({n})] -> the {n} states after each RK4 step (h = {CP_H:g}, u held over a
+        step), flat; state [x, theta, xdot, thetadot], mc = 1, mp = 0.1, l = 0.5, g = 9.81. The
+        dynamics are written as `x[0]`, `x[1]`, `av.stack([...])`; the Python loop collects the
+        states with `concatenate`, the loop form is `scan(body, x0, u)` returning the states as
+        its ys. anvil: `jacobian` (auto: fwd, fewer inputs than outputs), build in a fresh
+        process (disk cache off). JAX: `jit(jacfwd(f))` with `lax.scan`; CasADi: SX traced from
+        the Python loop + `jacobian` + `densify`, which is also the reference."""))
 
 
 # ---- 5. cart-pole multiple shooting ---------------------------------------------------------
@@ -673,32 +674,34 @@ def multiple_shooting(cfg: Config) -> Section:
     case, s = CASES["multiple_shooting"], cfg.stages
     w = case.input(s)
     expected = casadi_reference(case, s)
-    anvil = {"anvil map": spec("multiple_shooting", "loop", s),
-             "anvil traced": spec("multiple_shooting", "traced", s)}
-    m = measure(cfg, anvil, {
-        "CasADi map": casadi_builder(lambda: casadi_ms_map(s), w, expected),
-        "CasADi": casadi_builder(lambda: casadi_sx(case, s), w, expected),
-        "JAX": jax_builder(case, s, expected)}, expected)
-    builds = pick(m.builds, "CasADi map", "CasADi", "JAX")
-    calls = pick(m.calls, "CasADi map", "CasADi", "JAX")
     casadi = ("CasADi map", "CasADi")
-    return Section(f"5. Cart-pole multiple shooting, {s} stages: constraint Jacobian "
-                   f"({4 * s}x{5 * s + 4})", [
-        Row("`map` over the stages: build", m.builds["anvil map"], builds, (), 1.0,
-            m.notes["anvil map"]),
-        Row("Python loop over the stages: build", m.builds["anvil traced"], builds, (), 1.0,
-            m.notes["anvil traced"]),
-        Row("`map` over the stages: call", m.calls["anvil map"], calls, casadi, 1.0),
-        Row("Python loop over the stages: call", m.calls["anvil traced"], calls, casadi, 1.0),
-    ], f"w = [x_0..x_{s} (4 each), u_0..u_{s - 1}] -> the continuity constraints "
-       "F(x_k, u_k) - x_{k+1}, F = four RK4 steps of h = 0.02 of the cart-pole of section 4. "
-       "anvil: `jacobian` (auto: rev, fewer outputs than inputs) of `av.map(stage, (xs[:-1], "
-       "us))` and of the Python loop; build in a fresh process (disk cache off). CasADi map: "
-       "the stage as an SX `Function`, `map(S)` in an MX graph, `jacobian` + `densify`; CasADi: "
-       "SX traced from the Python loop (the reference). JAX: `jit(jacrev(f))` with `lax.map` "
-       "(`jacfwd` builds faster, 2-5 s, but `jacrev` is the mode with fewer directions; "
-       "`vmap` instead of `lax.map` builds as slowly). Targets (section 4's, as none is set "
-       "for this problem): builds <= 1 s, calls <= 1x the faster CasADi.")
+    peer_columns = ("CasADi map", "CasADi", "CasADi sparse", "JAX")
+    rows = form_rows(cfg, "multiple_shooting", s, [
+        Form("loop", "`map` over the stages", 1.0, 1.0, casadi),
+        Form("loop", "`map` over the stages, sparse (`spjacobian`)", 1.0, 1.0,
+             ("CasADi sparse",), "sparse"),
+        Form("traced", "Python loop over the stages", 1.0, 1.0, casadi),
+    ], {"CasADi map": casadi_builder(lambda: casadi_ms_map(s), w, expected),
+        "CasADi": casadi_builder(lambda: casadi_sx(case, s), w, expected),
+        "CasADi sparse": casadi_builder(lambda: casadi_sx(case, s, dense=False), w, expected),
+        "JAX": jax_builder(case, s, expected)}, expected, peer_columns, peer_columns)
+    return Section(
+        f"5. Cart-pole multiple shooting, {s} stages: constraint Jacobian ({4 * s}x{5 * s + 4})",
+        rows, paragraph(f"""
+        w = [x_0..x_{s} (4 each), u_0..u_{s - 1}] -> the continuity constraints F(x_k, u_k) -
+        x_{{k+1}}, F = four RK4 steps of h = 0.02 of the cart-pole of section 4. anvil:
+        `jacobian` (auto: rev, fewer outputs than inputs) of `av.map(stage, (xs[:-1], us))` and
+        of the Python loop; build in a fresh process (disk cache off). `spjacobian`: anvil's
+        sparse Jacobian of the `map` form (its nonzeros and colours, one directional derivative
+        each, in the note); a call returns the nonzeros in CSC order, checked against the
+        reference's entries at its pattern, once the reference is found to have no nonzero
+        outside it (the fresh process checks `J.csc(w).toarray()` against the dense reference). CasADi map: the stage
+        as an SX `Function`, `map(S)` in an MX graph, `jacobian` + `densify`; CasADi: SX traced
+        from the Python loop (the reference); CasADi sparse: the same without `densify`, a call
+        returns a sparse DM. JAX: `jit(jacrev(f))` with `lax.map` (`jacfwd` builds faster, 2-5
+        s, but `jacrev` is the mode with fewer directions; `vmap` instead of `lax.map` builds as
+        slowly). Targets (section 4's, as none is set for this problem): builds <= 1 s, calls
+        <= 1x the faster CasADi (the sparse call: <= 1x CasADi sparse)."""))
 
 
 SECTIONS = [pendulum_jacobian, chain_gradient, rk4_value, single_shooting, multiple_shooting]
@@ -710,89 +713,26 @@ def worker_anvil(spec: dict) -> dict:
     first took less than `budget` seconds); its stages, times and output."""
     times, stages, f = [], None, None
     for k in range(spec["repeat"]):
-        laps = Stages()
+        laps = bt.Stages()
         f = build_anvil(spec, f"{spec['case']}_{spec['variant']}_{k}", laps)
         times.append(sum(laps.seconds.values()))
         stages = stages or laps.seconds
         if times[0] > spec["budget"]:
             break
-    out = f(CASES[spec["case"]].input(spec["size"]))
-    return {"times": times, "stages": stages, "out": np.asarray(out).ravel().tolist()}
+    out = dense_output(f, CASES[spec["case"]].input(spec["size"]))
+    about = [f"{f.nnz} nonzeros, {f.ncolors} colours"] if hasattr(f, "ncolors") else []
+    return {"times": times, "stages": stages, "out": out.ravel().tolist(), "about": about}
 
 
 WORKERS = {"anvil": worker_anvil}
 
 
-# ---- report ---------------------------------------------------------------------------------
-def _version(module: str) -> str:
-    try:
-        return importlib.import_module(module).__version__
-    except ImportError:
-        return "not installed"
-
-
-def header(command: str) -> str:
-    import llvmlite.binding as llvm
-    cpu = next((line.split(":", 1)[1].strip() for line in
-                Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    versions = ", ".join(f"{m} {_version(m)}" for m in
-                         ("anvil_llvm", "numpy", "numba", "llvmlite", "casadi", "jax", "jaxlib"))
-    llvm_version = ".".join(map(str, llvm.llvm_version_info))
-    return f"""# Loop benchmarks
-
-Generated by `scripts/bench_loops.py` on {datetime.date.today()}; command: `{command}`.
-
-- Machine: {cpu}, {os.cpu_count()} CPUs (LLVM host CPU {llvm.get_host_cpu_name()}), load \
-average {os.getloadavg()[0]:.1f} at the start; Python {platform.python_version()}.
-- Versions: {versions}, LLVM {llvm_version}.
-- Python loops are traced (unrolled) into the graph; `fori_loop`, `scan` and `map` trace one \
-body run by a native loop. Each tool's output is checked against a reference (relative max-abs \
-error <= 1e-10) before it is timed; a tool that disagrees shows DISAGREE, one that fails to build \
-shows its error (in its build and call cells). Call times: median over interleaved rounds (the \
-tools take turns) of `timeit` samples, from Python. Ratio: anvil over the peer named (the fastest \
-of those the target names). numba and anvil run single-threaded; JAX uses its default threading. \
-OPENBLAS_NUM_THREADS=1.
-"""
-
-
-def run_section(section: Callable[[Config], Section], cfg: Config) -> Section:
-    try:
-        return section(cfg)
-    except Exception as e:  # noqa: BLE001 -- a failed section is reported, the others run
-        traceback.print_exc()
-        return Section(section.__name__.replace("_", " "),
-                       notes=f"section failed: {type(e).__name__}: {e}")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced sizes, a smoke test")
-    parser.add_argument("--out", type=Path, help="markdown report (default: "
-                        "docs/benchmarks/loops.md for the full run, none for --quick)")
-    parser.add_argument("--only", nargs="+", choices=[f.__name__ for f in SECTIONS],
-                        help="run these sections only (no report unless --out is given)")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        spec = json.loads(args.worker)
-        print(json.dumps(WORKERS[spec["kind"]](spec)))
-        return
-    # Builds timed here and in the workers compile: no disk cache.
-    os.environ["ANVIL_LLVM_NO_CACHE"] = "1"
-    import_peers()
-    cfg = QUICK if args.quick else FULL
-    out = args.out or (None if args.quick or args.only else DEFAULT_OUT)
-    sections = [f for f in SECTIONS if not args.only or f.__name__ in args.only]
-    command = " ".join(["python", "scripts/bench_loops.py", *sys.argv[1:]])
-    parts = [header(command)]
-    print(parts[0])
-    for section in sections:
-        parts.append(run_section(section, cfg).markdown())
-        print(parts[-1], flush=True)
-        if out is not None:                 # after every section: a crash keeps what was done
-            out.parent.mkdir(parents=True, exist_ok=True)
-            out.write_text("\n".join(parts))
+    bt.main(
+        __doc__, SECTIONS, WORKERS, QUICK, FULL, DEFAULT_OUT, "scripts/bench_loops.py",
+        "Loop benchmarks", intro="Python loops are traced (unrolled) into the graph; `fori_loop`, "
+        "`scan` and `map` trace one body run by a native loop. ",
+        failures=", one that fails to build shows its error (in its build and call cells)")
 
 
 if __name__ == "__main__":
