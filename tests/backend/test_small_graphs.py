@@ -38,29 +38,29 @@ def pendulum(steps: int):
 
         def f(x):
             return av.stack(x[1], -p * av.sin(x[0]))
-        h = 0.01
         for _ in range(steps):
-            k1 = f(x)
-            k2 = f(x + h / 2 * k1)
-            k3 = f(x + h / 2 * k2)
-            k4 = f(x + h * k3)
-            x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            x = rk4_step(f, x, 0.01)
         return x
     return g
 
 
 def pendulum_numpy(z, steps: int):
-    x, p, h = z[:2].copy(), z[2], 0.01
+    x, p = z[:2].copy(), z[2]
 
     def f(x):
         return np.array([x[1], -p * np.sin(x[0])])
     for _ in range(steps):
-        k1 = f(x)
-        k2 = f(x + h / 2 * k1)
-        k3 = f(x + h / 2 * k2)
-        k4 = f(x + h * k3)
-        x = x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+        x = rk4_step(f, x, 0.01)
     return x
+
+
+def rk4_step(f, x, h: float):
+    """One classical Runge-Kutta step of x' = f(x) (Tensors or NumPy arrays)."""
+    k1 = f(x)
+    k2 = f(x + h / 2 * k1)
+    k3 = f(x + h / 2 * k2)
+    k4 = f(x + h * k3)
+    return x + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
 
 
 def as_interpreted(fn: av.NumericalFunction, *inputs, tol: Tol | None = None) -> list:
