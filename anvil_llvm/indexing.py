@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ir import build as B
 from .ir import ops as O
 from .ir.ops.movement import gather_arg
 from .ir.uop import UOp
@@ -62,8 +63,7 @@ def index(x: UOp, key) -> UOp:
             gathers.append((axis, np.where(indices < 0, indices + n, indices)))
             shape_after.append(("gather", axis))
         axis += 1
-    if any(s != (0, 1, n) for s, n in zip(spec, x.shape)):
-        node = UOp(O.SLICE, (node,), tuple(spec))
+    node = B.slice_(node, spec)
     if len(gathers) > 1:
         raise IndexError("more than one integer-array index is not supported; index one axis "
                          "at a time")
@@ -83,7 +83,7 @@ def index(x: UOp, key) -> UOp:
             shape.extend(node.shape[axis_out:axis_out + k])
             axis_out += k
     shape = tuple(shape)
-    out = node if node.shape == shape else UOp(O.RESHAPE, (node,), shape)
+    out = B.reshape(node, shape)
     # A None between advanced indices separates them too, as in NumPy.
     advanced = [i for i, (kind, _) in enumerate(shape_after) if kind in ("drop", "gather")]
     if gathers and advanced != list(range(advanced[0], advanced[-1] + 1)):

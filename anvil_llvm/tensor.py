@@ -9,6 +9,7 @@ import sys
 import numpy as np
 
 from .indexing import index
+from .ir import build as B
 from .ir import dtypes
 from .ir import ops as O
 from .ir.dtypes import DType
@@ -222,7 +223,7 @@ class Tensor:
             shape = tuple(self.size // known if d == -1 else d for d in shape)
         if any(d < 0 for d in shape):
             raise ValueError(f"reshape: negative dimension in {shape}")
-        return Tensor(UOp(O.RESHAPE, (self.node,), shape))
+        return Tensor(B.reshape(self.node, shape))
 
     def flatten(self) -> "Tensor":
         return self.reshape(-1)
@@ -352,7 +353,7 @@ def _broadcast(x: Tensor, shape: tuple) -> Tensor:
         raise ValueError(f"cannot broadcast shape {x.shape} to {shape}")
     node = x.node
     if node.ndim < len(shape):
-        node = UOp(O.RESHAPE, (node,), (1,) * (len(shape) - node.ndim) + node.shape)
+        node = B.reshape(node, (1,) * (len(shape) - node.ndim) + node.shape)
     return Tensor(UOp(O.EXPAND, (node,), shape))
 
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..ir.ops import ADD, CONST, CONST_ARRAY, EXPAND, GATHER, INPUT, IOTA, PAD, RESHAPE
-from ..ir.uop import OpKind, UOp, consumers, toposort
+from ..ir.uop import SMALL_SIZE, OpKind, UOp, consumers, toposort
 from . import blas, loop
 from .kernel import Buffer, Kernel, accumulates, buffer_nbytes, innermost_reads
 
@@ -15,7 +15,6 @@ CHUNK_OPS = 250         # scalar code per noinline function (docs/backend.md, 'H
 SMALL_REDUCTION = 8     # reductions over at most this many elements are unrolled in place
 MAX_DEPTH = 96          # deeper expressions are realised: bounds the emitter's recursion
 WINDOW = 4              # a node read at offsets this close along a loop is carried, not stored
-SMALL_SIZE = 8          # nodes of at most this many elements are scheduled like scalars
 
 
 @dataclass
@@ -205,8 +204,8 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
         if buffers[node] is not buffer and node.size:
             kernels.append(Kernel(node.shape, [node], flat=True, stores=[(node, buffer)]))
 
-    _keep_in_chunks(kernels, realised, buffers)
-    work_bytes = _plan_workspace(kernels, realised, buffers)
+    _keep_in_chunks(kernels, realised, buffers, order)
+    work_bytes = _plan_workspace(kernels, realised, buffers, order)
     for kernel in kernels:
         if not kernel.stores:
             kernel.stores = [(r, buffers[r]) for r in kernel.roots if r in buffers]
@@ -270,18 +269,20 @@ class _Chunks:
         kernel.chunk = self.chunk
 
 
-def _keep_in_chunks(kernels: list[Kernel], realised: set, buffers: dict) -> None:
+def _keep_in_chunks(kernels: list[Kernel], realised: set, buffers: dict,
+                    order: list[UOp]) -> None:
     """Unrealise the roots of chunks that no other kernel reads (nor is an output): their
     chunk keeps them in registers, in order, with no store nor workspace. A chunk is a run of
     consecutive kernels of one chunk id (`_merge_chunks`)."""
     groups, group, last = [], -1, None
     readers: dict[UOp, set] = {}
+    table = load_sets(order, realised)
     for kernel in kernels:
         if kernel.chunk is None or last is None or kernel.chunk != last:
             group += 1
         last = kernel.chunk
         groups.append(group)
-        for node in loads(kernel.roots, realised):
+        for node in _kernel_loads(kernel, table):
             readers.setdefault(node, set()).add(group)
     for kernel, group in zip(kernels, groups):
         if kernel.chunk is None:
@@ -452,6 +453,31 @@ def loads(roots: list[UOp], realised) -> set:
     return found
 
 
+def load_sets(order: list[UOp], realised) -> dict[UOp, frozenset]:
+    """`loads([node], realised)` for every node of the topological `order`, in one pass: a
+    node's set is the union of its sources' (a realised source is loaded itself), so code
+    shared by many kernels is walked once, not once per kernel."""
+    table: dict[UOp, frozenset] = {}
+    for node in order:
+        found = _NOTHING
+        for s in node.src:
+            part = frozenset((s,)) if s in realised else table[s]
+            if not found or found < part:
+                found = part
+            elif not part <= found:
+                found = found | part
+        table[node] = found
+    return table
+
+
+_NOTHING: frozenset = frozenset()
+
+
+def _kernel_loads(kernel: Kernel, table: dict[UOp, frozenset]) -> frozenset:
+    roots = kernel.roots
+    return table[roots[0]] if len(roots) == 1 else frozenset().union(*(table[r] for r in roots))
+
+
 def _align(nbytes: int) -> int:
     return (nbytes + 7) // 8 * 8 if nbytes < 64 else (nbytes + 63) // 64 * 64
 
@@ -464,11 +490,13 @@ def _take(free: dict[int, list[int]], nbytes: int, top: int) -> tuple[int, int]:
     return top, top + nbytes
 
 
-def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict) -> int:
+def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict,
+                    order: list[UOp]) -> int:
     """Give every realised intermediate a workspace offset; slots are reused once dead."""
     last_use: dict[UOp, int] = {}
+    table = load_sets(order, realised)
     for k, kernel in enumerate(kernels):
-        for node in loads(kernel.roots, realised):
+        for node in _kernel_loads(kernel, table):
             last_use[node] = k
     free: dict[int, list[int]] = {}
     dying: dict[int, list[UOp]] = {}

@@ -107,9 +107,14 @@ def sign(x: UOp) -> UOp:
 
 # ---- movement -------------------------------------------------------------------------------
 def reshape(x: UOp | None, shape: tuple) -> UOp | None:
-    if x is None or x.shape == tuple(shape):
+    """x with a new shape: no node when the shape is x's, and a reshape of a reshape reads
+    the first one's source (the graph a trace records is already in `simplify`'s form)."""
+    shape = tuple(shape)
+    if x is not None and x.op is O.RESHAPE:
+        x = x.src[0]
+    if x is None or x.shape == shape:
         return x
-    return UOp(O.RESHAPE, (x,), tuple(shape))
+    return UOp(O.RESHAPE, (x,), shape)
 
 
 def permute(x: UOp | None, perm: tuple) -> UOp | None:
@@ -126,9 +131,12 @@ def inverse_permutation(perm) -> tuple:
 
 
 def broadcast_to(x: UOp | None, shape: tuple) -> UOp | None:
-    """NumPy broadcast of `x` (leading axes added) to `shape`."""
+    """NumPy broadcast of `x` (leading axes added) to `shape`; a broadcast of a broadcast is
+    one broadcast of the first one's source."""
     if x is None or x.shape == tuple(shape):
         return x
+    if x.op is O.EXPAND:
+        x = x.src[0]
     if x.ndim < len(shape):
         x = reshape(x, (1,) * (len(shape) - x.ndim) + x.shape)
     return UOp(O.EXPAND, (x,), tuple(shape))
@@ -160,7 +168,19 @@ def expand_back(ct: UOp | None, shape: tuple, axes: tuple) -> UOp | None:
 
 
 def slice_(x: UOp | None, spec: tuple) -> UOp | None:
-    return None if x is None else UOp(O.SLICE, (x,), tuple(spec))
+    """x[spec] (per axis `(start, step, count)`): no node for the whole of x, and a slice of a
+    slice is one slice of the first one's source."""
+    if x is None:
+        return None
+    spec = tuple(spec)
+    if x.op is O.SLICE:
+        spec = tuple((s1 + t1 * s2, t1 * t2, c2) if c2 else (0, 1, 0)
+                     for (s1, t1, _), (s2, t2, c2) in zip(x.arg, spec))
+        x = x.src[0]
+    if all(start == 0 and step == 1 and count == n for (start, step, count), n
+           in zip(spec, x.shape)) and len(spec) == x.ndim:
+        return x
+    return UOp(O.SLICE, (x,), spec)
 
 
 def pad(x: UOp | None, widths: tuple) -> UOp | None:

@@ -15,8 +15,8 @@ from .ops import (ADD, CAST, CONST, CONST_ARRAY, DIV, EXPAND, MUL, NEG, PAD, PER
                   RESHAPE, SLICE, SUB, WHERE, const)
 from .ops.control import merge_loops
 from .ops.source import const_array
-from .build import full
-from .uop import OpDef, OpKind, UOp, toposort
+from .build import full, slice_
+from .uop import SMALL_SIZE, OpDef, OpKind, UOp, toposort
 
 FOLD_LIMIT = 64
 
@@ -90,19 +90,13 @@ def _slice_of_pad(node: UOp):
     return UOp(SLICE, (pad.src[0],), tuple(spec))
 
 
-def _slice_of_slice(node: UOp):
-    inner = node.src[0]
-    if inner.op is not SLICE:
-        return None
-    spec = tuple((s1 + t1 * s2, t1 * t2, c2) if c2 else (0, 1, 0)
-                 for (s1, t1, _), (s2, t2, c2) in zip(inner.arg, node.arg))
-    return UOp(SLICE, (inner.src[0],), spec)
-
-
 def _slice_through_elementwise(node: UOp):
-    """Slicing commutes with elementwise ops: compute only the elements that are kept."""
+    """Slicing commutes with elementwise ops: compute only the elements that are kept (not for
+    small arrays, which are scalar code anyway: there it would only multiply the nodes of long
+    traced chains of a few numbers)."""
     inner = node.src[0]
-    if inner.op.kind is not OpKind.ELEMENTWISE or node.size >= inner.size:
+    if (inner.op.kind is not OpKind.ELEMENTWISE or node.size >= inner.size
+            or inner.size <= SMALL_SIZE):
         return None
     return UOp(inner.op, tuple(UOp(SLICE, (s,), node.arg) for s in inner.src), inner.arg)
 
@@ -132,9 +126,8 @@ RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
     (PERMUTE, _identity_unless(lambda n: n.arg == tuple(range(n.ndim)))),
     (PERMUTE, lambda n: UOp(PERMUTE, (n.src[0].src[0],), tuple(n.src[0].arg[p] for p in n.arg))
      if n.src[0].op is PERMUTE else None),
-    (SLICE, _identity_unless(lambda n: n.shape == n.src[0].shape
-                             and all(start == 0 and step == 1 for start, step, _ in n.arg))),
-    (SLICE, _slice_of_slice),
+    (SLICE, lambda n: slice_(n.src[0], n.arg)
+     if n.src[0].op is SLICE or n.shape == n.src[0].shape else None),
     (SLICE, _slice_of_pad),
     (SLICE, _slice_through_elementwise),
     (PAD, _merge_pads),

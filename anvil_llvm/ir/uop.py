@@ -188,6 +188,11 @@ class UOp:
 
 
 _set = object.__setattr__
+
+SMALL_SIZE = 8
+"""Arrays of at most this many elements are scalar code: the backend emits them position by
+position (docs/backend.md, 'Small arrays are scalar code'), and `simplify` does not split their
+elementwise ops into the slices that are read."""
 _table_get = UOp._table.get
 
 

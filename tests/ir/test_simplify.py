@@ -133,14 +133,14 @@ def test_slices_move_through_elementwise_ops():
 def test_slices_move_through_long_chains_in_one_call(length):
     """A slice pushed through a chain of elementwise ops reaches the input in one call (the
     rewrites of rewrites go past MAX_NESTING in later traversals), with the same values."""
-    (x,) = inputs_of(((8,), dtypes.float64))
+    (x,) = inputs_of(((16,), dtypes.float64))
     chain = x
     for k in range(length):
         chain = chain * 1.5 + float(k % 3) if k % 2 else (chain - 0.25).abs()
     node = simplified(chain[2:5])
     assert node.shape == (3,)
     assert all(s.src[0].op is O.INPUT for s in toposort([node]) if s.op is O.SLICE)
-    value = np.linspace(-1.0, 1.0, 8)
+    value = np.linspace(-1.0, 1.0, 16)
     assert_same(evaluate([node], [value])[0], evaluate([chain.node], [value])[0][2:5])
 
 
