@@ -15,7 +15,7 @@ from ..ir.uop import OpKind, Payload, Reduction, UOp
 from . import blas, constants, loop
 from .emitter import Emitter, ModuleParts
 from .kernel import Buffer, Index, Kernel, accumulates, innermost_reads
-from .schedule import Schedule, inline_reduction
+from .schedule import CHUNK_OPS, Schedule, inline_reduction
 
 
 UNROLL_POSITIONS = 32    # loop nests over at most this many positions are emitted unrolled,
@@ -140,19 +140,27 @@ class Lowering:
     def guarded(self, condition: str, compute, default: str, ty: str) -> str:
         """`compute()` where `condition` holds, else `default`, as a branch: loads inside run
         only when in bounds, and LLVM's vectoriser turns them into masked loads."""
+        return self.choose(condition, compute, lambda: default, ty)
+
+    def choose(self, condition: str, then, otherwise, ty: str) -> str:
+        """`then()` where `condition` holds, else `otherwise()`: each computed in a branch of
+        its own, so only the one taken runs."""
         if condition in ("true", "false"):
-            return compute() if condition == "true" else default
+            return then() if condition == "true" else otherwise()
         e = self.e
-        before, inside, join = e.current, e.label("guard.in"), e.label("guard.join")
-        e.line(f"br i1 {condition}, label %{inside}, label %{join}")
-        e.block(inside)
-        self.scopes.append({})
-        value = compute()
-        self.scopes.pop()
-        end = e.current
-        e.line(f"br label %{join}")
+        values, ends = [], []
+        labels = e.label("choose.then"), e.label("choose.else")
+        join = e.label("choose.join")
+        e.line(f"br i1 {condition}, label %{labels[0]}, label %{labels[1]}")
+        for label, compute in zip(labels, (then, otherwise)):
+            e.block(label)
+            self.scopes.append({})
+            values.append(compute())
+            self.scopes.pop()
+            ends.append(e.current)
+            e.line(f"br label %{join}")
         e.block(join)
-        return e.op(f"phi {ty} [ {value}, %{end} ], [ {default}, %{before} ]")
+        return e.op(f"phi {ty} [ {values[0]}, %{ends[0]} ], [ {values[1]}, %{ends[1]} ]")
 
     # ---- loops -----------------------------------------------------------------------------------
     def loop(self, count: int, hint: str):
@@ -382,12 +390,13 @@ def _fold(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
     ctx.store(buffer, index, root.op.reduction.combine.scalar(ctx.e, root, partial, x))
 
 
-def emit_kernel(ctx: Lowering, kernel: Kernel) -> None:
-    """Emit the body of one kernel into `ctx.e` (the caller opens and closes the function)."""
+def emit_kernel(ctx: Lowering, kernel: Kernel, unroll_ops: int = UNROLL_OPS) -> None:
+    """Emit the body of one kernel into `ctx.e` (the caller opens and closes the function);
+    nests whose unrolled code stays under `unroll_ops` operations are unrolled."""
     if kernel.chunk is not None:
         _emit_chunk(ctx, kernel)
         return
-    ctx.unroll_positions = min(UNROLL_POSITIONS, UNROLL_OPS // max(kernel.ops, 1))
+    ctx.unroll_positions = min(UNROLL_POSITIONS, unroll_ops // max(kernel.ops, 1))
     root = kernel.reduction
     first = kernel.roots[0]
     if kernel.body is not None:
@@ -465,22 +474,26 @@ class Tables:
 
 
 def _attributes(kernel: Kernel, chunked: bool, linkage: str) -> str:
-    """The attributes of a kernel's function. The chunks of a chunked function are `noinline
-    optnone` (never inlined nor optimised; the module is generated at codegen level 0): LLVM's
-    time then grows linearly with the graph (docs/backend.md, 'Huge scalar graphs'). Other
-    kernels, and the chunks of a loop body (`internal`: its code runs every iteration and its
-    size does not grow with the trip count), are left to the inliner and optimised."""
-    if kernel.chunk is not None and chunked and linkage != "internal":
+    """The attributes of a kernel's function. In a chunked function every kernel is `noinline`:
+    optimised one by one, never inlined into one huge function, so that LLVM's time grows
+    linearly with the graph (docs/backend.md, 'Huge scalar graphs'); e.g. the tangents of a
+    traced loop's Jacobian, a few elements wide per direction, beside the chunks of its scalar
+    code. The chunks are `optnone` as well (not optimised; the module is generated at codegen
+    level 0), except in a loop body (`internal`), whose code runs every iteration. The kernels
+    of other functions are left to the inliner and optimised."""
+    if not chunked:
+        return "nounwind"
+    if kernel.chunk is not None and linkage != "internal":
         return "noinline optnone nounwind"
-    return "nounwind"
+    return "noinline nounwind"
 
 
 def _entry_attributes(sched: Schedule, chunked: bool, linkage: str) -> str:
     """The attributes of the function calling the kernels: `optnone` too when it calls only
     `optnone` chunks, so that the optimiser, which would leave every function as it is, does
     not run at all (jit.compile_object; it costs about 0.5 ms per chunk function)."""
-    if chunked and linkage != "internal" and all(
-            _attributes(kernel, chunked, linkage) != "nounwind" for kernel in sched.kernels):
+    if chunked and all("optnone" in _attributes(kernel, chunked, linkage)
+                       for kernel in sched.kernels):
         return "noinline optnone nounwind"
     return "nounwind"
 
@@ -525,7 +538,9 @@ def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tabl
     chunked = is_chunked(sched)
     for k, kernel in enumerate(sched.kernels):
         e = Emitter(parts)
-        emit_kernel(Lowering(e, sched, tables, define), kernel)
+        # Beside the chunks of a huge scalar graph, an unrolled nest stays within a chunk's size.
+        emit_kernel(Lowering(e, sched, tables, define), kernel,
+                    CHUNK_OPS if chunked else UNROLL_OPS)
         # Other kernels are left to the inliner: marked `alwaysinline` (inlined before they are
         # simplified) they build ~10% faster, but LLVM 22's loop vectoriser then miscompiles
         # chains of guarded loads (the bratu2d energy gradient, tests/ad/test_ad_problems.py).

@@ -198,14 +198,18 @@ def test_only_chunks_are_optnone_and_an_entry_calling_only_chunks_is_too():
     assert entry == ["noinline optnone nounwind"]
     as_interpreted(f, Z)
     # with a kernel that is no chunk (a loop over 40 elements), the entry is left to the
-    # optimiser, which inlines that kernel
+    # optimiser, and that kernel is optimised on its own, never inlined into the entry (LLVM's
+    # time stays linear in the number of such kernels)
     g = av.NumericalFunction("mixed", lambda x: (chain(300)(x[:2]), av.exp(x) * 2.0),
                              (av.Arg(40),))
     sched = schedule(g.inputs, g.outputs)
     assert codegen.is_chunked(sched) and any(k.chunk is None for k in sched.kernels)
-    entry = re.findall(r"^define dso_local i32 @\S+\(.*\) (.*) \{$", g.lowered().ir,
-                       re.MULTILINE)
+    text = g.lowered().ir
+    entry = re.findall(r"^define dso_local i32 @\S+\(.*\) (.*) \{$", text, re.MULTILINE)
     assert entry == ["nounwind"]
+    kernels = re.findall(r"^define internal void @\S+\(.*\) (.*) \{$", text, re.MULTILINE)
+    assert set(kernels) == {"noinline optnone nounwind", "noinline nounwind"}
+    as_interpreted(g, np.linspace(-0.5, 0.5, 40), tol=ULP64)
 
 
 def test_arrays_larger_than_small_keep_their_loop_nests():
@@ -216,9 +220,10 @@ def test_arrays_larger_than_small_keep_their_loop_nests():
     as_interpreted(f, np.linspace(-1.0, 1.0, n))
 
 
-def test_chunks_of_a_loop_body_are_left_to_the_optimiser():
-    """A loop body's code runs every iteration and its size does not grow with the trip count:
-    its chunks are neither `noinline` nor `optnone`."""
+def test_chunks_of_a_loop_body_are_optimised_one_by_one():
+    """A loop body's code runs every iteration: its chunks are optimised (not `optnone`), one
+    by one (`noinline`: inlined into one function, a long body would take LLVM superlinear
+    time)."""
     def step(x):
         for _ in range(60):
             x = x * 0.999 + av.sin(x[::-1]) * 1e-3
@@ -227,7 +232,7 @@ def test_chunks_of_a_loop_body_are_left_to_the_optimiser():
     f = av.NumericalFunction("body", lambda z: av.fori_loop(0, 5, lambda i, x: step(x), z),
                              (av.Arg(3),))
     text = f.lowered().ir
-    assert "optnone" not in text and "noinline" not in text
+    assert "optnone" not in text and "noinline" in text
     z = np.array([0.3, -0.2, 0.7])
     expected = z
     for _ in range(5):
@@ -235,3 +240,34 @@ def test_chunks_of_a_loop_body_are_left_to_the_optimiser():
             expected = expected * 0.999 + np.sin(expected[::-1]) * 1e-3
     assert_same(f(z), evaluate(f.outputs, [z])[0])
     np.testing.assert_allclose(f(z), expected, rtol=1e-13)
+
+
+def test_a_stack_of_many_states_computes_one_piece_per_element():
+    """The Jacobian of a traced loop that stacks its states reads a concatenation of many
+    pieces along an outer axis: each element finds its piece by binary search in branches and
+    computes only that one (no select over every piece's value)."""
+    steps = 30
+
+    def states(z):
+        x, out = z[:2], []
+        for k in range(steps):
+            x = rk4_step(lambda s: av.stack(s[1], -z[2] * av.sin(s[0])), x, 0.01)
+            out.append(x * (1.0 + 0.01 * k))
+        return av.concatenate(out)
+    f = ad.jacobian(av.NumericalFunction("stack", states, (av.Arg(3),)), mode="fwd")
+    assert "choose.then" in f.lowered().ir
+    jac = as_interpreted(f, Z, tol=ULP64)[0]
+    h = 1e-7
+    for j in range(3):
+        e = np.eye(3)[j] * h
+        fd = (np.concatenate(_states_numpy(Z + e, steps)) - np.concatenate(
+            _states_numpy(Z - e, steps))) / (2 * h)
+        np.testing.assert_allclose(jac[:, j], fd, rtol=1e-6, atol=1e-8)
+
+
+def _states_numpy(z, steps: int) -> list:
+    x, out = z[:2].copy(), []
+    for k in range(steps):
+        x = rk4_step(lambda s: np.array([s[1], -z[2] * np.sin(s[0])]), x, 0.01)
+        out.append(x * (1.0 + 0.01 * k))
+    return out

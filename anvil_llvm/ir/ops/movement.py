@@ -232,18 +232,38 @@ def _concat_emit(ctx, node, index):
     for s in node.src:
         n = s.shape[axis]
         if n:
-            local = e.clamp_i(e.add_i(dims[axis], str(-offset)), n)
-            src_dims = dims[:axis] + (local,) + dims[axis + 1:]
-            pieces.append((offset + n, ctx.value(s, ctx.index(s.shape, src_dims))))
+            pieces.append((offset, offset + n, s))
         offset += n
-    result = pieces[-1][1]
-    for end, value in reversed(pieces[:-1]):
+
+    def piece(start, s):
+        local = e.clamp_i(e.add_i(dims[axis], str(-start)), s.shape[axis])
+        return ctx.value(s, ctx.index(s.shape, dims[:axis] + (local,) + dims[axis + 1:]))
+    if len(pieces) > CONCAT_SELECTS:
+        return _concat_search(ctx, dims[axis], pieces, piece, ty)
+    result = piece(pieces[-1][0], pieces[-1][2])
+    for start, end, s in reversed(pieces[:-1]):
         below = e.less_i(dims[axis], end)
         if below in ("true", "false"):
-            result = value if below == "true" else result
+            result = piece(start, s) if below == "true" else result
         else:
-            result = e.op(f"select i1 {below}, {ty} {value}, {ty} {result}")
+            result = e.op(f"select i1 {below}, {ty} {piece(start, s)}, {ty} {result}")
     return result
+
+
+CONCAT_SELECTS = 4
+"""A concatenation of at most this many pieces computes each and selects; of more, it finds
+its piece by binary search in branches, so that only that piece is computed (a stack of many
+states: each element would otherwise compute all of them)."""
+
+
+def _concat_search(ctx, position: str, pieces: list, piece, ty: str) -> str:
+    if len(pieces) == 1:
+        start, _, s = pieces[0]
+        return piece(start, s)
+    half = len(pieces) // 2
+    return ctx.choose(ctx.e.less_i(position, pieces[half][0]),
+                      lambda: _concat_search(ctx, position, pieces[:half], piece, ty),
+                      lambda: _concat_search(ctx, position, pieces[half:], piece, ty), ty)
 
 
 def _concat_jvp(B, node, t):
