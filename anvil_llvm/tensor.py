@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import builtins
+import difflib
 import numbers
 import operator
-import sys
 
 import numpy as np
 
@@ -130,31 +130,50 @@ class Tensor:
 
     # ---- NumPy's protocols ----------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method: str, *inputs, **kwargs):
-        """The ufuncs behind Python's binary operators give the Tensor operation (so that
-        `ndarray * Tensor` traces, and `np.multiply(x, 2)` with it); any other ufunc is a
-        TypeError naming what to call instead: NumPy computes on values, which a traced Tensor
-        does not have."""
-        apply = _OPERATOR_UFUNCS.get(ufunc)
-        if apply is None or method != "__call__":
-            name = ufunc.__name__ if method == "__call__" else f"{ufunc.__name__}.{method}"
-            raise TypeError(_not_traced(f"np.{name}", ufunc.__name__, ufunc.nin))
-        if kwargs:
-            raise TypeError(f"np.{ufunc.__name__} of a Tensor takes no keyword arguments, got "
-                            f"{', '.join(kwargs)} (a NumPy array cannot hold a traced value: "
-                            "write `a = a + x`, not `a += x` or out=)")
-        # Python numbers stay weakly typed; arrays and NumPy scalars become tensors of their dtype
-        operands = [x if isinstance(x, Tensor) or type(x) in (bool, int, float) else as_tensor(x)
-                    for x in inputs]
-        return apply(*operands)
+        """NumPy's ufuncs trace: `np.sin(x)`, `ndarray * Tensor`, `np.add.reduce(x, axis)`
+        and `np.add.accumulate` give the functions of `anvil_llvm.numpy`. `out=` is refused (a
+        NumPy array cannot hold a traced value); a ufunc not supported is a
+        NotImplementedError naming what to call instead."""
+        from . import numpy as anp
+        name = ufunc.__name__
+        if kwargs.get("out") is not None:
+            raise TypeError(f"np.{name} of a Tensor takes no out= (a NumPy array cannot hold a "
+                            "traced value: write `a = a + x`, not `a += x` or out=)")
+        kwargs.pop("out", None)
+        if method == "__call__":
+            found = _OPERATOR_UFUNCS.get(ufunc) or getattr(anp, name, None)
+            if found is not None and not kwargs:
+                # Python numbers stay weakly typed; arrays, NumPy scalars become tensors
+                return found(*[x if isinstance(x, Tensor) or type(x) in (bool, int, float)
+                               else as_tensor(x) for x in inputs])
+        reduction = _UFUNC_METHODS.get((name, method))
+        if reduction is not None and len(inputs) == 1 and set(kwargs) <= {"axis", "keepdims"}:
+            if method == "accumulate":
+                return getattr(anp, reduction)(inputs[0], kwargs.get("axis", 0))
+            return getattr(anp, reduction)(inputs[0], kwargs.get("axis", 0),
+                                           keepdims=kwargs.get("keepdims", False))
+        shown = name if method == "__call__" else f"{name}.{method}"
+        if kwargs and (method == "__call__" and (ufunc in _OPERATOR_UFUNCS
+                                                  or hasattr(anp, name))):
+            raise TypeError(f"np.{shown} of a Tensor takes no keyword arguments, got "
+                            f"{', '.join(kwargs)}")
+        raise NotImplementedError(_not_traced(f"np.{shown}", name))
 
     def __array_function__(self, func, types, args, kwargs):
-        """NumPy functions applied to a Tensor: np.shape, np.ndim and np.size give its static
-        shape; any other is a TypeError naming the Tensor method or anvil_llvm function to use."""
+        """NumPy's functions trace when `anvil_llvm.numpy` has them (`np.sum(x)`,
+        `np.linalg.norm(x)`, `np.stack([x, y])`); np.shape, np.ndim and np.size give the static
+        shape; any other is a NotImplementedError naming what to use instead."""
         static = _STATIC_FUNCTIONS.get(func)
         if static is not None and len(args) == 1 and not kwargs:
             return static(args[0])
-        module = (func.__module__ or "numpy").replace("numpy", "np", 1)
-        raise TypeError(_not_traced(f"{module}.{func.__name__}", func.__name__, None))
+        from . import numpy as anp
+        module = func.__module__ or "numpy"
+        namespace = anp.linalg if module.endswith("linalg") else anp
+        found = getattr(namespace, func.__name__, None) if module.startswith("numpy") else None
+        if callable(found):
+            return found(*args, **kwargs)
+        raise NotImplementedError(_not_traced(f"{module.replace('numpy', 'np', 1)}."
+                                              f"{func.__name__}", func.__name__))
 
     def __array__(self, dtype=None, copy=None):
         raise TypeError("a traced Tensor has no NumPy value while tracing (np.asarray, "
@@ -266,32 +285,21 @@ _OPERATOR_UFUNCS = {
     np.greater_equal: operator.ge, np.equal: operator.eq, np.not_equal: operator.ne,
     np.bitwise_and: operator.and_, np.bitwise_or: operator.or_, np.bitwise_xor: operator.xor,
 }
+# ufunc methods and the reductions of anvil_llvm.numpy they are
+_UFUNC_METHODS = {("add", "reduce"): "sum", ("multiply", "reduce"): "prod",
+                  ("maximum", "reduce"): "max", ("minimum", "reduce"): "min",
+                  ("logical_and", "reduce"): "all", ("logical_or", "reduce"): "any",
+                  ("add", "accumulate"): "cumsum", ("multiply", "accumulate"): "cumprod"}
 _STATIC_FUNCTIONS = {np.shape: lambda x: x.shape, np.ndim: lambda x: x.ndim,
                      np.size: lambda x: x.size}
-# NumPy names whose equivalent here has another name or is an operator
-_EQUIVALENTS = {"absolute": "abs(x)", "negative": "-x", "positive": "+x", "amax": "x.max()",
-                "amin": "x.min()", "logical_not": "~x", "logical_and": "x & y",
-                "logical_or": "x | y", "logical_xor": "x ^ y", "invert": "~x"}
-
-
-def _not_traced(what: str, name: str, nin: int | None) -> str:
-    """The message for NumPy's `what` applied to a Tensor, naming the equivalent here: a
-    function of anvil_llvm, a Tensor method, or an operator (`nin`: the ufunc's arity)."""
-    package = sys.modules.get(__package__)
-    arguments = {1: "x", 2: "x, y"}.get(nin, "...")
-    if name in _EQUIVALENTS:
-        hint = f"use {_EQUIVALENTS[name]}"
-    elif callable(getattr(package, name, None)):
-        hint = f"use anvil_llvm.{name}({arguments})"
-    elif isinstance(getattr(Tensor, name, None), property):
-        hint = f"use x.{name}"
-    elif callable(getattr(Tensor, name, None)):
-        hint = f"use x.{name}()"
-    else:
-        hint = ("a traced function computes with Tensor operators and methods (x.sum(), "
-                "x.reshape(...)) and the functions of anvil_llvm (anvil_llvm.sin, "
-                "anvil_llvm.where, ...)")
-    return f"{what} does not trace a Tensor: {hint}"
+def _not_traced(what: str, name: str) -> str:
+    """The message for NumPy's `what`, which anvil_llvm.numpy does not have, applied to a
+    Tensor: the nearest names it has."""
+    from . import numpy as anp
+    near = difflib.get_close_matches(name, [n for n in dir(anp) if not n.startswith("_")], 3)
+    hint = (f"the nearest supported: {', '.join('anvil_llvm.numpy.' + n for n in near)}" if near
+            else "anvil_llvm.numpy lists the supported functions")
+    return f"{what} is not supported on traced Tensors; {hint}"
 
 
 # ---- conversion and promotion helpers -------------------------------------------------------

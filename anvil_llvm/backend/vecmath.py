@@ -15,7 +15,7 @@ _SCALAR = {
     "llvm.cos.f64": ("cos", 1), "llvm.pow.f64": ("pow", 2), "tan": ("tan", 1),
     "tanh": ("tanh", 1), "sinh": ("sinh", 1), "cosh": ("cosh", 1), "asin": ("asin", 1),
     "acos": ("acos", 1), "atan": ("atan", 1), "log1p": ("log1p", 1), "expm1": ("expm1", 1),
-    "atan2": ("atan2", 2),
+    "atan2": ("atan2", 2), "erf": ("erf", 1), "erfc": ("erfc", 1),
 }
 # (ISA letter, lanes): AVX-512 8 lanes, AVX2 4 lanes; LLVM uses a variant only if the CPU has it.
 _ISAS = (("e", 8), ("d", 4))

@@ -6,6 +6,7 @@ import pytest
 from avcheck import ULP64, arrays, assert_matches, check_function, fast
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import special
 
 import anvil_llvm as av
 from anvil_llvm.ir import dtypes
@@ -34,7 +35,9 @@ x, y = inp(0, A), inp(1, B)
 i, p, q = inp(0, K), inp(0, P), inp(1, Q)
 MATH = {O.SIN: np.sin, O.COS: np.cos, O.TAN: np.tan, O.EXP: np.exp, O.LOG: np.log,
         O.SQRT: np.sqrt, O.TANH: np.tanh, O.SINH: np.sinh, O.COSH: np.cosh, O.ASIN: np.arcsin,
-        O.ACOS: np.arccos, O.ATAN: np.arctan, O.LOG1P: np.log1p, O.EXPM1: np.expm1}
+        O.ACOS: np.arccos, O.ATAN: np.arctan, O.LOG1P: np.log1p, O.EXPM1: np.expm1,
+        O.ERF: special.erf, O.ERFC: special.erfc, O.FLOOR: np.floor, O.CEIL: np.ceil,
+        O.TRUNC: np.trunc, O.RINT: np.rint}
 BINARY = {O.ADD: np.add, O.SUB: np.subtract, O.MUL: np.multiply, O.DIV: np.divide,
           O.MAX: np.maximum, O.MIN: np.minimum, O.POW: np.power, O.ATAN2: np.arctan2,
           O.MOD: np.mod,

@@ -1,16 +1,18 @@
 """The op set: one module per family, each op one OpDef holding all its rules."""
 from .contract import CONTRACT
 from .control import LOOP, PARAM
-from .elementwise import (ABS, ACOS, ADD, AND, ASIN, ATAN, ATAN2, CAST, CMPEQ, CMPLE, CMPLT,
-                          CMPNE, COS, COSH, DIV, EXP, EXPM1, LOG, LOG1P, MAX, MIN, MOD, MUL, NEG,
-                          NOT, OR, POW, SIN, SINH, SQRT, SUB, TAN, TANH, WHERE, XOR)
+from .elementwise import (ABS, ACOS, ADD, AND, ASIN, ATAN, ATAN2, CAST, CEIL, CMPEQ, CMPLE,
+                          CMPLT, CMPNE, COS, COSH, DIV, ERF, ERFC, EXP, EXPM1, FLOOR, LOG, LOG1P,
+                          MAX, MIN, MOD, MUL, NEG, NOT, OR, POW, RINT, SIN, SINH, SQRT, SUB, TAN,
+                          TANH, TRUNC, WHERE, XOR)
 from .movement import CONCAT, EXPAND, GATHER, PAD, PERMUTE, RESHAPE, SLICE
 from .reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_PROD, REDUCE_SUM
 from .source import CONST, CONST_ARRAY, INPUT, IOTA, Scalar, const
 from .substitute import SUBSTITUTE
 
 __all__ = [
-    "ABS", "ACOS", "ADD", "AND", "ASIN", "ATAN", "ATAN2", "CAST", "CMPEQ", "CMPLE",
+    "ABS", "ACOS", "ADD", "AND", "ASIN", "ATAN", "ATAN2", "CAST", "CEIL", "CMPEQ", "CMPLE",
+    "ERF", "ERFC", "FLOOR", "RINT", "TRUNC",
     "CMPLT", "CMPNE", "CONCAT", "CONST", "CONST_ARRAY", "CONTRACT", "COS", "COSH", "DIV", "EXP",
     "EXPAND", "EXPM1", "GATHER", "INPUT", "IOTA", "LOG", "LOOP", "LOG1P", "MAX", "MIN", "MOD", "MUL",
     "NEG", "NOT", "OR", "PAD", "PARAM", "PERMUTE", "POW", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD",

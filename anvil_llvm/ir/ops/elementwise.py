@@ -128,6 +128,39 @@ EXPM1 = _unary_math("expm1", np.expm1, _libm("expm1"), 30,
                     lambda B, x, y: B.add(y, B.scalar(1, y)))
 
 
+def _erf_numpy(name: str):
+    def apply(arg, x):
+        from scipy import special  # SciPy's erf is the reference (NumPy has none)
+        return getattr(special, name)(x)
+    return apply
+
+
+def _gaussian(B, x):
+    """2 / sqrt(pi) * exp(-x**2), the derivative of erf."""
+    return B.mul(B.scalar(2.0 / np.sqrt(np.pi), x), B.unary(EXP, B.neg(B.mul(x, x))))
+
+
+ERF = OpDef("erf", 1, shape=_same_shape, dtype=_same_dtype("f"), numpy=_erf_numpy("erf"),
+            scalar=_libm("erf"), cost=30, **_smooth(lambda B, n: _gaussian(B, n.src[0])))
+ERFC = OpDef("erfc", 1, shape=_same_shape, dtype=_same_dtype("f"), numpy=_erf_numpy("erfc"),
+             scalar=_libm("erfc"), cost=30,
+             **_smooth(lambda B, n: B.neg(_gaussian(B, n.src[0]))))
+
+
+def _rounding(name: str, np_fn, intrinsic: str) -> OpDef:
+    """A float -> float rounding to an integral value: its derivative is zero wherever it
+    exists, so it has none (as a comparison)."""
+    return OpDef(name, 1, shape=_same_shape, dtype=_same_dtype("f"),
+                 numpy=lambda arg, x: np_fn(x), scalar=_intrinsic(intrinsic), cost=1,
+                 **_constant())
+
+
+FLOOR = _rounding("floor", np.floor, "floor")
+CEIL = _rounding("ceil", np.ceil, "ceil")
+TRUNC = _rounding("trunc", np.trunc, "trunc")
+RINT = _rounding("rint", np.rint, "roundeven")     # halves to even, as NumPy
+
+
 def _neg(e, node, x):
     if node.dtype.is_float:
         return e.op(f"fneg {node.dtype.llvm} {x}")

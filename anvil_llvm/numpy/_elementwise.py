@@ -1,0 +1,245 @@
+"""Elementwise functions with NumPy's names: the primitives of `anvil_llvm`, and composites
+written once in numerically stable forms (each differentiable through its primitives)."""
+from __future__ import annotations
+
+import math as _math
+
+import numpy as np
+
+from .. import tensor as T
+from ..ir import build as B
+from ..ir import ops as O
+from ..ir.uop import UOp
+from ..tensor import Tensor, as_tensor
+
+sin, cos, tan, arcsin, arccos, arctan = T.sin, T.cos, T.tan, T.arcsin, T.arccos, T.arctan
+sinh, cosh, tanh, exp, expm1, log, log1p = T.sinh, T.cosh, T.tanh, T.exp, T.expm1, T.log, T.log1p
+sqrt, arctan2, maximum, minimum, power = T.sqrt, T.arctan2, T.maximum, T.minimum, T.power
+mod = remainder = T.mod
+where = T.where
+abs = absolute = T.abs
+
+
+def _float(x) -> Tensor:
+    return T._float(as_tensor(x))
+
+
+def add(x, y) -> Tensor:
+    return as_tensor(x) + y
+
+
+def subtract(x, y) -> Tensor:
+    return as_tensor(x) - y
+
+
+def multiply(x, y) -> Tensor:
+    return as_tensor(x) * y
+
+
+def divide(x, y) -> Tensor:
+    return as_tensor(x) / y
+
+
+true_divide = divide
+
+
+def floor_divide(x, y) -> Tensor:
+    return as_tensor(x) // y
+
+
+def negative(x) -> Tensor:
+    return -as_tensor(x)
+
+
+def positive(x) -> Tensor:
+    return as_tensor(x)
+
+
+def square(x) -> Tensor:
+    """x * x, as np.square."""
+    x = as_tensor(x)
+    return x * x
+
+
+def reciprocal(x) -> Tensor:
+    """1 / x for floats, as np.reciprocal."""
+    return 1.0 / _float(x)
+
+
+def sign(x) -> Tensor:
+    """-1, 0 or 1 by the sign of x (NaN at NaN), as np.sign; its derivative is zero.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.sign, (av.Arg(3),))
+    >>> f(np.array([-2.0, 0.0, 5.0]))
+    array([-1.,  0.,  1.])
+    """
+    x = T._numeric(as_tensor(x))
+    out = Tensor(B.sign(x.node))
+    return out + 0.0 if x.dtype.kind == "f" else out      # -0.0 gives 0.0, as in NumPy
+
+
+def _rounded(op, x) -> Tensor:
+    x = as_tensor(x)
+    return x if x.dtype.kind in "ib" else Tensor(UOp(op, (x.node,)))
+
+
+def floor(x) -> Tensor:
+    """The largest integral value <= x, as np.floor (ints unchanged); its derivative is 0."""
+    return _rounded(O.FLOOR, x)
+
+
+def ceil(x) -> Tensor:
+    """The smallest integral value >= x, as np.ceil; its derivative is 0."""
+    return _rounded(O.CEIL, x)
+
+
+def trunc(x) -> Tensor:
+    """x rounded towards zero, as np.trunc; its derivative is 0."""
+    return _rounded(O.TRUNC, x)
+
+
+def rint(x) -> Tensor:
+    """x rounded to the nearest integral value, halves to even, as np.rint."""
+    return _rounded(O.RINT, x)
+
+
+fix = trunc
+
+
+def round(a, decimals: int = 0) -> Tensor:
+    """a rounded to `decimals` decimals, halves to even, as np.round (which scales by
+    10**decimals, rounds, and scales back)."""
+    a = as_tensor(a)
+    if a.dtype.kind in "ib" and decimals >= 0:
+        return a
+    if decimals == 0:
+        return rint(a)
+    scale = 10.0 ** decimals
+    return rint(_float(a) * scale) / scale
+
+
+around = round
+
+
+def erf(x) -> Tensor:
+    """The error function, as scipy.special.erf."""
+    return Tensor(UOp(O.ERF, (_float(x).node,)))
+
+
+def erfc(x) -> Tensor:
+    """1 - erf(x) without cancellation for large x, as scipy.special.erfc."""
+    return Tensor(UOp(O.ERFC, (_float(x).node,)))
+
+
+def isnan(x) -> Tensor:
+    x = as_tensor(x)
+    return x != x  # noqa: PLR0124  NaN is the value unequal to itself
+
+
+def isinf(x) -> Tensor:
+    return abs(as_tensor(x)) == np.inf
+
+
+def isfinite(x) -> Tensor:
+    return abs(as_tensor(x)) < np.inf
+
+
+def logical_not(x) -> Tensor:
+    return ~as_tensor(x)
+
+
+def logical_and(x, y) -> Tensor:
+    return as_tensor(x) & y
+
+
+def logical_or(x, y) -> Tensor:
+    return as_tensor(x) | y
+
+
+def logical_xor(x, y) -> Tensor:
+    return as_tensor(x) ^ y
+
+
+def log2(x) -> Tensor:
+    """Base-2 logarithm, as np.log2 (within an ulp or two: log(x) / log(2))."""
+    return log(x) * (1.0 / _math.log(2.0))
+
+
+def log10(x) -> Tensor:
+    """Base-10 logarithm, as np.log10 (within an ulp or two: log(x) / log(10))."""
+    return log(x) * (1.0 / _math.log(10.0))
+
+
+def exp2(x) -> Tensor:
+    """2 ** x, as np.exp2."""
+    return power(2.0, _float(x))
+
+
+def cbrt(x) -> Tensor:
+    """The real cube root, as np.cbrt (negative for negative x; within a few ulps)."""
+    x = _float(x)
+    return sign(x) * power(abs(x), 1.0 / 3.0)
+
+
+def deg2rad(x) -> Tensor:
+    return _float(x) * (_math.pi / 180.0)
+
+
+def rad2deg(x) -> Tensor:
+    return _float(x) * (180.0 / _math.pi)
+
+
+radians, degrees = deg2rad, rad2deg
+
+
+def hypot(x, y) -> Tensor:
+    """sqrt(x**2 + y**2) without overflow or underflow in the squares, as np.hypot (inf when
+    either is infinite, even beside NaN).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.hypot, (av.Arg(2), av.Arg(2)))
+    >>> f(np.array([3e200, 0.0]), np.array([4e200, 0.0])) / 1e200     # no overflow
+    array([5., 0.])
+    """
+    a, b = abs(_float(x)), abs(_float(y))
+    big, small = maximum(a, b), minimum(a, b)
+    ratio = small / where(big == 0.0, 1.0, big)
+    finite = big * sqrt(1.0 + ratio * ratio)
+    return where(isinf(a) | isinf(b), np.inf, finite)
+
+
+def clip(a, a_min=None, a_max=None) -> Tensor:
+    """a limited to [a_min, a_max] (either may be None), as np.clip."""
+    if a_min is None and a_max is None:
+        raise ValueError("clip: a_min and a_max cannot both be None")
+    out = as_tensor(a)
+    if a_min is not None:
+        out = maximum(out, a_min)
+    if a_max is not None:
+        out = minimum(out, a_max)
+    return out
+
+
+def logaddexp(x, y) -> Tensor:
+    """log(exp(x) + exp(y)) without overflow, as np.logaddexp."""
+    x, y = _float(x), _float(y)
+    shifted = maximum(x, y) + log1p(exp(-abs(x - y)))
+    return where(x == y, x + _math.log(2.0), shifted)
+
+
+def expit(x) -> Tensor:
+    """The logistic sigmoid 1 / (1 + exp(-x)), as scipy.special.expit; stable for large |x|
+    (no branch overflows, so derivatives stay finite)."""
+    x = _float(x)
+    e = exp(-abs(x))
+    return where(x >= 0.0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+sigmoid = expit
+
+
+def softplus(x) -> Tensor:
+    """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
+    x = _float(x)
+    return maximum(x, 0.0) + log1p(exp(-abs(x)))
