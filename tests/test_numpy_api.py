@@ -181,3 +181,103 @@ def test_vmap_of_namespace_functions_matches_a_python_loop():
 def test_what_is_not_supported_says_so(use, exception, match):
     with pytest.raises(exception, match=match):
         av.NumericalFunction("f", use, (av.Arg(3),))
+
+
+# ---- linear algebra ---------------------------------------------------------------------------
+def _well_conditioned(data, shape):
+    m = data.draw(arrays(shape, elements=st.floats(-1.0, 1.0)))
+    return m + 2.0 * shape[-1] * np.eye(shape[-1])
+
+
+@pytest.mark.parametrize("a_shape, b_shape", [
+    ((1, 1), (1,)), ((3, 3), (3,)), ((4, 4), (4, 2)), ((2, 3, 3), (3,)), ((2, 3, 3), (2, 3, 4)),
+    ((3, 3), (2, 3, 1)),
+], ids=["1x1", "vector", "matrix", "batched-a", "batched", "batched-b"])
+@fast(6)
+@given(data=st.data())
+def test_solve_and_inv_match_numpy(a_shape, b_shape, data):
+    a = _well_conditioned(data, a_shape)
+    b = data.draw(arrays(b_shape, elements=st.floats(-5.0, 5.0)))
+    check(lambda m, a, b: (np.linalg.solve(a, b), np.linalg.inv(a)), a, b, tol=LOOSE)
+
+
+def test_solve_pivots_where_a_zero_leads():
+    a = np.array([[0.0, 2.0, 1.0], [1.0, 1.0, 0.0], [3.0, 0.0, 1.0]])
+    b = np.array([1.0, 2.0, 3.0])
+    check(lambda m, a, b: np.linalg.solve(a, b), a, b, tol=LOOSE)
+
+
+def test_solve_of_a_singular_matrix_gives_inf_or_nan_and_no_crash():
+    f = av.NumericalFunction("f", anp.linalg.solve, (av.Arg((2, 2)), av.Arg(2)))
+    out = f(np.array([[1.0, 2.0], [2.0, 4.0]]), np.array([1.0, 1.0]))
+    assert not np.isfinite(out).all()
+
+
+def test_solve_derivatives_match_finite_differences():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(4, 4)) + 4.0 * np.eye(4)
+    b = rng.normal(size=(4, 2))
+
+    def loss(a, b):
+        x = anp.linalg.solve(a, b)
+        return (x * x).sum() + anp.linalg.inv(a)[0, 1]
+    f = av.NumericalFunction("loss", loss, (av.Arg(a.shape), av.Arg(b.shape)))
+    grads = ad.gradient(f, argnums=(0, 1))(a, b)
+    for arg, (value, grad) in enumerate(zip((a, b), grads)):
+        fd = np.zeros_like(value)
+        for i in np.ndindex(value.shape):
+            e = np.zeros_like(value)
+            e[i] = 1e-6
+            args = [a, b]
+            args[arg] = value + e
+            up = f(*args)
+            args[arg] = value - e
+            fd[i] = (up - f(*args)) / 2e-6
+        np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-8)
+    # second order: the Hessian in b against differences of the gradient
+    g = ad.gradient(f, argnums=1)
+    h = ad.hessian(f, argnums=1)(a, b).reshape(b.size, b.size)
+    fd = np.array([((g(a, b + e) - g(a, b - e)) / 2e-6).ravel()
+                   for e in np.eye(b.size).reshape((b.size,) + b.shape) * 1e-6])
+    np.testing.assert_allclose(h, fd, rtol=1e-6, atol=1e-8)
+
+
+def test_vmap_of_solve_matches_a_python_loop():
+    rng = np.random.default_rng(2)
+    a = rng.normal(size=(5, 3, 3)) + 3.0 * np.eye(3)
+    b = rng.normal(size=(5, 3))
+    batched = av.NumericalFunction("v", av.vmap(anp.linalg.solve), (av.Arg(a.shape),
+                                                                   av.Arg(b.shape)))
+    np.testing.assert_allclose(batched(a, b), [np.linalg.solve(m, r) for m, r in zip(a, b)],
+                               rtol=1e-12)
+
+
+@pytest.mark.parametrize("use, match", [
+    (lambda x: anp.linalg.solve(x.reshape(1, 3), x), "must be square"),
+    (lambda x: anp.linalg.solve(anp.eye(2), x), r"`b` of shape \(3, 1\) does not fit"),
+    (lambda x: anp.linalg.inv(x), "must be square"),
+], ids=["non-square", "mismatch", "inv-vector"])
+def test_solve_refuses_shapes_that_do_not_fit(use, match):
+    with pytest.raises(ValueError, match=match):
+        av.NumericalFunction("f", use, (av.Arg(3),))
+
+
+def test_sparsity_of_solve_covers_the_dense_derivatives_exactly_per_batch():
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(2, 3, 3)) + 3.0 * np.eye(3)
+    b = rng.normal(size=(2, 3, 2))
+    z = np.concatenate([a.ravel(), b.ravel()])
+
+    def f(z):
+        x = anp.linalg.solve(z[:18].reshape(2, 3, 3), z[18:].reshape(2, 3, 2))
+        return x[:, :, 0] * x[:, 0, 1:2] + z[18:21]
+    fn = av.NumericalFunction("f", f, (av.Arg(z.size),))
+    dense = (ad.jacobian(fn)(z) != 0).reshape(-1, z.size)
+    pattern = ad.jacobian_sparsity(fn).toarray()
+    np.testing.assert_array_equal(pattern, dense)
+    g = av.NumericalFunction("g", lambda z: (f(z) ** 2).sum(), (av.Arg(z.size),))
+    hessian = ad.hessian(g)(z) != 0
+    h_pattern = ad.hessian_sparsity(g).toarray()
+    assert (h_pattern | ~hessian).all(), "a nonzero of the Hessian is missing from its pattern"
+    # the two batch matrices never interact
+    assert not h_pattern[:9, 9:18].any() and not h_pattern[:9, 27:].any()

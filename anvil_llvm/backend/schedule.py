@@ -183,9 +183,8 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
                 kernels.append(kernel)
             continue
         if node.op.kind is OpKind.PROGRAM:
-            source = node.src[0]
             kernels.append(Kernel((), [node], scratch_bytes=buffer_nbytes(
-                source.dtype, source.shape[-1] if source.ndim else 1)))
+                node.dtype, node.op.scratch(node))))
             continue
         if (node not in realised or node.op in (INPUT, CONST_ARRAY) or node.size == 0
                 or node in tiled):

@@ -105,7 +105,7 @@ class OpDef:
     only the node's `live` elements (those the output depends on).
     An op of kind PROGRAM runs as a kernel of its own that `program(ctx, node, out, scratch)`
     emits whole (a sequential program: `out` and `scratch` are pointers to its result and to
-    workspace the size of its source's last axis).
+    workspace of `scratch(node)` elements of its dtype).
     An op with several results makes one node per result: `siblings(node)` gives them all, in
     order, and its `vjp(B, node, cts)` receives the cotangents of all of them at once.
     """
@@ -127,6 +127,7 @@ class OpDef:
     last_axis: Callable | None = None
     siblings: Callable[["UOp"], list] | None = None
     program: Callable | None = None
+    scratch: Callable[["UOp"], int] | None = None
     dependence: Callable[["UOp"], list] | None = None
     pairs: Callable[["UOp", np.ndarray], list] | None = None
 

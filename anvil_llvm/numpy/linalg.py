@@ -1,11 +1,47 @@
-"""`anvil_llvm.numpy.linalg`: norms (solve, inv, det and the factorisations are to come)."""
+"""`anvil_llvm.numpy.linalg`: solve, inv, norms (det and the factorisations are to come)."""
 from __future__ import annotations
 
 import numpy as np
 
 from .. import tensor as T
+from ..ir.ops.linalg import solve as _solve
 from ..tensor import Tensor, as_tensor
 from ._elementwise import sqrt
+
+
+def solve(a, b) -> Tensor:
+    """x with a @ x == b, as np.linalg.solve: `a` (..., n, n), `b` (..., n) when 1-D, else
+    (..., n, k), batch axes broadcast. Gaussian elimination with partial pivoting in native
+    loops; a singular matrix gives inf/NaN where NumPy raises.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.linalg.solve, (av.Arg((2, 2)), av.Arg(2)))
+    >>> f(np.array([[2.0, 1.0], [1.0, 3.0]]), np.array([3.0, 5.0]))
+    array([0.8, 1.4])
+    """
+    a, b = T._float(as_tensor(a)), T._float(as_tensor(b))
+    if a.dtype != b.dtype:
+        a, b = (x.astype(np.float64) for x in (a, b))
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"solve: `a` must be square over its last two axes, got shape {a.shape}")
+    vector = b.ndim == 1
+    if vector:
+        b = b.reshape(b.shape[0], 1)
+    if b.ndim < 2 or b.shape[-2] != a.shape[-1]:
+        raise ValueError(f"solve: `b` of shape {b.shape} does not fit `a` of shape {a.shape}")
+    batch = T.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    x = Tensor(_solve(a.broadcast_to(batch + a.shape[-2:]).node,
+                      b.broadcast_to(batch + b.shape[-2:]).node))
+    return x.reshape(x.shape[:-1]) if vector else x
+
+
+def inv(a) -> Tensor:
+    """The inverse of square matrices (..., n, n), as np.linalg.inv (solve with the identity)."""
+    a = T._float(as_tensor(a))
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"inv: `a` must be square over its last two axes, got shape {a.shape}")
+    eye = np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype.np), a.shape)
+    return solve(a, eye)
 
 
 def norm(x, ord=None, axis=None, keepdims: bool = False) -> Tensor:

@@ -19,6 +19,7 @@ from avcheck import as_list, fast
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy import special
 
 import anvil_llvm as av
 from anvil_llvm.ad import gradient, hessian, jacobian, jvp, vjp
@@ -152,6 +153,13 @@ ROWS = [
     Row("arctan", lambda m, x: m.arctan(x), (U(5, lo=-3.0, hi=3.0),)),
     Row("log1p", lambda m, x: m.log1p(x), (U(5, lo=-0.9, hi=3.0),)),
     Row("expm1", lambda m, x: m.expm1(x), (U(5),)),
+    # SciPy's ufuncs and NumPy's functions dispatch to anvil_llvm.numpy on Tensors
+    Row("erf", lambda m, x: special.erf(x), (U(5),)),
+    Row("erfc", lambda m, x: special.erfc(x), (U(5),)),
+    # strictly diagonally dominant: well conditioned everywhere in the domain
+    Row("solve", lambda m, a, b: np.linalg.solve(a + 8.0 * np.eye(3), b), (U(3, 3), U(3, 2))),
+    Row("solve_batched", lambda m, a, b: np.linalg.solve(a + 8.0 * np.eye(2), b),
+        (U(2, 2, 2), U(2, 2, 1))),
     # off the branch cut (y = 0, x < 0)
     Row("arctan2", lambda m, y, x: m.arctan2(y, x), (U(4), U(4, lo=0.2))),
     # x / y stays within (0, 1) and (-1, 0): no jump of the remainder within the stencil
@@ -220,7 +228,9 @@ ROWS = [
 # ---- the table covers the op set ------------------------------------------------------------------
 ALL_OPS = {op for op in vars(O).values() if isinstance(op, OpDef)}
 SOURCES = {op for op in ALL_OPS if op.kind is OpKind.SOURCE}
-NOT_DIFFERENTIABLE = {O.CMPLT, O.CMPLE, O.CMPEQ, O.CMPNE, O.AND, O.OR, O.XOR, O.NOT}
+# (rounding to integral values: zero derivatives wherever they exist)
+NOT_DIFFERENTIABLE = {O.CMPLT, O.CMPLE, O.CMPEQ, O.CMPNE, O.AND, O.OR, O.XOR, O.NOT, O.FLOOR,
+                      O.CEIL, O.TRUNC, O.RINT}
 # CAST: test_astype_between_floats (FD cannot see a float32 rounding); SUBSTITUTE (no function
 # of the array API makes one): tests/ad/test_sparse.py, derivatives of acyclic Hessians.
 TESTED_ELSEWHERE = {O.CAST, O.SUBSTITUTE}

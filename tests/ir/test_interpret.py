@@ -126,6 +126,9 @@ def _substitution_case():
 LOOP_FINAL, LOOP_YS = _scan_case()
 SUBSTITUTION, SUBSTITUTED = _substitution_case()
 CASES.append((O.SUBSTITUTE, SUBSTITUTION, [A], SUBSTITUTED))
+MATRIX = np.array([[0.5, 2.0, -1.0], [3.0, 0.2, 0.4], [-1.0, 1.0, 4.0]])   # pivots needed
+CASES.append((O.SOLVE, UOp(O.SOLVE, (const_array(MATRIX), UOp(O.PERMUTE, (x,), (1, 0)))), [A],
+              np.linalg.solve(MATRIX, A.T)))
 CASES += [(O.LOOP, LOOP_FINAL, [A, B], _scan_reference(A.sum(0), B)[0]),
           (O.PARAM, LOOP_YS, [A, B], _scan_reference(A.sum(0), B)[1])]
 
@@ -144,7 +147,8 @@ def test_every_op_has_a_case():
 def test_interpreter_and_compiled_graph(op, node, inputs, expected):
     expected = np.asarray(expected)
     (value,) = evaluate([node], inputs)
-    tol = ULP64 if op in MATH or op in (O.POW, O.ATAN2) else None
+    # solve: elimination in another order than LAPACK's, a few roundings apart
+    tol = ULP64 if op in MATH or op in (O.POW, O.ATAN2, O.SOLVE) else None
     assert_matches(value, expected.astype(node.dtype.np), tol, "interpreter vs NumPy")
     inputs = inputs or [np.zeros(())]        # a function takes at least one argument
     fn = av.NumericalFunction.from_graph("g", [av.Arg(v.shape, v.dtype) for v in inputs], [node],

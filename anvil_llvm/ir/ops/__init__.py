@@ -5,6 +5,7 @@ from .elementwise import (ABS, ACOS, ADD, AND, ASIN, ATAN, ATAN2, CAST, CEIL, CM
                           CMPLT, CMPNE, COS, COSH, DIV, ERF, ERFC, EXP, EXPM1, FLOOR, LOG, LOG1P,
                           MAX, MIN, MOD, MUL, NEG, NOT, OR, POW, RINT, SIN, SINH, SQRT, SUB, TAN,
                           TANH, TRUNC, WHERE, XOR)
+from .linalg import SOLVE
 from .movement import CONCAT, EXPAND, GATHER, PAD, PERMUTE, RESHAPE, SLICE
 from .reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_PROD, REDUCE_SUM
 from .source import CONST, CONST_ARRAY, INPUT, IOTA, Scalar, const
@@ -16,6 +17,6 @@ __all__ = [
     "CMPLT", "CMPNE", "CONCAT", "CONST", "CONST_ARRAY", "CONTRACT", "COS", "COSH", "DIV", "EXP",
     "EXPAND", "EXPM1", "GATHER", "INPUT", "IOTA", "LOG", "LOOP", "LOG1P", "MAX", "MIN", "MOD", "MUL",
     "NEG", "NOT", "OR", "PAD", "PARAM", "PERMUTE", "POW", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD",
-    "REDUCE_SUM", "RESHAPE", "SIN", "SINH", "SLICE", "SQRT", "SUB", "SUBSTITUTE", "Scalar", "TAN",
+    "REDUCE_SUM", "RESHAPE", "SIN", "SINH", "SLICE", "SOLVE", "SQRT", "SUB", "SUBSTITUTE", "Scalar", "TAN",
     "TANH", "WHERE", "XOR", "const",
 ]

@@ -153,6 +153,7 @@ SUBSTITUTE = OpDef(
     batch=lambda B, node, sources, batched: substitute(sources[0], node.arg),
     linearity=Linearity.LINEAR,
     program=_emit,
+    scratch=lambda node: node.src[0].shape[-1] if node.src[0].ndim else 1,
     cost=1 << 20,
 )
 """arg = Program: decompression by substitution over the last axis of the source."""
