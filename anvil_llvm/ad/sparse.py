@@ -11,6 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..ir import build as B
+from ..ir import dtypes
 from ..ir.ops import CMPEQ, INPUT, IOTA
 from ..ir.ops.source import const_array
 from ..ir.ops.substitute import Program, substitute
@@ -28,10 +29,17 @@ def color_seeds(colors: np.ndarray, like: UOp) -> UOp:
     seed[k] = (colors == k) (a colour of -1 is in no seed)."""
     count = int(colors.max(initial=-1)) + 1
     shape = (count,) + like.shape
-    table = const_array(np.asarray(colors, np.int64).reshape(like.shape))
+    # Colours below 2**24 are exact as float32: half the bytes of int64, and the colour loop
+    # reads the whole table once per colour (bratu2d, n = 1e6: 13.6 -> 11.3 ms a call).
+    small = count < 2**24
+    table = const_array(np.asarray(colors, np.float32 if small else np.int64)
+                        .reshape(like.shape))
     table = B.broadcast_to(B.reshape(table, (1,) + like.shape), shape)
+    color = UOp(IOTA, (), (shape, 0))
+    if small:
+        color = B.cast(color, dtypes.float32)
     # In the argument's own shape: indices in a nest over it need no division.
-    return B.cast(UOp(CMPEQ, (table, UOp(IOTA, (), (shape, 0)))), like.dtype)
+    return B.cast(UOp(CMPEQ, (table, color)), like.dtype)
 
 
 def _batched(direction: UOp | None, seed: UOp, seeds: UOp, size: int, unroll: bool) -> UOp:

@@ -170,7 +170,9 @@ def _second_order(node: UOp, local: list, alive: np.ndarray, patterns: dict) -> 
     if linearity in (Linearity.LINEAR, Linearity.CONSTANT):
         return []
     if node.op.kind is OpKind.ELEMENTWISE:
-        rows = [patterns[s][alive] if rule is not None and patterns[s] is not None else None
+        every = bool(alive.all())   # then the rows need no selection (a copy of the pattern)
+        rows = [(patterns[s] if every else patterns[s][alive])
+                if rule is not None and patterns[s] is not None else None
                 for s, rule in zip(node.src, local)]
         if linearity is Linearity.BILINEAR:
             x, y = rows

@@ -365,6 +365,31 @@ def test_empty_pattern():
     assert hessian_coloring(np.zeros((3, 3), bool)).ncolors == 0
 
 
+@pytest.mark.parametrize("shape", [(0, 0), (3, 0), (0, 3)])
+@pytest.mark.parametrize("partition", ["auto", "column", "row", "bidirectional"])
+@pytest.mark.parametrize("order", ["best", "natural", "dsatur", "smallest_last"])
+def test_patterns_without_rows_or_columns(shape, partition, order):
+    if order == "dsatur" and partition == "bidirectional":
+        return
+    P = np.zeros(shape, bool)
+    r = jacobian_coloring(P, partition=partition, order=order)
+    check_coloring(P, r)
+    assert r.ncolors == 0 and r.pattern.shape == shape
+    m, n = shape
+    products = {"column": [np.zeros((m, 0))], "row": [np.zeros((0, n))],
+                "bidirectional": [np.zeros((m, 0)), np.zeros((0, n))]}[r.partition]
+    J = r.decompress(*products)
+    assert J.shape == shape and J.nnz == 0
+
+
+@pytest.mark.parametrize("method", ["star", "acyclic"])
+@pytest.mark.parametrize("order", HESSIAN_ORDERS)
+def test_hessian_of_no_variables(method, order):
+    r = hessian_coloring(np.zeros((0, 0), bool), method=method, order=order)
+    check_coloring(np.zeros((0, 0), bool), r)
+    assert r.ncolors == 0 and r.decompress(np.zeros((0, 0))).shape == (0, 0)
+
+
 @pytest.mark.parametrize(
     ("call", "error", "words"),
     [
@@ -426,3 +451,41 @@ def test_user_docs_examples_run():
     docs = Path(__file__).resolve().parents[2] / "docs" / "coloring.md"
     result = doctest.testfile(str(docs), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_hessian_lower_bounds():
+    from anvil_llvm.ad.coloring.bounds import diagonal_mask, hessian_lower_bound
+    from anvil_llvm.ad.coloring.patterns import adjacency, as_pattern
+
+    def bound(H, method):
+        H = as_pattern(H)
+        graph = adjacency(H.indptr, H.indices)
+        return hessian_lower_bound(graph, diagonal_mask(H.indptr, H.indices), method)
+
+    path = tridiagonal(4).toarray()
+    assert (bound(path, "star"), bound(path, "acyclic")) == (3, 2)
+    assert bound(tridiagonal(3), "star") == 2  # no path on four vertices
+    cycle = path.copy()
+    cycle[0, 3] = cycle[3, 0] = True
+    assert bound(cycle, "acyclic") == 3
+    no_diagonal = path & ~np.eye(4, dtype=bool)
+    assert bound(no_diagonal, "star") == 1  # products of distinct variables need no diagonal
+    assert bound(np.zeros((0, 0)), "star") == 0
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_hessian_lower_bound_never_exceeds_the_colours(seed):
+    from anvil_llvm.ad.coloring.bounds import diagonal_mask, hessian_lower_bound
+    from anvil_llvm.ad.coloring.patterns import adjacency, as_pattern
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    A = rng.random((n, n)) < rng.uniform(0.02, 0.3)
+    H = A | A.T
+    np.fill_diagonal(H, rng.random(n) < 0.7)
+    P = as_pattern(H)
+    graph = adjacency(P.indptr, P.indices)
+    for method in ("star", "acyclic"):
+        lower = hessian_lower_bound(graph, diagonal_mask(P.indptr, P.indices), method)
+        for order in ("natural", "largest_first", "best"):
+            assert lower <= hessian_coloring(H, method=method, order=order).ncolors

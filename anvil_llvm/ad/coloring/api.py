@@ -16,6 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .acyclic import acyclic_coloring
+from .bounds import diagonal_mask, hessian_lower_bound
 from .check import check_coloring
 from .distance2 import dsatur_coloring, greedy_coloring, recolor
 from .lattice import lattice_coloring
@@ -27,9 +28,16 @@ from .patterns import (
     as_pattern,
     bipartite_adjacency,
     check_symmetric,
-    transposed,
+    with_transpose,
 )
-from .result import Coloring, acyclic_result, bicoloring_result, distance2_result, star_result
+from .result import (
+    Coloring,
+    acyclic_result,
+    bicoloring_result,
+    distance2_result,
+    star_result,
+    upper_triangle,
+)
 from .star import restricted_star_coloring, restricted_star_steps, star_coloring
 
 PARTITIONS = ("auto", "column", "row", "bidirectional")
@@ -108,26 +116,28 @@ def jacobian_coloring(
     _check_choice("order", order, JACOBIAN_ORDERS)
     if order == "dsatur" and partition == "bidirectional":
         raise ValueError("order='dsatur' is for column and row partitions; got 'bidirectional'")
-    J = as_pattern(pattern)
+    J, JT = with_transpose(pattern)
     _compile()
-    return _jacobian(J, partition, order, seed, _Clock(J, time_budget))
+    return _jacobian(J, JT, partition, order, seed, _Clock(J, time_budget))
 
 
-def _jacobian(J: sp.csc_array, partition: str, order: str, seed: int, clock: _Clock) -> Coloring:
-    JT = transposed(J)
+def _jacobian(
+    J: sp.csc_array, JT: sp.csc_array, partition: str, order: str, seed: int, clock: _Clock
+) -> Coloring:
     if partition in ("column", "row"):
         return _distance2(J, JT, partition, order, seed, clock)
     if partition == "bidirectional":
         return _bidirectional(J, JT, order, seed, clock)
     walks = {"column": Walk.columns(J, JT), "row": Walk.columns(JT, J)}
+    costs = {side: walk.cost() for side, walk in walks.items()}
     best = None
-    for side in sorted(walks, key=lambda s: walks[s].cost()):
+    for side in sorted(walks, key=costs.__getitem__):
         size = J.shape[1] if side == "column" else J.shape[0]
         lower = _max_degree(walks[side].ptr2)
-        too_slow = walks[side].cost() / _STEPS_PER_SECOND > clock.left()
+        too_slow = costs[side] / _STEPS_PER_SECOND > clock.left()
         if best is not None and (lower >= best.ncolors or (too_slow and lower < size)):
             continue
-        best = _fewer(best, _distance2(J, JT, side, order, seed, clock))
+        best = _fewer(best, _distance2(J, JT, side, order, seed, clock, costs[side]))
     steps = 30.0 * J.nnz  # _star_steps of the bipartite graph, which has 2·nnz entries
     # Far more colours than an average row or column has entries means dense rows and columns:
     # then the bidirectional colouring runs whatever the clock says, so the choice is stable.
@@ -143,7 +153,13 @@ def _max_degree(indptr: np.ndarray) -> int:
 
 
 def _distance2(
-    J: sp.csc_array, JT: sp.csc_array, side: str, order: str, seed: int, clock: _Clock
+    J: sp.csc_array,
+    JT: sp.csc_array,
+    side: str,
+    order: str,
+    seed: int,
+    clock: _Clock,
+    cost: int | None = None,
 ) -> Coloring:
     walk = Walk.columns(JT, J) if side == "row" else Walk.columns(J, JT)
     n = walk.nvertices
@@ -153,7 +169,7 @@ def _distance2(
         return distance2_result(J, JT, np.zeros(n, np.int64), side, name)
     if lower == n:  # a dense row: every column needs its own colour
         return distance2_result(J, JT, np.arange(n), side, name)
-    seconds = walk.cost() / _STEPS_PER_SECOND
+    seconds = (walk.cost() if cost is None else cost) / _STEPS_PER_SECOND
     lattice = _lattice(J, JT, side) if order == "best" else None
     if lattice is not None and lattice.ncolors <= lower:
         return lattice  # optimal: the largest row count is a lower bound
@@ -190,10 +206,8 @@ def _lattice(J: sp.csc_array, JT: sp.csc_array, side: str) -> Coloring | None:
     colors = lattice_coloring(pattern, rows_of, _max_degree(rows_of.indptr))
     if colors is None:
         return None
-    try:  # distance2_result checks the colouring too
-        return _checked(J, distance2_result(J, JT, colors, side, "lattice"))
-    except ValueError:
-        return None
+    # lattice_coloring checked that every row's columns (column's rows) have distinct colours
+    return _checked(J, distance2_result(J, JT, colors, side, "lattice", check=False))
 
 
 def _checked(pattern: sp.csc_array, result: Coloring) -> Coloring | None:
@@ -225,6 +239,8 @@ def _search(
     walk = Walk.neighbours(graph)
     best = initial
     for name in search if order == "best" else (order,):
+        if best is not None and best.ncolors <= lower:
+            return best
         vertices = vertex_order(name, walk, seed, degree)
         for suffix, color, steps in algorithms:
             if best is not None and best.ncolors <= lower:
@@ -295,32 +311,37 @@ def hessian_coloring(
 
 def _hessian(H: sp.csc_array, method: str, order: str, seed: int, clock: _Clock) -> Coloring:
     graph = adjacency(H.indptr, H.indices)
+    triangle = upper_triangle(H, graph)  # shared by every candidate's tables
     if method == "star":
         algorithms = [
             ("", star_coloring, _star_steps(graph)),
             ("+gmp2005", restricted_star_coloring, restricted_star_steps(graph)),
         ]
-        result = star_result
+        make = star_result
     else:
         algorithms = [("", acyclic_coloring, _star_steps(graph))]
-        result = acyclic_result
-    # Two adjacent vertices with diagonal entries both need their colour; otherwise one may do.
-    coo = H.tocoo()
-    diag = np.zeros(H.shape[0], np.bool_)
-    diag[coo.row[coo.row == coo.col]] = True
-    lower = 2 if (diag[coo.row] & diag[coo.col] & (coo.row != coo.col)).any() else min(H.nnz, 1)
+        make = acyclic_result
+
+    def result(colors: np.ndarray, name: str) -> Coloring:
+        return make(H, graph, colors, name, triangle)
+
+    # Vertices with diagonal entries need their colours; a path on four of them (star) or a
+    # cycle (acyclic) needs three (bounds.py). Reaching the bound ends the search.
+    diag = diagonal_mask(H.indptr, H.indices)
+    lower = max(hessian_lower_bound(graph, diag, method), min(H.nnz, 1))
     # A grid stencil's lattice distance-2 colouring is a star (and acyclic) colouring; the
-    # orderings below still run (the first one always), and the fewest colours win.
+    # orderings below still run (the first one always, unless the lattice reaches the bound),
+    # and the fewest colours win.
     lattice = None
     if order == "best":
         colors = lattice_coloring(H, H, _max_degree(H.indptr), closed=True)
         if colors is not None:
-            lattice = _checked(H, result(H, graph, colors, "lattice"))
+            lattice = _checked(H, result(colors, "lattice"))
     # Degrees count the diagonal, as CasADi's largest_first does.
     return _search(
         graph,
         algorithms,
-        lambda colors, name: result(H, graph, colors, name),
+        result,
         order,
         seed,
         lower,

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
 
 from .patterns import as_pattern, check_symmetric
 from .result import Coloring
@@ -115,6 +114,8 @@ def _check_acyclic(rows: np.ndarray, cols: np.ndarray, colors: np.ndarray) -> No
     graph = sp.coo_array(
         (np.ones(u.size), (ends[: u.size], ends[u.size :])), shape=(nodes.size, nodes.size)
     )
+    from scipy.sparse.csgraph import connected_components  # slow to import; seldom needed
+
     ncomp, label = connected_components(graph, directed=False)
     edges_per = np.bincount(label[ends[: u.size]], minlength=ncomp)
     nodes_per = np.bincount(label, minlength=ncomp)

@@ -115,7 +115,7 @@ def vertex_order(
     [1, 0, 2]
     """
     n = walk.nvertices
-    if name == "natural":
+    if name == "natural" or (n == 0 and name in ORDERS):
         return np.arange(n, dtype=np.int64)
     if name == "random":
         return np.random.default_rng(seed).permutation(n).astype(np.int64)

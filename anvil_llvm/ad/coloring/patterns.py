@@ -66,6 +66,25 @@ def _transpose(indptr, indices, nrows):
     return tptr, tidx
 
 
+def with_transpose(pattern: object, name: str = "pattern") -> tuple[sp.csc_array, sp.csc_array]:
+    """``as_pattern(pattern)`` and its ``transposed``; from a canonical CSR input (what sparsity
+    detection gives) the transpose is its arrays as they are, with no sort."""
+    if (
+        sp.issparse(pattern)
+        and pattern.format == "csr"
+        and pattern.ndim == 2
+        and pattern.dtype == np.bool_
+        and pattern.has_canonical_format
+        and pattern.data.all()
+    ):
+        m, n = pattern.shape
+        indptr, indices = pattern.indptr.astype(np.int64), pattern.indices.astype(np.int64)
+        JT = sp.csc_array((np.ones(indices.size, np.bool_), indices, indptr), shape=(n, m))
+        return transposed(JT), JT
+    J = as_pattern(pattern, name)
+    return J, transposed(J)
+
+
 def transposed(pattern: sp.csc_array) -> sp.csc_array:
     """The transpose of a canonical pattern, canonical CSC (its arrays are ``pattern``'s CSR)."""
     m, n = pattern.shape

@@ -23,6 +23,7 @@ Acyclic colourings subtract each solved value from the other product entry that 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -180,84 +181,154 @@ def _compact(colors: np.ndarray, needed: np.ndarray) -> tuple[np.ndarray, np.nda
     return remap[colors], remap
 
 
-def _columns(pattern: sp.csc_array) -> np.ndarray:
-    return np.repeat(np.arange(pattern.shape[1], dtype=np.int64), np.diff(pattern.indptr))
-
-
 def _needed(colors: np.ndarray, used: np.ndarray) -> np.ndarray:
     needed = np.zeros(int(colors.max(initial=-1)) + 1, np.bool_)
     needed[used] = True
     return needed
 
 
+@numba.njit(cache=True)
+def _distance2_source(indptr, indices, colors, by_row, stride):
+    # The compressed slot of each entry (i, j) of a CSC pattern: colour of j times m plus i for
+    # column products, colour of i times n plus j for row products.
+    source = np.empty(indices.size, np.int64)
+    for j in range(indptr.size - 1):
+        for p in range(indptr[j], indptr[j + 1]):
+            i = indices[p]
+            source[p] = colors[i] * stride + j if by_row else colors[j] * stride + i
+    return source
+
+
 def distance2_result(
-    pattern: sp.csc_array, rows_of: sp.csc_array, colors: np.ndarray, partition: str, order: str
+    pattern: sp.csc_array,
+    rows_of: sp.csc_array,
+    colors: np.ndarray,
+    partition: str,
+    order: str,
+    check: bool = True,
 ) -> Coloring:
     """Direct tables for a distance-2 colouring of the columns (or, for "row", of the rows).
 
-    ``colors`` colours the columns of ``pattern`` or, for partition "row", its rows.
+    ``colors`` colours the columns of ``pattern`` or, for partition "row", its rows. ``check``:
+    raise ``ValueError`` unless it is a distance-2 colouring (pass False only for colours
+    already checked that way).
     """
     m, n = pattern.shape
     by_row = partition == "row"
-    check = pattern if by_row else rows_of
-    if not unique_color_in_row(check.indptr, check.indices, colors).all():
-        raise ValueError(f"not a distance-2 colouring of the {partition}s")
-    rows, cols = pattern.indices, _columns(pattern)
-    vertex, seeded = (cols, rows) if by_row else (rows, cols)
-    colors, _ = _compact(colors, _needed(colors, colors[seeded]))
-    tables = DecompressionTables(colors[seeded] * (n if by_row else m) + vertex)
+    if check:
+        other = pattern if by_row else rows_of
+        if not unique_color_in_row(other.indptr, other.indices, colors).all():
+            raise ValueError(f"not a distance-2 colouring of the {partition}s")
+    colors = np.ascontiguousarray(colors, np.int64)
+    # The colours of the columns (rows) with entries are needed; the others are in no seed.
+    nonempty = np.diff(rows_of.indptr if by_row else pattern.indptr) > 0
+    colors, _ = _compact(colors, _needed(colors, colors[nonempty]))
+    source = _distance2_source(pattern.indptr, pattern.indices, colors, by_row, n if by_row else m)
     sides = (None, colors) if by_row else (colors, None)
-    return Coloring(pattern, partition, "distance2", order, *sides, tables)
+    return Coloring(pattern, partition, "distance2", order, *sides, DecompressionTables(source))
 
 
-def _upper(pattern: sp.csc_array, graph: Adjacency) -> tuple:
-    """The upper triangle, its diagonal mask, and the edge id of each off-diagonal entry."""
-    cols = _columns(pattern)
-    keep = pattern.indices <= cols
-    indptr = np.concatenate(([0], np.cumsum(np.bincount(cols[keep], minlength=pattern.shape[1]))))
-    upper = sp.csc_array(
-        (np.ones(keep.sum(), np.bool_), pattern.indices[keep], indptr), shape=pattern.shape
+@numba.njit(cache=True)
+def _upper_arrays(indptr, indices, gptr, gidx, eid):
+    # The upper triangle of a sorted CSC pattern (indptr, indices, its diagonal mask), and the
+    # edge id of each of its off-diagonal entries from the adjacency graph (gptr, gidx, eid):
+    # row j of the graph, columns i < j, is column j of the upper triangle without its diagonal.
+    n = indptr.size - 1
+    uptr = np.zeros(n + 1, np.int64)
+    for j in range(n):
+        count = 0
+        for p in range(indptr[j], indptr[j + 1]):
+            if indices[p] > j:
+                break
+            count += 1
+        uptr[j + 1] = uptr[j] + count
+    uidx = np.empty(uptr[n], np.int64)
+    diag = np.empty(uptr[n], np.bool_)
+    for j in range(n):
+        k = uptr[j]
+        for p in range(indptr[j], indptr[j] + uptr[j + 1] - uptr[j]):
+            uidx[k] = indices[p]
+            diag[k] = indices[p] == j
+            k += 1
+    edges = np.empty(gidx.size // 2, np.int64)
+    k = 0
+    for j in range(n):
+        for q in range(gptr[j], gptr[j + 1]):
+            if gidx[q] >= j:
+                break
+            edges[k] = eid[q]
+            k += 1
+    return uptr, uidx, diag, edges[:k]
+
+
+class Triangle(NamedTuple):
+    """The upper triangle of a symmetric pattern and how its entries map to the adjacency
+    graph's edges: what every candidate colouring's tables share (computed once per pattern)."""
+
+    upper: sp.csc_array
+    diag_pos: np.ndarray  # positions of the diagonal entries in upper's CSC order
+    diag_rows: np.ndarray  # their rows
+    off_pos: np.ndarray  # positions of the off-diagonal entries
+    edges: np.ndarray  # the edge id of each of those
+    edge_target: np.ndarray  # per edge id: its position
+
+
+def upper_triangle(pattern: sp.csc_array, graph: Adjacency) -> Triangle:
+    """The ``Triangle`` of a symmetric pattern with adjacency graph ``graph``."""
+    uptr, uidx, diag, edges = _upper_arrays(
+        pattern.indptr, pattern.indices, graph.indptr, graph.indices, graph.eid
     )
-    diag = upper.indices == cols[keep]
-    adj_rows = np.repeat(np.arange(graph.nvertices), np.diff(graph.indptr))
-    edges = graph.eid[graph.indices < adj_rows]  # row j, column i < j: CSC order of the upper
-    return upper, diag, edges
+    upper = sp.csc_array((np.ones(uidx.size, np.bool_), uidx, uptr), shape=pattern.shape)
+    diag_pos = np.flatnonzero(diag)
+    off_pos = np.flatnonzero(~diag)
+    edge_target = np.empty(graph.nedges, np.int64)
+    edge_target[edges] = off_pos
+    return Triangle(upper, diag_pos, uidx[diag_pos], off_pos, edges, edge_target)
 
 
 def star_result(
-    pattern: sp.csc_array, graph: Adjacency, colors: np.ndarray, order: str
+    pattern: sp.csc_array,
+    graph: Adjacency,
+    colors: np.ndarray,
+    order: str,
+    triangle: Triangle | None = None,
 ) -> Coloring:
-    """Direct tables for a star colouring of a symmetric pattern (upper triangle, CSC order)."""
-    upper, diag, edges = _upper(pattern, graph)
-    vertex = upper.indices.copy()
-    needed = _needed(colors, colors[vertex[diag]])
+    """Direct tables for a star colouring of a symmetric pattern (upper triangle, CSC order).
+
+    ``triangle``: ``upper_triangle(pattern, graph)``, if already computed."""
+    t = triangle or upper_triangle(pattern, graph)
+    vertex = t.upper.indices.copy()
+    needed = _needed(colors, colors[t.diag_rows])
     edge_vertex, edge_color = direct_slots(graph, colors, needed)
     color_of = colors[vertex]
-    vertex[~diag] = edge_vertex[edges]
-    color_of[~diag] = edge_color[edges]
+    vertex[t.off_pos] = edge_vertex[t.edges]
+    color_of[t.off_pos] = edge_color[t.edges]
     colors, remap = _compact(colors, needed)
     tables = DecompressionTables(remap[color_of] * pattern.shape[0] + vertex)
-    return Coloring(upper, "column", "star", order, colors, None, tables)
+    return Coloring(t.upper, "column", "star", order, colors, None, tables)
 
 
 def acyclic_result(
-    pattern: sp.csc_array, graph: Adjacency, colors: np.ndarray, order: str
+    pattern: sp.csc_array,
+    graph: Adjacency,
+    colors: np.ndarray,
+    order: str,
+    triangle: Triangle | None = None,
 ) -> Coloring:
-    """Substitution tables for an acyclic colouring of a symmetric pattern (upper triangle)."""
+    """Substitution tables for an acyclic colouring of a symmetric pattern (upper triangle).
+
+    ``triangle``: ``upper_triangle(pattern, graph)``, if already computed."""
     n = pattern.shape[0]
-    upper, diag, edges = _upper(pattern, graph)
-    edge_target = np.empty(graph.nedges, np.int64)
-    edge_target[edges] = np.flatnonzero(~diag)
+    t = triangle or upper_triangle(pattern, graph)
     edge, vertex, color_of, sub_vertex, sub_color = substitution(graph, colors)
-    diag_rows = upper.indices[diag]
-    target = np.concatenate((np.flatnonzero(diag), edge_target[edge]))
-    vertex = np.concatenate((diag_rows, vertex))
-    color_of = np.concatenate((colors[diag_rows], color_of))
+    target = np.concatenate((t.diag_pos, t.edge_target[edge]))
+    vertex = np.concatenate((t.diag_rows, vertex))
+    color_of = np.concatenate((colors[t.diag_rows], color_of))
     colors, remap = _compact(colors, _needed(colors, color_of))
     subtract = np.where(sub_vertex >= 0, remap[sub_color] * n + sub_vertex, -1)
-    subtract = np.concatenate((np.full(diag_rows.size, -1, np.int64), subtract))
+    subtract = np.concatenate((np.full(t.diag_rows.size, -1, np.int64), subtract))
     tables = DecompressionTables(remap[color_of] * n + vertex, target, subtract)
-    return Coloring(upper, "column", "acyclic", order, colors, None, tables)
+    return Coloring(t.upper, "column", "acyclic", order, colors, None, tables)
 
 
 def bicoloring_result(

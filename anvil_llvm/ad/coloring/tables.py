@@ -21,7 +21,10 @@ from .patterns import Adjacency
 @numba.njit(cache=True)
 def unique_color_in_row(indptr, indices, colors):
     """Per position p of row v: is ``colors[indices[p]] >= 0`` and unique within row v."""
-    count = np.zeros(max(colors.max(), 0) + 1, np.int64)
+    top = 0  # colors.max() would fail on an empty array (no columns)
+    for c in colors:
+        top = max(top, c)
+    count = np.zeros(top + 1, np.int64)
     unique = np.empty(indices.size, np.bool_)
     for v in range(indptr.size - 1):
         for p in range(indptr[v], indptr[v + 1]):
@@ -40,29 +43,35 @@ def unique_color_in_row(indptr, indices, colors):
 
 @numba.njit(cache=True)
 def _direct_slots(indptr, indices, tpos, eid, colors, needed):
-    # For each edge, the position p whose slot (row of p, colour of indices[p]) holds it alone.
-    # Edges with a single choice go first, then the rest prefer a colour already needed.
+    # For each edge, the position p whose slot (row of p, colour of indices[p]) holds it alone,
+    # as that slot's (row, colour). Edges with a single choice go first, then the rest prefer a
+    # colour already needed.
     unique = unique_color_in_row(indptr, indices, colors)
-    choice = np.full(indices.size // 2, -1, np.int64)
+    nedges = indices.size // 2
+    done = np.zeros(nedges, np.bool_)
+    vertex = np.empty(nedges, np.int64)
+    color = np.empty(nedges, np.int64)
     for free_pass in (False, True):
         for v in range(indptr.size - 1):
             for p in range(indptr[v], indptr[v + 1]):
                 w = indices[p]
-                if w < v or choice[eid[p]] >= 0:
+                e = eid[p]
+                if w < v or done[e]:
                     continue
                 a = unique[p]
                 b = unique[tpos[p]]
                 if not (a or b):
-                    return choice, p
+                    return vertex, color, v, w
                 if a and b:
                     if not free_pass:
                         continue
                     if needed[colors[v]] and not needed[colors[w]]:
                         a = False
-                q = p if a else tpos[p]
-                choice[eid[p]] = q
-                needed[colors[indices[q]]] = True
-    return choice, -1
+                done[e] = True
+                vertex[e] = v if a else w
+                color[e] = colors[w] if a else colors[v]
+                needed[color[e]] = True
+    return vertex, color, -1, -1
 
 
 def direct_slots(graph: Adjacency, colors: np.ndarray, needed: np.ndarray) -> tuple:
@@ -71,14 +80,15 @@ def direct_slots(graph: Adjacency, colors: np.ndarray, needed: np.ndarray) -> tu
     ``needed`` flags colours already required (for instance by diagonal entries); it is updated.
     Raises ``ValueError`` naming an edge that no single slot holds alone (not a star colouring).
     """
-    choice, bad = _direct_slots(graph.indptr, graph.indices, graph.tpos, graph.eid, colors, needed)
-    rows = _rows(graph.indptr)
-    if bad >= 0:
+    vertex, color, bad_row, bad_col = _direct_slots(
+        graph.indptr, graph.indices, graph.tpos, graph.eid, colors, needed
+    )
+    if bad_row >= 0:
         raise ValueError(
-            f"not a star colouring: entry ({rows[bad]}, {graph.indices[bad]}) shares both of its "
+            f"not a star colouring: entry ({bad_row}, {bad_col}) shares both of its "
             "rows of the compressed matrix with another entry of the same colour"
         )
-    return rows[choice], colors[graph.indices[choice]]
+    return vertex, color
 
 
 @numba.njit(cache=True)
@@ -88,7 +98,10 @@ def _substitution(indptr, indices, tpos, colors):
     slot = np.empty(npos, np.int64)
     slot_vertex = np.empty(npos, np.int64)
     slot_color = np.empty(npos, np.int64)
-    last = np.full(max(colors.max(), 0) + 1, -1, np.int64)
+    top = 0
+    for c in colors:
+        top = max(top, c)
+    last = np.full(top + 1, -1, np.int64)
     slot_of = np.empty_like(last)
     nslots = 0
     for v in range(indptr.size - 1):
@@ -134,7 +147,11 @@ def _substitution(indptr, indices, tpos, colors):
         if unknown[other] == 1:
             queue[tail] = other
             tail += 1
-    return read[:nsteps], subtract[:nsteps], slot_vertex[:nslots], slot_color[:nslots]
+    read = read[:nsteps]
+    read_row = np.empty(nsteps, np.int64)
+    for k in range(nsteps):
+        read_row[k] = slot_vertex[slot[read[k]]]
+    return read, read_row, subtract[:nsteps], slot_vertex[:nslots], slot_color[:nslots]
 
 
 def substitution(graph: Adjacency, colors: np.ndarray) -> tuple:
@@ -144,17 +161,12 @@ def substitution(graph: Adjacency, colors: np.ndarray) -> tuple:
     Returns (edge, vertex, colour, subtract_vertex, subtract_colour). Raises ``ValueError`` if
     some 2-coloured subgraph has a cycle (not an acyclic colouring).
     """
-    read, other, slot_vertex, slot_color = _substitution(
+    read, read_row, other, slot_vertex, slot_color = _substitution(
         graph.indptr, graph.indices, graph.tpos, colors
     )
     if read.size < graph.nedges:
         raise ValueError("not an acyclic colouring: a 2-coloured subgraph has a cycle")
-    rows = _rows(graph.indptr)
     has = other >= 0
     sub_vertex = np.where(has, slot_vertex[other], -1)
     sub_color = np.where(has, slot_color[other], -1)
-    return graph.eid[read], rows[read], colors[graph.indices[read]], sub_vertex, sub_color
-
-
-def _rows(indptr: np.ndarray) -> np.ndarray:
-    return np.repeat(np.arange(indptr.size - 1, dtype=np.int64), np.diff(indptr))
+    return graph.eid[read], read_row, colors[graph.indices[read]], sub_vertex, sub_color
