@@ -240,6 +240,20 @@ class NumericalFunction:
         outputs = [Tensor(o) for o in substitute(self.outputs, mapping)]
         return tuple(outputs) if self.multiple else outputs[0]
 
+    def export(self, out_dir, name: str | None = None, **kwargs):
+        """Export this function as a static library with C and C++ headers in `out_dir` (the
+        library is named after the function unless `name` is given); the keywords are those
+        of `anvil_llvm.export` (target, cpu, shared, casadi, casadi_int). Returns the
+        `anvil_llvm.export.Library` written.
+
+        >>> import tempfile, anvil_llvm as av
+        >>> f = av.NumericalFunction("twice", lambda x: 2.0 * x, (av.Arg(4),))
+        >>> f.export(tempfile.mkdtemp()).symbols
+        {'twice': 'twice_twice'}
+        """
+        from .export.library import export_function
+        return export_function(self, out_dir, name, **kwargs)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{n}: {a.dtype}{list(a.shape)}" for n, a in
                          zip(self.arg_names, self.args))

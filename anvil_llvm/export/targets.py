@@ -1,0 +1,127 @@
+"""The target of an export: the host (default), the host's triple with another CPU
+(`cpu="generic"` for a portable build), or another triple the bundled LLVM supports, as an
+object file for that machine.
+
+Exported code must need nothing but libm: constants are embedded (no process-wide constant
+symbols, `Target.shared_constants` None), contractions are loop nests (no BLAS bound in this
+process, `Target.gemm` None), and loops call glibc's libmvec only on the host's own triple, where
+it was found (`-lm` links it).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import tempfile
+import threading
+
+import llvmlite.binding as llvm
+
+from ..backend import jit
+from ..backend.target import Target
+
+_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _initialise_all() -> None:
+    """Register every target LLVM was built with (only the native one is, at first)."""
+    jit.initialise()
+    llvm.initialize_all_targets()
+    llvm.initialize_all_asmprinters()
+
+
+def resolve(target=None, cpu=None) -> Target:
+    """The `Target` an export builds for.
+
+    `target`: None or "host" (this machine), an LLVM triple such as "aarch64-linux-gnu", or a
+    `Target`. `cpu`: None (the host CPU on the host triple, "generic" elsewhere) or an LLVM CPU
+    name ("generic", "x86-64-v3", "neoverse-v1", ...).
+
+    >>> t = resolve("aarch64-linux-gnu")
+    >>> t.triple, t.cpu, t.code_model, t.reloc, t.vector_math, t.shared_constants, t.gemm
+    ('aarch64-linux-gnu', 'generic', 'small', 'pic', False, None, None)
+    >>> resolve("no-such-machine")
+    Traceback (most recent call last):
+    ...
+    ValueError: target: LLVM does not support the triple 'no-such-machine' (No available targets are compatible with triple "no-such-machine")
+    """
+    if cpu is not None and (not isinstance(cpu, str) or not cpu):
+        raise TypeError(f"cpu: expected an LLVM CPU name (a non-empty str) or None, got {cpu!r}")
+    if isinstance(target, Target):
+        if cpu is not None:
+            raise ValueError("cpu: give the CPU inside the Target, not beside it")
+        _check(target)
+        return target
+    if target is not None and not isinstance(target, str):
+        raise TypeError(f"target: expected None, a triple (str) or a Target, got "
+                        f"{type(target).__name__}")
+    host = Target.object()
+    if target in (None, "host", "native") or target == host.triple:
+        if cpu is None or cpu in ("host", "native"):
+            result = host
+        else:
+            result = Target(host.triple, cpu, "", "small", "pic", host.vector_math, None, None)
+    else:
+        result = Target(target, cpu or "generic", "", "small", "pic", False, None, None)
+    _check(result)
+    return result
+
+
+def _check(target: Target) -> None:
+    if target.code_model != "small" or target.reloc != "pic":
+        raise ValueError(f"target: exported code is position independent with the small code "
+                         f"model, got code_model={target.code_model!r}, reloc={target.reloc!r} "
+                         "(use Target.object() or a triple)")
+    if target.shared_constants is not None or target.gemm is not None:
+        raise ValueError("target: exported code must embed its constants and run contractions "
+                         "as loops (shared_constants=None, gemm=None), so that it needs only "
+                         "libm")
+    target_machine(target)
+
+
+@functools.lru_cache(maxsize=None)
+def target_machine(target: Target, opt: int = 3):
+    """The LLVM target machine of `target` (validated: a triple LLVM has, a CPU it knows,
+    64-bit pointers), else ValueError naming `target` or `cpu`."""
+    _initialise_all()
+    try:
+        found = llvm.Target.from_triple(target.triple)
+    except RuntimeError as error:
+        raise ValueError(f"target: LLVM does not support the triple {target.triple!r} "
+                         f"({error})") from None
+    with _lock, _stderr_captured() as messages:
+        tm = found.create_target_machine(cpu=target.cpu, features=target.features, opt=opt,
+                                         reloc=target.reloc, codemodel=target.code_model,
+                                         jit=False)
+    text = "".join(messages)
+    # An unknown CPU is only a warning to LLVM, which may then abort the process while
+    # emitting code ("64-bit code requested on a subtarget that doesn't support it").
+    if "not a recognized processor" in text:
+        raise ValueError(f"cpu: {target.cpu!r} is not a CPU LLVM knows for {target.triple!r} "
+                         "(try 'generic')")
+    if "not a recognized feature" in text:
+        raise ValueError(f"target: features {target.features!r} include one LLVM does not "
+                         f"know for {target.triple!r}: {text.strip()}")
+    if re.search(r"(^|-)p:32:", str(tm.target_data)):
+        raise ValueError(f"target: {target.triple!r} has 32-bit pointers; exported code is "
+                         "generated for 64-bit targets only")
+    return tm
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """Capture what native code writes to file descriptor 2 (LLVM's warnings): the list
+    yielded holds the text once the block is left."""
+    found: list[str] = []
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield found
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            sink.seek(0)
+            found.append(sink.read().decode(errors="replace"))
