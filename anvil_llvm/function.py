@@ -15,7 +15,16 @@ from .backend.target import Target
 from .ir.ops import INPUT
 from .ir.signature import Arg, as_arg, check_name
 from .ir.simplify import simplify
-from .ir.uop import UOp, graph_digest, graph_text, payloads, substitute, toposort
+from .ir.uop import (
+    UOp,
+    graph_digest,
+    graph_from_state,
+    graph_state,
+    graph_text,
+    payloads,
+    substitute,
+    toposort,
+)
 from .tensor import Tensor, as_tensor
 
 
@@ -254,11 +263,61 @@ class NumericalFunction:
         from .export.library import export_function
         return export_function(self, out_dir, name, **kwargs)
 
+    # ---- pickling: the graph and the object code travel together -----------------------------
+    def __reduce__(self):
+        """Pickled with its graph (flat: any depth) and the object code of its module with the
+        host it was built for, so that a process on the same host loads that code instead of
+        compiling (`anvil_llvm.stats()` counts it); elsewhere, or from another version, the
+        graph is compiled again. The code is built here first if it is not yet."""
+        state = {k: v for k, v in self.__dict__.items() if k not in _RUNTIME}
+        state["inputs"], state["outputs"] = graph_state(self.inputs + self.outputs), None
+        self.compile()
+        entry_symbol, entry_text = callpath.entry_text(*self._specs(), self.multiple)
+        state["objects"] = [
+            (key, cache.encode(*entry[:2], cache.host_record(), entry.info)) for key, entry in (
+                (self.cache_key, jit.object_entry(self.cache_key, self.lowered)),
+                (jit.module_key(entry_text, 0), jit.module_entry(entry_text, entry_symbol, 0)))]
+        plain = getattr(type(self), "_uncompiled", type(self))
+        return (_unpickled, (getattr(plain, "flat_class", plain), _PICKLE_FORMAT, state))
+
     def __repr__(self) -> str:
         args = ", ".join(f"{n}: {a.dtype}{list(a.shape)}" for n, a in
                          zip(self.arg_names, self.args))
         outs = ", ".join(f"{o.dtype}{list(o.shape)}" for o in self.outputs)
         return f"NumericalFunction({self.name}({args}) -> {outs})"
+
+
+_PICKLE_FORMAT = 1
+# attributes of a live function that a pickle does not carry
+_RUNTIME = frozenset({"_native", "_lowered", "_lock", "address", "_order"})
+
+
+def _unpickled(cls: type, version: int, state: dict) -> NumericalFunction:
+    """A function from its pickled `state`: the graph rebuilt, the object code (its own and its
+    entry point's) provided to the JIT when it was built for this host (else compiled again on
+    first use). Damaged object code is a ValueError, never loaded."""
+    if version != _PICKLE_FORMAT:
+        raise ValueError(f"a pickled anvil_llvm function of format {version}; this version "
+                         f"reads format {_PICKLE_FORMAT}")
+    state = dict(state)
+    objects = state.pop("objects")
+    nodes = graph_from_state(state["inputs"])
+    count = len(state["args"])
+    state["inputs"], state["outputs"] = nodes[:count], nodes[count:]
+    fn = object.__new__(cls)
+    fn.__dict__.update(state)
+    fn._native, fn._lowered, fn._lock = None, {}, threading.Lock()
+    if "structure" in state:
+        from .ad.dense import nest
+        nest(fn, state["structure"])
+    for key, blob in objects:        # the function's code, then its Python entry point's
+        try:
+            entry, built_for = cache.unpack(blob)
+        except ValueError as e:
+            raise ValueError(f"unpickling {fn.name}: {e}") from None
+        if built_for == cache.host_record():
+            jit.provide(key, entry)
+    return fn
 
 
 class SparseNumericalFunction(NumericalFunction):

@@ -121,9 +121,14 @@ def function_like(fn, name: str, args: list, names: list[str], outputs: list[UOp
     cls = getattr(type(fn), "flat_class", type(fn))
     result = cls.from_graph(name, args, outputs, isinstance(structure, tuple), names)
     if isinstance(structure, tuple) and structure != tuple(range(len(outputs))):
-        result.__class__ = _nested_class(type(result))
-        result.structure = structure
+        nest(result, structure)
     return result
+
+
+def nest(fn, structure) -> None:
+    """Make `fn`'s call return its flat results nested as `structure`."""
+    fn.__class__ = _nested_class(type(fn))
+    fn.structure = structure
 
 
 _NESTED: dict[type, type] = {}

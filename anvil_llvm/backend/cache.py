@@ -136,23 +136,33 @@ def encode(obj: bytes, externals: list[str], built_for: dict, info: dict | None 
     return _MAGIC + hashlib.sha256(body).digest() + body
 
 
-def decode(data: bytes) -> Entry | None:
-    """The object and its external symbols held by the entry `data`, or None when it is damaged
-    or was built for another target or other versions than this process's."""
+def unpack(data: bytes) -> tuple[Entry, dict]:
+    """The entry `data` holds and the host record it was built for; ValueError when it is
+    damaged (wrong magic, digest or header)."""
     head = len(_MAGIC) + 32
     if len(data) < head or data[:len(_MAGIC)] != _MAGIC:
-        return None
+        raise ValueError("not an anvil_llvm object entry")
     digest, body = data[len(_MAGIC):head], data[head:]
     if hashlib.sha256(body).digest() != digest:
-        return None
+        raise ValueError("a damaged anvil_llvm object entry (its digest does not match)")
     header, _, obj = body.partition(b"\0")
     try:
         fields = json.loads(header)
+        built_for = fields["built_for"]
+        entry = Entry(obj, list(fields["externals"]), dict(fields.get("info", {})))
+    except (ValueError, KeyError, TypeError):
+        raise ValueError("a damaged anvil_llvm object entry (its header)") from None
+    return entry, built_for
+
+
+def decode(data: bytes) -> Entry | None:
+    """The object and its external symbols held by the entry `data`, or None when it is damaged
+    or was built for another target or other versions than this process's."""
+    try:
+        entry, built_for = unpack(data)
     except ValueError:
         return None
-    if not isinstance(fields, dict) or fields.get("built_for") != host_record():
-        return None
-    return Entry(obj, fields["externals"], fields.get("info", {}))
+    return entry if built_for == host_record() else None
 
 
 def read(key: str) -> Entry | None:

@@ -72,6 +72,12 @@ def loaded(key: str) -> Lease | None:
         return _lease(*found)
 
 
+def is_loaded(key: str) -> bool:
+    """Whether the object of `key` is loaded in a live engine."""
+    with _lock:
+        return key in _loaded
+
+
 def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None,
          kept: list = ()) -> Lease:
     """A lease on the object of `key`, loaded from `obj` unless it is loaded already, with the

@@ -123,8 +123,49 @@ def build(ir_text: str, symbol: str, codegen_opt: int = 3) -> engines.Lease:
     already, else from the disk cache, else compiled. `codegen_opt` is the code generator's
     level (0 for huge chunked scalar code, whose register allocation is otherwise
     superlinear)."""
-    return _load(cache.key(ir_text, codegen_opt),
-                 lambda: (ir_text, codegen_opt, {"symbol": symbol}))
+    return _load(module_key(ir_text, codegen_opt), _as_made(ir_text, symbol, codegen_opt))
+
+
+def module_key(ir_text: str, codegen_opt: int = 3) -> str:
+    """The key of the module `ir_text` (its IR and code generation level, on this host)."""
+    return cache.key(ir_text, codegen_opt)
+
+
+def _as_made(ir_text: str, symbol: str, codegen_opt: int) -> Callable[[], tuple[str, int, dict]]:
+    return lambda: (ir_text, codegen_opt, {"symbol": symbol})
+
+
+def module_entry(ir_text: str, symbol: str, codegen_opt: int = 3) -> cache.Entry:
+    """The object code of the module `ir_text` (to pickle it), as `object_entry`."""
+    with _lock:
+        return _entry(module_key(ir_text, codegen_opt), _as_made(ir_text, symbol, codegen_opt),
+                      load=False)
+
+
+_counters = {"builds": 0, "disk_loads": 0, "object_loads": 0}
+_provided: dict[str, cache.Entry] = {}
+
+
+def stats() -> dict[str, int]:
+    """This process's counters: `builds` (modules compiled by LLVM), `disk_loads` (objects read
+    from the disk cache) and `object_loads` (objects that came with unpickled functions)."""
+    with _lock:
+        return dict(_counters)
+
+
+def provide(key: str, entry: cache.Entry) -> None:
+    """Make `entry` (an object built for this host, e.g. carried by a pickle) the code of
+    `key`: loading `key` then compiles nothing. It also goes to the disk cache."""
+    with _lock:
+        if "symbol" in entry.info and not engines.is_loaded(key):
+            _provided[key] = entry
+            cache.write(key, *entry)
+
+
+def object_entry(key: str, lower: Callable[[], Lowered]) -> cache.Entry:
+    """The object code of `key` (to pickle it): provided, read from the disk cache, or built."""
+    with _lock:
+        return _entry(key, _made(lower), load=False)
 
 
 def build_lowered(key: str, lower: Callable[[], Lowered],
@@ -133,27 +174,45 @@ def build_lowered(key: str, lower: Callable[[], Lowered],
     its graph and signature; only on a miss is it lowered (`lower()`) and compiled. The lease's
     `info` holds its symbol, workspace size and GIL flag. `shared` are the constants its code
     references (backend/constants.py)."""
+    return _load(key, _made(lower), shared)
+
+
+def _made(lower: Callable[[], Lowered]) -> Callable[[], tuple[str, int, dict]]:
     def made():
         low = lower()
         return low.ir, low.codegen_opt, {"symbol": low.symbol, "work_bytes": low.work_bytes,
                                          "release_gil": low.release_gil}
-    return _load(key, made, shared)
+    return made
+
+
+def _entry(key: str, make: Callable[[], tuple[str, int, dict]], load: bool) -> cache.Entry:
+    """The object of `key`: provided, else read from the disk cache, else made (`make()` gives
+    its IR, code generation level and info: at least its `symbol`), compiled and written to
+    the cache. `load`: it is about to be loaded (counted as such)."""
+    entry = _provided.pop(key, None) if load else _provided.get(key)
+    if entry is not None:
+        _counters["object_loads"] += load
+        return entry
+    entry = cache.read(key)
+    if entry is not None and "symbol" in entry.info:
+        _counters["disk_loads"] += load
+        return entry
+    ir_text, codegen_opt, info = make()
+    entry = cache.Entry(*compile_object(ir_text, codegen_opt), info)
+    _counters["builds"] += 1
+    cache.write(key, *entry)
+    return entry
 
 
 def _load(key: str, make: Callable[[], tuple[str, int, dict]],
           shared: list[Payload] = ()) -> engines.Lease:
-    """The module of `key`: loaded already, else read from the disk cache, else made
-    (`make()` gives its IR, code generation level and info: at least its `symbol`), compiled
-    and written to the cache; then loaded with the shared constants its code references."""
+    """The module of `key`: loaded already, else provided, read from the disk cache, or made
+    and compiled (`_entry`); then loaded with the shared constants its code references."""
     with _lock:
         found = engines.loaded(key)
         if found is not None:
             return found
-        entry = cache.read(key)
-        if entry is None or "symbol" not in entry.info:
-            ir_text, codegen_opt, info = make()
-            entry = cache.Entry(*compile_object(ir_text, codegen_opt), info)
-            cache.write(key, *entry)
+        entry = _entry(key, make, load=True)
         kept = constants.provide(list(shared))
         prepare(entry.externals)
         return engines.load(key, entry.obj, [entry.info["symbol"]], entry.info, kept)

@@ -33,6 +33,10 @@ class DType:
     def __repr__(self) -> str:
         return self.name
 
+    def __reduce__(self):
+        """Pickled by name: the unpickled DType is the singleton."""
+        return (named, (self.name,))
+
 
 float64 = DType("float64", np.dtype(np.float64), "double", "f")
 float32 = DType("float32", np.dtype(np.float32), "float", "f")
@@ -42,6 +46,12 @@ bool_ = DType("bool", np.dtype(np.bool_), "i1", "b")
 ALL = (float64, float32, int64, bool_)
 _BY_NUMPY = {d.np: d for d in ALL}
 _RANK = {bool_: 0, int64: 1, float32: 2, float64: 3}
+_BY_NAME = {d.name: d for d in ALL}
+
+
+def named(name: str) -> DType:
+    """The DType called `name` (how a pickled DType is found again)."""
+    return _BY_NAME[name]
 
 
 def from_numpy(dtype) -> DType:

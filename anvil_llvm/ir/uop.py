@@ -4,9 +4,10 @@ from __future__ import annotations
 import enum
 import hashlib
 import math
+import pickle
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable, Container, Hashable, Iterable, Protocol
+from typing import Any, Callable, Container, Hashable, Iterable, Protocol, Sequence
 
 import numpy as np
 
@@ -134,6 +135,28 @@ class OpDef:
     def __repr__(self) -> str:
         return self.name
 
+    def __post_init__(self) -> None:
+        _OPS.setdefault(self.name, self)
+
+    def __reduce__(self):
+        """Pickled by name: the rules are code, found again in the unpickling process."""
+        if _OPS.get(self.name) is not self:
+            raise pickle.PicklingError(f"op {self.name!r} is not the registered op of that name")
+        return (op_named, (self.name,))
+
+
+_OPS: dict[str, OpDef] = {}
+
+
+def op_named(name: str) -> OpDef:
+    """The op called `name` (how a pickled op is found again)."""
+    from . import ops  # noqa: F401  the op set registers itself on import
+    found = _OPS.get(name)
+    if found is None:
+        raise ValueError(f"unknown op {name!r}: a graph pickled by another version of "
+                         "anvil_llvm?")
+    return found
+
 
 class UOp:
     """One node of the graph: op, dtype, shape, sources and a hashable argument.
@@ -179,7 +202,8 @@ class UOp:
         raise AttributeError("UOp is immutable")
 
     def __reduce__(self):
-        return (UOp, (self.op, self.src, self.arg))
+        # flat, not recursive: graphs may be deeper than pickle's recursion allows
+        return (_graph_root, (graph_state([self]),))
 
     @property
     def ndim(self) -> int:
@@ -258,6 +282,28 @@ def toposort(roots: Iterable[UOp], done: Container = ()) -> list[UOp]:
                 stack.pop()
                 order.append(node)
     return order
+
+
+def graph_state(roots: Sequence[UOp]) -> tuple[list[tuple], list[int]]:
+    """The graph of `roots` as a flat list of `(op, source positions, arg)` in topological
+    order, and the roots' positions: what pickles a graph of any depth."""
+    order = toposort(roots)
+    position = {node: i for i, node in enumerate(order)}
+    return ([(n.op, tuple(position[s] for s in n.src), n.arg) for n in order],
+            [position[r] for r in roots])
+
+
+def graph_from_state(state: tuple[list[tuple], list[int]]) -> list[UOp]:
+    """The roots of a graph from `graph_state`."""
+    nodes, roots = state
+    built: list[UOp] = []
+    for op, sources, arg in nodes:
+        built.append(UOp(op, tuple(built[i] for i in sources), arg))
+    return [built[i] for i in roots]
+
+
+def _graph_root(state) -> UOp:
+    return graph_from_state(state)[0]
 
 
 def consumers(order: list[UOp]) -> dict[UOp, list[UOp]]:

@@ -1,0 +1,125 @@
+"""Functions pickle with their graph and object code: a process on the same host loads the code
+(no LLVM run, by `anvil_llvm.stats()`), another host or version compiles the graph again, and
+damaged object code is an error, never loaded."""
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import anvil_llvm as av
+import anvil_llvm.numpy as anp
+from anvil_llvm import ad
+from anvil_llvm.backend import cache
+
+X = np.array([0.3, -1.2, 2.0, 0.7])
+
+
+def functions():
+    f = av.NumericalFunction("f", lambda x, p: (anp.sin(x) * p).sum() + anp.linalg.norm(x),
+                             (av.Arg(4), av.Arg(())))
+    g = ad.value_and_grad(f, argnums=(0, 1))
+    h = ad.sphessian(av.NumericalFunction(
+        "rosen", lambda x: ((x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum(), (av.Arg(4),)))
+    v = av.NumericalFunction("v", av.vmap(lambda x: anp.cumsum(anp.exp(x))), (av.Arg((3, 4)),))
+    return f, g, h, v
+
+
+def results(f, g, h, v) -> list:
+    value, (gx, gp) = g(X, 1.5)
+    return [f(X, 1.5), value, gx, gp, h(X), v(np.stack([X, -X, 2 * X]))]
+
+
+CHILD = """
+import pickle, sys, numpy as np, anvil_llvm as av
+sys.path.insert(0, {tests!r})
+from test_pickle import results
+fns = pickle.loads(sys.stdin.buffer.read())
+out = results(*fns)
+sys.stdout.buffer.write(pickle.dumps((out, av.stats(), fns[2].nnz, fns[2].indices)))
+"""
+
+
+def run_child(blob: bytes, tmp_path) -> tuple:
+    """Unpickle and call in a fresh interpreter with an empty disk cache of its own."""
+    env = dict(os.environ, ANVIL_LLVM_CACHE_DIR=str(tmp_path / "child-cache"))
+    done = subprocess.run([sys.executable, "-c", CHILD.format(tests=os.path.dirname(__file__))],
+                          input=blob, capture_output=True, env=env, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-3000:]
+    return pickle.loads(done.stdout)
+
+
+def test_a_fresh_process_loads_the_object_code_and_compiles_nothing(tmp_path):
+    fns = functions()
+    expected = results(*fns)
+    out, stats, nnz, indices = run_child(pickle.dumps(fns), tmp_path)
+    for got, want in zip(out, expected):
+        np.testing.assert_array_equal(got, want)
+    assert stats["builds"] == 0, stats
+    assert stats["object_loads"] == 2 * len(fns)     # each function's code and entry point
+    assert nnz == fns[2].nnz and np.array_equal(indices, fns[2].indices)
+
+
+def test_object_code_for_another_host_is_not_loaded_but_rebuilt(tmp_path, monkeypatch):
+    fns = functions()
+    expected = results(*fns)
+    other = {**cache.host_record(), "features": "+some-other-cpu"}
+    monkeypatch.setattr(cache, "host_record", lambda: other)
+    blob = pickle.dumps(fns)
+    monkeypatch.undo()
+    out, stats, _, _ = run_child(blob, tmp_path)
+    for got, want in zip(out, expected):
+        np.testing.assert_array_equal(got, want)
+    assert stats["object_loads"] == 0 and stats["builds"] > 0, stats
+
+
+def test_damaged_object_code_is_an_error():
+    blob = bytearray(pickle.dumps(functions()[0]))
+    at = blob.index(b"ANVILOBJ")
+    blob[at + 200] ^= 0xFF
+    with pytest.raises(ValueError, match="unpickling f: a damaged anvil_llvm object entry"):
+        pickle.loads(bytes(blob))
+    with pytest.raises((pickle.UnpicklingError, EOFError, ValueError)):
+        pickle.loads(pickle.dumps(functions()[0])[:-40])
+
+
+def test_a_deep_graph_pickles_without_recursion():
+    def chain(x):
+        for _ in range(6000):
+            x = x * 1.00001 + anp.sin(x) * 1e-6
+        return (x * x).sum()
+    g = ad.gradient(av.NumericalFunction("chain", chain, (av.Arg(2),)))
+    x = np.array([0.3, -0.7])
+    again = pickle.loads(pickle.dumps(g))
+    np.testing.assert_array_equal(again(x), g(x))
+    assert again.outputs == g.outputs          # the same interned nodes
+
+
+def test_an_unpickled_function_differentiates_again():
+    f = pickle.loads(pickle.dumps(functions()[0]))
+    grad = ad.gradient(f)(X, 1.5)
+    np.testing.assert_allclose(grad, 1.5 * np.cos(X) + X / np.linalg.norm(X), rtol=1e-14)
+
+
+def test_a_process_pool_runs_shipped_code_without_building():
+    f = functions()[0]
+    points = [X * k for k in range(6)]
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        values = list(pool.map(f, points, [1.5] * len(points)))
+        stats = pool.submit(av.stats).result()
+    np.testing.assert_array_equal(values, [f(x, 1.5) for x in points])
+    assert stats["builds"] == 0 and stats["object_loads"] == 2, stats
+
+
+def test_a_pickle_of_another_format_is_refused():
+    from anvil_llvm.function import _unpickled
+    reduced = functions()[0].__reduce__()
+    with pytest.raises(ValueError, match="format 99"):
+        _unpickled(reduced[1][0], 99, reduced[1][2])
