@@ -263,6 +263,12 @@ class NumericalFunction:
         from .export.library import export_function
         return export_function(self, out_dir, name, **kwargs)
 
+    def map(self, *args, threads: int | None = None):
+        """This function at every point of a batch, split over `threads` threads: see
+        `anvil_llvm.parallel.map_batch`."""
+        from .parallel import map_batch
+        return map_batch(self, *args, threads=threads)
+
     # ---- pickling: the graph and the object code travel together -----------------------------
     def __reduce__(self):
         """Pickled with its graph (flat: any depth) and the object code of its module with the
@@ -289,7 +295,7 @@ class NumericalFunction:
 
 _PICKLE_FORMAT = 1
 # attributes of a live function that a pickle does not carry
-_RUNTIME = frozenset({"_native", "_lowered", "_lock", "address", "_order"})
+_RUNTIME = frozenset({"_native", "_lowered", "_lock", "address", "_order", "_batched"})
 
 
 def _unpickled(cls: type, version: int, state: dict) -> NumericalFunction:

@@ -1,0 +1,49 @@
+"""fn.map: a function at every point of a batch, over threads, against a Python loop."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import anvil_llvm as av
+from anvil_llvm import ad
+
+
+def rosen(x):
+    return ((x[1:] - x[:-1] ** 2) ** 2 + (1 - x[:-1]) ** 2).sum()
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 8])
+@pytest.mark.parametrize("size", [1, 7, 100])
+def test_map_equals_a_loop_of_calls(threads, size):
+    g = ad.value_and_grad(av.NumericalFunction("rosen", rosen, (av.Arg(5),)))
+    xs = np.random.default_rng(size).normal(size=(size, 5))
+    values, grads = g.map(xs, threads=threads)
+    for k, x in enumerate(xs):
+        value, grad = g(x)
+        assert values[k] == value
+        np.testing.assert_array_equal(grads[k], grad)
+
+
+def test_an_argument_of_the_function_shape_is_shared_by_every_point():
+    f = av.NumericalFunction("f", lambda x, p: av.sin(x * p).sum(), (av.Arg(3), av.Arg(3)))
+    xs = np.arange(12.0).reshape(4, 3)
+    p = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_array_equal(f.map(xs, p, threads=2), [f(x, p) for x in xs])
+
+
+@pytest.mark.parametrize("args, threads, error, match", [
+    ((np.ones((4, 2)),), 2, ValueError, r"argument 'x' of shape \(4, 2\) is neither a batch"),
+    ((np.ones(3),), 2, ValueError, "no argument has a batch axis"),
+    ((np.ones((4, 3)),), 0, ValueError, "threads must be a positive integer"),
+    ((np.ones((4, 3)), np.ones(3)), 2, TypeError, "expected 1 arguments, got 2"),
+], ids=["shape", "no-batch", "threads", "arity"])
+def test_map_refuses_what_does_not_fit(args, threads, error, match):
+    f = av.NumericalFunction("f", lambda x: x.sum(), (av.Arg(3),))
+    with pytest.raises(error, match=match):
+        f.map(*args, threads=threads)
+
+
+def test_batches_of_different_lengths_are_refused():
+    f = av.NumericalFunction("f", lambda x, y: (x * y).sum(), (av.Arg(2), av.Arg(2)))
+    with pytest.raises(ValueError, match=r"differ in length \[3, 4\]"):
+        f.map(np.ones((3, 2)), np.ones((4, 2)))
