@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 
 import numpy as np
 
@@ -20,6 +21,34 @@ from .schedule import CHUNK_OPS, Schedule, inline_reduction
 
 UNROLL_POSITIONS = 32    # loop nests over at most this many positions are emitted unrolled,
 UNROLL_OPS = 4000        # when that many copies of the body stay under this many operations
+
+
+_SCOPE = re.compile("\x00(\\d+)\x00")
+
+
+def _scoped(buffer: Buffer) -> str:
+    """The mark of an access to a workspace buffer, replaced by `_alias_scopes` once the
+    kernel's code is complete."""
+    return f"\x00{buffer.position}\x00" if buffer.kind == "work" else ""
+
+
+def _alias_scopes(body: str, parts: ModuleParts) -> str:
+    """`body` with each access to a workspace buffer marked as in that buffer's alias scope
+    and disjoint from the kernel's other workspace buffers (`!alias.scope`, `!noalias`): the
+    buffers are offsets of one `%work` pointer, and LLVM could not tell otherwise that a
+    kernel's stores leave its other buffers alone (a row maximum loaded in a loop that stores
+    the row's exponentials: not hoisted, not vectorised). Scopes are the kernel's own
+    (a domain per kernel), and only what is loaded and stored through `Lowering.load` and
+    `store` is marked: every other access stays may-alias."""
+    positions = sorted({int(p) for p in _SCOPE.findall(body)})
+    if len(positions) < 2:
+        return _SCOPE.sub("", body)
+    domain = parts.node('distinct !{{self}, !"anvil.kernel"}')
+    scopes = {p: parts.node(f'distinct !{{{{self}}, {domain}, !"work+{p}"}}') for p in positions}
+    marks = {p: f", !alias.scope {parts.node('!{' + scopes[p] + '}')}, !noalias "
+                + parts.node("!{" + ", ".join(s for q, s in scopes.items() if q != p) + "}")
+             for p in positions}
+    return _SCOPE.sub(lambda m: marks[int(m.group(1))], body)
 
 
 def _storage(dtype: DType) -> str:
@@ -128,14 +157,14 @@ class Lowering:
 
     def load(self, buffer: Buffer, index: Index) -> str:
         ty = _storage(buffer.dtype)
-        value = self.e.op(f"load {ty}, ptr {self.address(buffer, index)}")
+        value = self.e.op(f"load {ty}, ptr {self.address(buffer, index)}{_scoped(buffer)}")
         return self.e.op(f"trunc i8 {value} to i1") if buffer.dtype.kind == "b" else value
 
     def store(self, buffer: Buffer, index: Index, value: str) -> None:
         ty = _storage(buffer.dtype)
         if buffer.dtype.kind == "b":
             value = self.e.op(f"zext i1 {value} to i8")
-        self.e.line(f"store {ty} {value}, ptr {self.address(buffer, index)}")
+        self.e.line(f"store {ty} {value}, ptr {self.address(buffer, index)}{_scoped(buffer)}")
 
     def guarded(self, condition: str, compute, default: str, ty: str) -> str:
         """`compute()` where `condition` holds, else `default`, as a branch: loads inside run
@@ -547,7 +576,7 @@ def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tabl
         attrs = _attributes(kernel, chunked, linkage)
         fname = f"@{symbol}.k{k}"
         functions.append(f"define internal void {fname}({', '.join(params)}) {attrs} {{\n"
-                         f"entry:\n{e.body()}\n  ret void\n}}")
+                         f"entry:\n{_alias_scopes(e.body(), parts)}\n  ret void\n}}")
         calls.append(f"  call void {fname}({args})")
     functions.append(f"define {linkage} i32 @{symbol}({', '.join(params)}) "
                      f"{_entry_attributes(sched, chunked, linkage)} {{\n"

@@ -18,6 +18,7 @@ class ModuleParts:
         self.declarations: dict[str, str] = {}
         self.attributes: dict[str, int] = {}     # attribute text -> group number
         self.used: list[str] = []                # vector functions kept alive for the vectoriser
+        self.metadata: list[str] = []             # node texts, numbered in order
 
     def define(self, name: str, text: str) -> None:
         """A helper function the module defines once (kept with the declarations)."""
@@ -40,6 +41,12 @@ class ModuleParts:
         mapping = ",".join(m for m, _ in found)
         return self.attribute(f'"vector-function-abi-variant"="{mapping}"')
 
+    def node(self, text: str) -> str:
+        """A new metadata node of `text` (where `{self}` stands for its own number)."""
+        name = f"!{len(self.metadata)}"
+        self.metadata.append(text.replace("{self}", name))
+        return name
+
     def text(self) -> str:
         lines = list(self.declarations.values())
         if self.used:
@@ -48,6 +55,7 @@ class ModuleParts:
             lines.append(f"@llvm.compiler.used = appending global [{len(self.used)} x ptr] "
                          f"[{items}], section \"llvm.metadata\"")
         lines += [f"attributes #{n} = {{ {text} }}" for text, n in self.attributes.items()]
+        lines += [f"!{n} = {text}" for n, text in enumerate(self.metadata)]
         return "\n".join(lines)
 
 

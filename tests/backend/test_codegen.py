@@ -181,3 +181,31 @@ def test_a_reshape_that_merges_whole_axes_needs_no_division(fn, divides):
     x = np.random.default_rng(0).uniform(-1, 1, (5, 1200))
     np.testing.assert_array_equal(f(x), fn(x))
     assert (re.search(r"\b[us](div|rem) i64", f.llvm_ir) is not None) == divides
+
+
+def _optimised(fn: av.NumericalFunction) -> str:
+    from anvil_llvm.backend import jit
+    from anvil_llvm.backend.target import Target
+    jit.initialise()
+    module = llvm.parse_assembly(fn.lowered().ir, context=llvm.create_context())
+    jit.optimise(module, jit.target_machine(Target.jit(), 3))
+    return str(module)
+
+
+@pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
+def test_workspace_buffers_are_disjoint_alias_scopes_so_row_normalisations_vectorise():
+    """The row maximum and the row's exponentials live in one workspace: without alias scopes
+    LLVM cannot hoist the maximum out of the loop that stores the exponentials, and the loop
+    stays scalar (scalar exp calls); with them the exponentials are vector calls."""
+    def loss(z):
+        top = z.max(axis=1, keepdims=True)
+        return (av.log(av.exp(z - top).sum(axis=1)) + top[:, 0]).sum()
+    g = av.ad.gradient(av.NumericalFunction("ce", loss, (av.Arg((64, 100)),)))
+    text = g.lowered().ir
+    assert "!alias.scope" in text and "!noalias" in text
+    optimised = _optimised(g)
+    assert re.search(r"call .*@_ZGV\w+_exp", optimised), "the exponentials stay scalar"
+    assert "call double @llvm.exp.f64" not in optimised
+    z = np.random.default_rng(0).normal(size=(64, 100))
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(g(z), e / e.sum(axis=1, keepdims=True), rtol=1e-13, atol=1e-15)
