@@ -249,6 +249,27 @@ class NumericalFunction:
         outputs = [Tensor(o) for o in substitute(self.outputs, mapping)]
         return tuple(outputs) if self.multiple else outputs[0]
 
+    @property
+    def numba(self) -> anvil_llvm.interop.numba.NumbaFunction:  # noqa: F821
+        """This function callable inside `@numba.njit` code, inlined there: `F(x..., out...)`
+        writes the outputs, `F(x...)` returns them; passed as an argument it is a first-class
+        function (anvil_llvm.interop.numba, docs/numba.md). Sizes are checked.
+
+        >>> import numpy as np, numba, anvil_llvm as av
+        >>> f = av.NumericalFunction("cube", lambda x: x ** 3, (av.Arg(2),))
+        >>> F = f.numba
+        >>> numba.njit(lambda x: F(x))(np.array([2.0, 3.0]))
+        array([ 8., 27.])
+        """
+        from .interop.numba import numba_form
+        return numba_form(self)
+
+    @property
+    def numba_unchecked(self) -> anvil_llvm.interop.numba.NumbaFunction:  # noqa: F821
+        """`numba` without the run-time size checks (a wrong size writes out of bounds)."""
+        from .interop.numba import numba_form
+        return numba_form(self, checked=False)
+
     def export(self, out_dir, name: str | None = None, **kwargs):
         """Export this function as a static library with C and C++ headers in `out_dir` (the
         library is named after the function unless `name` is given); the keywords are those
