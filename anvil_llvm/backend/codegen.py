@@ -575,8 +575,11 @@ def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tabl
         # chains of guarded loads (the bratu2d energy gradient, tests/ad/test_ad_problems.py).
         attrs = _attributes(kernel, chunked, linkage)
         fname = f"@{symbol}.k{k}"
+        # (an `optnone` chunk is not optimised: scopes would only lengthen its text)
+        body = (_SCOPE.sub("", e.body()) if "optnone" in attrs else
+                _alias_scopes(e.body(), parts))
         functions.append(f"define internal void {fname}({', '.join(params)}) {attrs} {{\n"
-                         f"entry:\n{_alias_scopes(e.body(), parts)}\n  ret void\n}}")
+                         f"entry:\n{body}\n  ret void\n}}")
         calls.append(f"  call void {fname}({args})")
     functions.append(f"define {linkage} i32 @{symbol}({', '.join(params)}) "
                      f"{_entry_attributes(sched, chunked, linkage)} {{\n"
