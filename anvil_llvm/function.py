@@ -28,6 +28,11 @@ from .ir.uop import (
 from .tensor import Tensor, as_tensor
 
 
+def _origin(fn: Callable) -> str | None:
+    module, qualname = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    return f"{module}:{qualname}" if module and qualname else None
+
+
 def _parameter_names(fn: Callable, count: int) -> list[str]:
     try:
         params = [p.name for p in inspect.signature(fn).parameters.values()
@@ -71,6 +76,9 @@ class NumericalFunction:
             raise ValueError(f"args: argument names must differ, {', '.join(repeated)} "
                              "given twice")
         self.inputs = [UOp(INPUT, (), (i, a.shape, a.dtype)) for i, a in enumerate(self.args)]
+        # where the Python definition is (`module:qualname`; derived functions keep their
+        # source's): exported headers name it
+        self.origin = _origin(fn) if callable(fn) else None
         if _graph is not None:
             outputs, self.multiple = _graph
         else:
@@ -369,6 +377,7 @@ class SparseNumericalFunction(NumericalFunction):
         """The function of `fn`'s arguments returning `values`, the nonzeros of
         `coloring.pattern` in CSC order."""
         result = cls.from_graph(name, fn.args, [values], False, fn.arg_names)
+        result.origin = getattr(fn, "origin", None)
         pattern = coloring.pattern
         result.coloring, result.pattern, result.shape = coloring, pattern, pattern.shape
         result.indices = pattern.indices.astype(np.int32)

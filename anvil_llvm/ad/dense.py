@@ -120,6 +120,7 @@ def function_like(fn, name: str, args: list, names: list[str], outputs: list[UOp
     whose call nests the native flat results (fn.native keeps them flat)."""
     cls = getattr(type(fn), "flat_class", type(fn))
     result = cls.from_graph(name, args, outputs, isinstance(structure, tuple), names)
+    result.origin = getattr(fn, "origin", None)
     if isinstance(structure, tuple) and structure != tuple(range(len(outputs))):
         nest(result, structure)
     return result

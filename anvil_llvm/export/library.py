@@ -96,7 +96,8 @@ def export(functions, out_dir, name: str, target=None, cpu: str | None = None,
     if casadi_int not in ("long long", "int"):
         raise ValueError(f"casadi_int: expected 'long long' (CasADi) or 'int' (acados), got "
                          f"{casadi_int!r}")
-    origins = list(_origins) if _origins is not None else [None] * len(items)
+    origins = (list(_origins) if _origins is not None else
+               [getattr(fn, "origin", None) for fn in items])
     for k, fn in enumerate(items):
         names.identifier(fn.name, f"functions[{k}].name")
     names.check_unique([(fn.name, f"functions[{k}]") for k, fn in enumerate(items)],

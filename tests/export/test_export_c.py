@@ -175,3 +175,16 @@ def test_header_documents_each_function(exported):
     assert "#define PROBLEMS_ROSEN_SPHESS_NNZ 199" in text       # 100 + 2 * 99 - 0 (tridiagonal)
     hpp = lib.cpp_header.read_text()
     assert "namespace bratu_spjac {" in hpp and "outerStarts" in hpp
+
+
+def energy(x):
+    return (x * x).sum()
+
+
+def test_headers_name_the_python_definition_of_each_function_and_its_derivatives(tmp_path):
+    f = av.NumericalFunction("energy", energy, (av.Arg(3),))
+    lib = av.export([f, ad.gradient(f), ad.hessian(f)], tmp_path / "build", "defs")
+    header = (tmp_path / "build" / "defs.h").read_text()
+    where = f"Python definition {__name__}:energy"
+    assert header.count(where) == 3, header
+    assert set(lib.symbols) == {"energy", "energy_grad", "energy_hess"}
