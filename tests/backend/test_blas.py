@@ -154,12 +154,14 @@ def test_canonical_gemms_compute_the_contraction(config, np_dtype, threshold):
 @given(dot_generals(), FLOATS)
 def test_compiled_gemms_of_any_layout_compute_the_contraction(config, np_dtype):
     """Every contraction through BLAS (GEMM_WORK lowered to 1): operands read in place,
-    transposed or copied, each batch at its offset."""
+    transposed or copied, each batch at its offset; except those that sum one product, which
+    the simplifier makes products."""
     out, _, inputs, expected = contraction(config, np_dtype)
+    one_term = math.prod(s for _, s in config[1]) == 1
     args = [av.Arg(x.shape, x.dtype) for x in inputs]
     with mock.patch.object(blas, "GEMM_WORK", 1):
         f = av.NumericalFunction.from_graph("all_gemm", args, [out], False)
-        assert GEMM_SYMBOLS[np_dtype] in f.lowered().externals
+        assert (GEMM_SYMBOLS[np_dtype] in f.lowered().externals) != one_term
         got = f(*inputs)
     assert_product(got, expected, np_dtype)
 

@@ -8,7 +8,8 @@ from ..uop import Linearity, OpDef, OpKind, Reduction
 from .elementwise import ADD, MUL
 
 
-def _free(ndim, contracted, batch):
+def free_axes(ndim: int, contracted, batch) -> list[int]:
+    """The axes of an operand that are neither contracted nor batch axes, in order."""
     return [i for i in range(ndim) if i not in contracted and i not in batch]
 
 
@@ -21,8 +22,8 @@ def _shape(shapes, arg):
         if a[i] != b[j]:
             raise ValueError(f"contract: dimension {a[i]} of axis {i} does not match {b[j]} of "
                              f"axis {j} (shapes {a} and {b})")
-    return (tuple(a[i] for i in lb) + tuple(a[i] for i in _free(len(a), lc, lb))
-            + tuple(b[j] for j in _free(len(b), rc, rb)))
+    return (tuple(a[i] for i in lb) + tuple(a[i] for i in free_axes(len(a), lc, lb))
+            + tuple(b[j] for j in free_axes(len(b), rc, rb)))
 
 
 def _dtype(dts, arg):
@@ -39,8 +40,8 @@ def _numpy(arg, a, b):
     for i, j in zip(lc + lb, rc + rb):
         sb[j] = sa[i]
     sb = [s or next(letters) for s in sb]
-    out = ([sa[i] for i in lb] + [sa[i] for i in _free(a.ndim, lc, lb)]
-           + [sb[j] for j in _free(b.ndim, rc, rb)])
+    out = ([sa[i] for i in lb] + [sa[i] for i in free_axes(a.ndim, lc, lb)]
+           + [sb[j] for j in free_axes(b.ndim, rc, rb)])
     return np.einsum(f"{''.join(sa)},{''.join(sb)}->{''.join(out)}", a, b)
 
 
@@ -52,7 +53,7 @@ def _body(ctx, node, out_dims, reduced_dims):
     (lc, rc, lb, rb) = node.arg
     a, b = node.src
     nb = len(lb)
-    fa, fb = _free(a.ndim, lc, lb), _free(b.ndim, rc, rb)
+    fa, fb = free_axes(a.ndim, lc, lb), free_axes(b.ndim, rc, rb)
     da, db = [None] * a.ndim, [None] * b.ndim
     for k, (i, j) in enumerate(zip(lb, rb)):
         da[i] = db[j] = out_dims[k]
@@ -85,7 +86,7 @@ def _vjp(B, node, ct):
     (lc, rc, lb, rb) = node.arg
     a, b = node.src
     nb = len(lb)
-    fa, fb = _free(a.ndim, lc, lb), _free(b.ndim, rc, rb)
+    fa, fb = free_axes(a.ndim, lc, lb), free_axes(b.ndim, rc, rb)
     ct_batch = tuple(range(nb))
     ct_fa = tuple(range(nb, nb + len(fa)))
     ct_fb = tuple(range(nb + len(fa), nb + len(fa) + len(fb)))
@@ -101,7 +102,7 @@ def _vjp(B, node, ct):
 def _batch(B, node, sources, batched):
     (lc, rc, lb, rb) = node.arg
     a, b = sources
-    shift = lambda axes: tuple(i + 1 for i in axes)     # noqa: E731
+    shift = lambda axes: tuple(i + 1 for i in axes)
     if batched[0] and batched[1]:
         return B.contract(a, b, shift(lc), shift(rc), (0,) + shift(lb), (0,) + shift(rb))
     if batched[0]:
@@ -109,7 +110,7 @@ def _batch(B, node, sources, batched):
         position = len(lb)
     else:
         out = B.contract(a, b, lc, shift(rc), lb, shift(rb))
-        position = len(lb) + len(_free(a.ndim, lc, lb))
+        position = len(lb) + len(free_axes(a.ndim, lc, lb))
     order = [position] + [i for i in range(out.ndim) if i != position]
     return B.permute(out, tuple(order))
 
@@ -119,7 +120,7 @@ def _terms(node) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     output's flat index and the flat indices of its two factors."""
     (lc, rc, lb, rb) = node.arg
     a, b = node.src
-    fa, fb = _free(a.ndim, lc, lb), _free(b.ndim, rc, rb)
+    fa, fb = free_axes(a.ndim, lc, lb), free_axes(b.ndim, rc, rb)
     grid = node.shape + tuple(a.shape[i] for i in lc)
     at = np.indices(grid).reshape(len(grid), -1)
     da, db = [None] * a.ndim, [None] * b.ndim
