@@ -28,6 +28,12 @@ def test_newton_reaches_the_global_minimum_checked_by_numpy(capsys):
     assert float(scope["f"](x)) == pytest.approx(float(p.reference(x)), rel=1e-14)
 
 
+# optional extras an example needs (it checks its own results)
+NEEDS = {"dask_sweep.py": ("dask.array", "distributed")}
+
+
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)
 def test_every_example_runs(path):
+    for module in NEEDS.get(path.name, ()):
+        pytest.importorskip(module)
     runpy.run_path(str(path), run_name="__main__")

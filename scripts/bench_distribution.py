@@ -1,0 +1,383 @@
+"""Distribution benchmarks (issue 21): batch evaluation of a small function and of its gradient
+over many points on one thread, with `fn.map` on two threads, and on a Dask LocalCluster of two
+worker processes, beside JAX's `jit(vmap(...))`; the fixed overhead per task of each; and the
+time to unpickle a compiled function and call it once in a fresh process against a fresh build
+of the same function there. Prints markdown tables and writes them to
+docs/benchmarks/distribution.md.
+
+    python scripts/bench_distribution.py            # the full run (docs/benchmarks/distribution.md)
+    python scripts/bench_distribution.py --quick    # reduced sizes, a smoke test
+    python scripts/bench_distribution.py --only unpickling --out /tmp/distribution.md
+
+Every tool's output is checked against a reference (anvil's single-threaded result, itself
+checked against NumPy) before it is timed; times are medians over interleaved rounds.
+"""
+import os
+import pickle
+import statistics
+import tempfile
+import textwrap
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+# Before NumPy: NumPy's and SciPy's OpenBLAS thread pools fight on this 2-core machine.
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
+
+import benchtools as bt
+import numpy as np
+from benchtools import Row, Section, Tool, peers
+
+import anvil_llvm as av
+import anvil_llvm.numpy as anp
+from anvil_llvm import ad
+
+SCRIPT = str(Path(__file__).resolve())
+DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "distribution.md"
+DIM = 3
+# the points travel inline in the Dask graph when they come from the client: say so once, here
+warnings.filterwarnings("ignore", message=".*large graph.*")
+
+
+@dataclass(frozen=True)
+class Config(bt.Timing):
+    points: int             # section 1: batch size
+    chunk: int              # section 1: points per Dask task (and per vmapped function)
+    tiny: int               # section 2: points per task when timing the fixed overhead
+    tasks: int              # section 2: tiny tasks per Dask graph
+    timeout: float          # seconds allowed to one fresh process of section 3
+
+
+FULL = Config(rounds=7, seconds=0.2, build_rounds=1, processes=5, points=1_000_000,
+              chunk=250_000, tiny=16, tasks=200, timeout=120)
+QUICK = Config(rounds=3, seconds=0.05, build_rounds=1, processes=2, points=100_000,
+               chunk=25_000, tiny=16, tasks=50, timeout=60)
+
+
+def cost(x):
+    """The small function: sum(sin(x)^2) + sqrt(1 + |x|^2) on a 3-vector."""
+    return (anp.sin(x) ** 2).sum() + anp.sqrt(1 + (x * x).sum())
+
+
+def cost_numpy(X):
+    return (np.sin(X) ** 2).sum(1) + np.sqrt(1 + (X * X).sum(1))
+
+
+def grad_numpy(X):
+    return 2 * np.sin(X) * np.cos(X) + X / np.sqrt(1 + (X * X).sum(1, keepdims=True))
+
+
+def chain(x):
+    """A larger function: CHAIN steps of a Python loop (unrolled into the graph), then cost."""
+    for _ in range(CHAIN):
+        x = x * 1.00001 + anp.sin(x[::-1]) * 1e-3
+    return cost(x)
+
+
+CHAIN = 200
+
+
+def functions(name: str = "cost", source=cost):
+    """anvil's function and its gradient (one point each)."""
+    f = av.NumericalFunction(name, source, (av.Arg(DIM),))
+    return {"value": f, "gradient": ad.gradient(f)}
+
+
+def jax_functions(source=cost):
+    jax, jnp = peers.jax, peers.jnp
+
+    def f(x):
+        if source is chain:
+            for _ in range(CHAIN):
+                x = x * 1.00001 + jnp.sin(x[::-1]) * 1e-3
+        return (jnp.sin(x) ** 2).sum() + jnp.sqrt(1 + (x * x).sum())
+    return {"value": jax.jit(jax.vmap(f)), "gradient": jax.jit(jax.vmap(jax.grad(f)))}
+
+
+def chain_numpy(X):
+    """The chain's gradient by a hand-written reverse sweep in NumPy (the reference)."""
+    xs = [X]
+    for _ in range(CHAIN):
+        xs.append(xs[-1] * 1.00001 + np.sin(xs[-1][:, ::-1]) * 1e-3)
+    g = grad_numpy(xs[-1])
+    for x in reversed(xs[:-1]):
+        g = g * 1.00001 + (np.cos(x[:, ::-1]) * 1e-3 * g)[:, ::-1]
+    return g
+
+
+class Cluster:
+    """A LocalCluster of two spawned worker processes with one thread each, their disk cache
+    off (the environment of this script), so that they can only load shipped code or build."""
+
+    def __enter__(self):
+        from dask.distributed import Client, LocalCluster
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.cluster = LocalCluster(
+                n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None,
+                silence_logs=50, env={"ANVIL_LLVM_NO_CACHE": "1", "OPENBLAS_NUM_THREADS": "1",
+                                      "ANVIL_LLVM_CACHE_DIR": tempfile.mkdtemp()})
+        self.client = Client(self.cluster)
+        self.client.wait_for_workers(2)
+        return self.client
+
+    def __exit__(self, *exc):
+        self.client.close()
+        self.cluster.close()
+
+
+def worker_builds(client) -> str:
+    stats = client.run(av.stats)
+    return "; ".join(f"worker {i}: builds {s['builds']}, object loads {s['object_loads']}"
+                     for i, s in enumerate(stats.values()))
+
+
+# ---- section 1: throughput -------------------------------------------------------------------
+def throughput(cfg: Config) -> Section:
+    import dask.array as da
+    n, chunk = cfg.points, cfg.chunk
+    X = np.random.default_rng(21).normal(size=(n, DIM))
+    fns = functions()
+    references = {"value": cost_numpy(X), "gradient": grad_numpy(X)}
+    jax_fns = jax_functions() if hasattr(peers, "jax") else {}
+    rows = []
+    with Cluster() as client:
+        persisted = client.persist(da.from_array(X, chunks=(chunk, DIM)))
+        client.wait_for_workers(2)
+        small = X[:n // 10]
+        persisted_small = client.persist(da.from_array(small, chunks=(chunk // 10, DIM)))
+        cases = [(kind, fn, X, persisted, chunk, references[kind], jax_fns.get(kind))
+                 for kind, fn in fns.items()]
+        if cfg.points >= 10 * chunk // 10:
+            cases.append((f"gradient of a {CHAIN}-step chain", functions("chain", chain)[
+                "gradient"], small, persisted_small, chunk // 10, chain_numpy(small),
+                jax_functions(chain)["gradient"] if jax_fns else None))
+        for kind, fn, X, persisted, chunk, reference, jax_fn in cases:
+            n = len(X)
+            expected = fn.map(X, threads=1)
+            assert bt.rel_error(expected, reference) < 1e-12, kind
+            batched = av.vmap(fn, 0, chunk).compile()     # what the Dask tasks run
+            fn.map(X, threads=2)                         # its vmapped chunks compiled
+            drop = {"drop_axis": 1} if kind == "value" else {}
+            env = {"fn": fn, "X": X, "batched": batched, "da": da, "persisted": persisted,
+                   "drop": drop, "chunk": chunk, "DIM": DIM, "jax": jax_fn,
+                   "np": np}
+            tools = {
+                "1 thread": Tool("fn.map(X, threads=1)", env, lambda e=expected: e),
+                "fn.map 2 threads": Tool("fn.map(X, threads=2)", env, lambda e=expected: e),
+                "Dask 2 workers, points on the workers": Tool(
+                    "persisted.map_blocks(batched, dtype=float, **drop).compute()", env,
+                    lambda e=expected: e),
+                "Dask 2 workers, points from the client": Tool(
+                    "da.from_array(X, chunks=(chunk, DIM)).map_blocks(batched, dtype=float, "
+                    "**drop).compute()", env, lambda e=expected: e)}
+            if jax_fn is not None:
+                tools["JAX jit(vmap)"] = Tool("np.asarray(jax(X).block_until_ready())", env,
+                                              lambda e=expected: e)
+            times = bt.side_by_side(tools, cfg.rounds, cfg.seconds)
+            rate = "; ".join(f"{name}: {n / t / 1e6:.1f} M points/s" for name, t in
+                             times.items() if isinstance(t, float))
+            rows.append(Row(f"{kind}, {n:,} points", times.pop("1 thread"), times,
+                            against=("JAX jit(vmap)",), note=rate))
+        builds = worker_builds(client)
+    return Section(
+        f"1. Batch evaluation over {cfg.points:,} points: throughput", rows, textwrap.dedent(f"""\
+        f(x) = sum(sin(x)^2) + sqrt(1 + |x|^2) on x in R^3, and its gradient, at each of
+        {cfg.points:,} points; a heavier function: the gradient of f after {CHAIN} steps of
+        x <- 1.00001 x + 1e-3 sin(reverse(x)) (a Python loop, unrolled into the graph), at
+        {cfg.points // 10:,} points, in blocks of {cfg.chunk // 10:,}. anvil (the "anvil" column): `fn.map(X, threads=1)`, one call of the vmapped
+        function. `fn.map(X, threads=2)`: two chunks on two threads (the vmapped functions for
+        those chunk sizes compiled beforehand). Dask: a `LocalCluster(n_workers=2,
+        processes=True, threads_per_worker=1)`, `map_blocks` of `av.vmap(fn, 0, block)` over
+        blocks of {cfg.chunk:,} points, the result gathered into one NumPy array on the client;
+        "points on the workers": the points persisted on the workers beforehand; "points from
+        the client": `da.from_array(X)` each time, so the points travel in the graph. JAX:
+        `jit(vmap(f))` / `jit(vmap(grad(f)))`, float64, its default threading, the output
+        converted to NumPy. Ratio: anvil on one thread over JAX. After the run the workers
+        report: {builds} (their disk cache off: all their code came with the pickles).
+        The machine has 2 cores, shared with other jobs: the two-thread and two-worker figures
+        cannot exceed 2x and are sensitive to that load (see the load average above)."""))
+
+
+# ---- section 2: fixed overhead per task --------------------------------------------------------
+def overhead(cfg: Config) -> Section:
+    import dask.array as da
+    tiny, tasks = cfg.tiny, cfg.tasks
+    X = np.random.default_rng(7).normal(size=(tiny * tasks, DIM))
+    jax_fns = jax_functions() if hasattr(peers, "jax") else {}
+    rows = []
+    with Cluster() as client:
+        for kind, fn in functions().items():
+            batched = av.vmap(fn, 0, tiny).compile()
+            one = X[:tiny]
+            fn.map(one, threads=1), fn.map(one, threads=2)
+            many = client.persist(da.from_array(X, chunks=(tiny, DIM)))
+            shipped = client.scatter(batched, broadcast=True)
+            drop = {"drop_axis": 1} if kind == "value" else {}
+            env = {"fn": fn, "one": one, "many": many, "batched": batched, "drop": drop,
+                   "client": client, "shipped": shipped, "jax": jax_fns.get(kind), "np": np,
+                   "call": _call}
+            expected = fn.map(one, threads=1)
+            everything = fn.map(X, threads=1)
+            tools = {
+                "1 thread": Tool("fn.map(one, threads=1)", env, lambda e=expected: e),
+                "fn.map 2 threads": Tool("fn.map(one, threads=2)", env, lambda e=expected: e),
+                "Dask: one task, round trip": Tool(
+                    "client.submit(call, shipped, one, pure=False).result()", env,
+                    lambda e=expected: e),
+                f"Dask: {tasks} tasks, per task": Tool(
+                    "many.map_blocks(batched, dtype=float, **drop).compute()", env,
+                    lambda e=everything: e)}
+            if jax_fns:
+                tools["JAX jit(vmap)"] = Tool("np.asarray(jax(one).block_until_ready())", env,
+                                              lambda e=expected: e)
+            times = bt.side_by_side(tools, cfg.rounds, cfg.seconds)
+            key = f"Dask: {tasks} tasks, per task"
+            if isinstance(times[key], float):
+                times[key] /= tasks
+            rows.append(Row(f"{kind}, {tiny} points per task", times.pop("1 thread"), times,
+                            against=("JAX jit(vmap)",)))
+        builds = worker_builds(client)
+    return Section(
+        "2. Fixed overhead per task", rows, textwrap.dedent(f"""\
+        The same functions on a batch of {tiny} points, where the work is negligible: what one
+        task costs whatever its size. anvil: `fn.map(one, threads=1)` (argument checks and one
+        native call); `fn.map(one, threads=2)` adds a thread pool started per call and two
+        native calls. Dask, one task: `client.submit` of a call of the function scattered to the
+        workers beforehand (`client.scatter(fn, broadcast=True)`), waiting for its result (a
+        round trip through the scheduler). Dask, {tasks} tasks: `map_blocks` over {tasks}
+        persisted blocks of {tiny} points, the total time divided by {tasks} (two workers run
+        them side by side). JAX: one call of `jit(vmap(f))` on {tiny} points. Workers after the
+        run: {builds}. The builds are not the tasks': `scatter(..., broadcast=True)` has one
+        worker pickle the function again to copy it to the other, and a function that came by
+        pickle into a process whose disk cache is off (as here) compiles its code again when it
+        is pickled (with a disk cache, the shipped code is read back from it instead)."""))
+
+
+def _call(fn, x):
+    return fn(x)
+
+
+# ---- section 3: unpickling against building, in fresh processes ---------------------------------
+def unpickling(cfg: Config) -> Section:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for source, kind, size in [(cost, kind, size) for kind in ("value", "gradient")
+                                   for size in (None, cfg.chunk)] + [(chain, "gradient", None)]:
+            name = source.__name__
+            fn = functions(f"{name}_{kind}", source)[kind]
+            if size is not None:
+                fn = av.vmap(fn, 0, size)
+            path = Path(tmp) / f"{name}_{kind}_{size}.pkl"
+            spec = {"blob": str(path), "function": kind, "size": size, "source": name}
+            loads, builds, rebuilt = [], [], 0
+            for _ in range(cfg.processes):
+                # pickled by a fresh process just before: the host record stamps the anvil_llvm
+                # sources, which other work may change while this script runs
+                for mode, into in (("pickle", []), ("unpickle", loads), ("build", builds)):
+                    result = bt.run_worker(SCRIPT, {**spec, "kind": mode}, {}, cfg.timeout)
+                    into.append(result)
+                if not isinstance(loads[-1], str) and loads[-1]["stats"]["builds"]:
+                    loads.pop()                 # the sources changed in between: not counted
+                    rebuilt += 1
+            blob = path.read_bytes()
+            status = _status(loads + builds, fn) if loads else \
+                f"every unpickling rebuilt ({rebuilt}): the sources changed during the run?"
+            what = (f"{kind}, one point" if size is None else
+                    f"{kind}, vmapped over {size:,} points")
+            if source is chain:
+                what = f"{kind} of a {CHAIN}-step chain (larger graph), one point"
+            if status:
+                rows.append(Row(what, status))
+                continue
+            load = statistics.median(r["seconds"] for r in loads)
+            build = statistics.median(r["seconds"] for r in builds)
+            stats = loads[0]["stats"]
+            rows.append(Row(
+                what, load, {"fresh build": build}, against=("fresh build",), bound=0.1,
+                note=f"pickle {len(blob):,} bytes; in the unpickling process: builds "
+                     f"{stats['builds']}, object loads {stats['object_loads']}; first call "
+                     f"alone {statistics.median(r['call'] for r in loads) * 1e3:.1f} ms "
+                     f"after unpickling, "
+                     f"{statistics.median(r['call'] for r in builds) * 1e3:.1f} ms after "
+                     f"building; {build / load:.0f}x faster"
+                     + (f"; {rebuilt} sample(s) dropped: the sources changed" if rebuilt
+                        else "")))
+    return Section(
+        "3. Unpickle and first call in a fresh process, against a fresh build there", rows,
+        textwrap.dedent(f"""\
+        Each figure: median over {cfg.processes} fresh interpreters (anvil_llvm and NumPy
+        imported before the clock starts; disk cache off). anvil: `pickle.loads` of the
+        function pickled by another fresh process just before, then its first call (on one point, or on a batch of the
+        vmapped size): the object code comes with the pickle, no LLVM runs. Fresh build: the
+        same function traced, differentiated, vmapped and compiled from the Python source, then
+        its first call. Target: unpickling at least 10x faster (ratio <= 0.1)."""))
+
+
+def _status(results: list, fn) -> str | None:
+    for r in results:
+        if isinstance(r, str):
+            return r
+    x = _input(fn)
+    expected = fn(x)
+    for r in results:
+        error = bt.rel_error(r["out"], expected)
+        if not error <= bt.TOLERANCE:
+            return f"DISAGREE (err {error:.1e})"
+    return None
+
+
+def _input(fn) -> np.ndarray:
+    return np.random.default_rng(3).normal(size=fn.args[0].shape)
+
+
+def _built(spec: dict):
+    source = {"cost": cost, "chain": chain}[spec["source"]]
+    fn = functions(f"{spec['source']}_{spec['function']}", source)[spec["function"]]
+    if spec["size"] is not None:
+        fn = av.vmap(fn, 0, spec["size"])
+    return fn.compile()
+
+
+def worker_pickle(spec: dict) -> dict:
+    Path(spec["blob"]).write_bytes(pickle.dumps(_built(spec)))
+    return {}
+
+
+def worker_unpickle(spec: dict) -> dict:
+    blob = Path(spec["blob"]).read_bytes()
+    start = time.perf_counter()
+    fn = pickle.loads(blob)
+    loaded = time.perf_counter()
+    x = _input(fn)
+    out = fn(x)
+    done = time.perf_counter()
+    return {"seconds": done - start, "call": done - loaded, "out": np.ravel(out).tolist(),
+            "stats": av.stats()}
+
+
+def worker_build(spec: dict) -> dict:
+    start = time.perf_counter()
+    fn = _built(spec)
+    built = time.perf_counter()
+    x = _input(fn)
+    out = fn(x)
+    done = time.perf_counter()
+    return {"seconds": done - start, "call": done - built, "out": np.ravel(out).tolist(),
+            "stats": av.stats()}
+
+
+SECTIONS = [throughput, overhead, unpickling]
+WORKERS = {"pickle": worker_pickle, "unpickle": worker_unpickle, "build": worker_build}
+
+
+def main() -> None:
+    bt.main(__doc__, SECTIONS, WORKERS, QUICK, FULL, DEFAULT_OUT,
+            "scripts/bench_distribution.py", "Distribution benchmarks",
+            intro="Batch evaluation on threads and on Dask worker processes, and shipping "
+                  "compiled functions by pickle. ")
+
+
+if __name__ == "__main__":
+    main()
