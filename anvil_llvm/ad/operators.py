@@ -378,7 +378,8 @@ def _check_bool(value, what: str) -> bool:
 
 @_operator
 def spjacobian(fn, argnum: int | None = None, unroll: bool = False, *, partition: str = "auto",
-               order: str = "best", name: str | None = None, argnums: int | None = None):
+               order: str = "best", name: str | None = None, argnums: int | None = None,
+               sep_uncompression: bool = False):
     """The sparse Jacobian: a SparseNumericalFunction returning its nonzeros in CSC order
     (rows: the outputs' elements one after the other; columns: argument `argnum`'s elements),
     computed with one directional derivative per colour of the detected pattern.
@@ -386,7 +387,10 @@ def spjacobian(fn, argnum: int | None = None, unroll: bool = False, *, partition
     partition: "column" (JVPs along column colours), "row" (VJPs along row colours),
     "bidirectional" (both) or "auto" (the fewest derivatives); order: the colouring's vertex
     order (anvil_llvm.ad.coloring.JACOBIAN_ORDERS). unroll=True writes one copy of the
-    derivative graph per colour instead of a loop over the colours.
+    derivative graph per colour instead of a loop over the colours. sep_uncompression=True
+    stores the compressed products and gathers the nonzeros from them in a second kernel; by
+    default the colour loop writes each nonzero straight to its CSC slot (less memory, and as
+    fast or faster: docs/sparsity.md).
 
     >>> import anvil_llvm as av
     >>> f = av.NumericalFunction("f", lambda x: x[1:] ** 2 - x[:-1], (av.Arg(5),))
@@ -400,24 +404,27 @@ def spjacobian(fn, argnum: int | None = None, unroll: bool = False, *, partition
     a = _one_argnum(fn, argnum, argnums, "spjacobian")
     float_outputs(fn, "spjacobian")
     unroll = _check_bool(unroll, "spjacobian: unroll")
+    separate = _check_bool(sep_uncompression, "spjacobian: sep_uncompression")
     x = fn.inputs[a]
     coloring = jacobian_coloring(jacobian_pattern(fn.outputs, [x]), partition=partition,
                                  order=order)
-    return _sparse(fn, spjacobian_graph(list(fn.outputs), x, coloring, unroll), coloring,
-                   _name(name, fn, "jac"))
+    return _sparse(fn, spjacobian_graph(list(fn.outputs), x, coloring, unroll, separate),
+                   coloring, _name(name, fn, "jac"))
 
 
 @_operator
 def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: str = "star",
-              order: str = "best", name: str | None = None, argnums: int | None = None):
+              order: str = "best", name: str | None = None, argnums: int | None = None,
+              sep_uncompression: bool = False):
     """The sparse Hessian of a scalar function: a SparseNumericalFunction returning the
     nonzeros of its upper triangle in CSC order, from one Hessian-vector product (forward over
     reverse) per colour of a colouring of the detected pattern.
 
-    method: "star" (direct decompression: one gather) or "acyclic" (fewer colours; the
+    method: "star" (direct decompression) or "acyclic" (fewer colours; the
     nonzeros recovered by substitution, a sequential pass); order: the colouring's vertex
     order (anvil_llvm.ad.coloring.HESSIAN_ORDERS). unroll=True writes one copy of the derivative
-    graph per colour instead of a loop over the colours.
+    graph per colour instead of a loop over the colours. sep_uncompression: as for
+    `spjacobian` (star only; substitution is always a pass of its own).
 
     >>> import anvil_llvm as av
     >>> f = av.NumericalFunction("f", lambda x: (x[1:] * x[:-1]).sum() + (x ** 3).sum(),
@@ -432,9 +439,10 @@ def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: st
     a = _one_argnum(fn, argnum, argnums, "sphessian")
     out = scalar_output(fn, "sphessian")
     unroll = _check_bool(unroll, "sphessian: unroll")
+    separate = _check_bool(sep_uncompression, "sphessian: sep_uncompression")
     x = fn.inputs[a]
     coloring = hessian_coloring(hessian_pattern(out, [x]), method=method, order=order)
-    return _sparse(fn, sphessian_graph(out, x, coloring, unroll), coloring,
+    return _sparse(fn, sphessian_graph(out, x, coloring, unroll, separate), coloring,
                    _name(name, fn, "hess"))
 
 

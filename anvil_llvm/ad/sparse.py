@@ -1,9 +1,10 @@
 """Sparse Jacobians and Hessians as graphs: one directional derivative per colour (batched,
-over symbolic colour seeds), then the gather of the nonzeros into CSC order.
+over symbolic colour seeds), each product placed straight into its nonzero's slot in CSC order.
 
 A colour seed is `colors[j] == k` over the O(n) table of colours, never an n x c constant; the
 compressed products are laid out as the colouring layer expects (ad/coloring/result.py), and
-its direct decompression tables become one gather.
+its direct decompression tables become one placement (the PLACE op: the colour loop stores
+each product to its slot, so the compressed matrix is never stored).
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import scipy.sparse as sp
 
 from ..ir import build as B
 from ..ir import dtypes
-from ..ir.ops import CMPEQ, INPUT, IOTA
+from ..ir.ops import CMPEQ, INPUT, IOTA, RESHAPE
 from ..ir.ops.source import const_array
 from ..ir.ops.substitute import Program, substitute
 from ..ir.uop import Payload, UOp
@@ -43,8 +44,10 @@ def color_seeds(colors: np.ndarray, like: UOp) -> UOp:
 
 
 def _batched(direction: UOp | None, seed: UOp, seeds: UOp, size: int, unroll: bool) -> UOp:
-    """`direction` (linear in `seed`) for every seed of `seeds`, flattened in seed order: a
-    loop over the seeds (vmap), or one copy of the graph per seed when `unroll`."""
+    """`direction` (linear in `seed`) for every seed of `seeds`, in seed order: a loop over the
+    seeds (vmap), or one copy of the graph per seed when `unroll`. Its elements are the
+    compressed products in order; its shape is the one the products are computed in (seed
+    first), which a placement's nest runs over."""
     count = seeds.shape[0]
     if direction is None or not count:
         return B.full((count * size,), 0, seeds.dtype)
@@ -54,31 +57,50 @@ def _batched(direction: UOp | None, seed: UOp, seeds: UOp, size: int, unroll: bo
                 for k in range(count)]
         return B.concat(rows, 0) if len(rows) > 1 else rows[0]
     ((batched, is_batched),) = vmap_graph([direction], {seed: seeds})
-    return B.reshape(with_batch(batched, is_batched, count), (count * size,))
+    batched = with_batch(batched, is_batched, count)
+    while batched.op is RESHAPE and batched.src[0].shape[:1] == (count,):
+        batched = batched.src[0]
+    return batched
 
 
 def _placeholder(like: UOp) -> UOp:
     return UOp(INPUT, (), (-1, like.shape, like.dtype))
 
 
-def _gather(compressed: list[UOp], coloring: Coloring) -> UOp:
-    """The nonzeros in CSC order from the compressed products: one gather for direct tables,
-    the substitution program for an acyclic colouring's."""
-    flat = B.concat(compressed, 0) if len(compressed) > 1 else compressed[0]
-    tables = coloring.tables
-    if coloring.pattern.nnz == 0:
-        return B.full((0,), 0, flat.dtype)
+def _decompress(compressed: list[UOp], coloring: Coloring, separate: bool) -> UOp:
+    """The nonzeros in CSC order from the compressed products. Direct tables: with `separate`,
+    the products are stored, then gathered by a second kernel; else each product is placed
+    straight into its nonzero's slot by the nest that computes it (nothing compressed is
+    stored and read back). An acyclic colouring's: the substitution program."""
+    tables, nnz = coloring.tables, coloring.pattern.nnz
+    flat = [B.reshape(c, (c.size,)) for c in compressed]
+    if nnz == 0:
+        return B.full((0,), 0, flat[0].dtype)
+    source = np.asarray(tables.source, np.int64)
+    if tables.direct and not separate:
+        whole = B.concat(flat, 0) if len(flat) > 1 else compressed[0]
+        slots = np.full(whole.size, -1, np.int64)
+        slots[source] = np.arange(nnz)
+        slots = slots.reshape(whole.shape)
+        if len(flat) == 1 and whole.ndim > 2:
+            # The colours next to the innermost axis: the nest writes the nonzeros of a few
+            # rows of the grid for every colour before it moves on (they share cache lines).
+            inner = tuple(range(1, whole.ndim - 1)) + (0, whole.ndim - 1)
+            whole, slots = B.permute(whole, inner), np.moveaxis(slots, 0, -2)
+        return B.place(whole, slots, nnz)
+    flat = B.concat(flat, 0) if len(flat) > 1 else flat[0]
     if tables.direct:
-        return B.gather(flat, 0, np.asarray(tables.source, np.int64))
+        return B.gather(flat, 0, source)
     program = Program(*(Payload(np.asarray(t, np.int64)) for t in (
         tables.source, tables.target, tables.subtract)), coloring.pattern.nnz, flat.size)
     return substitute(flat, program)
 
 
-def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring,
-                     unroll: bool = False) -> UOp:
+def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring, unroll: bool = False,
+                     separate: bool = False) -> UOp:
     """The nonzeros of d outputs / d x in CSC order of `coloring.pattern` (rows: the outputs'
-    elements one after the other; columns: x's elements)."""
+    elements one after the other; columns: x's elements); `separate`: decompressed by a kernel
+    of its own (`_decompress`)."""
     flat = [B.reshape(o, (o.size,)) for o in outputs]
     out = B.concat(flat, 0) if len(flat) > 1 else flat[0]
     parts = []
@@ -94,19 +116,21 @@ def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring,
         parts.append(_batched(ct, seed, color_seeds(coloring.row_colors, out), x.size, unroll))
     if not parts:
         return B.full((0,), 0, out.dtype)
-    return _gather(parts, coloring)
+    return _decompress(parts, coloring, separate)
 
 
-def sphessian_graph(output: UOp, x: UOp, coloring: Coloring, unroll: bool = False) -> UOp:
+def sphessian_graph(output: UOp, x: UOp, coloring: Coloring, unroll: bool = False,
+                    separate: bool = False) -> UOp:
     """The nonzeros of the upper triangle of d² output / d x² in CSC order: Hessian-vector
-    products (forward over reverse) along the colour seeds."""
+    products (forward over reverse) along the colour seeds; `separate` as for
+    `spjacobian_graph`."""
     if not coloring.ncolors:
         return B.full((0,), 0, output.dtype)
     g = B.reshape(gradient_graph(output, x), (x.size,))
     seed = _placeholder(x)
     (tangent,) = jvp_graph([g], {x: seed})
-    return _gather([_batched(tangent, seed, color_seeds(coloring.column_colors, x), x.size,
-                             unroll)], coloring)
+    return _decompress([_batched(tangent, seed, color_seeds(coloring.column_colors, x), x.size,
+                             unroll)], coloring, separate)
 
 
 def csc_structure(pattern: sp.csc_array) -> tuple[np.ndarray, np.ndarray]:

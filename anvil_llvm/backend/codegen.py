@@ -10,7 +10,7 @@ import numpy as np
 
 
 from ..ir.dtypes import DType
-from ..ir.ops import CONST, CONST_ARRAY, INPUT
+from ..ir.ops import CONST, CONST_ARRAY, GATHER, INPUT, PLACE
 from ..ir.ops.source import llvm_literal
 from ..ir.uop import OpKind, Payload, Reduction, UOp
 from . import blas, constants, loop
@@ -345,12 +345,22 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
         ctx.each(root.shape, "z", lambda dims, root=root, buffer=buffer, identity=identity:
                  ctx.store(buffer, Index(root.shape, dims=dims), identity))
 
+    places = [(root, buffer) for root, buffer in kernel.stores
+              if root.op is PLACE and ctx.sched.buffers.get(root) is buffer]
+    for root, buffer in places:
+        if not _fills(root):
+            ctx.each(root.shape, "z", lambda dims, root=root, buffer=buffer: ctx.store(
+                buffer, Index(root.shape, dims=dims), llvm_literal(0, root.dtype)))
+
     def store_at(index: Index):
         for root, buffer in kernel.stores:
             # A copy of an output that lives elsewhere loads it; anything else is computed here.
             ctx.computing = root if ctx.sched.buffers.get(root) is buffer else None
             if (root, buffer) in folds:
                 _fold(ctx, root, buffer, index.dims(ctx.e))
+                continue
+            if (root, buffer) in places:
+                _place(ctx, root, buffer, index.dims(ctx.e))
                 continue
             value = ctx.value(root, index)
             ctx.store(buffer, index, value)
@@ -462,6 +472,28 @@ def _emit_chunk(ctx: Lowering, kernel: Kernel) -> None:
     ctx.computing = None
 
 
+def _fills(root: UOp) -> bool:
+    """Whether a placement writes every slot (else its output is zeroed first)."""
+    slots = root.arg[0].array
+    return int(np.count_nonzero(slots >= 0)) == root.arg[1]
+
+
+def _place(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
+    """Store the source element at `dims` to its slot (none for a slot of -1)."""
+    e, payload = ctx.e, root.arg[0]
+    lead = root.ndim - 1
+    value = ctx.value(root.src[0], Index(root.src[0].shape, dims=dims))
+    slot = ctx.load_constant(payload, e.flatten(dims[lead:], payload.array.shape))
+
+    def store() -> str:
+        ctx.store(buffer, Index(root.shape, dims=dims[:lead] + (slot,)), value)
+        return "true"
+    if payload.array.min(initial=0) < 0:
+        ctx.guarded(e.op(f"icmp sge i64 {slot}, 0"), store, "false", "i1")
+    else:
+        store()
+
+
 def identity_literal(rule: Reduction, dtype: DType) -> str:
     """The LLVM literal a reduction's fold starts from."""
     return llvm_literal(rule.identity(dtype), dtype)
@@ -517,6 +549,22 @@ def _attributes(kernel: Kernel, chunked: bool, linkage: str) -> str:
     return "noinline nounwind"
 
 
+def _through_tables(sched: Schedule, kernel: Kernel) -> bool:
+    """Whether a kernel's code reads or writes through an index table (a gather or placement
+    it stores or fuses)."""
+    stack, seen = list(kernel.roots), set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if node.op in (GATHER, PLACE):
+            return True
+        if node in kernel.roots or node not in sched.buffers:
+            stack.extend(node.src)
+    return False
+
+
 def _entry_attributes(sched: Schedule, chunked: bool, linkage: str) -> str:
     """The attributes of the function calling the kernels: `optnone` too when it calls only
     `optnone` chunks, so that the optimiser, which would leave every function as it is, does
@@ -533,19 +581,20 @@ def is_chunked(sched: Schedule) -> bool:
 
 
 def module_text(sched: Schedule, symbol: str, vector_math: bool,
-                shared_constants: int | None = None) -> str:
+                shared_constants: int | None = None, table_features: str | None = None) -> str:
     """The LLVM module of one function: its kernels, constant tables and C-ABI entry point;
     loops call libmvec's vector functions if `vector_math`; constant arrays of at least
-    `shared_constants` bytes are referenced, not embedded."""
+    `shared_constants` bytes are referenced, not embedded; kernels that access memory through
+    index tables get the target features `table_features` (Target.table_features)."""
     parts = ModuleParts(vector_math)
     tables = Tables(symbol, shared_constants)
     functions: list[str] = []
-    _define(sched, symbol, "dso_local", parts, tables, functions)
+    _define(sched, symbol, "dso_local", parts, tables, functions, table_features)
     return "\n\n".join(tables.text() + [parts.text()] + functions) + "\n"
 
 
 def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tables: Tables,
-            functions: list[str]) -> None:
+            functions: list[str], table_features: str | None = None) -> None:
     """Append to `functions` the kernels of `sched` and the function `symbol` calling them
     (with the C ABI), after the functions of the loop bodies they run."""
     params = ([f"ptr noalias readonly %in{i}" for i in range(len(sched.inputs))]
@@ -557,7 +606,7 @@ def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tabl
 
     def define(body: Schedule, hint: str) -> str:
         name = f"{symbol}.{hint}{len(functions)}"
-        _define(body, name, "internal", parts, tables, functions)
+        _define(body, name, "internal", parts, tables, functions, table_features)
         return name
     # Huge scalar graphs are split into chunks of about CHUNK_OPS operations, each a function that
     # is never inlined nor optimised and is generated at codegen level 0 (`is_chunked`): LLVM's
@@ -574,6 +623,8 @@ def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tabl
         # simplified) they build ~10% faster, but LLVM 22's loop vectoriser then miscompiles
         # chains of guarded loads (the bratu2d energy gradient, tests/ad/test_ad_problems.py).
         attrs = _attributes(kernel, chunked, linkage)
+        if table_features and "optnone" not in attrs and _through_tables(sched, kernel):
+            attrs += f' "target-features"="{table_features}"'
         fname = f"@{symbol}.k{k}"
         # (an `optnone` chunk is not optimised: scopes would only lengthen its text)
         body = (_SCOPE.sub("", e.body()) if "optnone" in attrs else

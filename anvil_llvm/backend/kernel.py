@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..ir.ops import PLACE
 from ..ir.uop import OpKind, UOp
 
 
@@ -35,6 +36,12 @@ def accumulates(node: UOp) -> bool:
     return bool(inner) and inner[-1] not in node.arg and node.size > 1
 
 
+def over_source(node: UOp) -> bool:
+    """Whether `node`'s kernel is a loop nest over its source's shape rather than its own: an
+    accumulating reduction, or a placement (each source element stored to its slot)."""
+    return node.op is PLACE or accumulates(node)
+
+
 def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp, tuple | None]]:
     """Every node the fused code of a nest of `rank` axes storing `roots` reaches, with where
     it is read along the nest's innermost axis i: `(scale, offset, aligned)` for position
@@ -50,7 +57,9 @@ def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp
         yield node, at
         if node not in roots and node in realised:
             continue
-        if at is not None and node.ndim == rank and (
+        if at is not None and node.op is PLACE and node in roots:
+            stack.append((node.src[0], at))      # its nest runs over the source
+        elif at is not None and node.ndim == rank and (
                 node.op.kind is OpKind.ELEMENTWISE or accumulates(node) and node in roots):
             stack.extend((s, at if s.shape == node.shape else None) for s in node.src)
         elif at is not None and node.ndim == rank and node.op.last_axis is not None:
@@ -65,10 +74,10 @@ def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp
 @dataclass
 class Kernel:
     """One loop nest over `shape` storing `roots` (a reduction or contraction kernel has one root
-    whose reduced loops nest inside; an accumulating reduction is a root of a nest over its
-    source's shape). Kernels of scalars and small arrays (`schedule.is_small`) may be grouped
-    into a chunk: one `noinline` LLVM function, so that huge scalar graphs compile in linear
-    time."""
+    whose reduced loops nest inside; an accumulating reduction or a placement is a root of a
+    nest over its source's shape). Kernels of scalars and small arrays (`schedule.is_small`)
+    may be grouped into a chunk: one `noinline` LLVM function, so that huge scalar graphs
+    compile in linear time."""
 
     shape: tuple[int, ...]
     roots: list[UOp]

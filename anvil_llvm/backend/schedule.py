@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..ir.ops import ADD, CONST, CONST_ARRAY, EXPAND, GATHER, INPUT, IOTA, PAD, RESHAPE
+from ..ir.ops import ADD, CONST, CONST_ARRAY, EXPAND, GATHER, INPUT, IOTA, PAD, PLACE, RESHAPE
 from ..ir.uop import SMALL_SIZE, OpKind, UOp, consumers, toposort
 from . import blas, loop
-from .kernel import Buffer, Kernel, accumulates, buffer_nbytes, innermost_reads
+from .kernel import Buffer, Kernel, buffer_nbytes, innermost_reads, over_source
 
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
 CHUNK_OPS = 250         # scalar code per noinline function (docs/backend.md, 'Huge scalar graphs')
@@ -111,7 +111,7 @@ def _read_repeatedly(node: UOp, users: dict, costs: _Costs) -> bool:
 def _realise(order: list[UOp], outputs: list[UOp], users: dict,
              gemms: frozenset) -> tuple[set, _Costs]:
     realised = {n for n in order if n.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not
-                inline_reduction(n, gemms) or n.op in (INPUT, CONST_ARRAY)}
+                inline_reduction(n, gemms) or n.op in (INPUT, CONST_ARRAY, PLACE)}
     realised.update(outputs)
     # A loop's results live in buffers, and it reads its sources from buffers (in place
     # through reshapes and slices of leading rows).
@@ -148,9 +148,9 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
     """Split the graph of `outputs` into kernels and lay out the workspace; large contractions
     become BLAS GEMM calls if `gemm`, else loop nests.
 
-    A node is realised when it is an input, an output, a reduction or contraction, or used by
-    several consumers where recomputing would cost more than a load; everything else fuses into
-    its consumers as index arithmetic and scalar code.
+    A node is realised when it is an input, an output, a reduction, contraction or placement, or
+    used by several consumers where recomputing would cost more than a load; everything else
+    fuses into its consumers as index arithmetic and scalar code.
     """
     order = toposort(outputs)
     if gemm:
@@ -189,7 +189,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
         if (node not in realised or node.op in (INPUT, CONST_ARRAY) or node.size == 0
                 or node in tiled):
             continue
-        if accumulates(node):
+        if over_source(node):
             kernel = Kernel(node.src[0].shape, [node], ops=costs.nodes[node])
         else:
             kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised),
@@ -242,7 +242,7 @@ class _Chunks:
         self.chunk, self.ops = 0, 0
 
     def member(self, kernel: Kernel, node: UOp) -> bool:
-        if kernel.reduction is not None or accumulates(node) or not is_small(node):
+        if kernel.reduction is not None or over_source(node) or not is_small(node):
             return False
         if node.shape == () or node not in self.outputs:
             return True
@@ -412,10 +412,10 @@ def _can_share(first: Kernel, then: Kernel, realised: set) -> bool:
         # Sources are read at the node's own position through these ops (an accumulating
         # reduction, a root here, reads its source at the nest's position).
         keeps = aligned and (node.op.kind is OpKind.ELEMENTWISE or node.op is RESHAPE
-                             or accumulates(node) and node in then.roots)
+                             or over_source(node) and node in then.roots)
         for s in node.src:
             if s in stored:
-                if not keeps or accumulates(s):
+                if not keeps or over_source(s):
                     return False
             elif s not in realised:
                 stack.append((s, keeps))

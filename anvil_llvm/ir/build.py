@@ -12,7 +12,7 @@ from . import ops as O
 from .dtypes import DType
 from .ops.movement import gather_arg
 from .ops.source import const_array
-from .uop import UOp
+from .uop import Payload, UOp
 
 
 def full(shape: tuple, value, dtype: DType = dtypes.float64) -> UOp:
@@ -224,6 +224,20 @@ def gather(x: UOp | None, axis: int, indices: np.ndarray) -> UOp | None:
     if x is None:
         return None
     return UOp(O.GATHER, (x,), gather_arg(axis, indices))
+
+
+def place(x: UOp | None, slots: np.ndarray, size: int) -> UOp | None:
+    """`x`'s trailing `slots.shape` axes scattered into `size` slots: element p to slot
+    `slots[p]` (-1: dropped); each slot receives at most one element, the others are zero."""
+    if x is None:
+        return None
+    table = np.asarray(slots, dtype=np.int64)
+    kept = table[table >= 0]
+    if np.bincount(kept, minlength=size).max(initial=0) > 1:
+        raise ValueError("place: two elements go to one slot")
+    if not table.size or table.max() < 2 ** 31:
+        table = table.astype(np.int32)
+    return UOp(O.PLACE, (x,), (Payload(table), int(size)))
 
 
 def scatter_add(ct: UOp | None, axis: int, indices: np.ndarray, size: int) -> UOp | None:

@@ -100,6 +100,18 @@ def broadcast(m, x, shape):
 A23 = np.array([[1.0, -2.0, 0.5], [3.0, 0.25, -1.0]])
 MASK = np.array([[True, False, True], [False, False, True]])
 REPEATED = np.array([0, 2, 2, 1, 0, 2])
+# PLACE (no array API function makes one; sparse derivatives do): x's last two axes into 7
+# slots, one element dropped, slots 1 and 5 left zero
+SLOTS = np.array([[3, -1, 0], [6, 2, 4]])
+
+
+def placed(m, x):
+    if m is np:
+        out = np.zeros(x.shape[:-2] + (7,))
+        out[..., SLOTS[SLOTS >= 0]] = x[..., SLOTS >= 0]
+        return out
+    from anvil_llvm.ir import build
+    return av.Tensor(build.place(x.node, SLOTS, 7))
 
 def scanned(m, c, xs):
     """A loop with a carry, scanned rows, a value read from outside and per-step outputs:
@@ -203,6 +215,8 @@ ROWS = [
     Row("gather_axis1", lambda m, x: x[:, np.array([2, 0, 2])], (U(2, 3),)),
     Row("gather_2d_indices", lambda m, x: x[np.array([[1, 1], [0, 3]])], (U(4),)),
     Row("gather_negative", lambda m, x: x[np.array([-1, 0, -1])], (U(3),)),
+    Row("place", lambda m, x: placed(m, m.sin(x)) * placed(m, x), (U(2, 3),)),
+    Row("place_batch", lambda m, x: placed(m, x), (U(4, 2, 3),)),
     Row("concatenate", lambda m, x, y: m.concatenate([x, y, x], axis=0), (U(2), U(3))),
     Row("concatenate_axis1", lambda m, x, y: m.concatenate([x, y], axis=1), (U(2, 2), U(2, 3))),
     Row("stack", lambda m, x, y: m.stack([x, y, x * y], axis=1), (U(3), U(3))),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from avcheck import fast
 from hypothesis import given
 from hypothesis import strategies as st
@@ -35,11 +34,14 @@ def test_public_problems_jacobian_of_the_gradient_and_hessian(name, size):
     x = p.x0 + rng.uniform(-0.1, 0.1, p.n)
     if f.outputs[0].shape == ():
         dense = hessian(f)(x)
-        for method in ("star", "acyclic"):
-            assert_matches_dense(sphessian(f, method=method).csc(x), np.triu(dense))
+        for method, separate in (("star", False), ("star", True), ("acyclic", False)):
+            H = sphessian(f, method=method, sep_uncompression=separate)
+            assert_matches_dense(H.csc(x), np.triu(dense))
         assert_matches_dense(spjacobian(gradient(f)).csc(x), dense)
     else:
-        assert_matches_dense(spjacobian(f).csc(x), jacobian(f)(x))
+        for separate in (False, True):
+            J = spjacobian(f, sep_uncompression=separate)
+            assert_matches_dense(J.csc(x), jacobian(f)(x))
 
 
 @st.composite
@@ -59,23 +61,23 @@ def sparse_functions(draw):
 
 @fast(10)
 @given(sparse_functions(), st.sampled_from(["auto", "column", "row", "bidirectional"]),
-       st.booleans(), st.integers(0, 2 ** 31))
-def test_random_sparse_jacobians(case, partition, unroll, seed):
+       st.booleans(), st.booleans(), st.integers(0, 2 ** 31))
+def test_random_sparse_jacobians(case, partition, unroll, separate, seed):
     f, n = case
     x = np.random.default_rng(seed).uniform(-1, 1, n)
-    J = spjacobian(f, partition=partition, unroll=unroll)
+    J = spjacobian(f, partition=partition, unroll=unroll, sep_uncompression=separate)
     assert_matches_dense(J.csc(x), jacobian(f)(x))
     assert J.indices.dtype == np.int32 and J.indptr.dtype == np.int32
 
 
 @fast(10)
-@given(sparse_functions(), st.booleans(), st.sampled_from(["star", "acyclic"]),
+@given(sparse_functions(), st.booleans(), st.sampled_from(["star", "acyclic"]), st.booleans(),
        st.integers(0, 2 ** 31))
-def test_random_sparse_hessians(case, unroll, method, seed):
+def test_random_sparse_hessians(case, unroll, method, separate, seed):
     f, n = case
     scalar = av.NumericalFunction("s", lambda x: (f.inline(x) ** 2).sum(), (av.Arg(n),))
     x = np.random.default_rng(seed).uniform(-1, 1, n)
-    H = sphessian(scalar, unroll=unroll, method=method)
+    H = sphessian(scalar, unroll=unroll, method=method, sep_uncompression=separate)
     assert_matches_dense(H.csc(x), np.triu(hessian(scalar)(x)))
     full = spjacobian(gradient(scalar)).csc(x).toarray()
     upper = H.csc(x).toarray()
@@ -128,6 +130,7 @@ def test_a_structurally_empty_jacobian():
     (lambda f, g: spjacobian(f, partition="diagonal"), ValueError, "partition"),
     (lambda f, g: spjacobian(f, order="sideways"), ValueError, "order"),
     (lambda f, g: spjacobian(f, unroll=1), TypeError, "unroll"),
+    (lambda f, g: sphessian(g, sep_uncompression="yes"), TypeError, "sep_uncompression"),
     (lambda f, g: sphessian(g, method="fastest"), ValueError, "method"),
 ])
 def test_bad_input_names_the_argument(call, error, match):
@@ -161,3 +164,12 @@ def test_derivatives_through_the_substitution_of_an_acyclic_hessian():
     xs = np.stack([x, x * 0.5, x + 0.2])
     for values, row in zip(vmap(H)(xs), xs):
         np.testing.assert_allclose(values, H(row), rtol=RTOL)
+
+
+def test_the_colour_loop_writes_the_nonzeros_in_place():
+    """By default no compressed matrix is stored: the workspace holds less than the products
+    (ncolors x n doubles), which sep_uncompression=True stores before gathering."""
+    f = problem("bratu2d", 30).function()
+    placed, separate = spjacobian(f), spjacobian(f, sep_uncompression=True)
+    products = placed.ncolors * 30 * 30 * 8
+    assert placed.work_bytes < products <= separate.work_bytes

@@ -126,6 +126,10 @@ def _substitution_case():
 LOOP_FINAL, LOOP_YS = _scan_case()
 SUBSTITUTION, SUBSTITUTED = _substitution_case()
 CASES.append((O.SUBSTITUTE, SUBSTITUTION, [A], SUBSTITUTED))
+PLACED = np.zeros(8)
+PLACED[[5, 0, 7, 2, 3]] = A.ravel()[[0, 2, 3, 4, 5]]
+CASES.append((O.PLACE, UOp(O.PLACE, (x,), (Payload(np.array([[5, -1, 0], [7, 2, 3]])), 8)),
+              [A], PLACED))
 MATRIX = np.array([[0.5, 2.0, -1.0], [3.0, 0.2, 0.4], [-1.0, 1.0, 4.0]])   # pivots needed
 CASES.append((O.SOLVE, UOp(O.SOLVE, (const_array(MATRIX), UOp(O.PERMUTE, (x,), (1, 0)))), [A],
               np.linalg.solve(MATRIX, A.T)))

@@ -340,6 +340,52 @@ GATHER = OpDef("gather", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
 """arg = (axis, Payload of int32 or int64 indices, all in range): x.take(indices, axis)."""
 
 
+def _place_shape(shapes, arg):
+    (old,) = shapes
+    slots, size = arg[0].array, arg[1]
+    lead = len(old) - slots.ndim
+    if lead < 0 or old[lead:] != slots.shape:
+        raise ValueError(f"place: the slot table's shape {slots.shape} must end the source's "
+                         f"shape {old}")
+    if slots.dtype not in (np.int32, np.int64) or (
+            slots.size and (slots.min() < -1 or slots.max() >= size)):
+        raise ValueError(f"place: slots must be int32 or int64 in [-1, {size})")
+    return old[:lead] + (size,)
+
+
+def _place_numpy(arg, x):
+    slots, size = arg[0].array, arg[1]
+    out = np.zeros(x.shape[:x.ndim - slots.ndim] + (size,), x.dtype)
+    kept = slots >= 0
+    out[..., slots[kept]] = x[..., kept]
+    return out
+
+
+def _place_vjp(B, node, ct):
+    """Each source element reads its slot of the cotangent (a slot of -1: zero)."""
+    slots, size = node.arg[0].array, node.arg[1]
+    lead = node.ndim - 1
+    if slots.size and slots.min() < 0:
+        ct = B.pad(ct, ((0, 0),) * lead + ((0, 1),))
+        slots = np.where(slots < 0, size, slots)
+    return (B.gather(ct, lead, slots),)
+
+
+PLACE = OpDef("place", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+              linearity=Linearity.LINEAR, shape=_place_shape, dtype=_same_dtype,
+              numpy=_place_numpy, cost=1,
+              jvp=lambda B, node, t: B.place(t[0], node.arg[0].array, node.arg[1]),
+              vjp=_place_vjp,
+              batch=lambda B, node, src, batched: B.place(src[0], node.arg[0].array,
+                                                          node.arg[1]))
+"""arg = (Payload of int32 or int64 slots, size): the scatter of a source into `size` slots
+along a new last axis: element p of the source's trailing `slots.shape` axes goes to slot
+`slots[p]` (-1: dropped; no two elements share a slot; slots no element goes to are zero).
+Its kernel runs over the source (backend/kernel.py, `over_source`), so the source fuses into
+it and nothing is read back: a sparse derivative's colour loop writes each nonzero straight to
+its place in CSC order."""
+
+
 def gather_arg(axis: int, indices: np.ndarray) -> tuple:
     """The argument of a GATHER node (indices already normalised to [0, n)): int32 where they
     fit, which halves the table the generated code reads."""
