@@ -15,8 +15,8 @@ from ..ir import build as B
 from ..ir import dtypes
 from ..ir.ops import CMPEQ, INPUT, IOTA, RESHAPE
 from ..ir.ops.source import const_array
-from ..ir.ops.substitute import Program, substitute
-from ..ir.uop import Payload, UOp
+from ..ir.ops.substitute import Program, substitute, tables
+from ..ir.uop import UOp
 from ..ir.uop import substitute as replaced
 from .batching import vmap_graph, with_batch
 from .coloring import Coloring
@@ -72,12 +72,12 @@ def _decompress(compressed: list[UOp], coloring: Coloring, separate: bool) -> UO
     the products are stored, then gathered by a second kernel; else each product is placed
     straight into its nonzero's slot by the nest that computes it (nothing compressed is
     stored and read back). An acyclic colouring's: the substitution program."""
-    tables, nnz = coloring.tables, coloring.pattern.nnz
+    recovery, nnz = coloring.tables, coloring.pattern.nnz
     flat = [B.reshape(c, (c.size,)) for c in compressed]
     if nnz == 0:
         return B.full((0,), 0, flat[0].dtype)
-    source = np.asarray(tables.source, np.int64)
-    if tables.direct and not separate:
+    source = np.asarray(recovery.source, np.int64)
+    if recovery.direct and not separate:
         whole = B.concat(flat, 0) if len(flat) > 1 else compressed[0]
         slots = np.full(whole.size, -1, np.int64)
         slots[source] = np.arange(nnz)
@@ -89,10 +89,10 @@ def _decompress(compressed: list[UOp], coloring: Coloring, separate: bool) -> UO
             whole, slots = B.permute(whole, inner), np.moveaxis(slots, 0, -2)
         return B.place(whole, slots, nnz)
     flat = B.concat(flat, 0) if len(flat) > 1 else flat[0]
-    if tables.direct:
+    if recovery.direct:
         return B.gather(flat, 0, source)
-    program = Program(*(Payload(np.asarray(t, np.int64)) for t in (
-        tables.source, tables.target, tables.subtract)), coloring.pattern.nnz, flat.size)
+    program = Program(*tables(recovery.source, recovery.target, recovery.subtract), nnz,
+                      flat.size)
     return substitute(flat, program)
 
 

@@ -21,9 +21,9 @@ from ..uop import Linearity, OpDef, OpKind, Payload, UOp
 
 @dataclass(frozen=True)
 class Program:
-    """The tables (int64 Payloads of equal length), the number of values and of compressed
-    entries, and the direction: forward maps compressed -> values, transposed values ->
-    compressed."""
+    """The tables (int32 or int64 Payloads of equal length: `tables` makes them), the number
+    of values and of compressed entries, and the direction: forward maps compressed -> values,
+    transposed values -> compressed."""
 
     source: Payload
     target: Payload
@@ -42,6 +42,14 @@ class Program:
         """(input size, output size) along the last axis."""
         pair = (self.compressed, self.values)
         return pair[::-1] if self.transposed else pair
+
+
+def tables(*columns: np.ndarray) -> tuple[Payload, ...]:
+    """A program's tables as Payloads: int32 where every entry fits (half the bytes the
+    sequential pass reads), else int64."""
+    arrays = [np.asarray(c, np.int64) for c in columns]
+    small = all(not a.size or (a.min() >= -2 ** 31 and a.max() < 2 ** 31) for a in arrays)
+    return tuple(Payload(a.astype(np.int32) if small else a) for a in arrays)
 
 
 def _shape(shapes, arg: Program):
@@ -96,8 +104,6 @@ def _emit(ctx, node: UOp, out: str, scratch: str) -> None:
     e.declare("llvm.memcpy.p0.p0.i64", "void", ["ptr", "ptr", "i64", "i1"])
     e.declare("llvm.memset.p0.i64", "void", ["ptr", "i8", "i64", "i1"])
     rows = int(np.prod(src.shape[:-1], dtype=np.int64))
-    tables = {name: ctx.tables.name(getattr(arg, name)) for name in ("source", "target",
-                                                                      "subtract")}
     length = arg.source.array.size
     row, close_rows = ctx.loop(rows, "row")
     base_in = e.op(f"getelementptr inbounds {ty}, ptr {ctx.start(src)}, "
@@ -113,8 +119,7 @@ def _emit(ctx, node: UOp, out: str, scratch: str) -> None:
         t = e.op(f"sub nsw i64 {length - 1}, {t}")
 
     def entry(table: str) -> str:
-        ptr = e.op(f"getelementptr inbounds i64, ptr {tables[table]}, i64 {t}")
-        return e.op(f"load i64, ptr {ptr}")
+        return ctx.load_constant(getattr(arg, table), t)
 
     def at(base: str, index: str) -> str:
         return e.op(f"getelementptr inbounds {ty}, ptr {base}, i64 {index}")
