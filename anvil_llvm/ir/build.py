@@ -243,8 +243,10 @@ def place(x: UOp | None, slots: np.ndarray, size: int) -> UOp | None:
 def scatter_add(ct: UOp | None, axis: int, indices: np.ndarray, size: int) -> UOp | None:
     """The transpose of gather: sums `ct` into `size` slots along `axis`.
 
-    Indices are constants, so the inverse map is a table: each slot gathers its (padded) list of
-    sources and sums them, which costs size x (largest multiplicity) loads.
+    Indices are constants. Distinct indices place each element in its slot (a scatter through
+    the index table, the others zero); repeated ones make the inverse map a table: each slot
+    gathers its (padded) list of sources and sums them, which costs size x (largest
+    multiplicity) loads.
     """
     if ct is None:
         return None
@@ -254,9 +256,13 @@ def scatter_add(ct: UOp | None, axis: int, indices: np.ndarray, size: int) -> UO
     ct = reshape(ct, lead + (flat.size,) + trail)
     if flat.size == 0:
         return full(lead + (size,) + trail, 0, ct.dtype)
-    order = np.argsort(flat, kind="stable")
     counts = np.bincount(flat, minlength=size)
     width = int(counts.max())
+    if width == 1:
+        last = tuple(range(axis)) + tuple(range(axis + 1, ct.ndim)) + (axis,)
+        placed = place(permute(ct, last), flat, size)
+        return permute(placed, inverse_permutation(last))
+    order = np.argsort(flat, kind="stable")
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
     slots = np.arange(width)
     table = starts[:, None] + slots[None, :]

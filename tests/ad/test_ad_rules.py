@@ -217,6 +217,8 @@ ROWS = [
     Row("gather_negative", lambda m, x: x[np.array([-1, 0, -1])], (U(3),)),
     Row("place", lambda m, x: placed(m, m.sin(x)) * placed(m, x), (U(2, 3),)),
     Row("place_batch", lambda m, x: placed(m, x), (U(4, 2, 3),)),
+    Row("gather_distinct_rows", lambda m, x: m.sin(x[np.array([2, 0])]), (U(3, 2),)),
+    Row("gather_distinct_columns", lambda m, x: x[:, np.array([3, 1])] ** 2, (U(2, 4),)),
     Row("concatenate", lambda m, x, y: m.concatenate([x, y, x], axis=0), (U(2), U(3))),
     Row("concatenate_axis1", lambda m, x, y: m.concatenate([x, y], axis=1), (U(2, 2), U(2, 3))),
     Row("stack", lambda m, x, y: m.stack([x, y, x * y], axis=1), (U(3), U(3))),
