@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from . import progress
 from .backend import cache, callpath, jit
 from .backend.lower import Lowered, lower
 from .backend.target import Target
@@ -81,11 +82,12 @@ class NumericalFunction:
         self.origin = _origin(fn) if callable(fn) else None
         if _graph is not None:
             outputs, self.multiple = _graph
-        else:
-            if not callable(fn):
-                raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
-            outputs, self.multiple = self._trace(fn)
-        self.outputs: list[UOp] = simplify(outputs)
+        elif not callable(fn):
+            raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+        with progress.stage("trace" if _graph is None else "simplify", self.name):
+            if _graph is None:
+                outputs, self.multiple = self._trace(fn)
+            self.outputs: list[UOp] = simplify(outputs)
         self._native = None
         self._lowered: dict[Target, Lowered] = {}
         self._lock = threading.Lock()
@@ -146,8 +148,9 @@ class NumericalFunction:
         target = Target.jit() if target is None else target
         found = self._lowered.get(target)
         if found is None:
-            found = self._lowered[target] = lower(self.name, self.inputs, self.outputs,
-                                                  *self._specs(), target)
+            with progress.stage("lower", self.name):
+                found = self._lowered[target] = lower(self.name, self.inputs, self.outputs,
+                                                      *self._specs(), target)
         return found
 
     @functools.cached_property
@@ -195,18 +198,23 @@ class NumericalFunction:
         """Compile now (otherwise the first call does); returns self."""
         with self._lock:
             if self._native is None:
-                callpath.register_numpy_api()
-                code = jit.build_lowered(self.cache_key, self.lowered, self._shared_constants())
-                symbol, work_bytes, release_gil = (
-                    code.info[k] for k in ("symbol", "work_bytes", "release_gil"))
-                self.address = code.addresses[symbol]
-                self._native = callpath.entry_point(
-                    self.name, *self._specs(), self.multiple, code, symbol, work_bytes,
-                    release_gil, traced=(Tensor, self.inline))
-                self._lowered.clear()          # the IR text is not needed any more
-                self.__dict__.pop("_order", None)
-                self._call_natively()
+                self._build()
         return self
+
+    def _build(self) -> None:
+        """Load (or compile) the code and make the entry point; under `_lock`."""
+        with progress.stage("compile", self.name):
+            callpath.register_numpy_api()
+            code = jit.build_lowered(self.cache_key, self.lowered, self._shared_constants())
+            symbol, work_bytes, release_gil = (
+                code.info[k] for k in ("symbol", "work_bytes", "release_gil"))
+            self.address = code.addresses[symbol]
+            self._native = callpath.entry_point(
+                self.name, *self._specs(), self.multiple, code, symbol, work_bytes,
+                release_gil, traced=(Tensor, self.inline))
+            self._lowered.clear()          # the IR text is not needed any more
+            self.__dict__.pop("_order", None)
+            self._call_natively()
 
     def _call_natively(self) -> None:
         """Make `fn(x)` go straight to native code (about 20 ns over `fn.native(x)`, against
@@ -282,14 +290,14 @@ class NumericalFunction:
         """Export this function as a static library with C and C++ headers in `out_dir` (the
         library is named after the function unless `name` is given); the keywords are those
         of `anvil_llvm.export` (target, cpu, shared, casadi, casadi_int). Returns the
-        `anvil_llvm.export.Library` written.
+        `anvil_llvm.aot.Library` written.
 
         >>> import tempfile, anvil_llvm as av
         >>> f = av.NumericalFunction("twice", lambda x: 2.0 * x, (av.Arg(4),))
         >>> f.export(tempfile.mkdtemp()).symbols
         {'twice': 'twice_twice'}
         """
-        from .export.library import export_function
+        from .aot.library import export_function
         return export_function(self, out_dir, name, **kwargs)
 
     def map(self, *args, threads: int | None = None):

@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from .. import progress
 from ..ir import build as B
 from ..ir.dtypes import DType
 from ..ir.signature import Arg
@@ -148,7 +149,10 @@ def _operator(build: Callable) -> Callable:
     """Make `build(fn, ...)` accept plain callables (and Traced) as well as functions."""
     def operator(fn, *args, **kwargs):
         fn = _as_function(fn)
-        stage = lambda f: build(f, *args, **kwargs)      # noqa: E731
+
+        def stage(f):
+            with progress.stage(build.__name__, f.name):
+                return build(f, *args, **kwargs)
         return fn.then(stage) if isinstance(fn, Traced) else stage(fn)
     operator.__name__ = build.__name__
     operator.__doc__ = build.__doc__
@@ -406,8 +410,10 @@ def spjacobian(fn, argnum: int | None = None, unroll: bool = False, *, partition
     unroll = _check_bool(unroll, "spjacobian: unroll")
     separate = _check_bool(sep_uncompression, "spjacobian: sep_uncompression")
     x = fn.inputs[a]
-    coloring = jacobian_coloring(jacobian_pattern(fn.outputs, [x]), partition=partition,
-                                 order=order)
+    with progress.stage("sparsity", fn.name):
+        pattern = jacobian_pattern(fn.outputs, [x])
+    with progress.stage("colouring", fn.name):
+        coloring = jacobian_coloring(pattern, partition=partition, order=order)
     return _sparse(fn, spjacobian_graph(list(fn.outputs), x, coloring, unroll, separate),
                    coloring, _name(name, fn, "jac"))
 
@@ -441,7 +447,10 @@ def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: st
     unroll = _check_bool(unroll, "sphessian: unroll")
     separate = _check_bool(sep_uncompression, "sphessian: sep_uncompression")
     x = fn.inputs[a]
-    coloring = hessian_coloring(hessian_pattern(out, [x]), method=method, order=order)
+    with progress.stage("sparsity", fn.name):
+        pattern = hessian_pattern(out, [x])
+    with progress.stage("colouring", fn.name):
+        coloring = hessian_coloring(pattern, method=method, order=order)
     return _sparse(fn, sphessian_graph(out, x, coloring, unroll, separate), coloring,
                    _name(name, fn, "hess"))
 

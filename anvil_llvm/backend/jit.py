@@ -6,13 +6,12 @@ serve the on-disk cache (cache.py). Each engine owns its target machine.
 from __future__ import annotations
 
 import functools
-import logging
 import threading
-import time
 from typing import TYPE_CHECKING, Callable
 
 import llvmlite.binding as llvm
 
+from .. import progress
 from . import blas, cache, constants, engines
 from .target import Target
 
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
     from ..ir.uop import Payload
     from .lower import Lowered
 
-log = logging.getLogger("anvil_llvm")
 
 _lock = threading.RLock()
 _initialised = False
@@ -65,25 +63,22 @@ def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]
     """Parse, verify, optimise at O3 and emit an object file for the host."""
     with _lock:
         tm = target_machine(Target.jit(), codegen_opt)
-        t0 = time.perf_counter()
-        # A context of its own: LLVM's global one (numba's too) keeps every constant and type
-        # ever parsed into it, growing with each build.
-        context = llvm.create_context()
-        module = llvm.parse_assembly(ir_text, context=context)
-        module.triple = tm.triple
-        module.data_layout = str(tm.target_data)
-        module.verify()
-        t1 = time.perf_counter()
+        with progress.stage("LLVM parse"):
+            # A context of its own: LLVM's global one (numba's too) keeps every constant and
+            # type ever parsed into it, growing with each build.
+            context = llvm.create_context()
+            module = llvm.parse_assembly(ir_text, context=context)
+            module.triple = tm.triple
+            module.data_layout = str(tm.target_data)
+            module.verify()
         externals = _external_symbols(module)
         if not _all_optnone(module):
-            optimise(module, tm)
-        t2 = time.perf_counter()
-        obj = tm.emit_object(module)
-        t3 = time.perf_counter()
+            with progress.stage("LLVM optimisation"):
+                optimise(module, tm)
+        with progress.stage("code generation"):
+            obj = tm.emit_object(module)
         module.close()
         context.close()
-    if t3 - t0 > 1.0:
-        log.info("LLVM: parse %.2fs, optimise %.2fs, codegen %.2fs", t1 - t0, t2 - t1, t3 - t2)
     return obj, externals
 
 

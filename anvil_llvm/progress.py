@@ -1,0 +1,115 @@
+"""Progress of long builds: the stages of a build (trace, AD, sparsity, colouring, lowering, LLVM
+optimisation, code generation) are timed; once a build has run for more than `THRESHOLD`
+seconds, its stages are reported through `logging.getLogger("anvil_llvm")` at INFO (the ones
+before the threshold at once, the later ones as they end), with a summary when it ends. With
+`verbose(True)` (or the environment variable ANVIL_LLVM_VERBOSE=1) and a terminal on standard
+error, a progress line also shows the running stage and the time so far.
+
+>>> import logging, anvil_llvm as av
+>>> with stage("example", "f"):
+...     with stage("inner", "f"):
+...         pass
+>>> [name for name, depth, seconds in last_build()]
+['inner', 'example']
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+logger = logging.getLogger("anvil_llvm")
+THRESHOLD = 1.0          # seconds a build runs before its stages are reported
+_TRUE = ("1", "true", "yes", "on")
+
+
+@dataclass
+class _Build:
+    subject: str
+    start: float
+    records: list[tuple[str, int, float]] = field(default_factory=list)
+    depth: int = 0
+    loud: bool = False
+
+
+_local = threading.local()
+_settings = {"verbose": os.environ.get("ANVIL_LLVM_VERBOSE", "").strip().lower() in _TRUE}
+
+
+def verbose(on: bool = True) -> None:
+    """Show a progress line of long builds on standard error (when it is a terminal).
+
+    >>> verbose(False)
+    """
+    if not isinstance(on, bool):
+        raise TypeError(f"verbose: on must be True or False, got {on!r}")
+    _settings["verbose"] = on
+
+
+def last_build() -> list[tuple[str, int, float]]:
+    """The stages of this thread's last finished build: (name, depth, seconds), in the order
+    they ended (nested stages before the stage holding them)."""
+    return list(getattr(_local, "last", []))
+
+
+@contextmanager
+def stage(name: str, subject: str = "") -> Iterator[None]:
+    """Time `name`, a stage of the build of `subject` (a function's name); the outermost stage
+    of a thread is the build."""
+    build = getattr(_local, "build", None)
+    outermost = build is None
+    if outermost:
+        build = _local.build = _Build(subject, time.perf_counter())
+    build.depth += 1
+    depth, started = build.depth, time.perf_counter()
+    _show(build, name, started)
+    try:
+        yield
+    finally:
+        build.depth -= 1
+        ended = time.perf_counter()
+        build.records.append((name, depth, ended - started))
+        if build.loud:
+            _report(build, build.records[-1])
+        elif ended - build.start > THRESHOLD:
+            build.loud = True
+            for record in build.records:
+                _report(build, record)
+        if outermost:
+            _local.build, _local.last = None, build.records
+            _finish(build, ended)
+
+
+def _report(build: _Build, record: tuple[str, int, float]) -> None:
+    name, depth, seconds = record
+    logger.info("%s: %s%s %.2f s", build.subject, "  " * (depth - 1), name, seconds)
+
+
+def _finish(build: _Build, ended: float) -> None:
+    if build.loud:
+        stages = ", ".join(f"{name} {seconds:.2f} s" for name, depth, seconds in build.records
+                           if depth == 2)
+        logger.info("%s: built in %.2f s%s", build.subject, ended - build.start,
+                    f" ({stages})" if stages else "")
+    if _terminal():
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+
+def _show(build: _Build, name: str, now: float) -> None:
+    if _terminal():
+        sys.stderr.write(f"\r\x1b[Kanvil_llvm: {build.subject}: {name} "
+                         f"({now - build.start:.1f} s)")
+        sys.stderr.flush()
+
+
+def _terminal() -> bool:
+    return _settings["verbose"] and sys.stderr is not None and sys.stderr.isatty()
+
+
+__all__ = ["THRESHOLD", "last_build", "logger", "stage", "verbose"]
