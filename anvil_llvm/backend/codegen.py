@@ -352,8 +352,16 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
             ctx.each(root.shape, "z", lambda dims, root=root, buffer=buffer: ctx.store(
                 buffer, Index(root.shape, dims=dims), llvm_literal(0, root.dtype)))
 
+    # roots kept in registers (schedule._keep_in_nests), computed in order before those after
+    kept = {root: [(r, b) for r, b in kernel.stores if r is root] for root in kernel.roots}
+    steps = [step for root in kernel.roots for step in kept[root] or [(root, None)]]
+    steps += [(r, b) for r, b in kernel.stores if r not in kept]
+
     def store_at(index: Index):
-        for root, buffer in kernel.stores:
+        for root, buffer in steps:
+            if buffer is None:
+                ctx.value(root, index)
+                continue
             # A copy of an output that lives elsewhere loads it; anything else is computed here.
             ctx.computing = root if ctx.sched.buffers.get(root) is buffer else None
             if (root, buffer) in folds:

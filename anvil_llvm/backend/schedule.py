@@ -204,6 +204,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
             kernels.append(Kernel(node.shape, [node], flat=True, stores=[(node, buffer)]))
 
     _keep_in_chunks(kernels, realised, buffers, order)
+    _keep_in_nests(kernels, realised, buffers, order)
     work_bytes = _plan_workspace(kernels, realised, buffers, order)
     for kernel in kernels:
         if not kernel.stores:
@@ -291,19 +292,62 @@ def _keep_in_chunks(kernels: list[Kernel], realised: set, buffers: dict,
                 realised.discard(root)
 
 
+def _keep_in_nests(kernels: list[Kernel], realised: set, buffers: dict,
+                   order: list[UOp]) -> None:
+    """Unrealise the roots of a shared loop nest (`_share_nests`) that no other kernel reads
+    (nor is an output): the nest computes them in order at each position and keeps them in
+    registers, with no store nor workspace (e.g. the forward values a batched reverse pass
+    reads at the same position: 252 MB of workspace for a 25-step RK4 loss over 1e5 points).
+    The nest reads them only at the position it computes (`_can_share`)."""
+    table = load_sets(order, realised)
+    readers: dict[UOp, set] = {}
+    for k, kernel in enumerate(kernels):
+        for node in _kernel_loads(kernel, table):
+            readers.setdefault(node, set()).add(k)
+    for k, kernel in enumerate(kernels):
+        if kernel.chunk is not None or kernel.body is not None or len(kernel.roots) < 2:
+            continue
+        for root in kernel.roots:
+            if (root not in buffers and not over_source(root) and root.op.kind
+                    is not OpKind.PROGRAM and readers.get(root, set()) <= {k}):
+                realised.discard(root)
+
+
+SHARE_BACK = 4      # how many kernels back a kernel may move to share an earlier nest
+
+
 def _share_nests(kernels: list[Kernel], realised: set) -> None:
-    """Run each kernel inside the loop nest of the kernel before it where `_can_share` allows:
-    LLVM's time grows with the number of loop nests, and one pass over memory is faster."""
+    """Run each kernel inside the loop nest of a kernel before it where `_can_share` allows:
+    the last one, or one up to SHARE_BACK kernels back when the kernels in between store
+    nothing it reads (it then runs before them: a reverse pass joins its forward pass across
+    a reduction of the forward values). LLVM's time grows with the number of loop nests, and
+    one pass over memory is faster."""
     merged: list[Kernel] = []
     for kernel in kernels:
-        last = merged[-1] if merged else None
-        if last is not None and _can_share(last, kernel, realised):
-            last.roots.extend(kernel.roots)
-            last.flat = last.flat and kernel.flat
-            last.ops += kernel.ops
+        host = _host_nest(merged, kernel, realised) if kernel.shape else None
+        if host is not None:
+            host.roots.extend(kernel.roots)
+            host.flat = host.flat and kernel.flat
+            host.ops += kernel.ops
         else:
             merged.append(kernel)
     kernels[:] = merged
+
+
+def _host_nest(merged: list[Kernel], kernel: Kernel, realised: set) -> Kernel | None:
+    """The nest among the last SHARE_BACK of `merged` that `kernel` can run in (the latest)."""
+    reads = None
+    for back in range(1, min(SHARE_BACK, len(merged)) + 1):
+        candidate = merged[-back]
+        if _can_share(candidate, kernel, realised):
+            return candidate
+        if candidate.chunk is not None or candidate.body is not None:
+            return None
+        if reads is None:
+            reads = loads(kernel.roots, realised)
+        if reads & set(candidate.roots) or reads & set(candidate.windows):
+            return None
+    return None
 
 
 def _tile_outputs(outputs: list[UOp], users: dict, realised: set, buffers: dict) -> set:
