@@ -123,3 +123,56 @@ def test_a_pickle_of_another_format_is_refused():
     reduced = functions()[0].__reduce__()
     with pytest.raises(ValueError, match="format 99"):
         _unpickled(reduced[1][0], 99, reduced[1][2])
+
+
+MAKER = """
+import pickle, sys, anvil_llvm as av
+sys.path.insert(0, {tests!r})
+from test_pickle import functions, results
+fns = functions()
+sys.stdout.buffer.write(pickle.dumps((pickle.dumps(fns), results(*fns))))
+"""
+
+
+def test_portable_code_loads_wherever_the_same_portable_cpu_is_asked_for(tmp_path):
+    """ANVIL_LLVM_CPU=generic: a process builds for the baseline x86-64 (or aarch64) CPU, so its
+    pickles load in any process asking for it (a worker of a mixed cluster) with no build;
+    a process building for its own CPU compiles them again. All give the same values."""
+    env = dict(os.environ, ANVIL_LLVM_CACHE_DIR=str(tmp_path / "maker"), ANVIL_LLVM_CPU="generic")
+    made = subprocess.run([sys.executable, "-c", MAKER.format(tests=os.path.dirname(__file__))],
+                          capture_output=True, env=env, timeout=300, check=False)
+    assert made.returncode == 0, made.stderr.decode()[-3000:]
+    blob, expected = pickle.loads(made.stdout)
+    host_expected = results(*functions())
+    for portable, native in zip(expected, host_expected):
+        np.testing.assert_allclose(portable, native, rtol=1e-13, atol=1e-14)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ANVIL_LLVM_CPU", "generic")
+        out, stats, _, _ = run_child(blob, tmp_path / "portable")
+    assert stats["builds"] == 0, stats
+    for got, want in zip(out, expected):
+        np.testing.assert_array_equal(got, want)
+    out, stats, _, _ = run_child(blob, tmp_path / "native")
+    assert stats["builds"] > 0
+    for got, want in zip(out, host_expected):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_portable_cpu_is_checked_against_the_host(monkeypatch):
+    from anvil_llvm.backend.target import jit_cpu
+    haswell = dict.fromkeys(("cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3", "avx",
+                             "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe"), True)
+    monkeypatch.setenv("ANVIL_LLVM_CPU", "x86-64-v4")
+    with pytest.raises(ValueError, match=r"cannot run x86-64-v4 code \(it lacks avx512f, "
+                                         r"avx512bw, avx512cd, avx512dq, avx512vl\)"):
+        jit_cpu("x86_64-pc-linux-gnu", haswell)
+    monkeypatch.setenv("ANVIL_LLVM_CPU", "x86-64-v3")
+    assert jit_cpu("x86_64-pc-linux-gnu", haswell) == ("x86-64-v3", "")
+    monkeypatch.setenv("ANVIL_LLVM_CPU", "pentium4")
+    with pytest.raises(ValueError, match="ANVIL_LLVM_CPU: expected host or one of generic"):
+        jit_cpu("x86_64-pc-linux-gnu", {})
+    monkeypatch.setenv("ANVIL_LLVM_CPU", "x86-64-v3")
+    with pytest.raises(ValueError, match="one of generic on aarch64"):
+        jit_cpu("aarch64-unknown-linux-gnu", {})
+    monkeypatch.setenv("ANVIL_LLVM_CPU", "host")
+    assert jit_cpu("x86_64-pc-linux-gnu", {}) is None

@@ -588,13 +588,13 @@ def is_chunked(sched: Schedule) -> bool:
     return any(kernel.chunk for kernel in sched.kernels)
 
 
-def module_text(sched: Schedule, symbol: str, vector_math: bool,
+def module_text(sched: Schedule, symbol: str, vector_isas: tuple[str, ...] = (),
                 shared_constants: int | None = None, table_features: str | None = None) -> str:
     """The LLVM module of one function: its kernels, constant tables and C-ABI entry point;
-    loops call libmvec's vector functions if `vector_math`; constant arrays of at least
+    loops call libmvec's vector functions of the ISAs `vector_isas`; constant arrays of at least
     `shared_constants` bytes are referenced, not embedded; kernels that access memory through
     index tables get the target features `table_features` (Target.table_features)."""
-    parts = ModuleParts(vector_math)
+    parts = ModuleParts(vector_isas)
     tables = Tables(symbol, shared_constants)
     functions: list[str] = []
     _define(sched, symbol, "dso_local", parts, tables, functions, table_features)

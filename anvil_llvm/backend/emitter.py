@@ -10,11 +10,11 @@ from . import vecmath
 
 class ModuleParts:
     """Module-level text shared by the functions of one module: declarations, and the vector
-    math variants with their call-site attribute groups (when `vector_math`: the target's code
-    may call libmvec)."""
+    math variants with their call-site attribute groups (of the libmvec ISAs `vector_isas`
+    the target's code may call: `Target.vector_isas`)."""
 
-    def __init__(self, vector_math: bool = False):
-        self.vector_math = vector_math
+    def __init__(self, vector_isas: tuple[str, ...] = ()):
+        self.vector_isas = tuple(vector_isas)
         self.declarations: dict[str, str] = {}
         self.attributes: dict[str, int] = {}     # attribute text -> group number
         self.used: list[str] = []                # vector functions kept alive for the vectoriser
@@ -30,7 +30,7 @@ class ModuleParts:
 
     def vector_attribute(self, scalar: str) -> str:
         """The VFABI attribute for calls of `scalar`, declaring its libmvec variants (or '')."""
-        found = vecmath.variants(scalar) if self.vector_math else []
+        found = vecmath.variants(scalar, self.vector_isas) if self.vector_isas else []
         if not found:
             return ""
         for _, name in found:

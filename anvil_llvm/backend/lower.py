@@ -60,7 +60,7 @@ def lower(name: str, inputs: list[UOp], outputs: list[UOp], input_specs: list[Ar
     sched = schedule(inputs, outputs, gemm=target.gemm == "scipy")
     if verify.enabled():
         verify_schedule(sched)
-    draft = codegen.module_text(sched, _DRAFT, target.vector_math, target.shared_constants,
+    draft = codegen.module_text(sched, _DRAFT, target.vector_isas, target.shared_constants,
                                 target.table_features)
     symbol = f"{name}.{hashlib.sha256(draft.encode()).hexdigest()[:16]}"
     text = draft.replace("@" + _DRAFT, "@" + symbol)

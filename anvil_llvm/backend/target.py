@@ -12,6 +12,7 @@ small code model with PIC.
 from __future__ import annotations
 
 import functools
+import os
 from dataclasses import dataclass
 
 import llvmlite.binding as llvm
@@ -52,6 +53,24 @@ class Target:
         return _host("small", "pic", None, None)
 
     @property
+    def vector_isas(self) -> tuple[str, ...]:
+        """The libmvec ISAs its loops may call (none without `vector_math`): those its CPU has,
+        by its features, or for a portable CPU named without features, by its level.
+
+        >>> import dataclasses
+        >>> portable = dataclasses.replace(Target.jit(), cpu="x86-64-v3", features="")
+        >>> portable.vector_isas == (("d",) if portable.vector_math else ())
+        True
+        """
+        if not self.vector_math:
+            return ()
+        if self.features:
+            enabled = {f[1:] for f in self.features.split(",") if f.startswith("+")}
+        else:
+            enabled = set(_X86_LEVELS.get(self.cpu, ()))
+        return vecmath.isas_for(enabled)
+
+    @property
     def table_features(self) -> str | None:
         """The features of kernels that read or write through index tables (gathers,
         placements): the target's, told to prefer scalar accesses to vector gathers and
@@ -75,10 +94,48 @@ class Target:
                          f"shared-constants={self.shared_constants}", f"gemm={self.gemm}"))
 
 
+# CPUs code can be built for instead of the host's (ANVIL_LLVM_CPU), with the features a host
+# must have to run their code: the x86-64 micro-architecture levels.
+_X86_LEVELS = {
+    "generic": (), "x86-64": (),
+    "x86-64-v2": ("cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3"),
+    "x86-64-v3": ("cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3", "avx", "avx2",
+                  "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe"),
+    "x86-64-v4": ("cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3", "avx", "avx2",
+                  "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "avx512f", "avx512bw",
+                  "avx512cd", "avx512dq", "avx512vl"),
+}
+
+
+def jit_cpu(triple: str, host_features: dict) -> tuple[str, str] | None:
+    """The (CPU, features) JIT code is built for when ANVIL_LLVM_CPU names a portable CPU
+    (`generic`, or on x86-64 `x86-64`, `x86-64-v2`, `-v3`, `-v4`: code every such machine runs,
+    so that pickled functions load on every worker of a mixed cluster without a build), None
+    for the host's own (unset, empty or `host`). A CPU this host cannot run is a ValueError.
+
+    >>> jit_cpu("x86_64-unknown-linux-gnu", {"avx2": True})
+    """
+    name = os.environ.get("ANVIL_LLVM_CPU", "").strip()
+    if name in ("", "host"):
+        return None
+    x86 = triple.startswith("x86_64")
+    known = _X86_LEVELS if x86 else {"generic": ()}
+    if name not in known:
+        raise ValueError(f"ANVIL_LLVM_CPU: expected host or one of {', '.join(known)} on "
+                         f"{triple.split('-')[0]}, got {name!r}")
+    missing = [f for f in known[name] if not host_features.get(f)]
+    if missing:
+        raise ValueError(f"ANVIL_LLVM_CPU: this machine cannot run {name} code (it lacks "
+                         f"{', '.join(missing)})")
+    return name, ""
+
+
 @functools.lru_cache(maxsize=None)
 def _host(code_model: str, reloc: str, shared_constants: int | None,
           gemm: str | None) -> Target:
-    """The host CPU's target (asking LLVM for the CPU costs about 0.3 ms, so once)."""
-    return Target(llvm.get_process_triple(), llvm.get_host_cpu_name(),
-                  llvm.get_host_cpu_features().flatten(), code_model, reloc, vecmath.available(),
-                  shared_constants, gemm)
+    """The host CPU's target, or the portable CPU of ANVIL_LLVM_CPU (`jit_cpu`); asking LLVM
+    for the CPU costs about 0.3 ms, so once."""
+    triple, features = llvm.get_process_triple(), llvm.get_host_cpu_features()
+    cpu, flat = jit_cpu(triple, features) or (llvm.get_host_cpu_name(), features.flatten())
+    return Target(triple, cpu, flat, code_model, reloc, vecmath.available(), shared_constants,
+                  gemm)

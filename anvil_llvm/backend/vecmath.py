@@ -17,8 +17,20 @@ _SCALAR = {
     "acos": ("acos", 1), "atan": ("atan", 1), "log1p": ("log1p", 1), "expm1": ("expm1", 1),
     "atan2": ("atan2", 2), "erf": ("erf", 1), "erfc": ("erfc", 1),
 }
-# (ISA letter, lanes): AVX-512 8 lanes, AVX2 4 lanes; LLVM uses a variant only if the CPU has it.
-_ISAS = (("e", 8), ("d", 4))
+# (ISA letter, lanes, the CPU feature it needs): AVX-512 8 lanes, AVX2 4 lanes. A variant must
+# be declared only for code whose CPU has its feature: LLVM picks a variant by its lanes alone,
+# and for a CPU without the feature passes the vector in other registers (wrong results).
+_ISAS = (("e", 8, "avx512f"), ("d", 4, "avx2"))
+ISAS = tuple(isa for isa, _, _ in _ISAS)
+
+
+def isas_for(features: set[str]) -> tuple[str, ...]:
+    """The libmvec ISAs code for a CPU with `features` may call.
+
+    >>> isas_for({"avx2", "fma"})
+    ('d',)
+    """
+    return tuple(isa for isa, _, needs in _ISAS if needs in features)
 
 
 @functools.lru_cache(maxsize=1)
@@ -31,13 +43,14 @@ def available() -> bool:
     return bool(llvm.address_of_symbol("_ZGVeN8v_exp") or llvm.address_of_symbol("_ZGVdN4v_exp"))
 
 
-_FOUND: dict[str, list[tuple[str, str]]] = {}
+_FOUND: dict[tuple[str, tuple[str, ...]], list[tuple[str, str]]] = {}
 
 
-def variants(scalar: str) -> list[tuple[str, str]]:
-    """[(VFABI mapping, vector function name)] for a scalar double function, if libmvec has it
-    (looked up once libmvec is loaded: lowering asks for every call it emits)."""
-    cached = _FOUND.get(scalar)
+def variants(scalar: str, isas: tuple[str, ...] = ISAS) -> list[tuple[str, str]]:
+    """[(VFABI mapping, vector function name)] for a scalar double function in the ISAs `isas`
+    (ISA letters, `isas_for`), if libmvec has it (looked up once libmvec is loaded: lowering
+    asks for every call it emits)."""
+    cached = _FOUND.get((scalar, isas))
     if cached is not None:
         return cached
     found = _SCALAR.get(scalar)
@@ -45,11 +58,11 @@ def variants(scalar: str) -> list[tuple[str, str]]:
         return []
     base, arity = found
     result = []
-    for isa, lanes in _ISAS:
+    for isa, lanes, _ in _ISAS:
         name = f"_ZGV{isa}N{lanes}{'v' * arity}_{base}"
-        if llvm.address_of_symbol(name):
+        if isa in isas and llvm.address_of_symbol(name):
             result.append((f"_ZGV_LLVM_N{lanes}{'v' * arity}_{scalar}({name})", name))
-    _FOUND[scalar] = result
+    _FOUND[scalar, isas] = result
     return result
 
 

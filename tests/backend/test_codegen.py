@@ -60,7 +60,7 @@ def lowered(name: str, vector_math: bool = False, shared: int | None = None):
     fn, args = GRAPHS[name]
     f = av.NumericalFunction(name, fn, args)
     sched = schedule(f.inputs, f.outputs)
-    text = codegen.module_text(sched, "sym", vector_math, shared)
+    text = codegen.module_text(sched, "sym", vecmath.ISAS if vector_math else (), shared)
     module = llvm.parse_assembly(text)
     module.verify()
     return sched, text, module
@@ -209,3 +209,17 @@ def test_workspace_buffers_are_disjoint_alias_scopes_so_row_normalisations_vecto
     z = np.random.default_rng(0).normal(size=(64, 100))
     e = np.exp(z - z.max(axis=1, keepdims=True))
     np.testing.assert_allclose(g(z), e / e.sum(axis=1, keepdims=True), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
+@pytest.mark.parametrize("cpu, isas", [("generic", ()), ("x86-64-v2", ()), ("x86-64-v3", ("d",)),
+                                       ("x86-64-v4", ("e", "d"))])
+def test_code_calls_only_the_vector_math_its_cpu_runs(cpu, isas):
+    """A libmvec variant is declared only for a CPU with its ISA: LLVM would call the AVX2 or
+    AVX-512 variant from code for a CPU without it, passing the vector in other registers."""
+    import dataclasses
+    from anvil_llvm.backend.target import Target
+    f = av.NumericalFunction("vm", lambda x: av.sin(x) * av.exp(x), (av.Arg(64),))
+    target = dataclasses.replace(Target.jit(), cpu=cpu, features="")
+    ir = f.lowered(target).ir
+    assert {isa for isa in "ed" if f"@_ZGV{isa}N" in ir} == set(isas)

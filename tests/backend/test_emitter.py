@@ -211,7 +211,7 @@ def test_flatten_of_unknown_values_computes_numpys_row_major_index(shape):
 
 # ---- declarations --------------------------------------------------------------------------------
 def test_a_declaration_is_emitted_once_however_often_it_is_used():
-    parts = ModuleParts(vector_math=False)
+    parts = ModuleParts()
     bodies = []
     for k in range(2):                     # two functions of one module
         e = Emitter(parts)
@@ -240,14 +240,14 @@ def test_module_parts_define_keeps_the_first_text():
 # ---- vector math ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("scalar", ["llvm.exp.f64", "llvm.pow.f64", "tanh", "sqrt"])
 def test_no_vector_attribute_without_vector_math(scalar):
-    parts = ModuleParts(vector_math=False)
+    parts = ModuleParts()
     assert parts.vector_attribute(scalar) == ""
     assert parts.text() == ""
 
 
 @needs_libmvec
 def test_no_vector_attribute_for_a_function_libmvec_lacks():
-    parts = ModuleParts(vector_math=True)
+    parts = ModuleParts(vecmath.ISAS)
     assert parts.vector_attribute("llvm.sqrt.f64") == "" and parts.text() == ""
 
 
@@ -255,7 +255,7 @@ def test_no_vector_attribute_for_a_function_libmvec_lacks():
 @pytest.mark.parametrize("scalar, arity", [("llvm.exp.f64", 1), ("llvm.pow.f64", 2),
                                            ("tanh", 1), ("atan2", 2)])
 def test_vector_attribute_names_libmvec_variants_of_this_process(scalar, arity):
-    parts = ModuleParts(vector_math=True)
+    parts = ModuleParts(vecmath.ISAS)
     attribute = parts.vector_attribute(scalar)
     assert re.fullmatch(r"#\d+", attribute)
     assert parts.vector_attribute(scalar) == attribute          # one group, declared once
@@ -280,7 +280,7 @@ def test_vector_attribute_names_libmvec_variants_of_this_process(scalar, arity):
 def test_a_loop_built_with_the_emitter_verifies_and_runs_in_llvm(vector_math):
     """sum(exp(x[i]) * 2) for i < n, with an index loop whose counter has a span: the text is
     parsed and verified by LLVM and its result is NumPy's."""
-    parts = ModuleParts(vector_math)
+    parts = ModuleParts(vecmath.ISAS if vector_math else ())
     e = Emitter(parts)
     acc, slot = e.alloca("double"), e.alloca("i64")
     e.line(f"store double 0.0, ptr {acc}")
