@@ -332,7 +332,8 @@ class NumericalFunction:
 
 _PICKLE_FORMAT = 1
 # attributes of a live function that a pickle does not carry
-_RUNTIME = frozenset({"_native", "_lowered", "_lock", "address", "_order", "_batched"})
+_RUNTIME = frozenset({"_native", "_lowered", "_lock", "address", "_order", "_batched",
+                      "_numba_form", "_numba_form_unchecked"})
 
 
 def _unpickled(cls: type, version: int, state: dict) -> NumericalFunction:

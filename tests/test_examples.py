@@ -29,7 +29,8 @@ def test_newton_reaches_the_global_minimum_checked_by_numpy(capsys):
 
 
 # optional extras an example needs (it checks its own results)
-NEEDS = {"dask_sweep.py": ("dask.array", "distributed")}
+NEEDS = {"dask_sweep.py": ("dask.array", "distributed"),
+         "ipopt_optimal_control.py": ("cyipopt", "casadi")}
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.py")), ids=lambda p: p.name)

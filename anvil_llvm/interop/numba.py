@@ -22,11 +22,19 @@ compare-and-swap (as many slots as numba has threads, plus one); a call that fin
 busy (more concurrent callers than that) allocates with `aligned_alloc` and frees after the call.
 Code that uses the pool embeds its address, so numba will not cache it (`cache=True` warns and
 compiles).
+
+numba's on-disk cache (`cache=True`) keys a function on its bytecode and closure only, so a
+cached caller would keep running an old generated function. Importing this module adds the
+symbols (name and IR digest) of the generated functions a cached function inlines to its index
+key (`linked_symbols`): a changed function is compiled again, an unchanged one is loaded.
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 from dataclasses import dataclass, field
+from types import CodeType
 from typing import Any
 
 import llvmlite.binding as llvm
@@ -35,8 +43,9 @@ import numba.experimental.function_type  # WAP objects type as FunctionType (num
 import numpy as np
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils, errors
+from numba.core import caching, cgutils, errors
 from numba.core.compiler_lock import global_compiler_lock
+from numba.core.dispatcher import Dispatcher
 from numba.core.extending import _overload_default_jit_options
 from numba.core.registry import cpu_target
 from numba.core.typing.templates import make_overload_template
@@ -119,28 +128,12 @@ def _linked_for(fn) -> _Linked:
     module.data_layout = str(codegen.target_data)
     module.verify()
     library.add_llvm_module(module)
-    marker = llvm.parse_assembly(_refuse_caching(low))
-    marker.triple, marker.data_layout = llvm.get_process_triple(), str(codegen.target_data)
-    library.add_llvm_module(marker)
     with global_compiler_lock:
         library.finalize()
     linked = _Linked(fn.name, low.symbol, tuple(fn.arg_names), low.inputs, low.outputs,
                      low.work_bytes, library)
     with _lock:
         return _linked.setdefault(low.symbol, linked)
-
-
-def _refuse_caching(low: Lowered) -> str:
-    """A global that numba's caching sees as a dynamic address: a function using this module
-    is not written to numba's on-disk cache (`cache=True` warns and compiles), which would
-    otherwise keep serving the old code after the generated function changed (numba keys its
-    cache on the caller's bytecode only). `llvm.compiler.used` keeps the global through
-    optimisation (a module of its own: the linker appends it to the function module's array);
-    it costs 8 bytes and no instruction."""
-    name = f'@"numba.dynamic.globals.anvil.{low.symbol}"'
-    return (f"\n{name} = linkonce global ptr null\n"
-            f"@llvm.compiler.used = appending global [1 x ptr] [ptr {name}], "
-            'section "llvm.metadata"\n')
 
 
 # ---- code shared by the inlined call and the first-class wrapper -------------------------------
@@ -449,6 +442,10 @@ class NumbaFunction(types.WrapperAddressProtocol):
     def __wrapper_address__(self) -> int:
         return _wrapper(self.linked, self.checked, self.signature())
 
+    def __reduce__(self):
+        """Pickled as its function (numba pickles a cached function's closure to key it)."""
+        return numba_form, (self.function, self.checked)
+
     def __repr__(self) -> str:
         kind = "numba" if self.checked else "numba_unchecked"
         return f"<{self.name}.{kind}: {self.symbol}>"
@@ -506,6 +503,76 @@ class _NoRaise:
 
     def return_user_exc(self, builder, exc, args):
         builder.ret(ir.Constant(_I32, -1))
+
+
+# ---- numba's on-disk cache: keyed by the digests of the inlined functions ------------------------
+def _names(code: CodeType) -> set[str]:
+    """The global and attribute names a code object and the code nested in it use."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _names(const)
+    return names
+
+
+def _referenced(func) -> list:
+    """The values `func` may reach by name: its globals, attributes of its global modules, and
+    its closure's contents."""
+    names = _names(func.__code__)
+    scope = getattr(func, "__globals__", {})
+    values = [scope[n] for n in names if n in scope]
+    values += [getattr(m, n) for m in values if inspect.ismodule(m) for n in names
+               if hasattr(m, n)]
+    for cell in func.__closure__ or ():
+        try:
+            values.append(cell.cell_contents)
+        except ValueError:          # an empty cell
+            pass
+    return values
+
+
+def linked_symbols(py_func) -> tuple[str, ...]:
+    """The symbols (name and IR digest) of the generated functions `py_func` calls through
+    `fn.numba`, directly or in the @njit functions it calls: what numba's cache key of
+    `py_func` must hold so that a changed generated function is compiled again.
+
+    >>> import numba, anvil_llvm as av
+    >>> F = av.NumericalFunction("twice", lambda x: 2.0 * x, (av.Arg(2),)).numba
+    >>> inner = numba.njit(lambda x: F(x))
+    >>> def outer(x):
+    ...     return inner(x) + 1.0
+    >>> linked_symbols(outer) == (F.symbol,)
+    True
+    """
+    found, seen = set(), set()
+
+    def visit(func) -> None:
+        if id(func) in seen:
+            return
+        seen.add(id(func))
+        for value in _referenced(func):
+            if isinstance(value, NumbaFunction):
+                found.add(value.symbol if value.checked else f"{value.symbol}.unchecked")
+            elif isinstance(value, Dispatcher):
+                visit(value.py_func)
+    visit(py_func)
+    return tuple(sorted(found))
+
+
+def _keyed_by_linked_symbols(index_key):
+    """numba's `Cache._index_key` with the symbols of the inlined generated functions added
+    (unchanged for functions that inline none)."""
+    @functools.wraps(index_key)
+    def keyed(self, sig, codegen):
+        key = index_key(self, sig, codegen)
+        symbols = linked_symbols(self._py_func)
+        return key + (symbols,) if symbols else key
+    keyed.anvil_linked_symbols = True
+    return keyed
+
+
+if not getattr(caching.Cache._index_key, "anvil_linked_symbols", False):
+    caching.Cache._index_key = _keyed_by_linked_symbols(caching.Cache._index_key)
 
 
 _forms_lock = threading.Lock()

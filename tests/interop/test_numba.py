@@ -368,19 +368,29 @@ def first_class(k, x):
     k(x, out)
     return out
 
+def closing_over(G):
+    @numba.njit(cache=True)
+    def closed(x):
+        return G(x)
+    return closed
+
+closed = closing_over(F)
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    a = inlined(np.ones(3))
+    a, c = inlined(np.ones(3)), closed(np.ones(3))
 b = first_class(F, np.ones(3))
-refused = any("dynamic globals" in str(w.message) for w in caught)
-print(a[0], b[0], refused, sum(first_class.stats.cache_hits.values()))
+refused = any("Cannot cache" in str(w.message) for w in caught)
+print(a[0], c[0], b[0], refused,
+      *(sum(f.stats.cache_hits.values()) for f in (inlined, closed, first_class)))
 '''
 
 
-def test_cache_true_never_serves_a_stale_generated_function(tmp_path):
-    """numba keys its cache on the caller's bytecode: code with an inlined generated function
-    is not cached (numba warns), so a changed function is never served stale; a solver taking
-    it first-class is cached and correct."""
+def test_cache_true_recompiles_a_caller_whose_generated_function_changed(tmp_path):
+    """numba keys its cache on the caller's bytecode and closure; the symbols (IR digests) of
+    the generated functions it inlines as globals are added to the key, and one in a closure
+    pickles as its function: the same function is loaded from the cache, a changed one (same
+    source file, another constant) compiled again, never served stale. A solver taking the
+    function first-class is cached and correct."""
     import os
     import subprocess
     import sys
@@ -388,12 +398,14 @@ def test_cache_true_never_serves_a_stale_generated_function(tmp_path):
     script.write_text(_CACHED)
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), OPENBLAS_NUM_THREADS="1")
     runs = [subprocess.run([sys.executable, str(script), c], capture_output=True, text=True,
-                           check=False, env=env, cwd=tmp_path, timeout=300) for c in ("2", "5")]
+                           check=False, env=env, cwd=tmp_path, timeout=300)
+            for c in ("2", "2", "5")]
     for r in runs:
         assert r.returncode == 0, r.stderr
-    first, second = (r.stdout.split() for r in runs)
-    assert first == ["2.0", "2.0", "True", "0"]
-    assert second == ["5.0", "5.0", "True", "1"]      # the solver came from the cache
+    first, again, changed = (r.stdout.split() for r in runs)
+    assert first == ["2.0"] * 3 + ["False", "0", "0", "0"]      # compiled and written
+    assert again == ["2.0"] * 3 + ["False", "1", "1", "1"]      # all loaded from the cache
+    assert changed == ["5.0"] * 3 + ["False", "0", "0", "1"]    # the inlining callers compiled
 
 
 def test_numba_newton_example_converges_to_the_scipy_newton_solution():
@@ -411,3 +423,17 @@ def test_numba_newton_example_converges_to_the_scipy_newton_solution():
         v -= spla.spsolve(J.csc(v), p.reference(v))
     np.testing.assert_allclose(u, v, rtol=0, atol=1e-12)
     np.testing.assert_allclose(scope["u2"], u, rtol=0, atol=1e-14)
+
+
+def test_numba_form_and_its_function_pickle():
+    """The numba form pickles as its function (numba hashes a cached function's closure this
+    way), and a function whose numba form exists still pickles."""
+    import pickle
+    f = av.NumericalFunction("pickled", lambda x: x * x + 1.0, (av.Arg(3),))
+    F = f.numba
+    G = pickle.loads(pickle.dumps(F))
+    x = np.array([1.0, 2.0, 3.0])
+    assert G.symbol == F.symbol and G.checked
+    np.testing.assert_array_equal(G(x), x * x + 1.0)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(f))(x), x * x + 1.0)
+    assert pickle.dumps(F) == pickle.dumps(F)          # a stable cache key
