@@ -557,6 +557,17 @@ def _attributes(kernel: Kernel, chunked: bool, linkage: str) -> str:
     return "noinline nounwind"
 
 
+_INPUT = re.compile(r"%in(\d+)\b")
+
+
+def _table_loads(body: str) -> str:
+    """The loads of the input pointers a function's `body` uses from its table `%ins`
+    (loop.takes_table), as the first lines of its entry block."""
+    used = sorted({int(k) for k in _INPUT.findall(body)})
+    return "".join(f"  %in{k}.at = getelementptr inbounds ptr, ptr %ins, i64 {k}\n"
+                   f"  %in{k} = load ptr, ptr %in{k}.at\n" for k in used)
+
+
 def _through_tables(sched: Schedule, kernel: Kernel) -> bool:
     """Whether a kernel's code reads or writes through an index table (a gather or placement
     it stores or fuses)."""
@@ -605,9 +616,10 @@ def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tabl
             functions: list[str], table_features: str | None = None) -> None:
     """Append to `functions` the kernels of `sched` and the function `symbol` calling them
     (with the C ABI), after the functions of the loop bodies they run."""
-    params = ([f"ptr noalias readonly %in{i}" for i in range(len(sched.inputs))]
-              + [f"ptr noalias %out{j}" for j in range(len(sched.outputs))]
-              + ["ptr noalias %work"])
+    table = linkage == "internal" and loop.takes_table(sched)
+    params = (["ptr noalias readonly %ins"] if table else
+              [f"ptr noalias readonly %in{i}" for i in range(len(sched.inputs))])
+    params += [f"ptr noalias %out{j}" for j in range(len(sched.outputs))] + ["ptr noalias %work"]
     args = ", ".join(p.replace("noalias readonly ", "").replace("noalias ", "")
                      for p in params)
     calls = []
@@ -637,6 +649,8 @@ def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tabl
         # (an `optnone` chunk is not optimised: scopes would only lengthen its text)
         body = (_SCOPE.sub("", e.body()) if "optnone" in attrs else
                 _alias_scopes(e.body(), parts))
+        if table:
+            body = _table_loads(body) + body
         functions.append(f"define internal void {fname}({', '.join(params)}) {attrs} {{\n"
                          f"entry:\n{body}\n  ret void\n}}")
         calls.append(f"  call void {fname}({args})")

@@ -19,6 +19,15 @@ from .kernel import Buffer, Index, Kernel, buffer_nbytes
 
 
 STACK_CARRIES = 1024     # carries of at most this many bytes live on the stack
+TABLE_INPUTS = 32        # a body reading more inputs gets them through a table of pointers
+
+
+def takes_table(body) -> bool:
+    """Whether a body's functions (the body's schedule `body`) receive their inputs as one
+    table of pointers rather than one parameter each: a loop over the directions of a
+    derivative reads thousands of values computed before it, and functions with thousands of
+    `noalias` parameters take LLVM seconds to optimise."""
+    return len(body.inputs) > TABLE_INPUTS
 
 
 def _align(nbytes: int) -> int:
@@ -112,6 +121,8 @@ def _iterate(ctx, kernel: Kernel, body_symbol: str, start, current: list[str],
     arg: Scan = kernel.roots[0].arg
     _, xs, consts = arg.split(kernel.roots[0].src)
     slot = e.alloca("i64")
+    table = _table(e, 1 + len(current) + len(xs), [start(c) for c in consts]) \
+        if takes_table(kernel.body) else None
     i, close = ctx.loop(arg.length, "loop")
     index = e.op(f"sub nsw i64 {arg.length - 1}, {i}") if arg.reverse else i
     e.line(f"store i64 {index}, ptr {slot}")
@@ -119,13 +130,31 @@ def _iterate(ctx, kernel: Kernel, body_symbol: str, start, current: list[str],
     def at(base: str, n_bytes: int) -> str:
         return e.op(f"getelementptr inbounds i8, ptr {base}, i64 {e.mul_i(index, str(n_bytes))}")
     ys = [r for r in kernel.roots if r.arg.output >= arg.carries]
-    args = ([slot] + current + [at(start(x), _nbytes(x) // arg.length) for x in xs]
-            + [start(c) for c in consts] + following
-            + [at(start(y), _nbytes(y) // arg.length) for y in ys] + [work])
+    inputs = [slot] + current + [at(start(x), _nbytes(x) // arg.length) for x in xs]
+    if table is None:
+        inputs += [start(c) for c in consts]
+    else:
+        for k, pointer in enumerate(inputs):
+            e.line(f"store ptr {pointer}, ptr {_entry(e, table, k)}")
+        inputs = [table]
+    args = inputs + following + [at(start(y), _nbytes(y) // arg.length) for y in ys] + [work]
     e.line(f"call i32 @{body_symbol}({', '.join('ptr ' + a for a in args)})")
     for dst, src, size in zip(current, following, sizes):
         _copy(e, dst, src, size)
     close()
+
+
+def _table(e, varying: int, constant: list[str]) -> str:
+    """A table of a body's input pointers: the first `varying` are stored each iteration, the
+    `constant` ones once, here (before the loop)."""
+    table = e.alloca(f"[{varying + len(constant)} x ptr], align 8")
+    for k, pointer in enumerate(constant, varying):
+        e.line(f"store ptr {pointer}, ptr {_entry(e, table, k)}")
+    return table
+
+
+def _entry(e, table: str, k: int) -> str:
+    return e.op(f"getelementptr inbounds ptr, ptr {table}, i64 {k}")
 
 
 def _copy(e, dst: str, src: str, nbytes: int) -> None:
