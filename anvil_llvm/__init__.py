@@ -4,7 +4,7 @@ from .ad import vmap
 from .backend import cache
 from .backend.jit import stats
 from .control import fori_loop, map, scan
-from .export import export
+from .aot import export
 from .function import Arg, NumericalFunction, SparseNumericalFunction, numerical_function
 from .ir.dtypes import bool_, float32, float64, int64
 from .progress import verbose

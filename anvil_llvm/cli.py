@@ -52,7 +52,7 @@ _OPTIONS = {"name": "--name", "out_dir": "-o/--output", "target": "--target", "c
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export
+    from .aot import export
     from .function import NumericalFunction
     found = []
     for spec in args.functions:

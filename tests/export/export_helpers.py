@@ -12,7 +12,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from anvil_llvm.export.exported import c_type
+from anvil_llvm.aot.exported import c_type
 
 CC = shutil.which("gcc") or shutil.which("cc")
 CXX = shutil.which("g++") or shutil.which("c++")

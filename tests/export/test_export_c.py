@@ -162,7 +162,8 @@ def test_the_header_compiles_as_strict_c99_and_cxx11(exported, tmp_path):
         if compiler is None:
             continue
         command = [compiler, f"-std={std}", "-pedantic", *WARNINGS, "-Wunused",
-                   "-I", str(lib.directory), str(tmp_path / src), "-o", str(tmp_path / "a.out")]
+                   "-I", str(lib.directory), "-c", str(tmp_path / src), "-o",
+                   str(tmp_path / "a.o")]
         result = subprocess.run(command, capture_output=True, text=True)
         assert result.returncode == 0, result.stderr
 
@@ -188,3 +189,23 @@ def test_headers_name_the_python_definition_of_each_function_and_its_derivatives
     where = f"Python definition {__name__}:energy"
     assert header.count(where) == 3, header
     assert set(lib.symbols) == {"energy", "energy_grad", "energy_hess"}
+
+
+def test_sparse_structure_is_data_in_the_library_not_text_in_the_header(tmp_path):
+    """The CSC arrays are exported data symbols (read-only data, `nm` type R) and the tables of
+    the code are binary in the object: the header's size and the IR's do not grow with nnz."""
+    sizes = {}
+    for m in (8, 150):
+        J = ad.spjacobian(problem("bratu2d", m).function("bratu"), name="jac")
+        lib = av.export([J], tmp_path / str(m), "sizes")
+        listing = subprocess.run(["nm", "--defined-only", str(lib.object)], capture_output=True,
+                                 text=True, check=True).stdout.split()
+        for name in ("sizes_jac_colptr", "sizes_jac_rowind"):
+            assert listing[listing.index(name) - 1] == "R", listing
+        sizes[m] = (J.nnz, len(lib.header.read_text()), len(lib.cpp_header.read_text()),
+                    len(J.lowered(lib.target).ir))
+    (nnz_small, *small), (nnz_big, *big) = sizes[8], sizes[150]
+    assert nnz_big > 50 * nnz_small
+    for a, b in zip(small[:2], big[:2]):
+        assert abs(a - b) < 64, sizes                   # digits of the sizes only
+    assert big[2] < nnz_big, sizes      # the tables (4 bytes a nonzero and more) are not IR text

@@ -148,3 +148,16 @@ def test_export_method(f, tmp_path):
     lib = f.export(tmp_path, name="other")
     assert lib.header == pathlib.Path(tmp_path) / "other.h"
     np.testing.assert_equal(lib.functions[0].work_bytes, f.work_bytes)
+
+
+def test_export_is_the_function_and_aot_the_package():
+    """`anvil_llvm.export` is the function; its package `anvil_llvm.aot` imports by dotted path
+    (a package named like the function was shadowed by it)."""
+    import inspect
+
+    import anvil_llvm
+    import anvil_llvm.aot.casadi
+    from anvil_llvm import export
+    assert inspect.isfunction(export) and export is anvil_llvm.export is anvil_llvm.aot.export
+    assert inspect.ismodule(anvil_llvm.aot.casadi)
+    assert "casadi_derivatives" in inspect.signature(export).parameters

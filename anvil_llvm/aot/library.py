@@ -3,15 +3,17 @@ shared library with `shared=True`), for linking into programs with no Python, ll
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 import pathlib
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import numpy as np
+
 from ..backend.target import Target
-from . import archive, files, headers, linker, names, objects, targets
+from . import archive, data, files, headers, linker, names, objects, targets
 from .exported import Exported, describe
 
 log = logging.getLogger("anvil_llvm")
@@ -61,7 +63,7 @@ def _functions(functions) -> list:
 
 def export(functions, out_dir, name: str, target=None, cpu: str | None = None,
            shared: bool = False, *, casadi: bool = False, casadi_int: str = "long long",
-           _origins: Sequence[str | None] | None = None) -> Library:
+           casadi_derivatives: bool = False, _origins: Sequence[str | None] | None = None) -> Library:
     """Export `functions` (a NumericalFunction or a list of them) as the library `name` into
     `out_dir`: `<name>.o` (one object file holding them all), `lib<name>.a`, `<name>.h` (C) and
     `<name>.hpp` (C++), and with `shared=True` `lib<name>.so` (linked by `cc -shared`). Each
@@ -76,7 +78,10 @@ def export(functions, out_dir, name: str, target=None, cpu: str | None = None,
     compute with loops).
 
     `casadi=True` adds CasADi's external-function API per function (docs/export.md);
-    `casadi_int` is "long long" (CasADi's default) or "int" (acados).
+    `casadi_int` is "long long" (CasADi's default) or "int" (acados). With
+    `casadi_derivatives=True` each function `f` also gets the derivatives CasADi looks up by
+    name, `jac_f`, `adj1_f` and `jac_adj1_f` (sparse blocks from anvil_llvm's AD), so that
+    CasADi differentiates through the exported code, e.g. inside `nlpsol("ipopt")`.
 
     >>> import tempfile, numpy as np, anvil_llvm as av
     >>> f = av.NumericalFunction("cost", lambda x: (x * x).sum(), (av.Arg(3),))
@@ -93,6 +98,11 @@ def export(functions, out_dir, name: str, target=None, cpu: str | None = None,
         raise TypeError(f"shared: expected a bool, got {shared!r}")
     if not isinstance(casadi, bool):
         raise TypeError(f"casadi: expected a bool, got {casadi!r}")
+    if not isinstance(casadi_derivatives, bool):
+        raise TypeError(f"casadi_derivatives: expected a bool, got {casadi_derivatives!r}")
+    if casadi_derivatives and not casadi:
+        raise ValueError("casadi_derivatives: True needs casadi=True (the derivatives are "
+                         "CasADi entry points)")
     if casadi_int not in ("long long", "int"):
         raise ValueError(f"casadi_int: expected 'long long' (CasADi) or 'int' (acados), got "
                          f"{casadi_int!r}")
@@ -108,20 +118,38 @@ def export(functions, out_dir, name: str, target=None, cpu: str | None = None,
     directory = files.output_directory(out_dir)
 
     t0 = time.perf_counter()
+    views = {}
+    if casadi_derivatives:
+        from .casadi_derivatives import derivatives
+        for fn, origin in list(zip(items, origins)):
+            for d in derivatives(fn):
+                items.append(d.function)
+                origins.append(origin)
+                views[d.function.name] = d.signature
     lowered = [fn.lowered(tgt) for fn in items]
     exported = [describe(fn, library, low, origin)
                 for fn, low, origin in zip(items, lowered, origins)]
+    exported = [dataclasses.replace(e, kind=f"CasADi derivative {e.name}") if e.name in views
+                else e for e in exported]
     _check_collisions(library, exported, casadi)
     layout = str(targets.target_machine(tgt).target_data)
+    big_endian = layout.startswith("E")
+    units, blobs = [], {}
+    for fn, low, e in zip(items, lowered, exported):
+        ir, tables = data.tables(fn, low, library, big_endian)
+        units.append(objects.Unit(low, e.symbol, ir))
+        blobs.update((b.symbol, b) for b in tables + _structure(e, big_endian))
     extra = []
     if casadi:
         from . import casadi as casadi_api
         called = frozenset(name for low in lowered for name in low.externals)
-        extra = [casadi_api.module_ir(e, casadi_int, layout.startswith("E"), called)
-                 for e in exported]
+        for e in exported:
+            ir, tables = casadi_api.module_ir(e, views.get(e.name), casadi_int, big_endian,
+                                              called)
+            extra.append(ir)
+            blobs.update((b.symbol, b) for b in tables)
     t1 = time.perf_counter()
-    code = objects.emit_object([objects.Unit(low, e.symbol) for low, e in zip(lowered, exported)],
-                               tgt, extra)
+    code = objects.emit_object(units, tgt, extra, list(blobs.values()))
     t2 = time.perf_counter()
 
     macho = "-m:o" in layout
@@ -149,6 +177,18 @@ def export(functions, out_dir, name: str, target=None, cpu: str | None = None,
                    tuple(exported), tgt, code.defined, code.undefined, seconds)
 
 
+def _structure(e: Exported, big_endian: bool) -> list[data.Blob]:
+    """A sparse result's CSC arrays as exported data: `<symbol>_colptr`, `<symbol>_rowind`
+    (int32; at least one element, as the header declares them)."""
+    if e.sparsity is None:
+        return []
+    colptr, rowind = headers.array_names(e)
+    indices = e.sparsity.indices if e.sparsity.nnz else np.zeros(1, np.int32)
+    return [data.Blob(colptr, data.array_bytes(e.sparsity.indptr.astype(np.int32), big_endian),
+                      True),
+            data.Blob(rowind, data.array_bytes(indices.astype(np.int32), big_endian), True)]
+
+
 def _check_collisions(library: str, exported: list[Exported], casadi: bool) -> None:
     """Every C name the library defines (symbols, header macros and arrays) appears once."""
     symbols = []
@@ -158,10 +198,9 @@ def _check_collisions(library: str, exported: list[Exported], casadi: bool) -> N
             symbols += [(n, f"function {e.name!r}") for n in headers.array_names(e)]
         if casadi:
             from .casadi import symbols as casadi_symbols
-            symbols += [(n, f"the CasADi API of {e.name!r}") for n in casadi_symbols(e)]
+            symbols += [(n, f"the CasADi API of {e.name!r}") for n in casadi_symbols(e.name)]
     names.check_unique(symbols, "functions")
     macros = [(m, f"function {e.name!r}") for e in exported for m in headers.macro_names(e)]
-    macros.append((f"{library.upper()}_UNUSED", "the header"))
     macros.append((f"{library.upper()}_H_", "the header"))
     names.check_unique(macros, "functions (header macros, compared in upper case)")
 

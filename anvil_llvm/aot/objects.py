@@ -4,6 +4,8 @@ module at a time, so that exported code computes the same bits as the JIT on the
 all are linked into one module and LLVM emits the object for the target."""
 from __future__ import annotations
 
+import pathlib
+import tempfile
 import time
 from dataclasses import dataclass
 
@@ -12,15 +14,17 @@ import llvmlite.binding as llvm
 from ..backend import jit
 from ..backend.lower import Lowered
 from ..backend.target import Target
-from . import targets
+from . import data, targets
 
 
 @dataclass(frozen=True)
 class Unit:
-    """A lowered function and the symbol it is exported under."""
+    """A lowered function and the symbol it is exported under (`ir`: its module with its
+    tables renamed, `data.tables`; default the lowered IR)."""
 
     lowered: Lowered
     symbol: str
+    ir: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,15 @@ def public_ir(unit: Unit) -> str:
     >>> "define dso_local i32 @lib_f(" in text
     True
     """
-    return unit.lowered.ir.replace("@" + unit.lowered.symbol, "@" + unit.symbol)
+    text = unit.lowered.ir if unit.ir is None else unit.ir
+    return text.replace("@" + unit.lowered.symbol, "@" + unit.symbol)
 
 
-def emit_object(units: list[Unit], target: Target, extra_ir: list[str] = ()) -> ObjectCode:
+def emit_object(units: list[Unit], target: Target, extra_ir: list[str] = (),
+                blobs: list[data.Blob] = ()) -> ObjectCode:
     """Parse, optimise (per module, as the JIT does), link and emit one object for `target`.
-    `extra_ir` are further modules (entry points wrapping the functions) linked in as well.
+    `extra_ir` are further modules (entry points wrapping the functions) linked in as well;
+    `blobs` the constant data the modules declare (`data.py`), included as binary.
 
     >>> import anvil_llvm as av
     >>> f = av.NumericalFunction("f", lambda x: x * 2.0, (av.Arg(3),))
@@ -65,10 +72,14 @@ def emit_object(units: list[Unit], target: Target, extra_ir: list[str] = ()) -> 
     opt = 0 if units and all(u.lowered.codegen_opt == 0 for u in units) else 3
     tm = targets.target_machine(target, opt)
     start = time.perf_counter()
-    with jit._lock:
+    with jit._lock, tempfile.TemporaryDirectory(prefix="anvil-export-") as tmp:
         context = llvm.create_context()
         linked = None
         texts = [public_ir(u) for u in units] + list(extra_ir)
+        if blobs and targets.assembles(target.triple):
+            texts.append(data.asm_module(list(blobs), str(tm.target_data), pathlib.Path(tmp)))
+        elif blobs:
+            texts.append(data.ir_module(list(blobs)))
         for text in texts:
             module = llvm.parse_assembly(text, context=context)
             module.triple = tm.triple
@@ -83,16 +94,18 @@ def emit_object(units: list[Unit], target: Target, extra_ir: list[str] = ()) -> 
         if linked is None:
             raise ValueError("functions: nothing to export")
         linked.verify()
+        in_data = {b.symbol for b in blobs}
         defined = tuple(sorted(
             [f.name for f in linked.functions if not f.is_declaration
              and f.linkage == llvm.Linkage.external]
             + [g.name for g in linked.global_variables if not g.is_declaration
-               and g.linkage == llvm.Linkage.external]))
+               and g.linkage == llvm.Linkage.external]
+            + [b.symbol for b in blobs if b.exported]))
         undefined = tuple(sorted(
             n for n in [f.name for f in linked.functions if f.is_declaration]
             + [g.name for g in linked.global_variables if g.is_declaration]
-            if not n.startswith("llvm.")))
-        data = tm.emit_object(linked)
+            if not n.startswith("llvm.") and n not in in_data))
+        code = tm.emit_object(linked)
         linked.close()
         context.close()
-    return ObjectCode(data, defined, undefined, time.perf_counter() - start)
+    return ObjectCode(code, defined, undefined, time.perf_counter() - start)

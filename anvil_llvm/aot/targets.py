@@ -2,14 +2,15 @@
 (`cpu="generic"` for a portable build), or another triple the bundled LLVM supports, as an
 object file for that machine.
 
-Exported code must need nothing but libm: constants are embedded (no process-wide constant
-symbols, `Target.shared_constants` None), contractions are loop nests (no BLAS bound in this
-process, `Target.gemm` None), and loops call glibc's libmvec only on the host's own triple, where
-it was found (`-lm` links it).
+Exported code must need nothing but libm: constants are in the object (tables of
+`Target.shared_constants` bytes and more, as the JIT shares them, are included as binary data,
+data.py), contractions are loop nests (no BLAS bound in this process, `Target.gemm` None), and
+loops call glibc's libmvec only on the host's own triple, where it was found (`-lm` links it).
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import re
@@ -20,6 +21,7 @@ import llvmlite.binding as llvm
 
 from ..backend import jit
 from ..backend.target import Target
+from . import data
 
 _lock = threading.Lock()
 
@@ -30,6 +32,7 @@ def _initialise_all() -> None:
     jit.initialise()
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
+    llvm.initialize_native_asmparser()        # module-level asm: the data blobs (data.py)
 
 
 def resolve(target=None, cpu=None) -> Target:
@@ -41,7 +44,7 @@ def resolve(target=None, cpu=None) -> Target:
 
     >>> t = resolve("aarch64-linux-gnu")
     >>> t.triple, t.cpu, t.code_model, t.reloc, t.vector_math, t.shared_constants, t.gemm
-    ('aarch64-linux-gnu', 'generic', 'small', 'pic', False, None, None)
+    ('aarch64-linux-gnu', 'generic', 'small', 'pic', False, 65536, None)
     >>> resolve("no-such-machine")
     Traceback (most recent call last):
     ...
@@ -57,14 +60,15 @@ def resolve(target=None, cpu=None) -> Target:
     if target is not None and not isinstance(target, str):
         raise TypeError(f"target: expected None, a triple (str) or a Target, got "
                         f"{type(target).__name__}")
-    host = Target.object()
+    host = dataclasses.replace(Target.object(), shared_constants=data.TABLE_BYTES)
     if target in (None, "host", "native") or target == host.triple:
         if cpu is None or cpu in ("host", "native"):
             result = host
         else:
-            result = Target(host.triple, cpu, "", "small", "pic", host.vector_math, None, None)
+            result = dataclasses.replace(host, cpu=cpu, features="")
     else:
-        result = Target(target, cpu or "generic", "", "small", "pic", False, None, None)
+        result = Target(target, cpu or "generic", "", "small", "pic", False, data.TABLE_BYTES,
+                        None)
     _check(result)
     return result
 
@@ -74,11 +78,22 @@ def _check(target: Target) -> None:
         raise ValueError(f"target: exported code is position independent with the small code "
                          f"model, got code_model={target.code_model!r}, reloc={target.reloc!r} "
                          "(use Target.object() or a triple)")
-    if target.shared_constants is not None or target.gemm is not None:
-        raise ValueError("target: exported code must embed its constants and run contractions "
-                         "as loops (shared_constants=None, gemm=None), so that it needs only "
-                         "libm")
+    if target.gemm is not None:
+        raise ValueError("target: exported code must run contractions as loops (gemm=None), so "
+                         "that it needs only libm")
     target_machine(target)
+
+
+@functools.lru_cache(maxsize=None)
+def assembles(triple: str) -> bool:
+    """Whether LLVM here can assemble module-level asm for `triple`: llvmlite registers the
+    assembler of this machine's architecture only.
+
+    >>> assembles(Target.object().triple)
+    True
+    """
+    _initialise_all()
+    return llvm.Target.from_triple(triple).name == llvm.Target.from_default_triple().name
 
 
 @functools.lru_cache(maxsize=None)

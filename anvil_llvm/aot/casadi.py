@@ -14,12 +14,18 @@ and the 64-byte aligned workspace are carved out of `w`, whose size `f_work` rep
 
 Every input and dense output is a column vector of its elements in row-major order ({n, 1},
 dense); a sparse result (spjacobian, sphessian) is its rows x cols matrix with the CSC pattern,
-which is CasADi's own compressed column storage, so the nonzeros pass unchanged.
+which is CasADi's own compressed column storage, so the nonzeros pass unchanged. That is the
+plain `Signature` of a function; the derivative entry points (casadi_derivatives.py) have
+others, whose `Slot`s say which argument of the C-ABI function each CasADi input and output is
+(or that it has no nonzeros). The sparsity patterns are binary data in the object (data.py).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from .data import Blob, array_bytes
 from .exported import Exported, size
 
 _CASADI_INT = {"long long": ("i64", np.int64), "int": ("i32", np.int32)}
@@ -37,36 +43,85 @@ LIBC = frozenset("""
 """.split())
 
 
-def symbols(e: Exported) -> list[str]:
-    """The symbols the CasADi API of `e` defines."""
-    n = e.name
-    return [n] + [f"{n}_{s}" for s in ("n_in", "n_out", "sparsity_in", "sparsity_out",
-                                        "name_in", "name_out", "work")]
+@dataclass(frozen=True, eq=False)
+class Slot:
+    """One input or output as CasADi sees it: its name, its matrix shape, its pattern (None:
+    dense; else CSC column pointers and row indices) and the argument of the C-ABI function it
+    is (`source`: an input or output position), or None when it has no nonzeros (CasADi's
+    nominal outputs among a derivative's inputs, structurally zero derivative blocks)."""
+
+    name: str
+    rows: int
+    cols: int
+    colind: np.ndarray | None = None
+    row: np.ndarray | None = None
+    source: int | None = None
+
+    def pattern(self) -> np.ndarray:
+        """CasADi's sparsity: {nrow, ncol, 1} when dense, else {nrow, ncol, colind, row}."""
+        if self.colind is None:
+            return np.array([self.rows, self.cols, 1], np.int64)
+        return np.concatenate([[self.rows, self.cols], self.colind, self.row]).astype(
+            np.int64)
 
 
-def sparsity(e: Exported, output: int | None, index: int) -> list:
-    """CasADi's sparsity pattern of an input (`output` None) or output: {nrow, ncol, 1} when
-    dense, else {nrow, ncol, colind[ncol + 1], row[nnz]}.
+def empty(name: str, rows: int, cols: int) -> Slot:
+    """A slot with no nonzeros (read from nowhere, written nowhere)."""
+    return Slot(name, rows, cols, np.zeros(cols + 1, np.int64), np.zeros(0, np.int64))
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A CasADi function backed by an exported C-ABI function: its name and its slots."""
+
+    name: str
+    inputs: tuple[Slot, ...]
+    outputs: tuple[Slot, ...]
+
+
+def dense_signature(name: str, inputs, outputs, sparsity=None) -> Signature:
+    """The plain view of a function with these input and output specs: every input and dense
+    output a column vector of its elements in row-major order, a sparse result (`sparsity`,
+    one output) its matrix with the CSC pattern.
 
     >>> import anvil_llvm as av
     >>> from anvil_llvm.backend.target import Target
-    >>> from anvil_llvm.export.exported import describe
+    >>> from anvil_llvm.aot.exported import describe
     >>> f = av.NumericalFunction("f", lambda x: x[1:] * x[:-1], (av.Arg(3),))
-    >>> J = describe(av.ad.spjacobian(f), "lib", av.ad.spjacobian(f).lowered(Target.object()))
-    >>> sparsity(J, None, 0), sparsity(J, 0, 0)
+    >>> J = av.ad.spjacobian(f)
+    >>> e = describe(J, "lib", J.lowered(Target.object()))
+    >>> s = dense_signature(e.name, e.inputs, e.outputs, e.sparsity)
+    >>> s.inputs[0].pattern().tolist(), s.outputs[0].pattern().tolist()
     ([3, 1, 1], [2, 3, 0, 1, 3, 4, 0, 0, 1, 1])
     """
-    if output is not None and e.sparsity is not None:
-        s = e.sparsity
-        return [s.rows, s.cols, *s.indptr.tolist(), *s.indices.tolist()]
-    spec = e.outputs[index] if output is not None else e.inputs[index]
-    return [size(spec), 1, 1]
+    ins = tuple(Slot(spec.name, size(spec), 1, source=k) for k, spec in enumerate(inputs))
+    if sparsity is not None:
+        outs = (Slot(outputs[0].name, sparsity.rows, sparsity.cols, sparsity.indptr,
+                     sparsity.indices, 0),)
+    else:
+        outs = tuple(Slot(spec.name, size(spec), 1, source=j) for j, spec in enumerate(outputs))
+    return Signature(name, ins, outs)
+
+
+def signature(e: Exported) -> Signature:
+    """The CasADi view of an exported function as it is (docs/export.md)."""
+    return dense_signature(e.name, e.inputs, e.outputs, e.sparsity)
+
+
+def symbols(name: str) -> list[str]:
+    """The symbols the CasADi API of the function `name` defines.
+
+    >>> symbols("f")[:3]
+    ['f', 'f_n_in', 'f_n_out']
+    """
+    return [name] + [f"{name}_{s}" for s in ("n_in", "n_out", "sparsity_in", "sparsity_out",
+                                              "name_in", "name_out", "work")]
 
 
 def check(e: Exported, externals: frozenset = frozenset()) -> None:
     """CasADi passes doubles only, and its symbols must not be C library functions (nor any
     other symbol the code calls, `externals`): ValueError naming the function otherwise."""
-    taken = sorted(set(symbols(e)) & (LIBC | externals))
+    taken = sorted(set(symbols(e.name)) & (LIBC | externals))
     if taken:
         raise ValueError(f"casadi: function {e.name!r} would define {', '.join(taken)}, a "
                          "function of the C library; rename it (casadi=True exports it under "
@@ -104,41 +159,53 @@ def _string(text: str) -> tuple[str, int]:
                            for b in data) + "\"", len(data)
 
 
-def _table(values: list, dtype, big_endian: bool) -> tuple[str, int]:
-    """An integer table as LLVM bytes (a string literal parses fast, even for millions)."""
-    data = np.asarray(values, dtype=np.dtype(dtype).newbyteorder(">" if big_endian else "<"))
-    return f'c"\\{data.tobytes().hex(chr(92))}"', data.nbytes
+def _table(symbol: str, values: np.ndarray, dtype, big_endian: bool, what: str) -> Blob:
+    """An integer table as binary data (data.py: millions of entries cost no IR text)."""
+    info = np.iinfo(dtype)
+    if values.max() > info.max or values.min() < info.min:
+        raise ValueError(f"casadi_int: the sparsity of {what} does not fit in {info.bits}-bit "
+                         "integers; export with casadi_int='long long'")
+    return Blob(symbol, array_bytes(np.asarray(values, dtype), big_endian))
 
 
-def module_ir(e: Exported, casadi_int: str = "long long", big_endian: bool = False,
-              externals: frozenset = frozenset()) -> str:
-    """The LLVM module defining the CasADi API of `e` (it declares `e.symbol`); `externals`
-    are the symbols the exported code calls."""
+def _sources(slots: tuple[Slot, ...], count: int, what: str) -> list[int]:
+    """For each argument of the C-ABI function, the position of the slot that is it."""
+    found = {s.source: k for k, s in enumerate(slots) if s.source is not None}
+    if sorted(found) != list(range(count)):
+        raise ValueError(f"casadi: the {what} slots do not cover the function's arguments")
+    return [found[k] for k in range(count)]
+
+
+def module_ir(e: Exported, sig: Signature | None = None, casadi_int: str = "long long",
+              big_endian: bool = False, externals: frozenset = frozenset()
+              ) -> tuple[str, list[Blob]]:
+    """The LLVM module defining the CasADi API `sig` (default: `signature(e)`) of `e` (it
+    declares and calls `e.symbol`; `externals` are the symbols the exported code calls), and
+    the sparsity tables it declares."""
     check(e, externals)
+    sig = signature(e) if sig is None else sig
     I, itype = _CASADI_INT[casadi_int]
-    n, s = e.name, e.symbol
-    n_in, n_out = len(e.inputs), len(e.outputs)
-    lines = []
+    n, s = sig.name, e.symbol
+    n_in, n_out = len(sig.inputs), len(sig.outputs)
+    lines, blobs = [], []
     # Sparsity patterns and names.
-    for kind, count, out in (("in", n_in, None), ("out", n_out, 0)):
-        items = []
-        for k in range(count):
-            literal, nbytes = _table(sparsity(e, out, k), itype, big_endian)
-            lines.append(f"@{n}.sp_{kind}{k} = private unnamed_addr constant "
-                         f"[{nbytes} x i8] {literal}, align 8")
-            items.append(f"ptr @{n}.sp_{kind}{k}")
-        lines.append(f"@{n}.sp_{kind} = private unnamed_addr constant [{count} x ptr] "
-                     f"[{', '.join(items)}]")
-        specs = e.inputs if kind == "in" else e.outputs
-        items = []
-        for k, spec in enumerate(specs):
-            literal, length = _string(spec.name)
+    for kind, slots in (("in", sig.inputs), ("out", sig.outputs)):
+        count, items, labels = len(slots), [], []
+        for k, slot in enumerate(slots):
+            blob = _table(f"{s}.sp_{kind}{k}", slot.pattern(), itype, big_endian,
+                          f"{n}:{slot.name}")
+            blobs.append(blob)
+            lines.append(blob.declaration())
+            items.append(f"ptr @{blob.symbol}")
+            literal, length = _string(slot.name)
             lines.append(f"@{n}.name_{kind}{k} = private unnamed_addr constant [{length} x i8] "
                          f"{literal}")
-            items.append(f"ptr @{n}.name_{kind}{k}")
-        lines.append(f"@{n}.names_{kind} = private unnamed_addr constant [{count} x ptr] "
+            labels.append(f"ptr @{n}.name_{kind}{k}")
+        lines.append(f"@{n}.sp_{kind} = private unnamed_addr constant [{count} x ptr] "
                      f"[{', '.join(items)}]")
-    params = ", ".join(["ptr"] * (n_in + n_out + 1))
+        lines.append(f"@{n}.names_{kind} = private unnamed_addr constant [{count} x ptr] "
+                     f"[{', '.join(labels)}]")
+    params = ", ".join(["ptr"] * (len(e.inputs) + len(e.outputs) + 1))
     lines.append(f"declare i32 @{s}({params})")
     lines.append("declare void @llvm.memset.p0.i64(ptr, i8, i64, i1)")
     for kind, count in (("in", n_in), ("out", n_out)):
@@ -161,14 +228,20 @@ def module_ir(e: Exported, casadi_int: str = "long long", big_endian: bool = Fal
     body.append("  ret i32 0")
     lines.append(f"define i32 @{n}_work(ptr %sz_arg, ptr %sz_res, ptr %sz_iw, ptr %sz_w) "
                  "nounwind {\n" + "\n".join(body) + "\n}")
-    # f itself
+    lines.append(_entry(e, sig))
+    return "\n\n".join(lines) + "\n", blobs
+
+
+def _entry(e: Exported, sig: Signature) -> str:
+    """`f(arg, res, iw, w, mem)`: the C-ABI function called on CasADi's arrays; NULL inputs
+    read zeros, NULL outputs are written to scratch space, all carved out of `w`."""
     zeros_at, zeros, scratch, _ = layout(e)
     body = ["entry:", "  %wi = ptrtoint ptr %w to i64", "  %wneg = sub i64 0, %wi",
             "  %pad = and i64 %wneg, 63", "  %work = getelementptr i8, ptr %w, i64 %pad",
             f"  %zeros = getelementptr i8, ptr %work, i64 {zeros_at}"]
     args, any_null = [], "false"
-    for k in range(n_in):
-        body += [f"  %ap{k} = getelementptr ptr, ptr %arg, i64 {k}",
+    for k, slot in enumerate(_sources(sig.inputs, len(e.inputs), "input")):
+        body += [f"  %ap{k} = getelementptr ptr, ptr %arg, i64 {slot}",
                  f"  %a{k} = load ptr, ptr %ap{k}", f"  %an{k} = icmp eq ptr %a{k}, null",
                  f"  %in{k} = select i1 %an{k}, ptr %zeros, ptr %a{k}",
                  f"  %any{k} = or i1 {any_null}, %an{k}"]
@@ -177,14 +250,13 @@ def module_ir(e: Exported, casadi_int: str = "long long", big_endian: bool = Fal
     body += [f"  br i1 {any_null}, label %zero, label %call",
              "zero:", f"  call void @llvm.memset.p0.i64(ptr align 64 %zeros, i8 0, i64 {zeros}, "
              "i1 false)", "  br label %call", "call:"]
-    for k in range(n_out):
-        body += [f"  %rp{k} = getelementptr ptr, ptr %res, i64 {k}",
+    for k, slot in enumerate(_sources(sig.outputs, len(e.outputs), "output")):
+        body += [f"  %rp{k} = getelementptr ptr, ptr %res, i64 {slot}",
                  f"  %r{k} = load ptr, ptr %rp{k}", f"  %rn{k} = icmp eq ptr %r{k}, null",
                  f"  %scr{k} = getelementptr i8, ptr %work, i64 {scratch[k]}",
                  f"  %out{k} = select i1 %rn{k}, ptr %scr{k}, ptr %r{k}"]
         args.append(f"ptr %out{k}")
     work = "ptr %work" if e.work_bytes else "ptr null"
-    body += [f"  %rc = call i32 @{s}({', '.join(args + [work])})", "  ret i32 %rc"]
-    lines.append(f"define i32 @{n}(ptr %arg, ptr %res, ptr %iw, ptr %w, i32 %mem) nounwind {{\n"
-                 + "\n".join(body) + "\n}")
-    return "\n\n".join(lines) + "\n"
+    body += [f"  %rc = call i32 @{e.symbol}({', '.join(args + [work])})", "  ret i32 %rc"]
+    return (f"define i32 @{sig.name}(ptr %arg, ptr %res, ptr %iw, ptr %w, i32 %mem) nounwind "
+            "{\n" + "\n".join(body) + "\n}")
