@@ -194,15 +194,20 @@ class Lowering:
     # ---- loops -----------------------------------------------------------------------------------
     def loop(self, count: int, hint: str):
         """Open a counted loop; returns (counter, close) where close() ends it."""
+        return self.range("0", str(count), count, hint)
+
+    def range(self, start: str, stop: str, bound: int, hint: str):
+        """Open a loop over start <= i < stop (operands: literals or values known at run time,
+        within 0..bound); returns (counter, close) where close() ends it."""
         e = self.e
         head, body, end = e.label(hint + ".head"), e.label(hint + ".body"), e.label(hint + ".end")
         slot = e.alloca("i64")
-        e.line(f"store i64 0, ptr {slot}")
+        e.line(f"store i64 {start}, ptr {slot}")
         e.line(f"br label %{head}")
         e.block(head)
         i = e.op(f"load i64, ptr {slot}")
-        more = e.op(f"icmp slt i64 {i}, {count}")
-        e.spans[i] = (0, count - 1)     # inside the body
+        more = e.op(f"icmp slt i64 {i}, {stop}")
+        e.spans[i] = (0, bound - 1)     # inside the body
         e.line(f"br i1 {more}, label %{body}, label %{end}")
         e.block(body)
         self.scopes.append({})
@@ -434,7 +439,10 @@ def _fold(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
     x = ctx.value(src, Index(src.shape, dims=dims))
     index = Index(root.shape, dims=tuple(d for axis, d in enumerate(dims) if axis not in root.arg))
     partial = ctx.load(buffer, index)
-    ctx.store(buffer, index, root.op.reduction.combine.scalar(ctx.e, root, partial, x))
+    # One accumulator (a full sum) folds with `reassoc`, as a reduction kernel does, so that
+    # the nest still vectorises; kept axes keep NumPy's sequential order.
+    combine = _combine if root.size == 1 else root.op.reduction.combine.scalar
+    ctx.store(buffer, index, combine(ctx.e, root, partial, x))
 
 
 def emit_kernel(ctx: Lowering, kernel: Kernel, unroll_ops: int = UNROLL_OPS) -> None:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..ir.ops import PLACE
+from ..ir.ops import PLACE, REDUCE_PROD, REDUCE_SUM
 from ..ir.uop import OpKind, UOp
 
 
@@ -24,16 +24,22 @@ class Buffer:
 def accumulates(node: UOp) -> bool:
     """Whether a reduction runs as a loop nest over its source in the source's order, folding
     each element into the output buffer: when the source's innermost axis (of extent > 1) is
-    kept, e.g. a column sum. The inner loop then reads and writes contiguous memory and
-    vectorises across the kept elements (reducing innermost would make LLVM gather strided
-    elements: slow code that takes it tens of milliseconds to build), the folding order is the
-    sequential one NumPy uses for such axes, and the nest can be shared with other kernels over
-    the source's shape."""
+    kept, e.g. a column sum, or when a sum or product reduces every axis to one number. The
+    inner loop then reads and writes contiguous memory and vectorises across the kept elements
+    (reducing innermost would make LLVM gather strided elements: slow code that takes it tens
+    of milliseconds to build), or into one accumulator (`reassoc`, as a reduction kernel's),
+    the folding order of kept axes is the sequential one NumPy uses, and the nest can be
+    shared with other kernels over the source's shape: a loss summed in the nest that
+    computes it stores none of its terms."""
     if node.op.kind is not OpKind.REDUCE:
         return False
     src = node.src[0]
     inner = [axis for axis in range(src.ndim) if src.shape[axis] > 1]
-    return bool(inner) and inner[-1] not in node.arg and node.size > 1
+    if not inner:
+        return False
+    if node.size == 1:
+        return node.op in (REDUCE_SUM, REDUCE_PROD) and all(a in node.arg for a in inner)
+    return inner[-1] not in node.arg
 
 
 def over_source(node: UOp) -> bool:
@@ -57,10 +63,9 @@ def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp
         yield node, at
         if node not in roots and node in realised:
             continue
-        if at is not None and node.op is PLACE and node in roots:
+        if at is not None and node in roots and over_source(node):
             stack.append((node.src[0], at))      # its nest runs over the source
-        elif at is not None and node.ndim == rank and (
-                node.op.kind is OpKind.ELEMENTWISE or accumulates(node) and node in roots):
+        elif at is not None and node.ndim == rank and node.op.kind is OpKind.ELEMENTWISE:
             stack.extend((s, at if s.shape == node.shape else None) for s in node.src)
         elif at is not None and node.ndim == rank and node.op.last_axis is not None:
             scale, offset, aligned = at

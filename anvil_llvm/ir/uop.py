@@ -56,8 +56,8 @@ class ScalarEmitter(Protocol):
 
 
 class LoweringContext(Protocol):
-    """What movement, source and reduction rules call while a kernel is emitted (implemented by
-    backend.codegen.Lowering): values of nodes at indices, and the emitter."""
+    """What movement, source, reduction and program rules call while a kernel is emitted
+    (implemented by backend.codegen.Lowering): values of nodes at indices, and the emitter."""
 
     e: ScalarEmitter
 
@@ -67,6 +67,11 @@ class LoweringContext(Protocol):
     def load_constant(self, payload: "Payload", flat: str) -> str: ...
     def guarded(self, condition: str, compute: Callable, default: str, ty: str) -> str: ...
     def choose(self, condition: str, then: Callable, otherwise: Callable, ty: str) -> str: ...
+    # and program rules (OpKind.PROGRAM), which write their own loops over buffers
+    def start(self, node: "UOp") -> str: ...
+    def loop(self, count: int, hint: str) -> tuple[str, Callable[[], None]]: ...
+    def range(self, start: str, stop: str, bound: int,
+              hint: str) -> tuple[str, Callable[[], None]]: ...
 
 
 @dataclass(frozen=True)
