@@ -1,5 +1,6 @@
-"""NumPy indexing of traced arrays: ints, slices with steps, None, Ellipsis and one integer
-array, lowered to slice, gather, reshape and permute nodes."""
+"""NumPy indexing of traced arrays: ints, slices with steps, None, Ellipsis, integer arrays
+(broadcast together, placed as NumPy places them) and constant boolean masks (their nonzero
+positions), lowered to slice, gather, reshape and permute nodes."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,40 @@ from .ir.uop import UOp
 _SEPARATOR = object()     # stands for an ellipsis that covers no axis
 
 
+def _is_mask(k) -> bool:
+    """A constant boolean array (not a Python bool, not a traced Tensor)."""
+    if hasattr(k, "node") or k is None or isinstance(k, (bool, slice, int, np.integer)) \
+            or k is Ellipsis:
+        return False
+    return np.asarray(k).dtype.kind == "b" and np.ndim(k) >= 1
+
+
+def _expand_masks(shape: tuple, key: tuple) -> tuple:
+    """Each boolean mask replaced by the integer arrays of its nonzero positions, after
+    checking it against the axes it covers."""
+    if not any(_is_mask(k) for k in key):
+        return key
+    consumed = [0 if k is None or k is Ellipsis else np.ndim(k) if _is_mask(k) else 1
+                for k in key]
+    span = max(len(shape) - sum(consumed), 0)
+    out, axis = [], 0
+    for k, count in zip(key, consumed):
+        if _is_mask(k):
+            mask = np.asarray(k)
+            if mask.shape != shape[axis:axis + mask.ndim]:
+                raise IndexError(f"boolean index of shape {mask.shape} does not match the "
+                                 f"indexed axes {shape[axis:axis + mask.ndim]} (from axis {axis})")
+            out.extend(mask.nonzero())
+        else:
+            out.append(k)
+        axis += span if k is Ellipsis else count
+    return tuple(out)
+
+
 def index(x: UOp, key) -> UOp:
-    """`x[key]` with NumPy's rules for ints, slices, None, Ellipsis and one integer array."""
-    key = key if isinstance(key, tuple) else (key,)
+    """`x[key]` with NumPy's rules for ints, slices, None, Ellipsis, integer arrays and
+    constant boolean masks."""
+    key = _expand_masks(x.shape, key if isinstance(key, tuple) else (key,))
     if any(k is Ellipsis for k in key):
         i = [j for j, k in enumerate(key) if k is Ellipsis]
         if len(i) > 1:
@@ -52,8 +84,8 @@ def index(x: UOp, key) -> UOp:
         else:
             indices = np.asarray(k)
             if indices.dtype.kind == "b":
-                raise TypeError("boolean mask indexing gives a data-dependent shape; use "
-                                "av.where(mask, x, 0) instead")
+                raise TypeError("a boolean scalar index is not supported; index with a "
+                                "boolean array of the indexed axes' shape")
             if indices.dtype.kind not in "iu" and indices.size:
                 raise TypeError(f"index arrays must be integers, got {indices.dtype}")
             indices = indices.astype(np.int64)
@@ -65,8 +97,7 @@ def index(x: UOp, key) -> UOp:
         axis += 1
     node = B.slice_(node, spec)
     if len(gathers) > 1:
-        raise IndexError("more than one integer-array index is not supported; index one axis "
-                         "at a time")
+        return _gather_together(node, gathers, shape_after)
     for gather_axis, indices in gathers:
         node = UOp(O.GATHER, (node,), gather_arg(gather_axis, indices))
     shape, axis_out = [], 0
@@ -94,3 +125,33 @@ def index(x: UOp, key) -> UOp:
         rest = [a for a in range(out.ndim) if not start <= a < start + k]
         out = UOp(O.PERMUTE, (out,), tuple(range(start, start + k)) + tuple(rest))
     return out
+
+
+def _gather_together(node: UOp, gathers: list, shape_after: list) -> UOp:
+    """Several integer arrays, broadcast together to a shape S: the indexed axes moved last and
+    flattened, one gather of their flat positions, then S where NumPy puts it: in place of the
+    advanced indices when they are adjacent, else first."""
+    try:
+        arrays = np.broadcast_arrays(*(indices for _, indices in gathers))
+    except ValueError:
+        shapes = " ".join(str(indices.shape) for _, indices in gathers)
+        raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together "
+                         f"with shapes {shapes}") from None
+    axes = [axis for axis, _ in gathers]
+    others = [a for a in range(node.ndim) if a not in axes]
+    sizes = [node.shape[a] for a in axes]
+    flat = sum(a * int(np.prod(sizes[i + 1:], dtype=np.int64)) for i, a in enumerate(arrays))
+    moved = B.reshape(B.permute(node, tuple(others + axes)),
+                      tuple(node.shape[a] for a in others) + (int(np.prod(sizes)),))
+    gathered = UOp(O.GATHER, (moved,), gather_arg(len(others), np.asarray(flat, np.int64)))
+    base = [1 if kind == "new" else node.shape[a] for kind, a in shape_after
+            if kind in ("new", "keep")]
+    s = arrays[0].shape
+    out = B.reshape(gathered, tuple(base) + s)
+    advanced = [i for i, (kind, _) in enumerate(shape_after) if kind in ("drop", "gather")]
+    adjacent = advanced == list(range(advanced[0], advanced[-1] + 1))
+    position = sum(1 for kind, _ in shape_after[:advanced[0]] if kind in ("new", "keep")) \
+        if adjacent else 0
+    b = len(base)
+    return B.permute(out, tuple(range(position)) + tuple(range(b, b + len(s)))
+                     + tuple(range(position, b)))

@@ -64,47 +64,95 @@ def tensordot(a, b, axes=2) -> Tensor:
 
 def einsum(subscripts: str, *operands) -> Tensor:
     """Einstein summation, as np.einsum with explicit or implicit output (`"ij,jk->ik"`,
-    `"ij,ij"`; no ellipsis, no repeated index within one operand: use diagonal/trace): each
-    operand is aligned on the labels, multiplied, and summed over the labels not kept."""
+    `"ij,ij"`), ellipses for broadcast axes (`"...ij,...jk->...ik"`) and indices repeated
+    within one operand (its diagonal: `"ii->i"`, `"ii"` the trace): each operand is aligned on
+    the labels, multiplied, and summed over the labels not kept.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.einsum("...ii->...", x), (av.Arg((2, 2, 2)),))
+    >>> f(np.arange(8.0).reshape(2, 2, 2))
+    array([ 3., 11.])
+    """
     if not isinstance(subscripts, str):
         raise TypeError(f"einsum: subscripts must be a string, got {type(subscripts).__name__}")
-    text = subscripts.replace(" ", "")
-    if "." in text:
-        raise NotImplementedError("einsum: ellipsis ('...') subscripts are not supported; "
-                                  "write the axes out")
-    inputs, arrow, output = text.partition("->")
+    inputs, arrow, output = subscripts.replace(" ", "").partition("->")
     terms = inputs.split(",")
     if len(terms) != len(operands):
         raise ValueError(f"einsum: {len(terms)} operand subscripts for {len(operands)} operands")
     tensors = [as_tensor(x) for x in operands]
+    spare = [c for c in string.ascii_letters if c not in subscripts]
+    broadcast = builtins.max((t.ndim - len(term.replace("...", ""))
+                              for term, t in zip(terms, tensors) if "..." in term), default=0)
+    dots = "".join(spare[:broadcast])       # labels of the broadcast axes, right-aligned
     sizes: dict[str, int] = {}
+    aligned_terms = []
     for term, t in zip(terms, tensors):
-        if builtins.any(c not in string.ascii_letters for c in term):
-            raise ValueError(f"einsum: invalid subscript {term!r} (letters only)")
-        if len(term) != t.ndim:
-            raise ValueError(f"einsum: subscript {term!r} for an operand of shape {t.shape}")
-        if len(set(term)) != len(term):
-            raise NotImplementedError(f"einsum: repeated index in {term!r}: take the diagonal "
-                                      "first (anvil_llvm.numpy.diagonal, trace)")
+        term = _expand_ellipsis(term, t, dots)
         for c, d in zip(term, t.shape):
-            if sizes.setdefault(c, d) != d:
-                raise ValueError(f"einsum: index {c!r} has sizes {sizes[c]} and {d}")
-    if not arrow:
-        counts = {c: inputs.count(c) for c in sizes}
-        output = "".join(sorted(c for c, n in counts.items() if n == 1))
+            known = sizes.setdefault(c, d)
+            if known != d and not (c in dots and 1 in (known, d)):
+                raise ValueError(f"einsum: index {c!r} has sizes {known} and {d}")
+            sizes[c] = builtins.max(known, d) if c in dots else known
+        aligned_terms.append(term)
+    terms = aligned_terms
+    if arrow:
+        if "..." not in output and broadcast and builtins.any(
+                "..." in term for term in inputs.split(",")):
+            raise ValueError("einsum: output has more dimensions than subscripts given; add "
+                             "'...' to the output to keep the broadcast axes")
+        output = output.replace("...", dots)
+        if builtins.any(c not in string.ascii_letters for c in output):
+            raise ValueError(f"einsum: invalid output subscript {output!r}")
+    else:
+        counts = {c: "".join(terms).count(c) for c in sizes if c not in dots}
+        output = dots + "".join(sorted(c for c, n in counts.items() if n == 1))
     if builtins.any(c not in sizes for c in output) or len(set(output)) != len(output):
         raise ValueError(f"einsum: output subscript {output!r} must name distinct input indices")
     labels = output + "".join(c for c in sizes if c not in output)
     product = None
     for term, t in zip(terms, tensors):
+        term, t = _diagonals(term, t)
         order = sorted(range(len(term)), key=lambda i: labels.index(term[i]))
         aligned = t.transpose(*order) if order else t
         present = [term[i] for i in order]
-        shape = tuple(sizes[c] if c in present else 1 for c in labels)
+        shape = tuple(aligned.shape[present.index(c)] if c in present else 1 for c in labels)
         aligned = aligned.reshape(shape)
         product = aligned if product is None else product * aligned
+    product = product.broadcast_to(tuple(sizes[c] for c in labels))
     summed = tuple(range(len(output), len(labels)))
     return product.sum(summed) if summed else product
+
+
+def _expand_ellipsis(term: str, t: Tensor, dots: str) -> str:
+    """`term` with its '...' replaced by the labels of the broadcast axes it covers (the last
+    of `dots`), checked against the operand's rank."""
+    named = term.replace("...", "")
+    if builtins.any(c not in string.ascii_letters for c in named) or term.count("...") > 1 \
+            or "." in term.replace("...", ""):
+        raise ValueError(f"einsum: invalid subscript {term!r} (letters and one '...')")
+    if "..." in term:
+        covered = t.ndim - len(named)
+        if covered < 0:
+            raise ValueError(f"einsum: subscript {term!r} for an operand of shape {t.shape}")
+        return term.replace("...", dots[len(dots) - covered:])
+    if len(term) != t.ndim:
+        raise ValueError(f"einsum: subscript {term!r} for an operand of shape {t.shape}")
+    return term
+
+
+def _diagonals(term: str, t: Tensor) -> tuple[str, Tensor]:
+    """An index repeated within one operand: its diagonal, as one axis at the end."""
+    for c in dict.fromkeys(term):
+        while term.count(c) > 1:
+            first = term.index(c)
+            second = term.index(c, first + 1)
+            n = t.shape[first]
+            rest = [i for i in range(t.ndim) if i not in (first, second)]
+            moved = t.transpose(*rest, first, second).reshape(
+                tuple(t.shape[i] for i in rest) + (n * n,))
+            t = moved[..., np.arange(n) * (n + 1)]
+            term = "".join(term[i] for i in rest) + c
+    return term, t
 
 
 def matrix_transpose(x) -> Tensor:

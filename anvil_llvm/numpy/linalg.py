@@ -1,12 +1,45 @@
-"""`anvil_llvm.numpy.linalg`: solve, inv, norms (det and the factorisations are to come)."""
+"""`anvil_llvm.numpy.linalg`: solve, inv, det, slogdet, cholesky, eigh, eigvalsh, lstsq,
+pinv, norms; and SciPy's
+triangular and Cholesky solves (`cho_solve`, `solve_triangular`), kept here beside the
+factorisation they complete rather than in a namespace of their own."""
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import tensor as T
+from ..ir.ops.linalg import CHOLESKY, EIGH, SLOGDET, trisolve
 from ..ir.ops.linalg import solve as _solve
+from ..ir.uop import UOp
 from ..tensor import Tensor, as_tensor
-from ._elementwise import sqrt
+from ._elementwise import exp, maximum, sqrt
+from ._shapes import swapaxes
+
+
+def _matrices(name: str, a) -> Tensor:
+    """`a` as float square matrices (..., n, n)."""
+    a = T._float(as_tensor(a))
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"{name}: `a` must be square over its last two axes, got shape {a.shape}")
+    return a
+
+
+def _with_right_sides(name: str, a, b, build) -> Tensor:
+    """`build(a, b)` on square `a` and right sides `b` as NumPy's solve takes them: (..., n)
+    when 1-D, else (..., n, k); batch axes broadcast; one float dtype."""
+    a, b = _matrices(name, a), T._float(as_tensor(b))
+    if a.dtype != b.dtype:
+        a, b = (x.astype(np.float64) for x in (a, b))
+    vector = b.ndim == 1
+    if vector:
+        b = b.reshape(b.shape[0], 1)
+    if b.ndim < 2 or b.shape[-2] != a.shape[-1]:
+        raise ValueError(f"{name}: `b` of shape {b.shape} does not fit `a` of shape {a.shape}")
+    batch = T.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    x = Tensor(build(a.broadcast_to(batch + a.shape[-2:]).node,
+                     b.broadcast_to(batch + b.shape[-2:]).node))
+    return x.reshape(x.shape[:-1]) if vector else x
 
 
 def solve(a, b) -> Tensor:
@@ -19,29 +52,240 @@ def solve(a, b) -> Tensor:
     >>> f(np.array([[2.0, 1.0], [1.0, 3.0]]), np.array([3.0, 5.0]))
     array([0.8, 1.4])
     """
-    a, b = T._float(as_tensor(a)), T._float(as_tensor(b))
-    if a.dtype != b.dtype:
-        a, b = (x.astype(np.float64) for x in (a, b))
-    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"solve: `a` must be square over its last two axes, got shape {a.shape}")
-    vector = b.ndim == 1
-    if vector:
-        b = b.reshape(b.shape[0], 1)
-    if b.ndim < 2 or b.shape[-2] != a.shape[-1]:
-        raise ValueError(f"solve: `b` of shape {b.shape} does not fit `a` of shape {a.shape}")
-    batch = T.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    x = Tensor(_solve(a.broadcast_to(batch + a.shape[-2:]).node,
-                      b.broadcast_to(batch + b.shape[-2:]).node))
-    return x.reshape(x.shape[:-1]) if vector else x
+    return _with_right_sides("solve", a, b, _solve)
 
 
 def inv(a) -> Tensor:
-    """The inverse of square matrices (..., n, n), as np.linalg.inv (solve with the identity)."""
+    """The inverse of square matrices (..., n, n), as np.linalg.inv (solve with the identity).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.linalg.inv, (av.Arg((2, 2)),))
+    >>> f(np.array([[2.0, 0.0], [0.0, 4.0]]))
+    array([[0.5 , 0.  ],
+           [0.  , 0.25]])
+    """
+    a = _matrices("inv", a)
+    return solve(a, np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype.np), a.shape))
+
+
+class SlogdetResult(NamedTuple):
+    """What `slogdet` returns, as NumPy's: the sign and the log of the absolute value."""
+
+    sign: Tensor
+    logabsdet: Tensor
+
+
+def slogdet(a) -> SlogdetResult:
+    """The sign and log|det| of square matrices (..., n, n), as np.linalg.slogdet: LU with
+    partial pivoting in native loops; a singular matrix gives (0, -inf), as NumPy. The
+    derivative of logabsdet is a^-T, so at a singular matrix it is not finite.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.linalg.slogdet, (av.Arg((2, 2)),))
+    >>> sign, logabsdet = f(np.array([[0.0, 2.0], [1.0, 0.0]]))
+    >>> float(sign), bool(np.isclose(logabsdet, np.log(2.0)))
+    (-1.0, True)
+    """
+    a = _matrices("slogdet", a)
+    packed = Tensor(UOp(SLOGDET, (a.node,)))
+    return SlogdetResult(packed[..., 0], packed[..., 1])
+
+
+def det(a) -> Tensor:
+    """The determinant of square matrices (..., n, n), as np.linalg.det: sign * exp(logabsdet)
+    from `slogdet` (NumPy computes it so too); 0 for a singular matrix, where its derivative
+    (det * a^-T) is NaN.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.linalg.det, (av.Arg((2, 2)),))
+    >>> float(f(np.array([[1.0, 2.0], [3.0, 4.0]])))
+    -2.0000000000000004
+    """
+    sign, logabsdet = slogdet(a)
+    return sign * exp(logabsdet)
+
+
+def cholesky(a, /, *, upper: bool = False) -> Tensor:
+    """The Cholesky factor L (lower, L @ L.T == a) of symmetric positive definite matrices
+    (..., n, n), as np.linalg.cholesky: only the lower triangle of `a` is read; `upper=True`
+    gives L.T. A matrix that is not positive definite gives NaN everywhere (as JAX; NumPy
+    raises LinAlgError, which native code cannot).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.linalg.cholesky, (av.Arg((2, 2)),))
+    >>> f(np.array([[4.0, 2.0], [2.0, 5.0]]))
+    array([[2., 0.],
+           [1., 2.]])
+    """
+    l = Tensor(UOp(CHOLESKY, (_matrices("cholesky", a).node,)))
+    return swapaxes(l, -1, -2) if upper else l
+
+
+def solve_triangular(a, b, trans=0, lower: bool = False) -> Tensor:
+    """x with op(a) @ x == b for triangular `a`, as scipy.linalg.solve_triangular (`trans` 0 or
+    'N': op(a) = a, 1 or 'T': a.T; only the triangle of `lower` is read): substitution in
+    native loops. Batch axes broadcast as in `solve`.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda a, b: anp.linalg.solve_triangular(a, b, lower=True),
+    ...                          (av.Arg((2, 2)), av.Arg(2)))
+    >>> f(np.array([[2.0, 0.0], [1.0, 1.0]]), np.array([2.0, 3.0]))
+    array([1., 2.])
+    """
+    transposed = {0: False, "N": False, 1: True, "T": True, 2: True, "C": True}.get(trans)
+    if transposed is None:
+        raise ValueError(f"solve_triangular: `trans` must be 0, 1, 2, 'N', 'T' or 'C', "
+                         f"got {trans!r}")
+    return _with_right_sides("solve_triangular", a, b,
+                             lambda t, r: trisolve(t, r, bool(lower), transposed))
+
+
+def cho_solve(c_and_lower, b) -> Tensor:
+    """x with a @ x == b from the Cholesky factor of `a`, as scipy.linalg.cho_solve:
+    `c_and_lower` is `(c, lower)`, c lower (c @ c.T == a) or upper (c.T @ c == a); two
+    triangular solves.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> def f(a, b):
+    ...     return anp.linalg.cho_solve((anp.linalg.cholesky(a), True), b)
+    >>> g = av.NumericalFunction("g", f, (av.Arg((2, 2)), av.Arg(2)))
+    >>> g(np.array([[4.0, 2.0], [2.0, 5.0]]), np.array([6.0, 7.0]))
+    array([1., 1.])
+    """
+    if not (isinstance(c_and_lower, tuple) and len(c_and_lower) == 2):
+        raise TypeError("cho_solve: `c_and_lower` must be a pair (factor, lower), got "
+                        f"{type(c_and_lower).__name__}")
+    c, lower = c_and_lower
+    lower = bool(lower)
+    return _with_right_sides("cho_solve", c, b, lambda t, r: trisolve(
+        t, trisolve(t, r, lower, not lower), lower, lower))
+
+
+class EighResult(NamedTuple):
+    """What `eigh` returns, as NumPy's: the eigenvalues and the eigenvectors (columns)."""
+
+    eigenvalues: Tensor
+    eigenvectors: Tensor
+
+
+def _eigh(a, UPLO: str, name: str) -> Tensor:
+    """The packed EIGH result of the symmetric matrices read from `UPLO`'s triangle."""
+    if UPLO not in ("L", "U"):
+        raise ValueError(f"{name}: `UPLO` must be 'L' or 'U', got {UPLO!r}")
+    a = _matrices(name, a)
+    return Tensor(UOp(EIGH, ((a if UPLO == "L" else swapaxes(a, -1, -2)).node,)))
+
+
+def eigh(a, UPLO: str = "L") -> EighResult:
+    """Eigenvalues (ascending) and eigenvectors of symmetric matrices (..., n, n), as
+    np.linalg.eigh, reading the lower (`UPLO='L'`) or upper triangle: cyclic Jacobi rotations
+    in native loops. Each eigenvector's entry of largest magnitude is positive (NumPy leaves the
+    sign to LAPACK). The derivatives assume distinct eigenvalues (dV divides by their gaps).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.linalg.eigh, (av.Arg((2, 2)),))
+    >>> w, v = f(np.array([[3.0, 0.0], [0.0, -1.0]]))
+    >>> w, v
+    (array([-1.,  3.]), array([[0., 1.],
+           [1., 0.]]))
+    """
+    packed = _eigh(a, UPLO, "eigh")
+    n = packed.shape[-1]
+    return EighResult(packed[..., 0, :], packed[..., 1:, :].reshape(packed.shape[:-2] + (n, n)))
+
+
+def eigvalsh(a, UPLO: str = "L") -> Tensor:
+    """The eigenvalues (ascending) of symmetric matrices (..., n, n), as np.linalg.eigvalsh
+    (see `eigh`).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.linalg.eigvalsh, (av.Arg((2, 2)),))
+    >>> f(np.array([[2.0, 0.0], [0.0, -1.0]]))
+    array([-1.,  2.])
+    """
+    return _eigh(a, UPLO, "eigvalsh")[..., 0, :]
+
+
+def _normal_solve(name: str, a: Tensor, b: Tensor) -> Tensor:
+    """The least-squares (m >= n) or least-norm (m < n) solution of a @ x = b for `a` of full
+    rank, through the normal equations: Cholesky of a^T a (or a a^T) and two triangular
+    solves."""
+    t = swapaxes(a, -1, -2)
+    if a.shape[-2] >= a.shape[-1]:
+        return cho_solve((cholesky(t @ a), True), t @ b)
+    return t @ cho_solve((cholesky(a @ t), True), b)
+
+
+def _matrix(name: str, a) -> Tensor:
     a = T._float(as_tensor(a))
-    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
-        raise ValueError(f"inv: `a` must be square over its last two axes, got shape {a.shape}")
-    eye = np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype.np), a.shape)
-    return solve(a, eye)
+    if a.ndim < 2:
+        raise ValueError(f"{name}: `a` must be a matrix (..., m, n), got shape {a.shape}")
+    return a
+
+
+def pinv(a, rcond=None, hermitian: bool = False) -> Tensor:
+    """The pseudo-inverse of matrices (..., m, n) of full rank, as np.linalg.pinv: through the
+    normal equations ((a^T a)^-1 a^T, or a^T (a a^T)^-1 when m < n). A matrix of lower rank
+    gives NaN (no singular value cut-off: `rcond` must stay None).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", anp.linalg.pinv, (av.Arg((3, 1)),))
+    >>> f(np.array([[1.0], [2.0], [2.0]])) * 9.0
+    array([[1., 2., 2.]])
+    """
+    if rcond is not None or hermitian:
+        raise NotImplementedError("pinv: `rcond` and `hermitian` need singular values with a "
+                                  "cut-off, which are not supported; pinv of a matrix of full "
+                                  "rank takes neither")
+    a = _matrix("pinv", a)
+    m = a.shape[-2]
+    return _normal_solve("pinv", a, np.broadcast_to(np.eye(m, dtype=a.dtype.np),
+                                                     a.shape[:-2] + (m, m)))
+
+
+class LstsqResult(NamedTuple):
+    """What `lstsq` returns, as NumPy's tuple."""
+
+    x: Tensor
+    residuals: Tensor
+    rank: Tensor
+    s: Tensor
+
+
+def lstsq(a, b, rcond=None) -> LstsqResult:
+    """The least-squares solution of a @ x = b for `a` (m, n) of full rank, as np.linalg.lstsq:
+    (x, residuals, rank, s). x from the normal equations (Cholesky of a^T a, or a^T (a a^T)^-1
+    b when m < n: least norm): derivatives of every order from the Cholesky and triangular
+    solve rules, at n^2 m + n^3 / 3 operations; its error grows as cond(a)^2 (QR's as cond(a)),
+    fine for the small, well-conditioned problems this is for. residuals: the squared norms of
+    the columns of b - a @ x when m > n (shape (k,), (1,) for 1-D b), else empty (full rank
+    assumed: NumPy also gives none below it). s: the singular values, descending, as the square
+    roots of the eigenvalues of the Gram matrix (accurate relative to the largest); rank: how
+    many exceed rcond * max(m, n) * s[0] (rcond None: the machine epsilon), an int64 Tensor.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda a, b: anp.linalg.lstsq(a, b)[0],
+    ...                          (av.Arg((3, 2)), av.Arg(3)))
+    >>> (f(np.array([[1.0, 0.0], [1.0, 1.0], [1.0, 2.0]]), np.array([1.0, 2.0, 4.0])) * 6).round(9)
+    array([5., 9.])
+    """
+    a, b = _matrix("lstsq", a), T._float(as_tensor(b))
+    if a.ndim != 2 or b.ndim not in (1, 2) or b.shape[0] != a.shape[0]:
+        raise ValueError(f"lstsq: `a` (m, n) and `b` (m,) or (m, k) expected, got shapes "
+                         f"{a.shape} and {b.shape}")
+    m, n = a.shape
+    column = b.reshape(m, 1) if b.ndim == 1 else b
+    x = _normal_solve("lstsq", a, column)
+    if m > n:
+        residuals = ((column - a @ x) ** 2).sum(axis=0)
+    else:
+        residuals = T.as_tensor(np.zeros(0, a.dtype.np))
+    t = swapaxes(a, -1, -2)
+    gram = t @ a if m >= n else a @ t
+    s = sqrt(maximum(eigvalsh(gram), 0.0))[::-1]
+    cutoff = (np.finfo(a.dtype.np).eps if rcond is None else float(rcond)) * max(m, n)
+    rank = (s > cutoff * s[0]).astype(np.int64).sum()
+    return LstsqResult(x.reshape(n) if b.ndim == 1 else x, residuals, rank, s)
 
 
 def norm(x, ord=None, axis=None, keepdims: bool = False) -> Tensor:

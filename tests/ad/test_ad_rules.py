@@ -19,6 +19,7 @@ from avcheck import as_list, fast
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from scipy import linalg as sla
 from scipy import special
 
 import anvil_llvm as av
@@ -113,6 +114,20 @@ def placed(m, x):
     from anvil_llvm.ir import build
     return av.Tensor(build.place(x.node, SLOTS, 7))
 
+
+def triangular(m, a, b):
+    """op(a)^-1 b with op(a) the transpose of a's lower triangle."""
+    if m is np:
+        return sla.solve_triangular(a, b, trans=1, lower=True)
+    import anvil_llvm.numpy as anp
+    return anp.linalg.solve_triangular(a, b, trans=1, lower=True)
+
+
+def eigen(a):
+    w, v = np.linalg.eigh(a)
+    return w, v * v[:1]
+
+
 def scanned(m, c, xs):
     """A loop with a carry, scanned rows, a value read from outside and per-step outputs:
     `av.scan` for anvil_llvm, the same body in a Python loop for NumPy."""
@@ -172,6 +187,17 @@ ROWS = [
     Row("solve", lambda m, a, b: np.linalg.solve(a + 8.0 * np.eye(3), b), (U(3, 3), U(3, 2))),
     Row("solve_batched", lambda m, a, b: np.linalg.solve(a + 8.0 * np.eye(2), b),
         (U(2, 2, 2), U(2, 2, 1))),
+    Row("slogdet", lambda m, a: np.linalg.slogdet(a + 8.0 * np.eye(3))[1], (U(3, 3),)),
+    Row("det_batched", lambda m, a: np.linalg.det(a + 8.0 * np.eye(2)), (U(2, 2, 2),)),
+    # the symmetric matrix of the lower triangle is diagonally dominant: positive definite;
+    # 2 x 2: from 3 x 3 on the rule leaves rounding noise where a derivative is exactly zero
+    # (tests/test_linalg.py checks the 3 x 3 patterns up to it); sin: L[1, 1]^2 is linear in
+    # A[1, 1], which the squares of the Hessian pattern check would hide
+    Row("cholesky", lambda m, a: m.sin(np.linalg.cholesky(a + 8.0 * np.eye(2))), (U(2, 2),)),
+    # eigenvalues near 0, 8 and 16: apart; eigenvectors times their first row: free of signs
+    Row("eigh", lambda m, a: eigen(a + np.diag([0.0, 8.0, 16.0])), (U(3, 3, lo=-1.0, hi=1.0),)),
+    Row("solve_triangular", lambda m, a, b: triangular(m, a + 8.0 * np.eye(3), b),
+        (U(3, 3), U(3, 2))),
     # off the branch cut (y = 0, x < 0)
     Row("arctan2", lambda m, y, x: m.arctan2(y, x), (U(4), U(4, lo=0.2))),
     # x / y stays within (0, 1) and (-1, 0): no jump of the remainder within the stencil

@@ -133,6 +133,24 @@ CASES.append((O.PLACE, UOp(O.PLACE, (x,), (Payload(np.array([[5, -1, 0], [7, 2, 
 MATRIX = np.array([[0.5, 2.0, -1.0], [3.0, 0.2, 0.4], [-1.0, 1.0, 4.0]])   # pivots needed
 CASES.append((O.SOLVE, UOp(O.SOLVE, (const_array(MATRIX), UOp(O.PERMUTE, (x,), (1, 0)))), [A],
               np.linalg.solve(MATRIX, A.T)))
+def _eigh_signed(a: np.ndarray) -> np.ndarray:
+    """NumPy's eigh packed as EIGH's result: eigenvalues over eigenvectors, each with its
+    entry of largest magnitude positive."""
+    w, v = np.linalg.eigh(a)
+    v = v * np.sign(v[np.argmax(np.abs(v), axis=0), np.arange(len(w))])
+    return np.vstack([w, v])
+
+
+SPD = MATRIX @ MATRIX.T + np.eye(3)
+SPD_NOISE = SPD + np.triu(np.full((3, 3), 7.0), 1)          # cholesky reads the lower triangle
+CASES += [
+    (O.SLOGDET, UOp(O.SLOGDET, (const_array(np.stack([MATRIX, MATRIX[::-1]])),)), [A],
+     np.stack(np.linalg.slogdet(np.stack([MATRIX, MATRIX[::-1]])), axis=-1)),
+    (O.CHOLESKY, UOp(O.CHOLESKY, (const_array(SPD_NOISE),)), [A], np.linalg.cholesky(SPD)),
+    (O.EIGH, UOp(O.EIGH, (const_array(SPD_NOISE),)), [A], _eigh_signed(SPD)),
+    (O.TRISOLVE, UOp(O.TRISOLVE, (const_array(SPD_NOISE), UOp(O.PERMUTE, (x,), (1, 0))),
+                     (True, True)), [A], np.linalg.solve(np.tril(SPD_NOISE).T, A.T)),
+]
 CASES += [(O.LOOP, LOOP_FINAL, [A, B], _scan_reference(A.sum(0), B)[0]),
           (O.PARAM, LOOP_YS, [A, B], _scan_reference(A.sum(0), B)[1])]
 
@@ -151,8 +169,9 @@ def test_every_op_has_a_case():
 def test_interpreter_and_compiled_graph(op, node, inputs, expected):
     expected = np.asarray(expected)
     (value,) = evaluate([node], inputs)
-    # solve: elimination in another order than LAPACK's, a few roundings apart
-    tol = ULP64 if op in MATH or op in (O.POW, O.ATAN2, O.SOLVE) else None
+    # linear algebra: in another order than LAPACK's, a few roundings apart
+    tol = ULP64 if op in MATH or op in (O.POW, O.ATAN2, O.SOLVE, O.SLOGDET, O.CHOLESKY,
+                                          O.TRISOLVE, O.EIGH) else None
     assert_matches(value, expected.astype(node.dtype.np), tol, "interpreter vs NumPy")
     inputs = inputs or [np.zeros(())]        # a function takes at least one argument
     fn = av.NumericalFunction.from_graph("g", [av.Arg(v.shape, v.dtype) for v in inputs], [node],
