@@ -52,15 +52,25 @@ def _batched(direction: UOp | None, seed: UOp, seeds: UOp, size: int, unroll: bo
     if direction is None or not count:
         return B.full((count * size,), 0, seeds.dtype)
     if unroll:
-        rows = [B.reshape(replaced([direction], {seed: B.reshape(B.slice_(seeds, (
-            (k, 1, 1),) + tuple((0, 1, n) for n in seed.shape)), seed.shape)})[0], (size,))
+        rows = [_natural(replaced([direction], {seed: B.reshape(B.slice_(seeds, (
+            (k, 1, 1),) + tuple((0, 1, n) for n in seed.shape)), seed.shape)})[0])
                 for k in range(count)]
-        return B.concat(rows, 0) if len(rows) > 1 else rows[0]
+        if len({row.shape for row in rows}) > 1:
+            rows = [B.reshape(row, (size,)) for row in rows]
+        return B.concat([B.reshape(row, (1,) + row.shape) for row in rows], 0)
     ((batched, is_batched),) = vmap_graph([direction], {seed: seeds})
     batched = with_batch(batched, is_batched, count)
     while batched.op is RESHAPE and batched.src[0].shape[:1] == (count,):
         batched = batched.src[0]
     return batched
+
+
+def _natural(node: UOp) -> UOp:
+    """`node` before the reshapes that end it (the same elements in the same order, in the
+    shape they are computed in)."""
+    while node.op is RESHAPE:
+        node = node.src[0]
+    return node
 
 
 def _placeholder(like: UOp) -> UOp:
