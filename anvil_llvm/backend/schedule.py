@@ -13,6 +13,7 @@ from .kernel import Buffer, Kernel, buffer_nbytes, innermost_reads, over_source
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
 CHUNK_OPS = 250         # scalar code per noinline function (docs/backend.md, 'Huge scalar graphs')
 SMALL_REDUCTION = 8     # reductions over at most this many elements are unrolled in place
+SHARED_NODES = 256      # a node used twice is realised when its fused code has more operations
 MAX_DEPTH = 96          # deeper expressions are realised: bounds the emitter's recursion
 WINDOW = 4              # a node read at offsets this close along a loop is carried, not stored
 
@@ -139,7 +140,12 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
         same_place = all(u.op.kind is OpKind.ELEMENTWISE and u.shape == node.shape
                          for u in distinct)
         cost = costs.cost[node]
-        if is_small(node) and cost > 1 or not same_place and cost > RECOMPUTE_LIMIT:
+        # Used in the same place only, it is computed once per position where its users
+        # share a nest, but its code is copied where they read it at other positions (one
+        # reverses what the other reads): past SHARED_NODES operations it is realised, and
+        # kept in registers where its users do share a nest (`_keep_in_nests`).
+        if (is_small(node) and cost > 1 or not same_place and cost > RECOMPUTE_LIMIT
+                or costs.nodes[node] > SHARED_NODES):
             realised.add(node)
     return realised, costs
 
