@@ -125,6 +125,30 @@ class NumericalFunction:
         labels = {node: name for node, name in zip(self.inputs, self.arg_names)}
         return graph_text(self.outputs, labels)
 
+    def to_dot(self) -> str:
+        """The UOp graph as Graphviz text, one node per UOp and one edge per source
+        (anvil_llvm.viz.to_dot).
+
+        >>> import anvil_llvm as av
+        >>> f = av.NumericalFunction("f", lambda x: av.exp(x), (av.Arg(2),))
+        >>> f.to_dot().count(" -> ")
+        1
+        """
+        from .viz import to_dot
+        return to_dot(self)
+
+    def schedule_text(self) -> str:
+        """The kernels (loop nests) this function is compiled into, without compiling it
+        (anvil_llvm.viz.schedule_text).
+
+        >>> import anvil_llvm as av
+        >>> f = av.NumericalFunction("f", lambda x: (x * x).sum(), (av.Arg(50),))
+        >>> print(f.schedule_text().splitlines()[0])
+        f: 1 kernel, 0 bytes of workspace
+        """
+        from .viz import schedule_text
+        return schedule_text(self)
+
     @property
     def symbol(self) -> str:
         return self.name
@@ -400,6 +424,18 @@ class SparseNumericalFunction(NumericalFunction):
     @property
     def ncolors(self) -> int:
         return self.coloring.ncolors
+
+    def spy(self, **kwargs):
+        """Draw this matrix's pattern, each nonzero coloured by the directional derivative it is
+        read from; the keywords are those of `anvil_llvm.viz.spy` (ax, path, title, size).
+
+        >>> import tempfile, pathlib, anvil_llvm as av
+        >>> f = av.NumericalFunction("f", lambda x: x[1:] * x[:-1], (av.Arg(5),))
+        >>> av.ad.spjacobian(f).spy(path=pathlib.Path(tempfile.mkdtemp()) / "J.png").suffix
+        '.png'
+        """
+        from .viz import spy
+        return spy(self, **kwargs)
 
     def csc(self, *args, **kwargs):
         """The matrix at these inputs, as a scipy.sparse.csc_array."""
