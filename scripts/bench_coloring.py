@@ -11,24 +11,25 @@ allocations are invisible to tracemalloc).
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import functools
-import os
-import platform
+import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import benchtools as bt
 import numpy as np
 import scipy.sparse as sp
+from benchtools import Point, Row, Section
 
 from anvil_llvm.ad.coloring import hessian_coloring, jacobian_coloring
+from anvil_llvm.ad.coloring.check import check_coloring
 from anvil_llvm.ad.coloring.patterns import Walk, adjacency, as_pattern, transposed
 from anvil_llvm.ad.coloring.star import restricted_star_steps
 
 CASADI_MAX_STEPS = 3e9  # about 10 s of CasADi: beyond this its run is reported as skipped
-OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks" / "coloring.md"
 
 
 def banded(n: int, b: int) -> sp.csc_array:
@@ -114,13 +115,12 @@ def timed(call: Callable[[], object]) -> tuple[object, float]:
     return result, seconds
 
 
-def casadi_run(P: sp.csc_array, kind: str, steps: float) -> tuple[str, str]:
-    """CasADi's colour count and time; for "auto" the better of columns and rows."""
+def casadi_run(P: sp.csc_array, kind: str, steps: float) -> tuple[str, bt.Value]:
+    """CasADi's colour count and seconds; for "auto" the better of columns and rows."""
     if steps > CASADI_MAX_STEPS:
-        return "skipped", f"(≈{steps / 2e8:.0f} s est.)"
-    import casadi
-
-    S = casadi.Sparsity(*P.shape, P.indptr.tolist(), P.indices.tolist())
+        return "-", f"skipped (≈{steps / 2e8:.0f} s est.)"
+    ca = bt.peers.ca
+    S = ca.Sparsity(*P.shape, P.indptr.tolist(), P.indices.tolist())
     calls = {
         "column": [S.uni_coloring],
         "row": [S.T.uni_coloring],
@@ -129,10 +129,10 @@ def casadi_run(P: sp.csc_array, kind: str, steps: float) -> tuple[str, str]:
         "acyclic": [S.star_coloring],  # CasADi has no acyclic colouring: its star for reference
     }[kind]
     runs = [timed(call) for call in calls]
-    return str(min(r.size2() for r, _ in runs)), f"{sum(t for _, t in runs):.3f}"
+    return str(min(r.size2() for r, _ in runs)), sum(t for _, t in runs)
 
 
-def run_case(name: str, P: sp.csc_array, kind: str, optimum: str) -> list[str]:
+def run_case(name: str, P: sp.csc_array, kind: str, optimum: str) -> Row:
     if kind in ("star", "acyclic"):
         ours = functools.partial(hessian_coloring, P, method=kind)
         graph = adjacency(P.indptr, P.indices)
@@ -143,21 +143,22 @@ def run_case(name: str, P: sp.csc_array, kind: str, optimum: str) -> list[str]:
         costs = {"column": Walk.columns(P, PT).cost(), "row": Walk.columns(PT, P).cost()}
         casadi_steps = costs.get(kind, sum(costs.values()))
     result, seconds = timed(ours)
+    try:
+        check_coloring(P, result)
+    except ValueError as e:
+        seconds = f"{bt.DISAGREE} (invalid colouring: {e})"
     memory = extra_peak_bytes(ours) / max(P.nnz, 1)
-    theirs, their_time = casadi_run(P, kind, casadi_steps)
-    return [
-        name,
-        kind,
-        f"{P.shape[1]:,}",
-        f"{P.nnz:,}",
-        optimum,
-        f"**{result.ncolors}**",
-        result.partition if kind == "auto" else result.order,
-        f"{seconds:.3f}",
-        f"{memory:.0f}",
-        theirs,
-        their_time,
-    ]
+    try:
+        theirs, their_time = casadi_run(P, kind, casadi_steps)
+    except bt.Unavailable as e:
+        theirs, their_time = "-", str(e)
+    order = result.partition if kind == "auto" else result.order
+    family = re.sub(r" [mn]=[^ ]+( \(n=[^)]+\))?", "", name)
+    operator = "Hessian colouring" if name.endswith(" H") else "Jacobian colouring"
+    return Row(f"{name} ({kind})", seconds, {"CasADi": their_time}, ("CasADi",), note=(
+        f"n {P.shape[1]:,}, nnz {P.nnz:,}; colours **{result.ncolors}** (optimum {optimum}, "
+        f"CasADi {theirs}); {order}; peak {memory:.0f} B/nnz"),
+        point=Point(f"{family} {kind}", operator, "run", P.shape[1]))
 
 
 def cases(quick: bool) -> list[tuple[str, Callable[[], sp.csc_array], str, str]]:
@@ -195,57 +196,39 @@ def cases(quick: bool) -> list[tuple[str, Callable[[], sp.csc_array], str, str]]
         ("random 5/row n=1e4 H", lambda: random_pattern(10_000, 5, True), "star", "—"),
         ("random 5/row n=1e4 H", lambda: random_pattern(10_000, 5, True), "acyclic", "—"),
     ]
-    return [c for c in out if big or ("1000 " not in c[0] and "1e6" not in c[0])]
+    large = ("1000 ", "1e6", "1e5", "m=50", "m=30")     # --quick: patterns up to n = 10^4
+    return [c for c in out if big or not any(size in c[0] for size in large)]
 
 
-HEADER = [
-    "pattern",
-    "problem",
-    "n",
-    "nnz",
-    "optimum",
-    "colours",
-    "order / partition",
-    "time (s)",
-    "peak B/nnz",
-    "CasADi colours",
-    "CasADi time (s)",
-]
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="skip the n = 1e6 patterns")
-    args = parser.parse_args()
+def colourings(cfg: Config) -> Section:
     jacobian_coloring(np.eye(3))  # compile (or load) every kernel before timing
     rows = []
-    for name, make, kind, optimum in cases(args.quick):
+    for name, make, kind, optimum in cases(cfg.quick_sizes):
         rows.append(run_case(name, make(), kind, optimum))
-        print(" | ".join(rows[-1]), flush=True)
-    lines = [
-        "# Colouring benchmark",
-        "",
-        (
-            "Written by `OPENBLAS_NUM_THREADS=1 python scripts/bench_coloring.py`"
-            f" on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()},"
-            f" {time.strftime('%Y-%m-%d')}. One run; times are wall clock (best of three under"
-            " 0.2 s), numba compilation excluded. J: Jacobian pattern (`jacobian_coloring`), H:"
-            " Hessian pattern (`hessian_coloring`). CasADi: `uni_coloring` (columns; rows on the"
-            " transpose) and `star_coloring` (its default largest-first order); it has no acyclic"
-            ' or bidirectional colouring, so those rows show its star colouring. "skipped":'
-            " CasADi's quadratic cost, estimated from the pattern, would exceed about 10 s."
-            " Peak B/nnz: growth of the process's peak RSS during our call, per nonzero."
-        ),
-        "",
-        "| " + " | ".join(HEADER) + " |",
-        "|" + "---|" * len(HEADER),
-        *("| " + " | ".join(row) + " |" for row in rows),
-        "",
-    ]
-    if not args.quick:
-        OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+        print(rows[-1].what, bt.fmt_time(rows[-1].anvil), flush=True)
+    return Section("Colourings: ours and CasADi's", rows, (
+        "One run; times are wall clock (best of three under 0.2 s), numba compilation "
+        "excluded; each of our colourings is checked valid against the pattern "
+        "(`check_coloring`, from the definitions) before its time is reported. J: Jacobian "
+        "pattern (`jacobian_coloring`), H: Hessian pattern (`hessian_coloring`). CasADi: "
+        "`uni_coloring` (columns; rows on the transpose) and `star_coloring` (its default "
+        "largest-first order); it has no acyclic or bidirectional colouring, so those rows show "
+        "its star colouring. \"skipped\": CasADi's quadratic cost, estimated from the pattern, "
+        "would exceed about 10 s. Note: n, nonzeros, our colour count (the optimum where known, "
+        "CasADi's count), the order or partition chosen, and the peak extra memory: growth of "
+        "the process's peak RSS during our call, per nonzero."))
+
+
+@dataclass(frozen=True)
+class Config(bt.Timing):
+    quick_sizes: bool       # skip the n = 1e6 patterns
+
+
+FULL = Config(rounds=1, seconds=0.0, build_rounds=1, processes=0, quick_sizes=False)
+QUICK = Config(rounds=1, seconds=0.0, build_rounds=1, processes=0, quick_sizes=True)
+AREA = bt.Area("coloring", "Colouring benchmark", (colourings,), QUICK, FULL,
+               intro="anvil_llvm.ad.coloring's colourings beside CasADi's on the same patterns. ")
 
 
 if __name__ == "__main__":
-    main()
+    AREA.main(__doc__)

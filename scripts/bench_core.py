@@ -26,13 +26,12 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import benchtools as bt
 import numpy as np
-from benchtools import Row, Section, Tool, Value, peers
+from benchtools import Point, Row, Section, Tool, Value, peers
 
 from anvil_llvm import ad
 from anvil_llvm.benchmarks import Problem, problem
 
 SCRIPT = str(Path(__file__).resolve())
-DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "core.md"
 
 
 @dataclass(frozen=True)
@@ -52,9 +51,9 @@ FULL = Config(rounds=7, seconds=0.05, build_rounds=5, processes=5, builds_per_pr
               rosen_n=10**6, rosen_ns=(100, 10**4, 10**6), bratu_ms=(10, 100, 1000),
               casadi_n=10**4, scalar_ops=(10_000, 100_000), scalar_timeout=300,
               jacobian_n=(100, 10_000), worker_timeout=120)
-QUICK = Config(rounds=3, seconds=0.01, build_rounds=2, processes=2, builds_per_process=3,
-               rosen_n=10**4, rosen_ns=(100, 10**4), bratu_ms=(10, 100), casadi_n=100,
-               scalar_ops=(1_000, 10_000), scalar_timeout=60, jacobian_n=(100, 1000),
+QUICK = Config(rounds=2, seconds=0.005, build_rounds=1, processes=1, builds_per_process=2,
+               rosen_n=10**4, rosen_ns=(100, 10**4), bratu_ms=(10, 30), casadi_n=100,
+               scalar_ops=(1_000, 3_000), scalar_timeout=60, jacobian_n=(100, 300),
                worker_timeout=60)
 GCC_TIMEOUT = 120.0
 """Seconds allowed to gcc -O3 on CasADi's generated C (large expressions do not finish)."""
@@ -296,6 +295,10 @@ class Case:
     casadi: str = ""                     # "SX" or "MX": CasADi traces it with these symbols
     options: dict = field(default_factory=dict)     # for the anvil_llvm.ad operator
 
+    def point(self, quantity: str) -> Point:
+        """Where the case's rows go in the plots."""
+        return Point(self.problem.name, self.kind, quantity, self.problem.n)
+
     @property
     def label(self) -> str:
         p = self.problem
@@ -385,8 +388,9 @@ def call_overhead(cfg: Config) -> Section:
     t = measure(cfg, case, {"anvil native": build_native})
     peer_times = pick(t, "numba", "CasADi", "CasADi C", "JAX")
     return Section("1. Call overhead from Python, sumsq n=5", [
-        Row("`f(x)`", t["anvil"], peer_times, ("numba",), 0.3),
-        Row("`native(x)`, `native = f.native`", t["anvil native"], peer_times, ("numba",), 0.3),
+        Row("`f(x)`", t["anvil"], peer_times, ("numba",), 0.3, point=case.point("run")),
+        Row("`native(x)`, `native = f.native`", t["anvil native"], peer_times, ("numba",), 0.3,
+            point=Point("sumsq", "value", "run", 5, "anvil native")),
     ], "numba: `@njit` loop returning a new 0-d array; CasADi: `F(DM)` (virtual machine; C: "
        "its generated C compiled by gcc -O3 and loaded by `casadi.external`); JAX: "
        "`f(x).block_until_ready()` on a device array (float64). Harness: `timeit` statement.")
@@ -470,9 +474,11 @@ def build_scaling(cfg: Config) -> Section:
             found.append(bt.run_worker(SCRIPT, spec, {}, cfg.worker_timeout))
     label = f"anvil n={small}"
     rows = [Row(f"rosen n={large:,}: {what}", _worker_times(results[large], which),
-                {label: _worker_times(results[small], which)}, (label,), 1.5)
-            for what, which in (("first build in a fresh process", _first),
-                                ("later builds in that process", _later))]
+                {label: _worker_times(results[small], which)}, (label,), 1.5,
+                point=Point("rosen", "value", "build", large, series, {label: small}))
+            for what, which, series in (("first build in a fresh process", _first, "anvil"),
+                                        ("later builds in that process", _later,
+                                         "anvil, later build"))]
     return Section(f"3. Build time against size: chained Rosenbrock n={large:,} vs n={small}",
                    rows, "trace + compile, disk cache off; medians over "
                          f"{cfg.processes} fresh processes per size.")
@@ -485,8 +491,8 @@ def rosen_run(cfg: Config) -> Section:
     t = measure(cfg, case, {"NumPy": lambda: case.tool("f(x)", {"f": p.reference, "x": p.x0})})
     peer_times = pick(t, "numba", "NumPy", "JAX")
     return Section(f"4. Run time: chained Rosenbrock value, n={p.n:,}", [
-        Row("value", t["anvil"], peer_times, ("numba",), 1.2),
-        Row("value", t["anvil"], peer_times, ("NumPy",), 1.0),
+        Row("value", t["anvil"], peer_times, ("numba",), 1.2, point=case.point("run")),
+        Row("value", t["anvil"], peer_times, ("NumPy",), 1.0, point=case.point("run")),
     ], "numba: a hand-written loop; NumPy: `p.reference`; JAX: `jit` (default threading).")
 
 
@@ -529,12 +535,13 @@ def scalar_graphs(cfg: Config) -> Section:
 
 
 def _scalar_row(ops: int, result: dict | str, bound: float) -> Row:
+    point = Point("scalar chain (n=100)", "value", "build", ops)
     if isinstance(result, str):
-        return Row(f"{ops:,} ops", result, bound=bound)
+        return Row(f"{ops:,} ops", result, bound=bound, point=point)
     total = result["trace"] + result["compile"]
     if not result["error"] <= 1e-10:
         total = f"DISAGREE (err {result['error']:.1e})"
-    return Row(f"{ops:,} ops ({result['nodes']:,} graph nodes)", total, bound=bound,
+    return Row(f"{ops:,} ops ({result['nodes']:,} graph nodes)", total, bound=bound, point=point,
                note=f"trace {bt.fmt_time(result['trace'])}, "
                     f"compile {bt.fmt_time(result['compile'])}, call {bt.fmt_time(result['call'])}")
 
@@ -575,8 +582,8 @@ def run_rows(case: Case, t: dict[str, Value]) -> list[Row]:
     status shown."""
     shown = pick(t, "numba", "CasADi C", "JAX", "CasADi")
     bounds = {"numba": 1.5, "CasADi C": 1.0, "JAX": 1.0}
-    return [Row(case.label, t["anvil"], shown, (peer,), bound) for peer, bound in bounds.items()
-            if isinstance(t.get(peer), float)]
+    return [Row(case.label, t["anvil"], shown, (peer,), bound, point=case.point("run"))
+            for peer, bound in bounds.items() if isinstance(t.get(peer), float)]
 
 
 CASADI_NOTE = (
@@ -593,7 +600,7 @@ def gradient_runs(cfg: Config) -> Section:
         value = Case(case.problem, reference=case.problem.reference)
         t = measure(cfg, case, {"anvil value": value.build_anvil})
         rows += [Row(f"{case.label} / value", t["anvil"], pick(t, "anvil value"),
-                     ("anvil value",), 3.0), *run_rows(case, t)]
+                     ("anvil value",), 3.0, point=case.point("run")), *run_rows(case, t)]
     return Section(
         "6a. AD run time: gradients", rows,
         "numba: hand-written gradient loops (mlp: the NumPy backpropagation below compiled by "
@@ -627,7 +634,8 @@ def ad_builds(cfg: Config) -> Section:
             note = f"CasADi C: {case.casadi_c.stages_text()}"
         compilers = tuple(name for name in ("JAX", "numba", "CasADi C") if name in t)
         rows.append(Row(f"{case.label}: build", t["anvil"],
-                        pick(t, "JAX", "numba", "CasADi C", "CasADi"), compilers, 0.5, note))
+                        pick(t, "JAX", "numba", "CasADi C", "CasADi"), compilers, 0.5, note,
+                        case.point("build")))
     return Section(
         "6c. AD build time: trace + AD + compile", rows,
         f"Median of {cfg.build_rounds} interleaved builds in this process (disk cache off). "
@@ -656,7 +664,9 @@ def jacobian_build_scaling(cfg: Config) -> Section:
     label = f"anvil n={small.problem.n:,}"
     return Section("6d. Dense Jacobian build time against size", [
         Row(f"`jacobian(f, unroll=False)`, n={large.problem.n:,}", status or t["large"],
-            {label: t["small"]}, (label,), 1.5)],
+            {label: t["small"]}, (label,), 1.5,
+            point=Point("flipmap", "jacobian", "build", large.problem.n,
+                        at={label: small.problem.n}))],
         f"f(x) = sin(x) * x[::-1]; trace + AD + compile, median of {cfg.build_rounds} "
         "interleaved builds; the n=100 result is checked against the analytic Jacobian.")
 
@@ -696,10 +706,8 @@ def worker_scalar(spec: dict) -> dict:
 WORKERS = {"build": worker_build, "scalar": worker_scalar}
 
 
-def main() -> None:
-    bt.main(__doc__, SECTIONS, WORKERS, QUICK, FULL, DEFAULT_OUT, "scripts/bench_core.py",
-                    "Core benchmarks", commit=True)
+AREA = bt.Area("core", "Core benchmarks", tuple(SECTIONS), QUICK, FULL, WORKERS, commit=True)
 
 
 if __name__ == "__main__":
-    main()
+    AREA.main(__doc__)

@@ -34,7 +34,6 @@ import anvil_llvm.numpy as anp
 from anvil_llvm import ad
 
 SCRIPT = str(Path(__file__).resolve())
-DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "distribution.md"
 DIM = 3
 # the points travel inline in the Dask graph when they come from the client: say so once, here
 warnings.filterwarnings("ignore", message=".*large graph.*")
@@ -47,12 +46,13 @@ class Config(bt.Timing):
     tiny: int               # section 2: points per task when timing the fixed overhead
     tasks: int              # section 2: tiny tasks per Dask graph
     timeout: float          # seconds allowed to one fresh process of section 3
+    chain: bool             # section 1: the batch of chain gradients too
 
 
 FULL = Config(rounds=7, seconds=0.2, build_rounds=1, processes=5, points=1_000_000,
-              chunk=250_000, tiny=16, tasks=200, timeout=120)
-QUICK = Config(rounds=3, seconds=0.05, build_rounds=1, processes=2, points=100_000,
-               chunk=25_000, tiny=16, tasks=50, timeout=60)
+              chunk=250_000, tiny=16, tasks=200, timeout=120, chain=True)
+QUICK = Config(rounds=2, seconds=0.02, build_rounds=1, processes=1, points=20_000,
+               chunk=5_000, tiny=16, tasks=10, timeout=60, chain=False)
 
 
 def cost(x):
@@ -149,7 +149,7 @@ def throughput(cfg: Config) -> Section:
         persisted_small = client.persist(da.from_array(small, chunks=(chunk // 10, DIM)))
         cases = [(kind, fn, X, persisted, chunk, references[kind], jax_fns.get(kind))
                  for kind, fn in fns.items()]
-        if cfg.points >= 10 * chunk // 10:
+        if cfg.chain:
             cases.append((f"gradient of a {CHAIN}-step chain", functions("chain", chain)[
                 "gradient"], small, persisted_small, chunk // 10, chain_numpy(small),
                 jax_functions(chain)["gradient"] if jax_fns else None))
@@ -161,7 +161,8 @@ def throughput(cfg: Config) -> Section:
             fn.map(X, threads=2)                         # its vmapped chunks compiled
             drop = {"drop_axis": 1} if kind == "value" else {}
             env = {"fn": fn, "X": X, "batched": batched, "da": da, "persisted": persisted,
-                   "drop": drop, "chunk": chunk, "DIM": DIM, "jax": jax_fn,
+                   "drop": drop, "chunk": chunk, "DIM": DIM,
+                   "jax": jax_fn or bt.unavailable("jax"),
                    "np": np}
             tools = {
                 "1 thread": Tool("fn.map(X, threads=1)", env, lambda e=expected: e),
@@ -172,9 +173,8 @@ def throughput(cfg: Config) -> Section:
                 "Dask 2 workers, points from the client": Tool(
                     "da.from_array(X, chunks=(chunk, DIM)).map_blocks(batched, dtype=float, "
                     "**drop).compute()", env, lambda e=expected: e)}
-            if jax_fn is not None:
-                tools["JAX jit(vmap)"] = Tool("np.asarray(jax(X).block_until_ready())", env,
-                                              lambda e=expected: e)
+            tools["JAX jit(vmap)"] = Tool("np.asarray(jax(X).block_until_ready())", env,
+                                          lambda e=expected: e)
             times = bt.side_by_side(tools, cfg.rounds, cfg.seconds)
             rate = "; ".join(f"{name}: {n / t / 1e6:.1f} M points/s" for name, t in
                              times.items() if isinstance(t, float))
@@ -216,7 +216,7 @@ def overhead(cfg: Config) -> Section:
             shipped = client.scatter(batched, broadcast=True)
             drop = {"drop_axis": 1} if kind == "value" else {}
             env = {"fn": fn, "one": one, "many": many, "batched": batched, "drop": drop,
-                   "client": client, "shipped": shipped, "jax": jax_fns.get(kind), "np": np,
+                   "client": client, "shipped": shipped, "jax": jax_fns.get(kind, bt.unavailable("jax")), "np": np,
                    "call": _call}
             expected = fn.map(one, threads=1)
             everything = fn.map(X, threads=1)
@@ -229,9 +229,8 @@ def overhead(cfg: Config) -> Section:
                 f"Dask: {tasks} tasks, per task": Tool(
                     "many.map_blocks(batched, dtype=float, **drop).compute()", env,
                     lambda e=everything: e)}
-            if jax_fns:
-                tools["JAX jit(vmap)"] = Tool("np.asarray(jax(one).block_until_ready())", env,
-                                              lambda e=expected: e)
+            tools["JAX jit(vmap)"] = Tool("np.asarray(jax(one).block_until_ready())", env,
+                                          lambda e=expected: e)
             times = bt.side_by_side(tools, cfg.rounds, cfg.seconds)
             key = f"Dask: {tasks} tasks, per task"
             if isinstance(times[key], float):
@@ -372,12 +371,10 @@ SECTIONS = [throughput, overhead, unpickling]
 WORKERS = {"pickle": worker_pickle, "unpickle": worker_unpickle, "build": worker_build}
 
 
-def main() -> None:
-    bt.main(__doc__, SECTIONS, WORKERS, QUICK, FULL, DEFAULT_OUT,
-            "scripts/bench_distribution.py", "Distribution benchmarks",
-            intro="Batch evaluation on threads and on Dask worker processes, and shipping "
-                  "compiled functions by pickle. ")
+AREA = bt.Area("distribution", "Distribution benchmarks", tuple(SECTIONS), QUICK, FULL, WORKERS,
+               intro="Batch evaluation on threads and on Dask worker processes, and shipping "
+                     "compiled functions by pickle. ")
 
 
 if __name__ == "__main__":
-    main()
+    AREA.main(__doc__)

@@ -28,13 +28,12 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 import benchtools as bt
 import numpy as np
-from benchtools import Row, Section, Tool, Value, peers
+from benchtools import Point, Row, Section, Tool, Value, peers
 
 import anvil_llvm as av
 from anvil_llvm import ad
 
 SCRIPT = str(Path(__file__).resolve())
-DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "loops.md"
 
 
 @dataclass(frozen=True)
@@ -53,9 +52,9 @@ class Config(bt.Timing):
 FULL = Config(rounds=7, seconds=0.05, build_rounds=3, processes=3, pendulum_steps=200,
               long_steps=100_000, chain_sizes=(1000, 2000, 4000, 8000, 16000),
               value_steps=10_000, cartpole_steps=80, stages=50, build_timeout=120)
-QUICK = Config(rounds=3, seconds=0.01, build_rounds=2, processes=1, pendulum_steps=50,
-               long_steps=10_000, chain_sizes=(250, 500, 1000), value_steps=1000,
-               cartpole_steps=20, stages=10, build_timeout=60)
+QUICK = Config(rounds=2, seconds=0.005, build_rounds=1, processes=1, pendulum_steps=20,
+               long_steps=1000, chain_sizes=(100, 200), value_steps=200,
+               cartpole_steps=5, stages=3, build_timeout=60)
 SLOW = 2.0
 """Seconds above which a build is measured once (one process, one round): its spread no longer
 matters, and repeating it would take most of the run."""
@@ -527,16 +526,21 @@ def pendulum_jacobian(cfg: Config) -> Section:
             "anvil fori_loop rev": "`fori_loop`, `jacobian(mode=\"rev\")`"}
     builds = pick(m.builds, "CasADi", "JAX", "numba")
     calls = pick(m.calls, "numba", "JAX", "CasADi")
+    def point(quantity: str, steps: int, label: str) -> Point:
+        return Point("pendulum", "jacobian", quantity, steps, label)
     rows = [Row(f"{what[label]}, {n} steps: build", m.builds[label], builds, (),
-                0.5 if "traced" in label else 0.1, m.notes[label]) for label in anvil]
+                0.5 if "traced" in label else 0.1, m.notes[label], point("build", n, label))
+            for label in anvil]
     rows.append(Row(f"{what['anvil fori_loop']}, {long_n:,} steps: build",
                     long.builds["anvil fori_loop"], pick(long.builds, "CasADi", "JAX", "numba"),
-                    (), 0.1, long.notes["anvil fori_loop"]))
+                    (), 0.1, long.notes["anvil fori_loop"],
+                    point("build", long_n, "anvil fori_loop")))
     rows += [Row(f"{what[label]}, {n} steps: call", m.calls[label], calls, ("numba",),
-                 2.0 if "traced" in label else 1.5) for label in anvil]
+                 2.0 if "traced" in label else 1.5, point=point("run", n, label))
+             for label in anvil]
     rows.append(Row(f"{what['anvil fori_loop']}, {long_n:,} steps: call",
                     long.calls["anvil fori_loop"], pick(long.calls, "numba", "JAX", "CasADi"),
-                    ("numba",), 1.5))
+                    ("numba",), 1.5, point=point("run", long_n, "anvil fori_loop")))
     return Section(f"1. Pendulum RK4, Jacobian (2x3) of the final state, {n} steps", rows,
                    paragraph(f"""
         z = [theta, omega, p], f(x) = [omega, -p sin(theta)], h = 0.01. Builds: anvil = trace +
@@ -572,13 +576,15 @@ def chain_gradient(cfg: Config) -> Section:
             timed_out = n
         builds = pick(m.builds, "JAX")
         rows.append(Row(f"Python loop, {n:,} iterations: build", traced[n], builds, (),
-                        2.0 if n == 8000 else None, m.notes.get("anvil traced", "")))
+                        2.0 if n == 8000 else None, m.notes.get("anvil traced", ""),
+                        Point("chain", "gradient", "build", n, "anvil traced")))
         rows.append(Row(f"`fori_loop`, {n:,} iterations: build", m.builds["anvil fori_loop"],
-                        builds, (), 0.1, m.notes["anvil fori_loop"]))
+                        builds, (), 0.1, m.notes["anvil fori_loop"],
+                        Point("chain", "gradient", "build", n, "anvil fori_loop")))
         if calls:
             shown = pick(m.calls, "numba", "JAX")
             rows += [Row(f"{what}, {n:,} iterations: call", m.calls.get(label, traced[n]),
-                         shown, ("numba",))
+                         shown, ("numba",), point=Point("chain", "gradient", "run", n, label))
                      for what, label in (("Python loop", "anvil traced"),
                                          ("`fori_loop`", "anvil fori_loop"))]
     sizes = [n for n in cfg.chain_sizes if isinstance(traced[n], float)]
@@ -622,9 +628,13 @@ def form_rows(cfg: Config, case: str, size: int, forms: list[Form],
     m = measure(cfg, {f.what: spec(case, f.variant, size, f.mode) for f in forms},
                 peer_builders, expected)
     builds, calls = pick(m.builds, *build_peers), pick(m.calls, *call_peers)
-    return ([Row(f"{f.what}: build", m.builds[f.what], builds, (), f.build, m.notes[f.what])
-             for f in forms] +
-            [Row(f"{f.what}: call", m.calls[f.what], calls, f.against, f.call) for f in forms])
+
+    def point(quantity: str, form: Form) -> Point:
+        return Point(case, CASES[case].kind, quantity, size, f"anvil {form.what}")
+    return ([Row(f"{f.what}: build", m.builds[f.what], builds, (), f.build, m.notes[f.what],
+                 point("build", f)) for f in forms] +
+            [Row(f"{f.what}: call", m.calls[f.what], calls, f.against, f.call,
+                 point=point("run", f)) for f in forms])
 
 
 # ---- 3. RK4 value, many steps ---------------------------------------------------------------
@@ -727,13 +737,12 @@ def worker_anvil(spec: dict) -> dict:
 WORKERS = {"anvil": worker_anvil}
 
 
-def main() -> None:
-    bt.main(
-        __doc__, SECTIONS, WORKERS, QUICK, FULL, DEFAULT_OUT, "scripts/bench_loops.py",
-        "Loop benchmarks", intro="Python loops are traced (unrolled) into the graph; `fori_loop`, "
-        "`scan` and `map` trace one body run by a native loop. ",
-        failures=", one that fails to build shows its error (in its build and call cells)")
+AREA = bt.Area(
+    "loops", "Loop benchmarks", tuple(SECTIONS), QUICK, FULL, WORKERS,
+    intro="Python loops are traced (unrolled) into the graph; `fori_loop`, `scan` and `map` "
+    "trace one body run by a native loop. ",
+    failures=", one that fails to build shows its error (in its build and call cells)")
 
 
 if __name__ == "__main__":
-    main()
+    AREA.main(__doc__)

@@ -29,7 +29,6 @@ import anvil_llvm as av
 from anvil_llvm.benchmarks.problems import problem
 
 SCRIPT = str(Path(__file__).resolve())
-DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "numba.md"
 
 
 @dataclass(frozen=True)
@@ -175,11 +174,9 @@ def numba_loop(cfg: Config) -> Section:
 SECTIONS = [numba_loop]
 
 
-def main() -> None:
-    bt.main(__doc__, SECTIONS, {}, QUICK, FULL, DEFAULT_OUT, "scripts/bench_numba.py",
-            "numba interop benchmarks",
-            intro="All variants run in one process and take turns in each round. ")
+AREA = bt.Area("numba", "numba interop benchmarks", tuple(SECTIONS), QUICK, FULL,
+               intro="All variants run in one process and take turns in each round. ")
 
 
 if __name__ == "__main__":
-    main()
+    AREA.main(__doc__)

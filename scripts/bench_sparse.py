@@ -31,13 +31,12 @@ os.environ["OPENBLAS_NUM_THREADS"] = "1"
 import benchtools as bt
 import numpy as np
 import scipy.sparse as sp
-from benchtools import Row, Section, Tool, Value, peers
+from benchtools import Point, Row, Section, Tool, Value, peers
 
 from anvil_llvm import ad
 from anvil_llvm.benchmarks import problem
 
 SCRIPT = str(Path(__file__).resolve())
-DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "sparse.md"
 
 
 @dataclass(frozen=True)
@@ -189,6 +188,12 @@ class Case:
 
     def spec(self) -> dict:
         return {"name": self.name, "size": self.size, "derivative": self.kind}
+
+    def point(self, quantity: str) -> Point:
+        """Where the case's rows go in the plots (a Hessian's method names anvil's series)."""
+        if self.kind == "jacobian":
+            return Point(self.name, "spjacobian", quantity, self.problem.n)
+        return Point(self.name, "sphessian", quantity, self.problem.n, f"anvil {self.kind}")
 
 
 def bratu_case(m: int) -> Case:
@@ -446,8 +451,8 @@ def call_rows(cfg: Config, what: str, anvil: dict[str, Case], peer_tools: dict[s
     tools, failed = bt.build_all({label: anvil_builder(case) for label, case in anvil.items()})
     times = {**bt.side_by_side({**tools, **peer_tools}, cfg.rounds, cfg.seconds), **failed}
     peers_shown = {name: times.get(name, "-") for name in order}
-    return [Row(f"{label}: call (out=)", times[label], peers_shown, against, bound)
-            for label in anvil]
+    return [Row(f"{label}: call (out=)", times[label], peers_shown, against, bound,
+                point=case.point("run")) for label, case in anvil.items()]
 
 
 def paragraph(text: str) -> str:
@@ -474,7 +479,7 @@ def bratu_jacobian(cfg: Config) -> Section:
     order = ("numba", "JAX", "CasADi", casadi_label)
     shown = {name: builds.get(name, "-") for name in order if name in builds}
     rows = [Row(f"`spjacobian` m={m} (n={m * m:,}, {case.nnz:,} nonzeros): build, fresh process",
-                fresh.time, shown, (), 3.0, fresh.note),
+                fresh.time, shown, (), 3.0, fresh.note, case.point("build")),
             Row("the same: a later build in that process", fresh.later, shown, (), 3.0)]
     rows += call_rows(cfg, f"m={m}", {"`spjacobian`": case}, tools, ("numba",), 1.0,
                       tuple(n for n in order if n in tools or n == "numba"))
@@ -519,7 +524,7 @@ def hessian_section(cfg: Config, title: str, make: Callable[[int, str], Case], n
     for method, case in cases.items():
         what = f"`sphessian(method=\"{method}\")` n={n:,} ({case.nnz:,} nonzeros)"
         rows.append(Row(f"{what}: build, fresh process", fresh[method].time, builds, (), 1.0,
-                        fresh[method].note))
+                        fresh[method].note, case.point("build")))
         rows.append(Row(f"{what}: a later build in that process", fresh[method].later, builds,
                         (), 1.0))
     rows += call_rows(cfg, f"n={n}", {f"`sphessian(method=\"{m}\")`": c
@@ -622,12 +627,11 @@ def colours(cfg: Config) -> Section:
 SECTIONS = [bratu_jacobian, rosen_hessian, arrowhead_hessian, colours]
 
 
-def main() -> None:
-    bt.main(__doc__, SECTIONS, WORKERS, QUICK, FULL, DEFAULT_OUT, "scripts/bench_sparse.py",
-            "Sparse derivative benchmarks", intro="Sparse Jacobians and Hessians return their "
-            "nonzeros in CSC order; every tool's values are compared there. ",
-            failures=", one that fails to build shows its error")
+AREA = bt.Area("sparse", "Sparse derivative benchmarks", tuple(SECTIONS), QUICK, FULL, WORKERS,
+               intro="Sparse Jacobians and Hessians return their nonzeros in CSC order; every "
+               "tool's values are compared there. ",
+               failures=", one that fails to build shows its error")
 
 
 if __name__ == "__main__":
-    main()
+    AREA.main(__doc__)
