@@ -12,6 +12,7 @@ Each variant runs the same loop: `x[i % n] = i * 1e-6; f(x, out); acc += out[0] 
 checked against the hand-written function's before it is timed. A sample is one call of the
 `@njit` loop function (from Python: one dispatch, about 0.5 us, in `loop_calls` iterations).
 """
+import importlib.util
 import os
 import time
 from dataclasses import dataclass
@@ -171,7 +172,143 @@ def numba_loop(cfg: Config) -> Section:
         function.""".split()))
 
 
-SECTIONS = [numba_loop]
+def _example(name: str):
+    """A module of examples/ (run on import: the examples check their own results)."""
+    spec = importlib.util.spec_from_file_location(name, bt.ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _newton_anvil(p, banded_solve):
+    """Newton iterations for bratu2d in @njit code, F and the sparse J inlined (fn.numba)."""
+    J = av.ad.spjacobian(p.function("bratu"))
+    Fn, Jn, m = p.function("bratu").numba, J.numba, p.size
+    indices, indptr = J.indices, J.indptr
+
+    @numba.njit
+    def iterate(u, iterations):
+        r, vals = np.empty(u.size), np.empty(indices.size)
+        for _ in range(iterations):
+            Fn(u, r)
+            Jn(u, vals)
+            u -= banded_solve(vals, indices, indptr, r, m)
+        return u
+    return iterate, (indices, indptr)
+
+
+def _newton_python(residual, jacobian_values, structure, m, banded_solve):
+    """The same iterations from Python: a peer's residual and CSC values, the same solve."""
+    indices, indptr = structure
+
+    def iterate(u, iterations):
+        for _ in range(iterations):
+            r = residual(u)
+            u = u - banded_solve(jacobian_values(u), indices, indptr, r, m)
+        return u
+    return iterate
+
+
+def _casadi_newton(p, structure, banded_solve):
+    ca = bt.peers.ca
+    from bench_core import CasadiArray, casadi_xp
+    x = ca.SX.sym("x", p.n)
+    e = p.f(CasadiArray(x), casadi_xp()).e
+    F, J = ca.Function("F", [x], [e]), ca.Function("J", [x], [ca.jacobian(e, x)])
+    pattern = J.sparsity_out(0)
+    if not (np.array_equal(pattern.colind(), structure[1])
+            and np.array_equal(pattern.row(), structure[0])):
+        raise bt.Unavailable("CasADi's Jacobian pattern differs")
+    return _newton_python(lambda u: np.asarray(F(u)).ravel(),
+                          lambda u: np.asarray(J(u).nonzeros()), structure, p.size,
+                          banded_solve)
+
+
+def _jax_newton(p, structure, banded_solve):
+    jax, jnp = bt.peers.jax, bt.peers.jnp
+    import types
+    xp = types.SimpleNamespace(exp=jnp.exp, pad=jnp.pad)
+    f = jax.jit(lambda u: p.f(u, xp))
+    rows, cols = structure[0], np.repeat(np.arange(p.n), np.diff(structure[1]))
+    values = jax.jit(lambda u: jax.jacfwd(lambda v: p.f(v, xp))(u)[rows, cols])
+    return _newton_python(lambda u: np.asarray(f(u)), lambda u: np.asarray(values(u)),
+                          structure, p.size, banded_solve)
+
+
+def newton_iteration(cfg: Config) -> Section:
+    """Time per Newton iteration on bratu2d (m = 30): residual, sparse Jacobian, banded solve."""
+    example = _example("numba_newton")
+    p = problem("bratu2d", 30)
+    ours, structure = _newton_anvil(p, example.banded_solve)
+    peers = {"CasADi SX (from Python)": lambda: _casadi_newton(p, structure,
+                                                               example.banded_solve),
+             "JAX jit jacfwd (from Python)": lambda: _jax_newton(p, structure,
+                                                                 example.banded_solve)}
+    iterations = 20
+    reference = ours(p.x0.copy(), iterations)
+    samplers = {"anvil": lambda: ours(p.x0.copy(), iterations)}
+    status = {}
+    for name, make in peers.items():
+        try:
+            run = make()
+            error = bt.rel_error(run(p.x0.copy(), iterations), reference)
+            if error > bt.TOLERANCE:
+                status[name] = f"DISAGREE (err {error:.1e})"
+                continue
+        except Exception as e:  # noqa: BLE001 -- reported in the table
+            status[name] = bt.failure(e)
+            continue
+        samplers[name] = lambda run=run: run(p.x0.copy(), iterations)
+
+    def per_iteration(sample):
+        def timed():
+            t0 = time.perf_counter()
+            sample()
+            return (time.perf_counter() - t0) / iterations
+        return timed
+    times = {**bt.round_robin({k: per_iteration(v) for k, v in samplers.items()}, cfg.rounds),
+             **status}
+    anvil = times.pop("anvil")
+    return Section("Newton iterations (bratu2d, m = 30, n = 900)", [
+        Row("time per Newton iteration", anvil, times, tuple(times), 1.0,
+            note=f"{structure[0].size:,} Jacobian nonzeros; {iterations} iterations a sample")],
+        notes=" ".join("""anvil: the solver of `examples/numba_newton.py` in one `@njit`
+        function, the residual and the sparse Jacobian inlined (`fn.numba`). Peers: the same
+        iterations from Python, each iteration calling the peer's residual and the CSC values
+        of its Jacobian (CasADi: SX `Function`s of the same problem code, pattern checked
+        equal; JAX: `jit` of the residual and of `jacfwd` with the nonzeros gathered) and the
+        same numba banded solve. Values after 20 iterations are checked against anvil's.
+        Target: at most the fastest peer's time.""".split()))
+
+
+def ipopt_solve(cfg: Config) -> Section:
+    """Build and solve of the IPOPT example against CasADi's nlpsol on the same problem."""
+    example = _example("ipopt_optimal_control")
+    results = {"anvil": [], "CasADi": []}
+    for _ in range(max(1, cfg.rounds // 3)):
+        results["anvil"].append(example.solve_anvil())
+        results["CasADi"].append(example.solve_casadi())
+    ours, theirs = results["anvil"][-1], results["CasADi"][-1]
+    if abs(ours["objective"] - theirs["objective"]) > 1e-6 * abs(theirs["objective"]):
+        raise bt.Unavailable(f"DISAGREE (objective {ours['objective']} against "
+                             f"{theirs['objective']})")
+
+    def median(kind, what):
+        return float(np.median([r[what] for r in results[kind]]))
+    note = (f"{ours['iterations']} IPOPT iterations against CasADi's {theirs['iterations']}; "
+            f"objective {ours['objective']:.10f}")
+    return Section("IPOPT: a cart-pole swing-up (examples/ipopt_optimal_control.py)", [
+        Row("solve (CPU time)", median("anvil", "solve"),
+            {"CasADi nlpsol": median("CasADi", "solve")}, ("CasADi nlpsol",), note=note),
+        Row("build (CPU time)", median("anvil", "build"),
+            {"CasADi nlpsol": median("CasADi", "build")}, ("CasADi nlpsol",))],
+        notes=" ".join("""anvil: `IpoptCallbacks` (gradient, sparse constraint Jacobian,
+        one sparse Hessian of the Lagrangian) through cyipopt's IPOPT 3.14.11; CasADi:
+        `nlpsol('ipopt')` on the SX expressions of the same code (its bundled IPOPT 3.14.19).
+        Medians over rounds of both; the optimum is checked equal first.""".split()))
+
+
+SECTIONS = [numba_loop, newton_iteration, ipopt_solve]
 
 
 AREA = bt.Area("numba", "numba interop benchmarks", tuple(SECTIONS), QUICK, FULL,
