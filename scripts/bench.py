@@ -205,6 +205,8 @@ def write_reports(results: dict, directory: Path, areas: Sequence[str] | None = 
         if record.get("external"):
             bt.write(directory / f"{area}.md", record["markdown"])
             continue
+        if "machine" not in record:      # its process died before measuring: keep the last page
+            continue
         try:
             plots = [f"plots/{p.name}" for p in plot_area(record, directory / "plots")]
         except ImportError as e:

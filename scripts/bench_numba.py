@@ -300,12 +300,15 @@ def ipopt_solve(cfg: Config) -> Section:
     return Section("IPOPT: a cart-pole swing-up (examples/ipopt_optimal_control.py)", [
         Row("solve (CPU time)", median("anvil", "solve"),
             {"CasADi nlpsol": median("CasADi", "solve")}, ("CasADi nlpsol",), note=note),
-        Row("build (CPU time)", median("anvil", "build"),
-            {"CasADi nlpsol": median("CasADi", "build")}, ("CasADi nlpsol",))],
+        Row("build (CPU time), first in the process", results["anvil"][0]["build"],
+            {"CasADi nlpsol": results["CasADi"][0]["build"]}, ("CasADi nlpsol",),
+            note="later builds of the same functions reuse anvil's compiled code: "
+                 f"{median('anvil', 'build') * 1e3:.0f} ms median")],
         notes=" ".join("""anvil: `IpoptCallbacks` (gradient, sparse constraint Jacobian,
         one sparse Hessian of the Lagrangian) through cyipopt's IPOPT 3.14.11; CasADi:
         `nlpsol('ipopt')` on the SX expressions of the same code (its bundled IPOPT 3.14.19).
-        Medians over rounds of both; the optimum is checked equal first.""".split()))
+        Solve: medians over rounds of both; build: the first round (anvil traces, colours and
+        compiles, disk cache off). The optimum is checked equal first.""".split()))
 
 
 SECTIONS = [numba_loop, newton_iteration, ipopt_solve]
