@@ -303,28 +303,20 @@ NOTES = {
 }
 
 
-def solve_value(cfg):
-    return section_for("solve", False, cfg)
+def _section(op: str, gradient: bool, name: str):
+    """The section of `op` (its value or its gradient), named for `--only`."""
+    def section(cfg):
+        return section_for(op, gradient, cfg)
+    section.__name__ = name
+    return section
 
 
-def solve_gradient(cfg):
-    return section_for("solve", True, cfg)
-
-
-def det_value(cfg):
-    return section_for("det", False, cfg)
-
-
-def det_gradient(cfg):
-    return section_for("det", True, cfg)
-
-
-def cholesky_value(cfg):
-    return section_for("cholesky", False, cfg)
-
-
-def cholesky_gradient_section(cfg):
-    return section_for("cholesky", True, cfg)
+solve_value = _section("solve", False, "solve_value")
+solve_gradient = _section("solve", True, "solve_gradient")
+det_value = _section("det", False, "det_value")
+det_gradient = _section("det", True, "det_gradient")
+cholesky_value = _section("cholesky", False, "cholesky_value")
+cholesky_gradient_section = _section("cholesky", True, "cholesky_gradient_section")
 
 
 def main() -> None:
