@@ -14,6 +14,7 @@ from .backend import cache, callpath, jit
 from .backend.lower import Lowered, lower
 from .backend.target import Target
 from .ir.ops import INPUT
+from .ir.reroll import reroll as rolled
 from .ir.signature import Arg, as_arg, check_name
 from .ir.simplify import simplify
 from .ir.uop import (
@@ -49,6 +50,10 @@ class NumericalFunction:
     `fn` is called once with a `Tensor` per argument; it returns a tensor or a tuple of tensors.
     The graph is compiled to native code on the first call (or by `compile()`).
 
+    A Python loop in `fn` is traced once per iteration; when its iterations repeat the same
+    operations, the graph holds them as one loop again (`reroll`, on by default: the build then
+    takes the time of one iteration; `reroll=False` keeps every iteration as straight-line code).
+
     >>> import numpy as np, anvil_llvm as av
     >>> f = av.NumericalFunction("f", lambda x: av.Tensor.stack(x[0] * x[1], x[1] ** 2),
     ...                          (av.Arg(2),))
@@ -56,7 +61,8 @@ class NumericalFunction:
     array([12., 16.])
     """
 
-    def __init__(self, name: str, fn: Callable, args: Sequence, *, _graph=None):
+    def __init__(self, name: str, fn: Callable, args: Sequence, *, reroll: bool = True,
+                 _graph=None):
         self.name = check_name(name)
         if isinstance(args, (Arg, int)):
             args = (args,)
@@ -84,9 +90,13 @@ class NumericalFunction:
             outputs, self.multiple = _graph
         elif not callable(fn):
             raise TypeError(f"fn: expected a callable, got {type(fn).__name__}")
+        if not isinstance(reroll, (bool, np.bool_)):
+            raise TypeError(f"reroll: expected a bool, got {type(reroll).__name__}")
         with progress.stage("trace" if _graph is None else "simplify", self.name):
             if _graph is None:
                 outputs, self.multiple = self._trace(fn)
+                if reroll:
+                    outputs = rolled(outputs)
             self.outputs: list[UOp] = simplify(outputs)
         self._native = None
         self._lowered: dict[Target, Lowered] = {}

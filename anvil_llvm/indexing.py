@@ -46,6 +46,9 @@ def _expand_masks(shape: tuple, key: tuple) -> tuple:
 def index(x: UOp, key) -> UOp:
     """`x[key]` with NumPy's rules for ints, slices, None, Ellipsis, integer arrays and
     constant boolean masks."""
+    basic = _basic_index(x, key)
+    if basic is not None:
+        return basic
     key = _expand_masks(x.shape, key if isinstance(key, tuple) else (key,))
     if any(k is Ellipsis for k in key):
         i = [j for j, k in enumerate(key) if k is Ellipsis]
@@ -125,6 +128,30 @@ def index(x: UOp, key) -> UOp:
         rest = [a for a in range(out.ndim) if not start <= a < start + k]
         out = UOp(O.PERMUTE, (out,), tuple(range(start, start + k)) + tuple(rest))
     return out
+
+
+def _basic_index(x: UOp, key) -> UOp | None:
+    """`x[key]` for Python ints and slices only (what traced scalar code indexes with, taken
+    without the general path's bookkeeping); None for any other key."""
+    key = key if type(key) is tuple else (key,)
+    if len(key) > x.ndim:
+        return None
+    spec, shape = [], []
+    for k, n in zip(key, x.shape):
+        if type(k) is int:
+            if not -n <= k < n:
+                return None
+            spec.append((k % n, 1, 1))
+        elif type(k) is slice:
+            start, stop, step = k.indices(n)
+            count = len(range(start, stop, step))
+            spec.append((start if count else 0, step, count))
+            shape.append(count)
+        else:
+            return None
+    rest = x.shape[len(key):]
+    spec.extend((0, 1, n) for n in rest)
+    return B.reshape(B.slice_(x, tuple(spec)), tuple(shape) + rest)
 
 
 def _gather_together(node: UOp, gathers: list, shape_after: list) -> UOp:

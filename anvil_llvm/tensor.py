@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import builtins
 import difflib
+import math
 import numbers
 import operator
 
@@ -347,11 +348,17 @@ def _numeric(x: Tensor) -> Tensor:
 
 def broadcast_shapes(*shapes: tuple) -> tuple:
     """NumPy's broadcast of shapes, with an error naming both shapes."""
-    try:
-        return tuple(np.broadcast_shapes(*shapes))
-    except ValueError:
-        raise ValueError(f"shapes {' and '.join(map(str, shapes))} cannot be broadcast "
-                         "together") from None
+    rank = max(len(s) for s in shapes)
+    result = [1] * rank
+    for shape in shapes:
+        for axis, n in enumerate(shape, rank - len(shape)):
+            if n != result[axis]:
+                if result[axis] != 1 and n != 1:
+                    raise ValueError(f"shapes {' and '.join(map(str, shapes))} cannot be "
+                                     "broadcast together")
+                if n != 1:
+                    result[axis] = n
+    return tuple(result)
 
 
 def _broadcast(x: Tensor, shape: tuple) -> Tensor:
@@ -365,8 +372,33 @@ def _broadcast(x: Tensor, shape: tuple) -> Tensor:
     return Tensor(UOp(O.EXPAND, (node,), shape))
 
 
+_NUMBERS: dict[tuple, Tensor] = {}
+"""Python numbers as float constants broadcast to a shape (scalar code multiplies by the same
+few numbers over and over: one lookup instead of three nodes built)."""
+_MAX_NUMBERS = 4096
+
+
+def _number_like(value: float | int, x: Tensor) -> Tensor:
+    """`value` (a Python float or int) as a constant of float `x`'s dtype and shape."""
+    key = (value, math.copysign(1.0, value), x.dtype, x.shape)
+    found = _NUMBERS.get(key)
+    if found is None:
+        if len(_NUMBERS) >= _MAX_NUMBERS:
+            _NUMBERS.clear()
+        found = _NUMBERS[key] = Tensor(B.full(x.shape, value, x.dtype))
+    return found
+
+
 def _promoted(a, b, to_float: bool = False) -> tuple[Tensor, Tensor]:
     """Both operands as tensors of their common dtype (Python numbers take the tensor's)."""
+    if isinstance(a, Tensor):
+        if isinstance(b, Tensor):
+            if a.dtype is b.dtype and (not to_float or a.dtype.is_float):
+                return a, b
+        elif type(b) in (float, int) and a.dtype.is_float:
+            return a, _number_like(b, a)
+    elif type(a) in (float, int) and isinstance(b, Tensor) and b.dtype.is_float:
+        return _number_like(a, b), b
     like = a.dtype if isinstance(a, Tensor) else b.dtype if isinstance(b, Tensor) else None
     x, y = as_tensor(a, like), as_tensor(b, like)
     dtype = dtypes.promote(x.dtype, y.dtype)
@@ -377,6 +409,8 @@ def _promoted(a, b, to_float: bool = False) -> tuple[Tensor, Tensor]:
 
 def _operands(a, b, to_float: bool = False) -> tuple[Tensor, Tensor]:
     x, y = _promoted(a, b, to_float)
+    if x.shape == y.shape:
+        return x, y
     shape = broadcast_shapes(x.shape, y.shape)
     return _broadcast(x, shape), _broadcast(y, shape)
 
@@ -605,7 +639,8 @@ def stack(*tensors: Tensor | np.ndarray | float | list | tuple, axis: int = 0) -
     if any(t.shape != shape for t in items):
         raise ValueError(f"stack: all inputs must have one shape, got {[t.shape for t in items]}")
     axis = _axis(axis, len(shape) + 1)
-    return concatenate([t.reshape(shape[:axis] + (1,) + shape[axis:]) for t in items], axis=axis)
+    return concatenate([Tensor(B.reshape(t.node, shape[:axis] + (1,) + shape[axis:]))
+                        for t in items], axis=axis)
 
 
 def pad(x, pad_width) -> Tensor:

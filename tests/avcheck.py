@@ -91,9 +91,10 @@ def arg_for(value) -> av.Arg:
     return av.Arg(value.shape, value.dtype)
 
 
-def trace(op, *inputs, name: str = "f") -> av.NumericalFunction:
+def trace(op, *inputs, name: str = "f", reroll: bool = True) -> av.NumericalFunction:
     """`op(anvil_llvm, *tensors)` traced for the shapes and dtypes of `inputs`."""
-    return av.NumericalFunction(name, lambda *xs: op(av, *xs), [arg_for(x) for x in inputs])
+    return av.NumericalFunction(name, lambda *xs: op(av, *xs), [arg_for(x) for x in inputs],
+                                reroll=reroll)
 
 
 def numpy_result(op, *inputs) -> list:
@@ -133,9 +134,9 @@ def check_function(fn: av.NumericalFunction, inputs, expected, tol: Tol | None =
     return compiled
 
 
-def check(op, *inputs, tol: Tol | None = None, numpy_op=None) -> list:
+def check(op, *inputs, tol: Tol | None = None, numpy_op=None, reroll: bool = True) -> list:
     """Trace `op`, then compare compiled, interpreted and NumPy (`numpy_op` or `op`) results."""
-    fn = trace(op, *inputs)
+    fn = trace(op, *inputs, reroll=reroll)
     return check_function(fn, inputs, numpy_result(numpy_op or op, *inputs), tol)
 
 

@@ -90,3 +90,21 @@ def test_no_progress_line_without_a_terminal(monkeypatch):
 def test_verbose_wants_a_bool():
     with pytest.raises(TypeError, match="verbose: on must be True or False"):
         progress.verbose(1)
+
+
+def test_the_garbage_collector_is_paused_during_a_build_and_restored_after():
+    import gc
+    assert gc.isenabled()
+    with progress.stage("outer", "f"):
+        assert not gc.isenabled()
+        with progress.stage("inner", "f"):
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with progress.stage("outer", "f"):
+            pass
+        assert not gc.isenabled()      # a caller's choice stays
+    finally:
+        gc.enable()

@@ -171,7 +171,6 @@ class UOp:
     """
 
     __slots__ = ("op", "dtype", "shape", "src", "arg", "size", "__weakref__")
-    _table: "weakref.WeakValueDictionary[tuple, UOp]" = weakref.WeakValueDictionary()
 
     op: OpDef
     dtype: DType
@@ -184,23 +183,25 @@ class UOp:
         if type(src) is not tuple:
             src = tuple(src)
         key = (op, arg, src)
-        found = _table_get(key)
-        if found is not None:
-            return found
+        ref = _interned_get(key)
+        if ref is not None:
+            found = ref()
+            if found is not None:
+                return found
         if op.arity is not None and len(src) != op.arity:
             raise ValueError(f"op '{op.name}' takes {op.arity} sources, got {len(src)}")
         node = object.__new__(cls)
-        shape = op.shape(tuple([s.shape for s in src]), arg)
-        if not all(type(d) is int for d in shape):
-            shape = tuple(int(d) for d in shape)
+        shape = tuple(map(int, op.shape(tuple([s.shape for s in src]), arg)))
         dtype = op.dtype(tuple([s.dtype for s in src]), arg)
         _set(node, "op", op)
         _set(node, "dtype", dtype)
-        _set(node, "shape", tuple(shape))
+        _set(node, "shape", shape)
         _set(node, "src", src)
         _set(node, "arg", arg)
         _set(node, "size", math.prod(shape))
-        cls._table[key] = node
+        ref = _Interned(node, _forget)
+        ref.key = key
+        _interned[key] = ref
         return node
 
     def __setattr__(self, name, value):
@@ -224,7 +225,22 @@ SMALL_SIZE = 8
 """Arrays of at most this many elements are scalar code: the backend emits them position by
 position (docs/backend.md, 'Small arrays are scalar code'), and `simplify` does not split their
 elementwise ops into the slices that are read."""
-_table_get = UOp._table.get
+class _Interned(weakref.ref):
+    """A weak reference to an interned node that knows the node's key."""
+
+    __slots__ = ("key",)
+
+
+def _forget(ref: _Interned) -> None:
+    """Drop the entry of a node that was freed (unless a new node took its key)."""
+    if _interned.get(ref.key) is ref:
+        del _interned[ref.key]
+
+
+_interned: dict[tuple, _Interned] = {}
+"""Every live node by its (op, arg, sources), held weakly: a graph nobody holds is freed (a
+plain dict of small weak references costs half of a WeakValueDictionary per node)."""
+_interned_get = _interned.get
 
 
 def _short(arg) -> str:
@@ -323,7 +339,7 @@ def consumers(order: list[UOp]) -> dict[UOp, list[UOp]]:
 def substitute(roots: Iterable[UOp], mapping: dict[UOp, UOp]) -> list[UOp]:
     """Rebuild the graph of `roots` with the nodes of `mapping` replaced."""
     memo = dict(mapping)
-    for node in toposort(roots):
+    for node in toposort(roots, mapping):
         if node in memo:
             continue
         src = tuple(memo[s] for s in node.src)

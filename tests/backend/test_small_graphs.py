@@ -78,10 +78,10 @@ def chunk_functions(fn: av.NumericalFunction) -> list[str]:
 
 def test_deep_chain_gradient_on_a_2_vector_matches_the_interpreter():
     x = np.array([0.3, -0.7])
-    g = ad.gradient(av.NumericalFunction("chain", chain(400), (av.Arg(2),)))
+    g = ad.gradient(av.NumericalFunction("chain", chain(400), (av.Arg(2),), reroll=False))
     (grad,) = as_interpreted(g, x)
     h, e = 1e-6, np.eye(2)
-    f = av.NumericalFunction("chain", chain(400), (av.Arg(2),))
+    f = av.NumericalFunction("chain", chain(400), (av.Arg(2),), reroll=False)
     fd = [(f(x + h * e[i]) - f(x - h * e[i])) / (2 * h) for i in range(2)]
     np.testing.assert_allclose(grad, fd, rtol=1e-6)
 
@@ -91,7 +91,7 @@ def test_chunks_of_a_deep_chain_grow_linearly_and_stay_bounded():
     is no longer one function whose size grows with the graph."""
     counts, largest = [], 0
     for n in (300, 600, 1200):
-        g = ad.gradient(av.NumericalFunction("chain", chain(n), (av.Arg(2),)))
+        g = ad.gradient(av.NumericalFunction("chain", chain(n), (av.Arg(2),), reroll=False))
         bodies = chunk_functions(g)
         counts.append(len(bodies))
         largest = max(largest, max(body.count("\n") for body in bodies))
@@ -106,7 +106,7 @@ def test_chunks_of_a_deep_chain_grow_linearly_and_stay_bounded():
                                           ("fwd", True)])
 def test_rk4_pendulum_jacobian_matches_the_interpreter_and_finite_differences(mode, unroll):
     steps = 60
-    f = av.NumericalFunction("pend", pendulum(steps), (av.Arg(3),))
+    f = av.NumericalFunction("pend", pendulum(steps), (av.Arg(3),), reroll=False)
     jac = ad.jacobian(f, mode=mode, unroll=unroll)
     (J,) = as_interpreted(jac, Z)
     assert J.shape == (2, 3)
@@ -119,7 +119,7 @@ def test_rk4_pendulum_jacobian_matches_the_interpreter_and_finite_differences(mo
 
 def test_rk4_pendulum_value_matches_numpy_and_the_interpreter():
     steps = 300
-    f = av.NumericalFunction("pend", pendulum(steps), (av.Arg(3),))
+    f = av.NumericalFunction("pend", pendulum(steps), (av.Arg(3),), reroll=False)
     (x,) = as_interpreted(f, Z)
     np.testing.assert_allclose(x, pendulum_numpy(Z, steps), rtol=1e-12, atol=1e-14)
     assert len(chunk_functions(f)) > 1
@@ -129,7 +129,7 @@ def test_values_read_only_inside_their_chunk_need_no_workspace():
     """The forward RK4 steps need only a few live values at a time: the workspace stays about
     the same size as the number of steps grows (a value only its own chunk reads is kept in
     registers, the others reuse slots by liveness)."""
-    sizes = [av.NumericalFunction("pend", pendulum(n), (av.Arg(3),)).work_bytes
+    sizes = [av.NumericalFunction("pend", pendulum(n), (av.Arg(3),), reroll=False).work_bytes
              for n in (100, 400)]
     assert sizes[1] <= 1.5 * sizes[0]
 
@@ -149,9 +149,9 @@ def test_small_nodes_of_mixed_shapes_dtypes_and_movement():
             total = total + (a > 0).astype(np.int64) * (step % 3) + k[::-1]
         return a, a.sum(axis=0), total, a[2, 1] * 3.0
     x, k = np.linspace(-1.0, 1.0, 6), np.arange(6, dtype=np.int64)
-    check(op, x, k)
+    check(op, x, k, reroll=False)
     fn = av.NumericalFunction("mixed", lambda x, k: op(av, x, k),
-                              (av.Arg(6), av.Arg(6, np.int64)))
+                              (av.Arg(6), av.Arg(6, np.int64)), reroll=False)
     assert codegen.is_chunked(schedule(fn.inputs, fn.outputs))
 
 
@@ -164,8 +164,9 @@ def test_bool_and_float32_small_chunks():
             flags = (y > 0) ^ flags
         return y, flags
     x = np.linspace(-1.0, 1.0, 4).astype(np.float32)
-    check(op, x)
-    fn = av.NumericalFunction("flags", lambda x: op(av, x), (av.Arg(4, np.float32),))
+    check(op, x, reroll=False)
+    fn = av.NumericalFunction("flags", lambda x: op(av, x), (av.Arg(4, np.float32),),
+                              reroll=False)
     assert codegen.is_chunked(schedule(fn.inputs, fn.outputs))
 
 
@@ -189,7 +190,8 @@ def test_a_small_output_of_the_inputs_alone_stays_a_kernel_of_its_own():
 def test_only_chunks_are_optnone_and_an_entry_calling_only_chunks_is_too():
     """When every kernel is a chunk, the entry function is `optnone` as well, so that LLVM's
     optimiser does not run at all (each chunk function costs its module-wide passes time)."""
-    f = ad.jacobian(av.NumericalFunction("pend", pendulum(40), (av.Arg(3),)), mode="fwd",
+    f = ad.jacobian(av.NumericalFunction("pend", pendulum(40), (av.Arg(3),), reroll=False),
+                    mode="fwd",
                     unroll=True)
     sched = schedule(f.inputs, f.outputs)
     assert all(k.chunk is not None for k in sched.kernels) and codegen.is_chunked(sched)
@@ -201,7 +203,7 @@ def test_only_chunks_are_optnone_and_an_entry_calling_only_chunks_is_too():
     # optimiser, and that kernel is optimised on its own, never inlined into the entry (LLVM's
     # time stays linear in the number of such kernels)
     g = av.NumericalFunction("mixed", lambda x: (chain(300)(x[:2]), av.exp(x) * 2.0),
-                             (av.Arg(40),))
+                             (av.Arg(40),), reroll=False)
     sched = schedule(g.inputs, g.outputs)
     assert codegen.is_chunked(sched) and any(k.chunk is None for k in sched.kernels)
     text = g.lowered().ir
@@ -214,7 +216,7 @@ def test_only_chunks_are_optnone_and_an_entry_calling_only_chunks_is_too():
 
 def test_arrays_larger_than_small_keep_their_loop_nests():
     n = SMALL_SIZE * 2
-    f = ad.gradient(av.NumericalFunction("chain", chain(200), (av.Arg(n),)))
+    f = ad.gradient(av.NumericalFunction("chain", chain(200), (av.Arg(n),), reroll=False))
     sched = schedule(f.inputs, f.outputs)
     assert all(k.chunk is None for k in sched.kernels)
     as_interpreted(f, np.linspace(-1.0, 1.0, n))
