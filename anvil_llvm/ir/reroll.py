@@ -24,6 +24,8 @@ function where straight-line code calls the scalar one), which may change the la
 """
 from __future__ import annotations
 
+import itertools
+import operator
 from typing import Sequence
 
 import numpy as np
@@ -46,6 +48,8 @@ _NEAR, _TRIED = 0.9, 3     # repetitions removing 90% of the most removed: up to
 _MAX_SOURCES = 8          # a node reading more is never part of a repetition
 _VIEWS = (SLICE, RESHAPE, EXPAND, PERMUTE)
 _CONSTANTS = (CONST, CONST_ARRAY, IOTA)
+_SOURCES = operator.attrgetter("src")
+_SIGNATURE = operator.attrgetter("op", "arg", "dtype", "shape")
 _MAX_SCANNED = 1 << 22    # elements of a constant stacked from leaves that differ per block
 
 
@@ -94,41 +98,42 @@ class _Sequence:
             else:
                 nodes.append(node)
         self.roots = roots
-        self.position = position = {n: i for i, n in enumerate(nodes)}
+        self.position = position = dict(zip(nodes, itertools.count()))
         n = len(nodes)
-        width = min(max((len(node.src) for node in nodes), default=0), _MAX_SOURCES)
-        padding = [-1] * width
+        # (vectorised: this runs over every node of graphs of millions)
+        lengths = np.fromiter(map(len, map(_SOURCES, nodes)), np.int64, n)
+        width = int(min(lengths.max(initial=0), _MAX_SOURCES))
         signatures: dict = {}
-        kinds: dict = {}
-        leaves: dict = {}
-        self.leaves: list[UOp] = []
-        sigs, rows, leaf_slots = [], [], []
-        get = position.get
-        for i, node in enumerate(nodes):
-            if node.op is LOOP or len(node.src) > width:   # never part of a repetition
-                sigs.append(-1 - i)
-                rows.append(padding)
-                continue
-            sigs.append(signatures.setdefault((node.op, node.arg, node.dtype, node.shape),
-                                              len(signatures)))
-            row = [get(s, -1) for s in node.src]
-            if -1 in row:
-                for k, s in enumerate(node.src):
-                    if row[k] == -1:
-                        found = leaves.get(s)
-                        if found is None:
-                            kind = 1 + kinds.setdefault(_kind(s, roots[s]), len(kinds))
-                            found = leaves[s] = (len(self.leaves), kind)
-                            self.leaves.append(s)
-                        leaf_slots.append((i, k) + found)
-            rows.append(row + padding[len(row):])
-        self.sig = np.array(sigs, np.int64)
-        self.src = np.array(rows, np.int64).reshape(n, width)
+        self.sig = np.fromiter(map(signatures.setdefault, map(_SIGNATURE, nodes),
+                                   itertools.count()), np.int64, n)
+        apart = lengths > width                # never part of a repetition: wide nodes, loops
+        loops = [i for key, i in signatures.items() if key[0] is LOOP]
+        if loops:
+            apart |= np.isin(self.sig, loops)
+        self.sig[apart] = -1 - np.flatnonzero(apart)
+        # sources: positions (-1 for leaves) into rows of `width` slots
+        kept = [nodes[i] for i in np.flatnonzero(~apart).tolist()]
+        reads = list(itertools.chain.from_iterable(map(_SOURCES, kept)))
+        flat = np.fromiter(map(position.get, reads, itertools.repeat(-1)), np.int64, len(reads))
+        counts = np.where(apart, 0, lengths)
+        row = np.repeat(np.arange(n), counts)
+        slot = np.arange(len(reads)) - np.repeat(np.cumsum(counts) - counts, counts)
+        self.src = np.full((n, width), -1, np.int64)
+        self.src[row, slot] = flat
+        # leaves: an id each, and a kind (what another leaf must share to take its place)
         self.kind = np.zeros((n, width), np.int64)      # 0: padding or not a leaf
         self.leaf = np.full((n, width), -1, np.int64)
-        if leaf_slots:
-            i, k, lid, kind = np.array(leaf_slots, np.int64).T
-            self.leaf[i, k], self.kind[i, k] = lid, kind
+        at = np.flatnonzero(flat < 0)
+        ids: dict[UOp, int] = {}
+        self.leaf[row[at], slot[at]] = np.fromiter(
+            map(ids.setdefault, [reads[j] for j in at.tolist()], itertools.count()),
+            np.int64, len(at))
+        self.leaves = {i: leaf for leaf, i in ids.items()}
+        kinds: dict = {}
+        kind_of = np.zeros(len(ids) and max(ids.values()) + 1, np.int64)
+        for leaf, i in ids.items():
+            kind_of[i] = 1 + kinds.setdefault(_kind(leaf, roots[leaf]), len(kinds))
+        self.kind[row[at], slot[at]] = kind_of[self.leaf[row[at], slot[at]]]
 
     def codes(self, period: int | None) -> np.ndarray:
         """Per node its signature and, per source, what a repeat must match: a leaf's kind,
@@ -215,10 +220,8 @@ def _best_phase(seq: _Sequence, start: int, blocks: int, period: int) -> tuple[i
     phases = np.arange(period)
     next_cut = values[:, None] + 1 + (phases[None, :] - values[:, None] - 1) % period
     carried = (next_cut <= readers[:, None]).sum(axis=0)
-    phase = int(np.argmin(carried))
-    shift = (phase - start) % period
-    end = start + (blocks - 1) * period          # the last matched node + 1
-    return start + shift, (end - start - shift) // period + 1
+    shift = int(np.argmin(carried))              # blocks start at first + shift
+    return start + shift, ((blocks - 1) * period - shift) // period + 1
 
 
 class _Region:
