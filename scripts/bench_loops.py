@@ -739,8 +739,9 @@ WORKERS = {"anvil": worker_anvil}
 
 AREA = bt.Area(
     "loops", "Loop benchmarks", tuple(SECTIONS), QUICK, FULL, WORKERS,
-    intro="Python loops are traced (unrolled) into the graph; `fori_loop`, `scan` and `map` "
-    "trace one body run by a native loop. ",
+    intro="Python loops are traced once per iteration, then their repeated iterations are "
+    "rolled back into one loop (docs/loops.md); `fori_loop`, `scan` and `map` trace one body "
+    "run by a native loop. ",
     failures=", one that fails to build shows its error (in its build and call cells)")
 
 
