@@ -34,10 +34,14 @@ from . import build, dtypes
 from .interpret import evaluate
 from .ops import CONCAT, CONST, CONST_ARRAY, EXPAND, IOTA, LOOP, PERMUTE, RESHAPE, SLICE, control
 from .ops.source import const_array
-from .uop import UOp, substitute, toposort
+from .uop import SMALL_SIZE, UOp, substitute, toposort
 
 MIN_NODES = 200
 """Fewer repeated nodes than this stay unrolled (straight-line code is best there)."""
+MIN_ARRAY_NODES = 20_000
+"""A repetition over arrays larger than SMALL_SIZE stays unrolled below this many nodes: each
+node is then a loop over the array, and the unrolled steps fuse into one pass over memory (a
+batched integrator's steps), which a loop of steps cannot (it stores the carry each step)."""
 MIN_BLOCKS = 4
 """A repetition of fewer blocks than this stays unrolled."""
 MAX_LOOPS = 16
@@ -191,11 +195,18 @@ def _roll_largest(outputs: list[UOp]) -> list[UOp] | None:
         if rolled and (removed < _NEAR * most or len(rolled) == _TRIED):
             break
         start, blocks = _best_phase(seq, start, blocks, period)
-        if blocks >= MIN_BLOCKS and (blocks - 1) * period >= MIN_NODES:
+        if blocks >= MIN_BLOCKS and (blocks - 1) * period >= _least_nodes(seq, start, period):
             result = _Region(seq, start, period, blocks).roll()
             if result is not None:
                 rolled.append(result)
     return min(rolled, key=lambda r: len(toposort(r))) if rolled else None
+
+
+def _least_nodes(seq: _Sequence, start: int, period: int) -> int:
+    """The fewest repeated nodes worth a loop: MIN_NODES for scalar code, MIN_ARRAY_NODES
+    when the blocks compute arrays."""
+    small = all(node.size <= SMALL_SIZE for node in seq.nodes[start:start + period])
+    return MIN_NODES if small else MIN_ARRAY_NODES
 
 
 def _best_phase(seq: _Sequence, start: int, blocks: int, period: int) -> tuple[int, int]:

@@ -8,6 +8,7 @@ from anvil_llvm import ad
 from anvil_llvm.ir import dtypes
 from anvil_llvm.ir.interpret import evaluate
 from anvil_llvm.ir.ops import INPUT, LOOP
+from anvil_llvm.ir import reroll as reroll_module
 from anvil_llvm.ir.reroll import reroll
 from anvil_llvm.ir.uop import UOp, toposort
 
@@ -228,3 +229,22 @@ def test_integer_and_bool_carries_and_a_constant_cycling_with_the_step():
 def test_reroll_must_be_a_bool():
     with pytest.raises(TypeError, match="reroll: expected a bool"):
         av.NumericalFunction("f", lambda x: x * 2.0, (av.Arg(2),), reroll="no")
+
+
+def test_steps_over_large_arrays_stay_unrolled_unless_there_are_very_many():
+    """Unrolled steps of elementwise work over large arrays fuse into one pass over memory: a
+    loop would store the carry every step. Only very long repetitions are rolled."""
+    def chain(steps):
+        def f(y):
+            for _ in range(steps):
+                y = y * 1.0001 + av.sin(y) * 1e-3
+            return y
+        return f
+    x = np.linspace(-1.0, 1.0, 100)
+    for steps, rolled in [(100, False), (reroll_module.MIN_ARRAY_NODES // 3 + 50, True)]:
+        f = av.NumericalFunction("chain", chain(steps), (av.Arg(100),))
+        assert bool(loops(f)) == rolled
+        want = x.copy()
+        for _ in range(steps):
+            want = want * 1.0001 + np.sin(want) * 1e-3
+        np.testing.assert_allclose(f(x), want, rtol=1e-12)
