@@ -6,9 +6,9 @@ import pytest
 import anvil_llvm as av
 from anvil_llvm import ad
 from anvil_llvm.ir import dtypes
+from anvil_llvm.ir import reroll as reroll_module
 from anvil_llvm.ir.interpret import evaluate
 from anvil_llvm.ir.ops import INPUT, LOOP
-from anvil_llvm.ir import reroll as reroll_module
 from anvil_llvm.ir.reroll import reroll
 from anvil_llvm.ir.uop import UOp, toposort
 
