@@ -73,7 +73,7 @@ def reroll(outputs: Sequence[UOp]) -> list[UOp]:
     ...     y = UOp(MUL, (UOp(SIN, (y,)), x))
     >>> rolled = toposort(reroll([y]))
     >>> len(rolled), sum(n.op.name == "loop" for n in rolled)
-    (6, 1)
+    (4, 1)
     """
     outputs = list(outputs)
     for _ in range(MAX_LOOPS):

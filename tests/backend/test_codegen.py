@@ -58,7 +58,7 @@ def lowered(name: str, vector_math: bool = False, shared: int | None = None):
     """(schedule, module text, parsed and verified module) of one graph of GRAPHS, arrays of
     `shared` bytes and more referenced, not embedded."""
     fn, args = GRAPHS[name]
-    f = av.NumericalFunction(name, fn, args)
+    f = av.NumericalFunction(name, fn, args, reroll=False)     # straight-line code
     sched = schedule(f.inputs, f.outputs)
     text = codegen.module_text(sched, "sym", vecmath.ISAS if vector_math else (), shared)
     module = llvm.parse_assembly(text)
