@@ -15,15 +15,15 @@ from anvil_llvm.ir.uop import UOp, toposort
 H = 0.01
 
 
-def rk4_pendulum(z, steps, t0=None):
-    """RK4 on the pendulum, written as engineers write it (scalar indexing and stack); with
-    `t0`, a forcing cos(t) with t advanced in Python (a constant that differs per step)."""
-    x, p = z[:2], z[2]
-    t = t0
+def rk4(z, steps, m, t0=None):
+    """RK4 on the pendulum, written as engineers write it (scalar indexing and stack), traced
+    (m = anvil_llvm) or computed (m = numpy); with `t0`, a forcing cos(t) with t advanced in
+    Python (a constant that differs per step)."""
+    x, p, t = z[:2], z[2], t0
 
     def f(x, t):
         force = 0.0 if t is None else 0.3 * np.cos(t)
-        return av.stack([x[1], -p * av.sin(x[0]) + force])
+        return m.stack([x[1], -p * m.sin(x[0]) + force])
     for _ in range(steps):
         half = None if t is None else t + H / 2
         k1 = f(x, t)
@@ -33,23 +33,14 @@ def rk4_pendulum(z, steps, t0=None):
         x = x + H / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
         t = None if t is None else t + H
     return x
+
+
+def rk4_pendulum(z, steps, t0=None):
+    return rk4(z, steps, av, t0)
 
 
 def rk4_numpy(z, steps, t0=None):
-    x, p, t = z[:2].copy(), z[2], t0
-
-    def f(x, t):
-        force = 0.0 if t is None else 0.3 * np.cos(t)
-        return np.array([x[1], -p * np.sin(x[0]) + force])
-    for _ in range(steps):
-        half = None if t is None else t + H / 2
-        k1 = f(x, t)
-        k2 = f(x + H / 2 * k1, half)
-        k3 = f(x + H / 2 * k2, half)
-        k4 = f(x + H * k3, None if t is None else t + H)
-        x = x + H / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-        t = None if t is None else t + H
-    return x
+    return rk4(z, steps, np, t0)
 
 
 def loops(fn) -> list:
