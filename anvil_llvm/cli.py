@@ -48,7 +48,8 @@ def _load(spec: str) -> list[tuple[object, str]]:
 
 
 _OPTIONS = {"name": "--name", "out_dir": "-o/--output", "target": "--target", "cpu": "--cpu",
-            "shared": "--shared", "casadi_int": "--casadi-int"}
+            "shared": "--shared", "casadi_int": "--casadi-int",
+            "casadi_derivatives": "--casadi-derivatives"}
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -66,7 +67,8 @@ def _export(args: argparse.Namespace) -> int:
             raise ValueError("--name is needed to export several functions into one library")
         name = found[0][0].name
     lib = export([v for v, _ in found], args.output, name, target=args.target, cpu=args.cpu,
-                 shared=args.shared, casadi=args.casadi, casadi_int=args.casadi_int,
+                 shared=args.shared, casadi=args.casadi or args.casadi_derivatives,
+                 casadi_int=args.casadi_int, casadi_derivatives=args.casadi_derivatives,
                  _origins=[o for _, o in found])
     paths = [lib.object, lib.archive, lib.header, lib.cpp_header] + (
         [lib.shared] if lib.shared else [])
@@ -118,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
                           help="also link lib<NAME>.so with the system's cc")
     exporter.add_argument("--casadi", action="store_true",
                           help="add CasADi's external-function API for each function")
+    exporter.add_argument("--casadi-derivatives", action="store_true",
+                          help="also export jac_F, adj1_F and jac_adj1_F for each function F, "
+                          "so that CasADi differentiates through the exported code (implies "
+                          "--casadi)")
     exporter.add_argument("--casadi-int", choices=["long long", "int"], default="long long",
                           help="the integer type of the CasADi API: 'long long' (CasADi) or "
                           "'int' (acados)")

@@ -116,3 +116,20 @@ def test_usage_errors_exit_2(capsys):
         main(["export", "clipkg.models:dyn"])          # no -o
     assert stop.value.code == 2
     assert "-o/--output" in capsys.readouterr().err
+
+
+@needs_cc
+def test_casadi_derivatives_flag_lets_casadi_differentiate_the_export(package, capsys):
+    """--casadi-derivatives (implying --casadi) exports jac_dyn: CasADi's jacobian() of the
+    external function reads it; checked against CasADi's own SX jacobian of the formula."""
+    casadi = pytest.importorskip("casadi")
+    assert main(["export", "clipkg.models:dyn", "-o", "out", "--shared",
+                 "--casadi-derivatives"]) == 0
+    capsys.readouterr()
+    ext = casadi.external("dyn", str(package / "out" / "libdyn.so"))
+    X = casadi.SX.sym("x", 6)
+    theirs = casadi.Function("j", [X], [casadi.jacobian(casadi.sin(X[1:]) * X[:-1], X)])
+    x = np.linspace(0.1, 1.2, 6)
+    ours = ext.jacobian()(x, ext(x))
+    np.testing.assert_allclose(np.array(casadi.DM(ours).full()),
+                               np.array(theirs(x).full()), rtol=1e-14, atol=1e-15)
