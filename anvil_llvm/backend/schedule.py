@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..ir.ops import ADD, CONST, CONST_ARRAY, EXPAND, GATHER, INPUT, IOTA, PAD, PLACE, RESHAPE
+from ..ir.ops import (ADD, CMPEQ, CMPNE, CONST, CONST_ARRAY, EXPAND, GATHER, INPUT, IOTA, PAD,
+                      PERMUTE, PLACE, RESHAPE, SLICE)
 from ..ir.uop import SMALL_SIZE, OpKind, UOp, consumers, toposort
 from . import blas, loop
 from .kernel import Buffer, Kernel, buffer_nbytes, innermost_reads, over_source
@@ -109,6 +110,23 @@ def _read_repeatedly(node: UOp, users: dict, costs: _Costs) -> bool:
     return False
 
 
+def _compared_exactly(order: list[UOp]) -> set[UOp]:
+    """The values that float equality tests compare (through views), computed once: a value
+    computed in two kernels may differ in its last bit between them (a vectorised loop calls
+    libmvec's sin where a scalar one calls libm's), and an exact test must see the values every
+    other kernel sees (the derivative of max(x, y) tests max(x, y) == x: recomputed x never
+    equals the stored max, and the derivative vanished)."""
+    compared = set()
+    for node in order:
+        if node.op in (CMPEQ, CMPNE) and node.src[0].dtype.is_float:
+            for s in node.src:
+                while s.op in (RESHAPE, EXPAND, PERMUTE, SLICE):
+                    s = s.src[0]
+                if s.src:
+                    compared.add(s)
+    return compared
+
+
 def _realise(order: list[UOp], outputs: list[UOp], users: dict,
              gemms: frozenset) -> tuple[set, _Costs]:
     realised = {n for n in order if n.op.kind in (OpKind.REDUCE, OpKind.CONTRACT) and not
@@ -123,6 +141,7 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
     realised.update(m for n in order if n.op.kind is OpKind.PROGRAM for m in (n, *n.src))
     # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
     realised.update(blas.operand(s)[0] for n in gemms for s in n.src)
+    realised.update(_compared_exactly(order))
     costs = _Costs(gemms)
     for node in order:
         costs.add(node, realised)

@@ -8,6 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import anvil_llvm as av
+import anvil_llvm.numpy as anp
+from anvil_llvm import ad
 from anvil_llvm.backend import callpath
 
 X = np.linspace(-1.0, 1.0, 6)
@@ -287,3 +289,23 @@ def test_code_read_reversed_is_realised_not_copied_at_every_step(steps):
                     - _reversing_chain(np, xs - step * e, steps)) / (2 * step)
                    for e in np.eye(3)], axis=1)
     np.testing.assert_allclose(batched(xs), fd, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("rows, n", [(8, 3), (16, 3), (32, 3), (33, 5), (100, 7)])
+def test_derivatives_through_exact_ties_see_the_stored_values(rows, n):
+    """max(x, y)'s derivative tests max(x, y) == x, and reduce_max's tests each element against
+    the maximum: x computed again in another kernel (a scalar loop calling libm's sin, where the
+    vectorised kernel storing the maximum called libmvec's) would never be equal, and the
+    derivative vanished or became 0/0. Against central differences."""
+    rng = np.random.default_rng(rows * n)
+    A, W = rng.normal(size=(rows, n)), rng.normal(size=(n, 1))
+
+    def f(b, m):
+        s = m.sin(A * b)
+        rowmax = m.max(m.exp(s), axis=1)
+        return m.sum((m.maximum(s, 0.5 * s) @ W) ** 2) + m.sum(rowmax * rowmax)
+    g = ad.gradient(av.NumericalFunction("ties", lambda b: f(b, anp), (av.Arg(n),)))
+    b = rng.normal(size=n)
+    eps = 1e-6
+    fd = np.array([(f(b + eps * e, np) - f(b - eps * e, np)) / (2 * eps) for e in np.eye(n)])
+    np.testing.assert_allclose(g(b), fd, rtol=1e-6, atol=1e-6)
