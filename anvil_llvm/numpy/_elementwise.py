@@ -44,7 +44,19 @@ true_divide = divide
 
 
 def floor_divide(x, y) -> Tensor:
-    return as_tensor(x) // y
+    """x / y rounded towards -inf, as np.floor_divide, by NumPy's own steps (so `1 // 0.1` is
+    9.0, as in NumPy); ints stay ints.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.floor_divide(x, 0.1), (av.Arg(2),))
+    >>> f(np.array([1.0, -0.25]))
+    array([ 9., -3.])
+    """
+    x, y = as_tensor(x), as_tensor(y)
+    whole = (x - mod(x, y)) / y
+    down = floor(whole)
+    out = where(whole - down > 0.5, down + 1.0, down)
+    return out.astype(np.int64) if x.dtype.kind in "ib" and y.dtype.kind in "ib" else out
 
 
 def negative(x) -> Tensor:
@@ -243,3 +255,77 @@ def softplus(x) -> Tensor:
     """log(1 + exp(x)) without overflow: max(x, 0) + log1p(exp(-|x|))."""
     x = _float(x)
     return maximum(x, 0.0) + log1p(exp(-abs(x)))
+
+
+def fabs(x) -> Tensor:
+    """|x| as a float, as np.fabs."""
+    return abs(_float(x))
+
+
+def fmax(x, y) -> Tensor:
+    """The elementwise maximum ignoring NaN (the other operand wins; NaN only when both are),
+    as np.fmax.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.fmax(x, x[::-1]), (av.Arg(2),))
+    >>> f(np.array([np.nan, 1.0]))
+    array([1., 1.])
+    """
+    x, y = as_tensor(x), as_tensor(y)
+    return where(isnan(y), x, where(isnan(x), y, maximum(x, y)))
+
+
+def fmin(x, y) -> Tensor:
+    """The elementwise minimum ignoring NaN, as np.fmin (see `fmax`)."""
+    x, y = as_tensor(x), as_tensor(y)
+    return where(isnan(y), x, where(isnan(x), y, minimum(x, y)))
+
+
+def heaviside(x1, x2) -> Tensor:
+    """The step function: 0 for x1 < 0, `x2` at 0, 1 for x1 > 0 (NaN at NaN), as
+    np.heaviside.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.heaviside(x, 0.5), (av.Arg(3),))
+    >>> f(np.array([-2.0, 0.0, 3.0]))
+    array([0. , 0.5, 1. ])
+    """
+    x1 = _float(x1)
+    return where(x1 == 0.0, x2, where(x1 > 0.0, 1.0, where(x1 < 0.0, 0.0, x1)))
+
+
+def sinc(x) -> Tensor:
+    """sin(pi x) / (pi x), 1 at 0, as np.sinc (smooth there: its derivatives at 0 are those of
+    the series 1 - (pi x)^2 / 6).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> av.NumericalFunction("f", anp.sinc, (av.Arg(2),))(np.array([0.0, 0.5])) * np.pi
+    array([3.14159265, 2.        ])
+    """
+    y = _float(x) * _math.pi
+    small = abs(y) < 1e-4
+    safe = where(small, 1.0, y)
+    series = 1.0 - y * y * (1.0 / 6.0)
+    return where(small, series, sin(safe) / safe)
+
+
+def float_power(x1, x2) -> Tensor:
+    """x1 ** x2 in float64, as np.float_power."""
+    return power(as_tensor(x1).astype(np.float64), as_tensor(x2).astype(np.float64))
+
+
+def polyval(p, x) -> Tensor:
+    """The polynomial with coefficients `p` (highest power first: a sequence, array or 1-D
+    Tensor) at `x`, by Horner's rule, as np.polyval.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.polyval([1.0, 0.0, -2.0], x), (av.Arg(2),))
+    >>> f(np.array([2.0, 3.0]))
+    array([2., 7.])
+    """
+    coefficients = list(p) if isinstance(p, Tensor) else list(np.asarray(p))
+    x = as_tensor(x)
+    out = x * 0.0 + coefficients[0] if coefficients else x * 0.0
+    for c in coefficients[1:]:
+        out = out * x + c
+    return out

@@ -6,7 +6,7 @@ import string
 
 import numpy as np
 
-from ..tensor import Tensor, as_tensor, matmul
+from ..tensor import Tensor, as_tensor, matmul, stack
 from ._shapes import moveaxis
 
 
@@ -62,11 +62,12 @@ def tensordot(a, b, axes=2) -> Tensor:
                                   + tuple(b.shape[j] for j in free_b))
 
 
-def einsum(subscripts: str, *operands) -> Tensor:
+def einsum(subscripts: str, *operands, optimize=False) -> Tensor:
     """Einstein summation, as np.einsum with explicit or implicit output (`"ij,jk->ik"`,
     `"ij,ij"`), ellipses for broadcast axes (`"...ij,...jk->...ik"`) and indices repeated
     within one operand (its diagonal: `"ii->i"`, `"ii"` the trace): each operand is aligned on
-    the labels, multiplied, and summed over the labels not kept.
+    the labels, multiplied, and summed over the labels not kept (`optimize`, NumPy's choice of
+    contraction order, is accepted and left to the compiler, which fuses the loops).
 
     >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
     >>> f = av.NumericalFunction("f", lambda x: anp.einsum("...ii->...", x), (av.Arg((2, 2, 2)),))
@@ -153,6 +154,53 @@ def _diagonals(term: str, t: Tensor) -> tuple[str, Tensor]:
             t = moved[..., np.arange(n) * (n + 1)]
             term = "".join(term[i] for i in rest) + c
     return term, t
+
+
+def cross(a, b, axis: int = -1) -> Tensor:
+    """The cross product of 3-vectors along `axis` (batch axes broadcast), as np.cross.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.cross(x, [0.0, 0.0, 1.0]), (av.Arg(3),))
+    >>> f(np.array([1.0, 0.0, 0.0]))
+    array([ 0., -1.,  0.])
+    """
+    a, b = moveaxis(as_tensor(a), axis, -1), moveaxis(as_tensor(b), axis, -1)
+    if a.shape[-1] != 3 or b.shape[-1] != 3:
+        raise ValueError(f"cross: vectors of length 3 expected along axis {axis}, got shapes "
+                         f"{a.shape} and {b.shape}")
+    a0, a1, a2 = (a[..., i] for i in range(3))
+    b0, b1, b2 = (b[..., i] for i in range(3))
+    return moveaxis(stack([a1 * b2 - a2 * b1, a2 * b0 - a0 * b2, a0 * b1 - a1 * b0], axis=-1),
+                    -1, axis)
+
+
+def vecdot(x1, x2, axis: int = -1) -> Tensor:
+    """The dot product of vectors along `axis` (batch axes broadcast), as np.vecdot.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.vecdot(x, x), (av.Arg((2, 2)),))
+    >>> f(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([ 5., 25.])
+    """
+    return (as_tensor(x1) * x2).sum(axis)
+
+
+def kron(a, b) -> Tensor:
+    """The Kronecker product, as np.kron: blocks a[i, j] * b.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.kron(x, np.ones(2)), (av.Arg(2),))
+    >>> f(np.array([1.0, 2.0]))
+    array([1., 1., 2., 2.])
+    """
+    a, b = as_tensor(a), as_tensor(b)
+    ndim = builtins.max(a.ndim, b.ndim)
+    a = a.reshape((1,) * (ndim - a.ndim) + a.shape)
+    b = b.reshape((1,) * (ndim - b.ndim) + b.shape)
+    spread_a = tuple(x for d in a.shape for x in (d, 1))
+    spread_b = tuple(x for d in b.shape for x in (1, d))
+    return (a.reshape(spread_a) * b.reshape(spread_b)).reshape(
+        tuple(p * q for p, q in zip(a.shape, b.shape)))
 
 
 def matrix_transpose(x) -> Tensor:

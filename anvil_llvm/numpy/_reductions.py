@@ -1,13 +1,15 @@
 """Reductions with NumPy's names and signatures (`axis`, `keepdims`, `ddof`)."""
 from __future__ import annotations
 
+import builtins
+
 import numpy as np
 
 from .. import control
 from .. import tensor as T
 from ..tensor import Tensor, as_tensor
 from ._elementwise import exp, isfinite, log, sqrt, where
-from ._shapes import moveaxis
+from ._shapes import concatenate, moveaxis
 
 
 def sum(a, axis=None, keepdims: bool = False) -> Tensor:
@@ -105,3 +107,92 @@ def cumsum(a, axis=None) -> Tensor:
 def cumprod(a, axis=None) -> Tensor:
     """Running products along `axis` (of the flattened array when None), as np.cumprod."""
     return _accumulate("cumprod", a, axis, lambda c, x: c * x)
+
+
+def diff(a, n: int = 1, axis: int = -1, prepend=None, append=None) -> Tensor:
+    """The n-th differences `a[1:] - a[:-1]` along `axis`, as np.diff (with `prepend` and
+    `append` joined first, scalars broadcast across the other axes).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.diff(x, 2), (av.Arg(4),))
+    >>> f(np.array([1.0, 4.0, 9.0, 16.0]))
+    array([2., 2.])
+    """
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"diff: order must be a non-negative int, got n={n!r}")
+    a = as_tensor(a)
+    if a.ndim == 0:
+        raise ValueError("diff: requires an input of at least one dimension")
+    axis = T._axis(axis, a.ndim)
+    parts = [a]
+    for value, at in ((prepend, 0), (append, 1)):
+        if value is not None:
+            value = as_tensor(value)
+            if value.ndim == 0:
+                value = value.broadcast_to(a.shape[:axis] + (1,) + a.shape[axis + 1:])
+            parts.insert(at * len(parts), value)
+    a = concatenate(parts, axis) if len(parts) > 1 else a
+    head = (slice(None),) * axis
+    for _ in range(n):
+        a = a[head + (slice(1, None),)] - a[head + (slice(None, -1),)]
+    return a
+
+
+def trapezoid(y, x=None, dx: float = 1.0, axis: int = -1) -> Tensor:
+    """The integral of samples `y` along `axis` by the trapezoidal rule, at points `x` (a
+    Tensor or array along that axis) or spacing `dx`, as np.trapezoid.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda y: anp.trapezoid(y, dx=0.5), (av.Arg(3),))
+    >>> float(f(np.array([0.0, 1.0, 2.0])))
+    1.0
+    """
+    y = T._float(as_tensor(y))
+    axis = T._axis(axis, y.ndim)
+    head = (slice(None),) * axis
+    mid = (y[head + (slice(1, None),)] + y[head + (slice(None, -1),)]) * 0.5
+    if x is None:
+        return mid.sum(axis) * dx
+    x = as_tensor(x)
+    steps = diff(x, axis=-1 if x.ndim == 1 else axis)
+    if x.ndim == 1:
+        steps = steps.reshape((-1,) + (1,) * (y.ndim - 1 - axis))
+    return (mid * steps).sum(axis)
+
+
+def average(a, axis=None, weights=None, returned: bool = False, keepdims: bool = False):
+    """The mean of `a` along `axis`, weighted by `weights` (one per element of `a`, or 1-D
+    along `axis`), as np.average; with `returned`, also the sum of the weights.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.average(x, weights=[3.0, 1.0]), (av.Arg(2),))
+    >>> float(f(np.array([1.0, 5.0])))
+    2.0
+    """
+    a = T._float(as_tensor(a))
+    if weights is None:
+        out = a.mean(axis, keepdims)
+        total = as_tensor(float(a.size // builtins.max(out.size, 1)))
+        return (out, total.broadcast_to(out.shape)) if returned else out
+    w = T._float(as_tensor(weights))
+    if w.shape != a.shape:
+        if axis is None or w.ndim != 1:
+            raise ValueError(f"average: weights of shape {w.shape} do not fit a of shape "
+                             f"{a.shape}; give one weight per element, or 1-D weights and "
+                             "an axis")
+        w = w.reshape((-1,) + (1,) * (a.ndim - 1 - T._axis(axis, a.ndim)))
+        w = w.broadcast_to(a.shape)
+    total = w.sum(axis, keepdims)
+    out = (a * w).sum(axis, keepdims) / total
+    return (out, total) if returned else out
+
+
+def ptp(a, axis=None, keepdims: bool = False) -> Tensor:
+    """The range max - min along `axis`, as np.ptp.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> float(av.NumericalFunction("f", anp.ptp, (av.Arg(3),))(np.array([2.0, -1.0, 5.0])))
+    6.0
+    """
+    a = as_tensor(a)
+    return a.max(axis, keepdims) - a.min(axis, keepdims)

@@ -3,12 +3,15 @@ function, and reshaping, reordering and repeating a tensor's elements."""
 from __future__ import annotations
 
 import builtins
+import itertools
 from collections.abc import Sequence
 
 import numpy as np
 
 from .. import tensor as T
-from ..tensor import Tensor, as_tensor, concatenate, where
+from ..tensor import Tensor, as_tensor, stack, where
+from ..tensor import concatenate as _concatenate
+from ..tensor import pad as _zero_pad
 
 
 def _const(array: np.ndarray) -> Tensor:
@@ -73,6 +76,51 @@ def linspace(start, stop, num: int = 50, endpoint: bool = True, dtype=None) -> T
     start, stop = as_tensor(start), as_tensor(stop)
     out = start[..., None] + (stop - start)[..., None] * fractions
     return out if dtype is None else out.astype(dtype)
+
+
+def array(object, dtype=None) -> Tensor:
+    """A Tensor from a Tensor, a NumPy array, a number or nested lists of them, as np.array
+    (and jnp.array): a list holding Tensors is stacked, so `array([[c, -s], [s, c]])` builds a
+    rotation matrix from traced `c` and `s` (all entries of one level must have one shape).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> def rotation(q):
+    ...     c, s = anp.cos(q), anp.sin(q)
+    ...     return anp.array([[c, -s], [s, c]])
+    >>> f = av.NumericalFunction("rotation", rotation, (av.Arg(()),))
+    >>> f(np.pi / 2).round(12) + 0.0
+    array([[ 0., -1.],
+           [ 1.,  0.]])
+    """
+    out = _nested(object)
+    return out if dtype is None else out.astype(dtype)
+
+
+def _nested(value) -> Tensor:
+    if isinstance(value, (list, tuple)) and _holds_tensors(value):
+        if not value:
+            return as_tensor(np.zeros(0))
+        return stack([_nested(v) for v in value])
+    return as_tensor(value)
+
+
+def _holds_tensors(value) -> bool:
+    if isinstance(value, Tensor):
+        return True
+    return isinstance(value, (list, tuple)) and builtins.any(_holds_tensors(v) for v in value)
+
+
+asarray = array
+
+
+def copy(a) -> Tensor:
+    """`a` itself: traced values are never written in place, so no copy is needed (np.copy).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> av.NumericalFunction("f", lambda x: anp.copy(x) * 2.0, (av.Arg(2),))(np.ones(2))
+    array([2., 2.])
+    """
+    return as_tensor(a)
 
 
 # ---- movement ----------------------------------------------------------------------------------
@@ -268,13 +316,153 @@ def trace(a, offset: int = 0) -> Tensor:
     return diagonal(a, offset).sum()
 
 
+def concatenate(arrays: Sequence, axis: int | None = 0) -> Tensor:
+    """The arrays joined along an existing `axis` (flattened first when None), as
+    np.concatenate; an item may be a list holding Tensors (`[x, [total]]`).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.concatenate([x, x[:1]], axis=None),
+    ...                          (av.Arg((2, 2)),))
+    >>> f(np.array([[1.0, 2.0], [3.0, 4.0]]))
+    array([1., 2., 3., 4., 1., 2.])
+    """
+    items = [array(a) for a in (arrays if isinstance(arrays, (list, tuple)) else
+                                as_tensor(arrays))]
+    if axis is None:
+        return _concatenate([a.reshape(-1) for a in items])
+    return _concatenate(items, axis=axis)
+
+
+def append(arr, values, axis: int | None = None) -> Tensor:
+    """`values` appended to `arr` along `axis` (both flattened when None), as np.append.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> av.NumericalFunction("f", lambda x: anp.append(x, 0.0), (av.Arg(2),))(np.ones(2))
+    array([1., 1., 0.])
+    """
+    return concatenate([as_tensor(arr), as_tensor(values)], axis)
+
+
+def split(ary, indices_or_sections, axis: int = 0) -> list[Tensor]:
+    """`ary` cut along `axis` into equal sections (an int, which must divide the length) or
+    at the given indices, as np.split.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.split(x, [1])[1], (av.Arg(3),))
+    >>> f(np.array([1.0, 2.0, 3.0]))
+    array([2., 3.])
+    """
+    a = as_tensor(ary)
+    n = a.shape[T._axis(axis, a.ndim)]
+    if isinstance(indices_or_sections, (int, np.integer)) and n % indices_or_sections:
+        raise ValueError(f"split: array split does not result in an equal division ({n} into "
+                         f"{indices_or_sections}); use array_split")
+    return array_split(a, indices_or_sections, axis)
+
+
+def array_split(ary, indices_or_sections, axis: int = 0) -> list[Tensor]:
+    """`ary` cut along `axis` into `indices_or_sections` sections (the first ones one longer
+    when the length does not divide) or at the given indices, as np.array_split."""
+    a = as_tensor(ary)
+    axis = T._axis(axis, a.ndim)
+    n = a.shape[axis]
+    if isinstance(indices_or_sections, (int, np.integer)):
+        if indices_or_sections <= 0:
+            raise ValueError(f"array_split: number sections must be larger than 0, got "
+                             f"{indices_or_sections}")
+        size, extra = divmod(n, int(indices_or_sections))
+        bounds = np.cumsum([0] + [size + 1] * extra + [size] * (indices_or_sections - extra))
+    else:
+        bounds = np.concatenate([[0], np.asarray(indices_or_sections, dtype=np.int64), [n]])
+    cuts = np.clip(bounds, 0, n)
+    return [a[(slice(None),) * axis + (slice(int(lo), int(builtins.max(lo, hi))),)]
+            for lo, hi in itertools.pairwise(cuts)]
+
+
+def pad(array, pad_width, mode: str = "constant", constant_values=0) -> Tensor:
+    """`array` padded by `pad_width` (one int, one pair, or one pair per axis), as np.pad:
+    `mode` 'constant' (with a scalar `constant_values`, a number or a Tensor), 'edge',
+    'wrap' (periodic), 'reflect' or 'symmetric'.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.pad(x, (1, 2), mode="wrap"), (av.Arg(3),))
+    >>> f(np.array([1.0, 2.0, 3.0]))
+    array([3., 1., 2., 3., 1., 2.])
+    """
+    a = as_tensor(array)
+    widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (a.ndim, 2))
+    if mode == "constant":
+        out = _zero_pad(a, widths)
+        if isinstance(constant_values, Tensor) or np.any(constant_values):
+            border = np.pad(np.zeros(a.shape, a.dtype.np), widths, constant_values=1)
+            out = where(border.astype(bool), constant_values, out)
+        return out
+    if mode not in ("edge", "wrap", "reflect", "symmetric"):
+        raise NotImplementedError(f"pad: mode={mode!r} is not supported; use 'constant', "
+                                  "'edge', 'wrap', 'reflect' or 'symmetric'")
+    for axis, (lo, hi) in enumerate(widths):
+        if lo or hi:
+            source = np.pad(np.arange(a.shape[axis]), (int(lo), int(hi)), mode=mode)
+            a = take(a, source, axis)
+    return a
+
+
+def column_stack(tup: Sequence) -> Tensor:
+    """1-D arrays as the columns of a 2-D array (2-D ones as they are), joined, as
+    np.column_stack.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.column_stack([x, 2.0 * x]), (av.Arg(2),))
+    >>> f(np.array([1.0, 2.0]))
+    array([[1., 2.],
+           [2., 4.]])
+    """
+    items = [as_tensor(t) for t in tup]
+    return _concatenate([t.reshape(-1, 1) if t.ndim < 2 else t for t in items], axis=1)
+
+
+def meshgrid(*xi, indexing: str = "xy") -> list[Tensor]:
+    """Coordinate arrays from 1-D coordinate vectors, as np.meshgrid ('xy': the first two
+    axes swapped, NumPy's default; 'ij': matrix indexing).
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.meshgrid(x, x[:1])[0], (av.Arg(2),))
+    >>> f(np.array([1.0, 2.0]))
+    array([[1., 2.]])
+    """
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"meshgrid: indexing must be 'xy' or 'ij', got {indexing!r}")
+    vectors = [as_tensor(x).reshape(-1) for x in xi]
+    shape = [v.shape[0] for v in vectors]
+    if indexing == "xy" and len(vectors) > 1:
+        shape[0], shape[1] = shape[1], shape[0]
+    out = []
+    for i, v in enumerate(vectors):
+        position = 1 - i if indexing == "xy" and i < 2 and len(vectors) > 1 else i
+        spread = [1] * len(vectors)
+        spread[position] = v.shape[0]
+        out.append(v.reshape(tuple(spread)).broadcast_to(tuple(shape)))
+    return out
+
+
 def hstack(tup: Sequence) -> Tensor:
     items = [as_tensor(t) for t in tup]
-    return concatenate(items, axis=0 if builtins.all(t.ndim <= 1 for t in items) else 1)
+    return _concatenate(items, axis=0 if builtins.all(t.ndim <= 1 for t in items) else 1)
 
 
 def vstack(tup: Sequence) -> Tensor:
-    return concatenate([atleast_2d(t) for t in tup], axis=0)
+    return _concatenate([atleast_2d(t) for t in tup], axis=0)
+
+
+def dstack(tup: Sequence) -> Tensor:
+    """Arrays joined along a third axis (1-D (n,) as (1, n, 1), 2-D (m, n) as (m, n, 1)),
+    as np.dstack.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> av.NumericalFunction("f", lambda x: anp.dstack([x, x]), (av.Arg(2),))(np.ones(2)).shape
+    (1, 2, 2)
+    """
+    return _concatenate([atleast_3d(t) for t in tup], axis=2)
 
 
 def atleast_1d(a) -> Tensor:
@@ -286,3 +474,10 @@ def atleast_2d(a) -> Tensor:
     a = as_tensor(a)
     return a.reshape((1,) * (2 - a.ndim) + a.shape) if a.ndim < 2 else a
 
+
+
+def atleast_3d(a) -> Tensor:
+    """`a` with at least three axes, as np.atleast_3d: (n,) becomes (1, n, 1), (m, n) becomes
+    (m, n, 1)."""
+    a = atleast_2d(a)
+    return a.reshape(a.shape + (1,)) if a.ndim == 2 else a

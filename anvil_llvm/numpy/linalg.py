@@ -1,5 +1,5 @@
 """`anvil_llvm.numpy.linalg`: solve, inv, det, slogdet, cholesky, eigh, eigvalsh, lstsq,
-pinv, norms; and SciPy's
+pinv, norms, multi_dot, matrix_power; and SciPy's
 triangular and Cholesky solves (`cho_solve`, `solve_triangular`), kept here beside the
 factorisation they complete rather than in a namespace of their own."""
 from __future__ import annotations
@@ -15,6 +15,8 @@ from ..ir.uop import UOp
 from ..tensor import Tensor, as_tensor
 from ._elementwise import exp, maximum, sqrt
 from ._shapes import swapaxes
+from ._unsupported import LINALG_HINTS as _LINALG_HINTS
+from ._unsupported import refusal as _refusal
 
 
 def _matrices(name: str, a) -> Tensor:
@@ -344,3 +346,89 @@ def _matrix_norm(x: Tensor, ord, axes: tuple, keepdims: bool) -> Tensor:
                                   "are not supported yet; use 'fro', 1 or inf")
     return out if keepdims else out.reshape(tuple(d for i, d in enumerate(out.shape)
                                                   if i not in axes))
+
+
+def multi_dot(arrays, *, out=None) -> Tensor:
+    """The product of a chain of matrices (the first and last may be vectors), as
+    np.linalg.multi_dot, multiplied in the order that needs the fewest operations.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda a: anp.linalg.multi_dot([a, a, a[0]]),
+    ...                          (av.Arg((2, 2)),))
+    >>> f(np.array([[1.0, 1.0], [0.0, 1.0]]))
+    array([3., 1.])
+    """
+    if out is not None:
+        raise TypeError("multi_dot: out= is not supported (a NumPy array cannot hold a traced "
+                        "value)")
+    items = [as_tensor(a) for a in arrays]
+    if len(items) < 2:
+        raise ValueError(f"multi_dot: expected at least two arrays, got {len(items)}")
+    first, last = items[0].ndim == 1, items[-1].ndim == 1
+    if first:
+        items[0] = items[0].reshape(1, -1)
+    if last:
+        items[-1] = items[-1].reshape(-1, 1)
+    dims = [items[0].shape[0]] + [m.shape[1] for m in items]
+    order = _chain_order(dims)
+    result = _chain(items, order, 0, len(items) - 1)
+    return result.reshape(result.shape[int(first):2 - int(last)])
+
+
+def _chain_order(dims: list[int]) -> dict:
+    """The split of each sub-chain i..j minimising the operations (matrix chain order)."""
+    n = len(dims) - 1
+    cost = {(i, i): 0 for i in range(n)}
+    split = {}
+    for length in range(1, n):
+        for i in range(n - length):
+            j = i + length
+            cost[i, j], split[i, j] = min((cost[i, k] + cost[k + 1, j]
+                                           + dims[i] * dims[k + 1] * dims[j + 1], k)
+                                          for k in range(i, j))
+    return split
+
+
+def _chain(items: list, split: dict, i: int, j: int) -> Tensor:
+    if i == j:
+        return items[i]
+    k = split[i, j]
+    return _chain(items, split, i, k) @ _chain(items, split, k + 1, j)
+
+
+def matrix_power(a, n: int) -> Tensor:
+    """Square matrices (..., m, m) to the integer power `n` by repeated squaring (negative `n`:
+    of the inverse), as np.linalg.matrix_power.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda a: anp.linalg.matrix_power(a, 3), (av.Arg((2, 2)),))
+    >>> f(np.array([[1.0, 1.0], [0.0, 1.0]]))
+    array([[1., 3.],
+           [0., 1.]])
+    """
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
+        raise TypeError(f"matrix_power: exponent must be an integer, got {type(n).__name__}")
+    a = as_tensor(a)
+    if a.ndim < 2 or a.shape[-1] != a.shape[-2]:
+        raise ValueError(f"matrix_power: `a` must be square over its last two axes, got shape "
+                         f"{a.shape}")
+    if n < 0:
+        a, n = inv(a), -n
+    result, square = None, a
+    while n:
+        if n & 1:
+            result = square if result is None else result @ square
+        n >>= 1
+        if n:
+            square = square @ square
+    if result is None:
+        return as_tensor(np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype.np), a.shape))
+    return result
+
+
+def __getattr__(name: str):
+    """np.linalg's functions that cannot trace yet: a function raising NotImplementedError with
+    what to write instead."""
+    if name in _LINALG_HINTS:
+        return _refusal(name, _LINALG_HINTS, "np.linalg.")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
