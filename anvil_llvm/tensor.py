@@ -121,10 +121,13 @@ class Tensor:
     def __abs__(self):
         return self if self.dtype == dtypes.bool_ else Tensor(UOp(O.ABS, (self.node,)))
 
-    def __floordiv__(self, other):
-        raise TypeError("// (floor division) is not supported on tensors; x / y and x % y are")
+    def __floordiv__(self, other): return _numpy("floor_divide")(self, other)
+    def __rfloordiv__(self, other): return _numpy("floor_divide")(other, self)
 
-    __rfloordiv__ = __floordiv__
+    def __setitem__(self, key, value):
+        raise TypeError("a traced Tensor cannot be assigned into (x[i] = v): filling an array "
+                        "is not traceable; build the values and join them with stack, "
+                        "concatenate or where")
 
     def __mod__(self, other): return mod(self, other)
     def __rmod__(self, other): return mod(other, self)
@@ -291,6 +294,29 @@ _UFUNC_METHODS = {("add", "reduce"): "sum", ("multiply", "reduce"): "prod",
                   ("maximum", "reduce"): "max", ("minimum", "reduce"): "min",
                   ("logical_and", "reduce"): "all", ("logical_or", "reduce"): "any",
                   ("add", "accumulate"): "cumsum", ("multiply", "accumulate"): "cumprod"}
+_UFUNC_METHODS[("logaddexp", "reduce")] = "logsumexp"
+
+
+def _numpy(name: str):
+    """anvil_llvm.numpy's function `name` (imported when first used: it builds on this module)."""
+    from . import numpy as anp
+    return getattr(anp, name)
+
+
+def _ndarray_method(name: str):
+    def method(self, *args, **kwargs):
+        return _numpy(name)(self, *args, **kwargs)
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = (f"`anvil_llvm.numpy.{name}` of this tensor, as NumPy's `ndarray.{name}`."
+                      "\n\n    >>> import anvil_llvm as av\n    >>> callable(av.Tensor."
+                      f"{name})\n    True\n    ")
+    return method
+
+
+# ndarray's methods that anvil_llvm.numpy has as functions
+for _name in ("clip", "cumsum", "cumprod", "var", "std", "squeeze", "swapaxes", "round", "all",
+              "any", "copy", "diagonal", "trace", "take", "repeat"):
+    setattr(Tensor, _name, _ndarray_method(_name))
 _STATIC_FUNCTIONS = {np.shape: lambda x: x.shape, np.ndim: lambda x: x.ndim,
                      np.size: lambda x: x.size}
 def _not_traced(what: str, name: str) -> str:

@@ -175,10 +175,47 @@ def test_tensors_are_not_hashable():
     raises_while_tracing(TypeError, "unhashable", lambda x: {x: 1} and x, 3)
 
 
-@pytest.mark.parametrize("op", [lambda x: x // 2, lambda x: 2 // x, lambda x: np.ones(3) // x],
-                         ids=["//", "r//", "ndarray //"])
-def test_floor_division_is_unsupported(op):
-    raises_while_tracing(TypeError, r"// \(floor division\) is not supported", op, 3)
+@pytest.mark.parametrize("op", [lambda x: x // 0.3, lambda x: 2 // (x + 3.0),
+                                lambda x: np.full(3, 1.0) // (x + 3.0),
+                                lambda x: np.floor_divide(x, -0.7)],
+                         ids=["//", "r//", "ndarray //", "np.floor_divide"])
+def test_floor_division_follows_numpy(op):
+    x = np.array([1.0, -0.25, 2.9])
+    np.testing.assert_array_equal(av.NumericalFunction("f", op, (av.Arg(3),))(x), op(x))
+
+
+def test_assigning_into_a_tensor_says_how_to_build_the_values():
+    def fill(x):
+        x[0] = 1.0
+        return x
+    raises_while_tracing(TypeError, "cannot be assigned into.*stack, concatenate or where",
+                         fill, 3)
+
+
+@pytest.mark.parametrize("method, args, kwargs", [
+    ("std", (), {"axis": 1}), ("var", (), {"ddof": 1}), ("clip", (-0.5, 1.0), {}),
+    ("cumsum", (), {"axis": 1}), ("cumprod", (), {}), ("swapaxes", (0, 1), {}),
+    ("round", (), {"decimals": 1}), ("copy", (), {}), ("diagonal", (), {}), ("trace", (), {}),
+    ("take", (np.array([2, 0]),), {"axis": 1}), ("repeat", (2,), {"axis": 0})])
+def test_ndarray_methods_follow_numpy(method, args, kwargs):
+    x = np.array([[0.3, -1.2, 2.55], [1.0, 0.0, -0.7]])
+    f = av.NumericalFunction("f", lambda t: getattr(t, method)(*args, **kwargs),
+                             (av.Arg((2, 3)),))
+    want = getattr(x, method)(*args, **kwargs)
+    got = f(x)
+    assert got.shape == want.shape and got.dtype == want.dtype
+    np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+
+
+def test_boolean_reductions_squeeze_and_logaddexp_reduce_follow_numpy():
+    x = np.array([[0.3, -1.2, 2.5], [1.0, 0.0, -0.7]])
+
+    def f(t, m=None):
+        return ((t > -1.0).all(axis=0), (t > 2.0).any(), t[None].squeeze(0),
+                np.logaddexp.reduce(t, axis=1))
+    for got, want in zip(av.NumericalFunction("f", f, (av.Arg((2, 3)),))(x), f(x)):
+        assert got.dtype == np.asarray(want).dtype
+        np.testing.assert_allclose(got, want, rtol=1e-14)
 
 
 def test_traced_boolean_mask_indexing_points_to_where():
