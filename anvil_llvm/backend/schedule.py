@@ -196,6 +196,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
         if node not in buffers:
             buffers[node] = buffer
     tiled = _tile_outputs(outputs, users, realised, buffers)
+    tiled |= _reshaped_outputs(outputs, users, realised, buffers)
 
     kernels: list[Kernel] = []
     chunks = _Chunks(realised, costs, set(outputs))
@@ -392,6 +393,27 @@ def _tile_outputs(outputs: list[UOp], users: dict, realised: set, buffers: dict)
             buffers[block] = Buffer("output", buffer.position, block.dtype, block.size, offset)
         tiled.add(node)
     return tiled
+
+
+def _reshaped_outputs(outputs: list[UOp], users: dict, realised: set, buffers: dict) -> set:
+    """The outputs that reshape a node computed for them alone (a gradient with respect to a
+    flat vector, computed on the grid it was reshaped to): that node is computed in the
+    output's buffer, in a nest over its own axes (contiguous reads of shifted slices where a
+    flat loop decodes each position and reads through gathers)."""
+    aliased = set()
+    for node in outputs:
+        buffer = buffers[node]
+        if node.op is not RESHAPE or buffer.kind != "output" or node in aliased:
+            continue
+        source = node.src[0]
+        if (source in buffers or source.op in (INPUT, CONST_ARRAY) or source.ndim < 2
+                or len(users[source]) != 1 or source.dtype != node.dtype or is_small(source)):
+            continue
+        buffers[source] = Buffer("output", buffer.position, source.dtype, source.size,
+                                 buffer.offset)
+        realised.add(source)
+        aliased.add(node)
+    return aliased
 
 
 def _blocks(node: UOp, users: dict, realised: set, outputs: set) -> list | None:

@@ -83,13 +83,12 @@ def _check_store(where: str, node: UOp, buffer: Buffer) -> None:
 
 
 def _output_blocks(sched: Schedule) -> dict[UOp, list[tuple[int, UOp]]]:
-    """Outputs computed as blocks in place (`Buffer.offset`): the blocks, which must tile the
-    output exactly."""
+    """Outputs computed as blocks in place (`Buffer.offset`), or as one node they reshape: the
+    blocks, which must tile the output exactly."""
     blocks: dict[UOp, list[tuple[int, UOp]]] = {}
     for j, output in enumerate(sched.outputs):
         parts = sorted((b.offset, n) for n, b in sched.buffers.items()
-                       if b.kind == "output" and b.position == j and n is not output
-                       and b.size != output.size)
+                       if b.kind == "output" and b.position == j and n is not output)
         if not parts:
             continue
         end = 0
