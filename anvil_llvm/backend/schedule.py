@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ..ir.ops import (ADD, CMPEQ, CMPNE, CONST, CONST_ARRAY, EXPAND, GATHER, INPUT, IOTA, PAD,
-                      PERMUTE, PLACE, RESHAPE, SLICE)
+from ..ir.ops import (ACOS, ADD, ASIN, ATAN, ATAN2, CMPEQ, CMPNE, CONST, CONST_ARRAY, COS, COSH,
+                      ERF, ERFC, EXP, EXPAND, EXPM1, GATHER, INPUT, IOTA, LOG, LOG1P, PAD,
+                      PERMUTE, PLACE, POW, RESHAPE, SIN, SINH, SLICE, TAN, TANH)
 from ..ir.uop import SMALL_SIZE, OpKind, UOp, consumers, toposort
 from . import blas, loop
 from .kernel import Buffer, Kernel, buffer_nbytes, innermost_reads, over_source
@@ -110,19 +111,27 @@ def _read_repeatedly(node: UOp, users: dict, costs: _Costs) -> bool:
     return False
 
 
+_VECTOR_MATH = frozenset({EXP, LOG, SIN, COS, POW, TAN, TANH, SINH, COSH, ASIN, ACOS, ATAN,
+                          LOG1P, EXPM1, ATAN2, ERF, ERFC})
+"""Ops whose vectorised code calls libmvec and scalar code libm: results may differ in the last
+bit between two kernels computing the same node (arithmetic, casts and sqrt do not)."""
+
+
 def _compared_exactly(order: list[UOp]) -> set[UOp]:
-    """The values that float equality tests compare (through views), computed once: a value
-    computed in two kernels may differ in its last bit between them (a vectorised loop calls
-    libmvec's sin where a scalar one calls libm's), and an exact test must see the values every
-    other kernel sees (the derivative of max(x, y) tests max(x, y) == x: recomputed x never
-    equals the stored max, and the derivative vanished)."""
+    """The values that float equality tests compare (through views) and that a maths function
+    of `_VECTOR_MATH` went into, computed once: computed in two kernels they may differ in the
+    last bit (a vectorised loop calls libmvec's sin where a scalar one calls libm's), and an
+    exact test must see the values every other kernel sees (the derivative of max(x, y) tests
+    max(x, y) == x: recomputed x never equalled the stored max, and the derivative vanished)."""
+    inexact: dict[UOp, bool] = {}
     compared = set()
     for node in order:
+        inexact[node] = node.op in _VECTOR_MATH or any(inexact[s] for s in node.src)
         if node.op in (CMPEQ, CMPNE) and node.src[0].dtype.is_float:
             for s in node.src:
                 while s.op in (RESHAPE, EXPAND, PERMUTE, SLICE):
                     s = s.src[0]
-                if s.src:
+                if s.src and inexact[s]:
                     compared.add(s)
     return compared
 
