@@ -6,13 +6,15 @@ the markdown reports and plots made from that data.
     python scripts/bench.py                      # the full run: docs/benchmarks/ (many minutes)
     python scripts/bench.py --quick              # a smoke test (under two minutes), in a new
                                                  # temporary directory unless --out is given
-    python scripts/bench.py --only sparse loops:chain_gradient --quick
+    python scripts/bench.py --only sparse loops:chain_gradient loops:4 --quick
     python scripts/bench.py --report-only        # the reports and plots again, from the JSON
 
 Exit status 1 when two tools disagree on a value (or an area or section failed for another
 reason than a missing peer), so that `--quick` can run in CI. A peer that is not installed
-(`pip install .[bench]`) shows "missing" in its cells. A full run of some areas (`--only`)
-replaces their records in the existing JSON and keeps the others'.
+(`pip install .[bench]`) shows "missing" in its cells. A section is named by its function's
+name or its number in the report (`loops:4`). A run merges into the existing JSON: the areas
+and sections it measured replace theirs (each section records when, at what load and at which
+commit it was measured), the others are kept (see `benchtools.merge`).
 """
 from __future__ import annotations
 
@@ -49,55 +51,36 @@ def available() -> list[str]:
 
 
 def selection(only: Sequence[str] | None) -> dict[str, list[str]]:
-    """The areas to run and, for each, the sections named (none: all), from `--only`'s
-    AREA and AREA:SECTION items.
+    """The areas to run and, for each, the sections named (none: all, also when the area is
+    named whole), from `--only`'s AREA and AREA:SECTION items (a section's name or number).
 
-    >>> selection(["core:call_overhead", "sparse", "core:rosen_run"])
-    {'core': ['call_overhead', 'rosen_run'], 'sparse': []}
+    >>> selection(["core:call_overhead", "sparse", "core:4", "sparse:colours"])
+    {'core': ['call_overhead', '4'], 'sparse': []}
     """
     if not only:
         return {area: [] for area in available()}
     chosen: dict[str, list[str]] = {}
+    whole = set()
     for item in only:
         area, _, section = item.partition(":")
         if area not in AREAS:
             raise ValueError(f"--only: no area {area!r}; expected one of {', '.join(AREAS)}, "
-                             "optionally followed by :SECTION")
-        chosen.setdefault(area, [])
-        if section:
-            chosen[area].append(section)
-    return chosen
-
-
-def structured(area: str) -> bool:
-    """Whether the area's script writes its results as data (its command line is benchtools'
-    `Area.main` or `main`, which take `--json`); the others are run for their markdown report
-    only."""
-    return re.search(r"\b(bt|benchtools)\.(Area|main)\(", script(area).read_text()) is not None
-
-
-def external_record(area: str, command: str, text: str, problem: str) -> dict:
-    """The record of an area that writes markdown only: the report as it wrote it, and its
-    disagreements found in the text."""
-    disagreements = [line.strip()[:300] for line in text.splitlines()
-                     if line.startswith("|") and bt.DISAGREE in line]      # in a table's row
-    return {"area": area, "title": area, "script": f"scripts/bench_{area}.py",
-            "command": command, "date": str(datetime.date.today()), "external": True,
-            "markdown": text, "sections": [], "disagreements": disagreements,
-            "errors": [problem] if problem else [],
-            "status": "disagree" if disagreements else "failed" if problem else "ok"}
+                             "optionally followed by :SECTION (a name or a number)")
+        chosen.setdefault(area, []).extend([section] if section else [])
+        whole |= {area} if not section else set()
+    return {area: [] if area in whole else sections for area, sections in chosen.items()}
 
 
 def run_area(area: str, sections: list[str], quick: bool, timeout: float | None,
-             work: Path, log: Path | None = None) -> dict:
+             work: Path, log: Path | None = None, previous: dict | None = None) -> dict:
     """Run one area's script in a fresh process (its output passed through, or written to
-    `log`) and return its record; a script that crashes or times out gets a "failed" record
-    saying so."""
-    data, report = work / f"{area}.json", work / f"{area}.md"
+    `log`) and return its record, merged into the `previous` one (see `benchtools.merge`: a
+    run of some sections keeps the others); a script that crashes or times out gets the
+    status "failed" saying so."""
+    data = work / f"{area}.json"
     args = [sys.executable, str(script(area))] + (["--quick"] if quick else [])
     args += ["--only", *sections] if sections else []
-    is_structured = structured(area)
-    args += ["--out", str(report)] + (["--json", str(data)] if is_structured else [])
+    args += ["--out", str(work / f"{area}.md"), "--json", str(data)]
     start = time.perf_counter()
     try:
         with open(log or os.devnull, "w") as output:
@@ -110,16 +93,14 @@ def run_area(area: str, sections: list[str], quick: bool, timeout: float | None,
     # how to run this area again (the script's own command names the temporary files)
     command = "python scripts/bench.py" + (" --quick" if quick else "") + " --only " + \
         (" ".join(f"{area}:{section}" for section in sections) if sections else area)
-    if is_structured and data.exists():
-        record = {**json.loads(data.read_text()), "command": command}
-        if problem and record["status"] == "ok":
-            record["status"], record["errors"] = "failed", record["errors"] + [problem]
-    elif is_structured:
-        record = external_record(area, command, "", problem or "no data written")
-        record["external"] = False
-    else:
-        text = report.read_text() if report.exists() else ""
-        record = external_record(area, command, text, problem)
+    measured = json.loads(data.read_text()) if data.exists() else \
+        {"area": area, "title": area, "quick": quick, "sections": [], **bt.outcome([])}
+    if not data.exists():
+        problem = problem or "no data written"
+    record = bt.merge(previous, {**measured, "command": command,
+                                 "date": str(datetime.date.today())})
+    if problem and record["status"] == "ok":
+        record["status"], record["errors"] = "failed", record["errors"] + [problem]
     record["seconds"] = round(time.perf_counter() - start, 1)
     return record
 
@@ -202,9 +183,6 @@ def write_reports(results: dict, directory: Path, areas: Sequence[str] | None = 
     for area, record in results["areas"].items():
         if areas is not None and area not in areas:
             continue
-        if record.get("external"):
-            bt.write(directory / f"{area}.md", record["markdown"])
-            continue
         if "machine" not in record:      # its process died before measuring: keep the last page
             continue
         try:
@@ -260,8 +238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         write_reports(results, args.out or data.parent)
         print(f"reports written in {args.out or data.parent} from {data}")
         return 0
-    chosen = selection(args.only)
-    results = {} if args.quick else load(data)
+    try:
+        chosen = selection(args.only)
+    except ValueError as e:
+        parser.error(str(e))
+    results = load(data)
     command = " ".join(["python", "scripts/bench.py", *(sys.argv[1:] if argv is None
                                                           else argv)])
     results.update(schema=SCHEMA, command=command, quick=args.quick,
@@ -271,12 +252,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     timeout = args.timeout or (600.0 if args.quick else None)
     start = time.perf_counter()
     jobs = args.jobs or (2 if args.quick else 1)
+    previous = dict(results["areas"])
     with tempfile.TemporaryDirectory() as work, ThreadPoolExecutor(jobs) as pool:
         def run(area: str) -> dict:
             if jobs == 1:
                 print(f"==== {area} ====", flush=True)
             log = Path(work) / f"{area}.log" if jobs > 1 else None
-            return run_area(area, chosen[area], args.quick, timeout, Path(work), log)
+            return run_area(area, chosen[area], args.quick, timeout, Path(work), log,
+                            previous.get(area))
         # the longest areas first, so that parallel jobs end together
         order = sorted(chosen, key=lambda a: (LONGEST_FIRST + (a,)).index(a)) if jobs > 1 \
             else list(chosen)

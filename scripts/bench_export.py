@@ -1,26 +1,25 @@
 """Exported code (av.export: a static library, no C compiler) beside CasADi's generated C
 (`Function.generate()` compiled with `gcc -O3 -march=native -shared`), both called from one C
-driver program on the same inputs. Prints a markdown table and writes docs/benchmarks/export.md.
+driver program on the same inputs: the build times, then the call times measured in C.
 
     python scripts/bench_export.py            # the full run (docs/benchmarks/export.md)
     python scripts/bench_export.py --quick    # reduced sizes and repetitions, a smoke test
 
 Per case: the derivative is built once (its AD is not export time); then, in interleaved
 rounds, a fresh copy is exported (`av.export`: lowering, LLVM, object, archive, headers) and
-JIT-compiled (lowering, LLVM, first call; the disk cache off), and CasADi's C is generated and compiled (the SX
-graph and its derivative are built once, outside the timing). The driver checks that both
-outputs agree (relative max-abs error <= 1e-10, sparse results compared as matrices, patterns
-may differ) before timing; call times are medians over interleaved batches (ours, CasADi, ours,
-...) measured in C with clock_gettime.
+JIT-compiled (lowering, LLVM, first call; the disk cache off), and CasADi's C is generated and
+compiled (the SX graph and its derivative are built once, outside the timing). Both outputs
+are checked against the derivative in closed form (NumPy/SciPy; relative max-abs error <=
+1e-10, sparse results compared as matrices, their patterns may differ) before they are timed;
+call times are medians over interleaved batches (ours, CasADi, ours, ...) measured in C with
+clock_gettime. Both sections come from the same measurements (made once per case and run).
 """
 from __future__ import annotations
 
-import argparse
+import contextlib
+import functools
 import os
-import shutil
-import signal
 import statistics
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -33,15 +32,16 @@ import benchtools as bt
 import casadi
 import numpy as np
 import scipy.sparse as sp
+from benchtools import Point, Row, Section
 
 import anvil_llvm as av
 from anvil_llvm import ad
 from anvil_llvm.benchmarks.problems import problem
 
-DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "export.md"
 CC = os.environ.get("CC", "gcc")
 SLOW_BUILD = 20.0      # seconds: CasADi builds slower than this are timed once
 COMPILE_TIMEOUT = 180.0
+JIT, CASADI = "JIT build", "CasADi C (gcc -O3)"
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,21 @@ class Case:
     kind: str            # "gradient", "spjacobian" or "jacobian"
 
 
-FULL = [Case("rosen gradient", "rosen", 1000, "gradient"),
-        Case("rosen gradient", "rosen", 10_000, "gradient"),
-        Case("bratu2d sparse Jacobian", "bratu2d", 30, "spjacobian"),
-        Case("bratu2d sparse Jacobian", "bratu2d", 100, "spjacobian"),
-        Case("arm Jacobian (3 x 6, dense)", "arm", 6, "jacobian")]
-QUICK = [Case("rosen gradient", "rosen", 1000, "gradient"),
-         Case("bratu2d sparse Jacobian", "bratu2d", 30, "spjacobian"),
-         Case("arm Jacobian (3 x 6, dense)", "arm", 6, "jacobian")]
+@dataclass(frozen=True)
+class Config(bt.Timing):
+    cases: tuple[Case, ...]
+
+
+ROSEN, BRATU, ARM = "rosen gradient", "bratu2d sparse Jacobian", "arm Jacobian (3 x 6, dense)"
+FULL = Config(rounds=21, seconds=0.02, build_rounds=3, processes=0, cases=(
+    Case(ROSEN, "rosen", 1000, "gradient"), Case(ROSEN, "rosen", 10_000, "gradient"),
+    Case(BRATU, "bratu2d", 30, "spjacobian"), Case(BRATU, "bratu2d", 100, "spjacobian"),
+    Case(ARM, "arm", 6, "jacobian")))
+QUICK = Config(rounds=5, seconds=0.005, build_rounds=1, processes=0, cases=(
+    Case(ROSEN, "rosen", 100, "gradient"), Case(BRATU, "bratu2d", 10, "spjacobian"),
+    Case(ARM, "arm", 6, "jacobian")))
+"""`rounds`: batches of calls timed in C, each about `seconds` long; `build_rounds`: rounds of
+builds."""
 
 
 # ---- the problems in CasADi SX (the same formulas as anvil_llvm.benchmarks.problems) ---------
@@ -78,22 +85,6 @@ def casadi_expression(case: Case, x):
     theta = [casadi.sum1(x[:k + 1]) for k in range(6)]
     return casadi.vertcat(sum(lk * casadi.cos(t) for lk, t in zip(lengths, theta)),
                           sum(lk * casadi.sin(t) for lk, t in zip(lengths, theta)), theta[5])
-
-
-def ours(case: Case, name: str):
-    f = problem(case.name, case.size).function(name + "_f")
-    if case.kind == "gradient":
-        return ad.gradient(f, name=name)
-    if case.kind == "spjacobian":
-        return ad.spjacobian(f, name=name)
-    return ad.jacobian(f, name=name)
-
-
-def casadi_function(case: Case, n: int) -> casadi.Function:
-    x = casadi.SX.sym("x", n)
-    e = casadi_expression(case, x)
-    d = casadi.gradient(e, x) if case.kind == "gradient" else casadi.jacobian(e, x)
-    return casadi.Function("cas", [x], [d])
 
 
 # ---- the driver --------------------------------------------------------------------------------
@@ -145,43 +136,101 @@ int main(int argc, char **argv) {
 """
 
 
-def _run(command: list[str], timeout: float | None = None) -> subprocess.CompletedProcess:
-    """Run `command` (in a session of its own: on a timeout, gcc's cc1 is stopped too)."""
-    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          start_new_session=True) as process:
-        try:
-            stdout, stderr = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.communicate()
-            raise
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)}\n{stderr}")
-    return subprocess.CompletedProcess(command, 0, stdout, stderr)
+def ours(case: Case, name: str):
+    f = problem(case.name, case.size).function(name + "_f")
+    if case.kind == "gradient":
+        return ad.gradient(f, name=name)
+    if case.kind == "spjacobian":
+        return ad.spjacobian(f, name=name)
+    return ad.jacobian(f, name=name)
 
 
-def _compile_casadi(fn: casadi.Function, directory: Path) -> float | None:
-    """Seconds to generate CasADi's C and compile it into libcas.so (None: gcc took more than
-    COMPILE_TIMEOUT seconds)."""
+def casadi_function(case: Case, n: int) -> casadi.Function:
+    x = casadi.SX.sym("x", n)
+    e = casadi_expression(case, x)
+    d = casadi.gradient(e, x) if case.kind == "gradient" else casadi.jacobian(e, x)
+    return casadi.Function("cas", [x], [d])
+
+
+# ---- the references: each derivative in closed form -------------------------------------------
+def reference(case: Case, x: np.ndarray) -> sp.csc_array:
+    """The derivative at `x` as a matrix (a gradient: one column), by hand."""
+    if case.name == "rosen":
+        a, b = x[:-1], x[1:]
+        g = np.zeros_like(x)
+        g[:-1] += -400.0 * a * (b - a * a) - 2.0 * (1.0 - a)
+        g[1:] += 200.0 * (b - a * a)
+        return sp.csc_array(g[:, None])
+    if case.name == "bratu2d":        # 4I - neighbours (row-major grid) - 6 h^2 diag(exp(u))
+        m = case.size
+        eye, shift = sp.eye_array(m), sp.diags_array([np.ones(m - 1)] * 2, offsets=[-1, 1])
+        h2 = (1.0 / (m + 1)) ** 2
+        return sp.csc_array(4.0 * sp.eye_array(m * m) - sp.kron(eye, shift)
+                            - sp.kron(shift, eye) - sp.diags_array(6.0 * h2 * np.exp(x)))
+    lengths = np.array([1.0, 0.9, 0.8, 0.7, 0.6, 0.5])
+    theta = np.cumsum(x)             # d theta_k / d x_i = 1 for i <= k: sums over k >= i
+    tail = [np.cumsum((lengths * f(theta))[::-1])[::-1] for f in (np.sin, np.cos)]
+    return sp.csc_array(np.stack([-tail[0], tail[1], np.ones(6)]))
+
+
+def our_matrix(case: Case, e, values: np.ndarray) -> sp.csc_array:
+    """The exported function's output as a matrix."""
+    if case.kind == "spjacobian":
+        s = e.sparsity
+        return sp.csc_array((values, s.indices, s.indptr), shape=(s.rows, s.cols))
+    shape = e.outputs[0].shape
+    return sp.csc_array(values.reshape(shape if len(shape) == 2 else (-1, 1)))
+
+
+def casadi_matrix(fn: casadi.Function, values: np.ndarray) -> sp.csc_array:
+    s = fn.sparsity_out(0)
+    return sp.csc_array((values, np.array(s.row()), np.array(s.colind())),
+                        shape=(s.size1(), s.size2()))
+
+
+def check(out: sp.csc_array, expected: sp.csc_array) -> str | None:
+    """None when `out` agrees with `expected`, else the status saying by how much not."""
+    error = abs(out - expected).max() / max(abs(expected).max(), np.finfo(float).tiny)
+    return None if error <= bt.TOLERANCE else f"{bt.DISAGREE} (err {error:.1e})"
+
+
+# ---- one case measured: builds, then calls from the C driver ----------------------------------
+def run(args: list[str], timeout: float | None = None):
+    """The finished command (on a timeout, gcc's cc1 is stopped too), or `bt.Unavailable`."""
+    done = bt.run_command(args, timeout or 3600.0)
+    if isinstance(done, str):
+        raise bt.Unavailable(done)
+    return done
+
+
+def compile_casadi(fn: casadi.Function, directory: Path) -> float:
+    """Seconds to generate CasADi's C and compile it into libcas.so."""
     start = time.perf_counter()
-    fn.generate("cas.c", {"with_header": False})
-    shutil.move("cas.c", directory / "cas.c")
-    try:
-        _run([CC, "-O3", "-march=native", "-shared", "-fPIC", str(directory / "cas.c"), "-o",
-              str(directory / "libcas.so")], timeout=COMPILE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return None
+    with contextlib.chdir(directory):     # generate() writes into the working directory
+        fn.generate("cas.c", {"with_header": False})
+    run([CC, "-O3", "-march=native", "-shared", "-fPIC", str(directory / "cas.c"), "-o",
+         str(directory / "libcas.so")], COMPILE_TIMEOUT)
     return time.perf_counter() - start
 
 
-def measure(case: Case, rounds: int, batches: int, target_seconds: float) -> dict:
+@functools.cache
+def measure(case: Case, cfg: Config) -> dict:
+    """The build times of the case (export, JIT, CasADi's C: the median of `build_rounds`
+    interleaved rounds) and its call times from the C driver; a status instead of each figure
+    that could not be measured. Cached: the two sections report one measurement."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-export-") as work:
+            return _measure(case, cfg, Path(work))
+    except Exception as error:  # noqa: BLE001 -- the case's failure is reported, others run
+        return {"n": None, "failed": bt.failure(error)}
+
+
+def _measure(case: Case, cfg: Config, work: Path) -> dict:
     p = problem(case.name, case.size)
     x = p.x0 + 0.01 * np.random.default_rng(3).standard_normal(p.n)
-    work = Path(tempfile.mkdtemp(prefix="bench-export-"))
     cas_fn = casadi_function(case, p.n)
     export_s, jit_s, cas_s = [], [], []
-    lib = None
-    for k in range(rounds):                              # interleaved rounds, fresh functions
+    for k in range(cfg.build_rounds):                    # interleaved rounds, fresh functions
         fn = ours(case, "ours_fn")
         start = time.perf_counter()
         lib = av.export([fn], work / "build", "ours")
@@ -190,119 +239,86 @@ def measure(case: Case, rounds: int, batches: int, target_seconds: float) -> dic
         start = time.perf_counter()
         jit_fn(x)
         jit_s.append(time.perf_counter() - start)
-        if not cas_s or (cas_s[0] is not None and cas_s[0] < SLOW_BUILD):   # slow: timed once
-            os.chdir(work)
-            cas_s.append(_compile_casadi(cas_fn, work))
-    if cas_s[0] is None:
-        shutil.rmtree(work)
-        return {"case": case, "n": p.n, "nnz": int(np.prod(lib.functions[0].outputs[0].shape)),
-                "export": statistics.median(export_s), "jit": statistics.median(jit_s),
-                "casadi_build": None}
+        if not cas_s or cas_s[0] < SLOW_BUILD:          # slow: timed once
+            try:
+                cas_s.append(compile_casadi(cas_fn, work))
+            except bt.Unavailable as error:
+                cas_s.append(str(error))
+                break
     e = lib.functions[0]
-    n_ours = int(np.prod(e.outputs[0].shape))
-    n_cas = cas_fn.nnz_out(0)
+    result = {"n": p.n, "outputs": int(np.prod(e.outputs[0].shape)),
+              "export": statistics.median(export_s), "jit": statistics.median(jit_s)}
+    if isinstance(cas_s[-1], str):
+        not_timed = "not timed: the C driver needs CasADi's C"
+        return {**result, "casadi_build": cas_s[-1], "ours": not_timed, "casadi": not_timed}
     (work / "driver.c").write_text(DRIVER)
-    _run([CC, "-O2", "-std=gnu11", f"-DN_IN={p.n}", f"-DN_OURS={n_ours}", f"-DN_CAS={n_cas}",
-          f"-DOURS_WORK={e.work_bytes}", f"-DOURS={e.symbol}", "-I", str(lib.directory),
-          str(work / "driver.c"), "-o", str(work / "driver"), "-L", str(lib.directory),
-          "-lours", "-L", str(work), "-lcas", f"-Wl,-rpath,{work}", "-lm"])
+    run([CC, "-O2", "-std=gnu11", f"-DN_IN={p.n}", f"-DN_OURS={result['outputs']}",
+         f"-DN_CAS={cas_fn.nnz_out(0)}", f"-DOURS_WORK={e.work_bytes}", f"-DOURS={e.symbol}",
+         "-I", str(lib.directory), str(work / "driver.c"), "-o", str(work / "driver"), "-L",
+         str(lib.directory), "-lours", "-L", str(work), "-lcas", f"-Wl,-rpath,{work}", "-lm"])
     x.tofile(work / "x.bin")
+    files = [str(work / "a.bin"), str(work / "b.bin")]
     # one batch to size the repetitions, then the measured batches
-    probe = _run([str(work / "driver"), str(work / "x.bin"), "1", "10", str(work / "a.bin"),
-                  str(work / "b.bin")]).stdout.split()
-    per_call = max(float(probe[0]), float(probe[1]), 1e-9)
-    reps = max(1, int(target_seconds / per_call))
-    out = _run([str(work / "driver"), str(work / "x.bin"), str(batches), str(reps),
-                str(work / "a.bin"), str(work / "b.bin")]).stdout.split()
-    mine, theirs = np.fromfile(work / "a.bin"), np.fromfile(work / "b.bin")
-    error = _disagreement(case, lib.functions[0], mine, theirs, cas_fn)
-    shutil.rmtree(work)
-    return {"case": case, "n": p.n, "nnz": n_ours, "export": statistics.median(export_s),
-            "jit": statistics.median(jit_s), "casadi_build": statistics.median(cas_s), "ours": float(out[0]),
-            "casadi": float(out[1]), "error": error}
+    probe = run([str(work / "driver"), str(work / "x.bin"), "1", "10", *files]).stdout.split()
+    reps = max(1, int(cfg.seconds / max(float(probe[0]), float(probe[1]), 1e-9)))
+    calls = run([str(work / "driver"), str(work / "x.bin"), str(cfg.rounds), str(reps),
+                 *files]).stdout.split()
+    expected = reference(case, x)
+    mine = check(our_matrix(case, e, np.fromfile(files[0])), expected)
+    theirs = check(casadi_matrix(cas_fn, np.fromfile(files[1])), expected)
+    return {**result, "casadi_build": statistics.median(cas_s),
+            "ours": mine or float(calls[0]), "casadi": theirs or float(calls[1])}
 
 
-def _disagreement(case: Case, e, mine: np.ndarray, theirs: np.ndarray, cas_fn) -> float:
-    """Relative max-abs difference of the two results as dense vectors or sparse matrices."""
-    if case.kind == "spjacobian":
-        s = e.sparsity
-        a = sp.csc_array((mine, s.indices, s.indptr), shape=(s.rows, s.cols))
-        pattern = cas_fn.sparsity_out(0)
-        b = sp.csc_array((theirs, np.array(pattern.row()), np.array(pattern.colind())),
-                         shape=(pattern.size1(), pattern.size2()))
-        diff, scale = abs(a - b).max(), abs(b).max()
-    elif case.kind == "jacobian":
-        pattern = cas_fn.sparsity_out(0)
-        b = sp.csc_array((theirs, np.array(pattern.row()), np.array(pattern.colind())),
-                         shape=(pattern.size1(), pattern.size2())).toarray().ravel()
-        diff, scale = np.abs(mine - b).max(), np.abs(b).max()
-    else:
-        diff, scale = np.abs(mine - theirs).max(), np.abs(theirs).max()
-    return float(diff / max(scale, 1e-300))
+# ---- the sections --------------------------------------------------------------------------------
+def what(case: Case, r: dict) -> str:
+    size = f"m = {case.size}" if case.name == "bratu2d" else f"n = {case.size}"
+    return f"{case.label}, {size}" + (f" (n = {r['n']:,})" if case.name == "bratu2d" and
+                                      r["n"] else "")
 
 
-def _us(seconds: float) -> str:
-    return f"{seconds * 1e6:.3g} µs" if seconds < 1e-3 else f"{seconds * 1e3:.3g} ms"
-
-
-def table(results: list[dict]) -> str:
-    rows = [("| case | n | outputs | export (ours) | JIT build | CasADi C: generate + gcc -O3 | "
-             "export / JIT | call, ours | call, CasADi C | ours / CasADi |"),
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in results:
-        c = r["case"]
+def builds(cfg: Config) -> Section:
+    rows = []
+    for case in cfg.cases:
+        r = measure(case, cfg)
         if "failed" in r:
-            rows.append(f"| {c.label} size {c.size} | {r['failed']} | | | | | | | | |")
+            rows.append(Row(what(case, r), r["failed"]))
             continue
-        size = f"m={c.size}" if c.name == "bratu2d" else f"n={r['n']}"
-        if r["casadi_build"] is None:
-            rows.append(f"| {c.label} {size} | {r['n']} | {r['nnz']} | {r['export']:.3f} s | "
-                        f"{r['jit']:.3f} s | gcc did not finish in {COMPILE_TIMEOUT:g} s | "
-                        f"{r['export'] / r['jit']:.2f} | | | |")
+        rows.append(Row(what(case, r), r["export"], {JIT: r["jit"], CASADI: r["casadi_build"]},
+                        (CASADI,), note=f"{r['outputs']:,} outputs; export / JIT build "
+                        f"{r['export'] / r['jit']:.2f}",
+                        point=Point(case.name, case.kind, "build", r["n"])))
+    return Section("1. Build time: `av.export` beside a JIT build and CasADi's generated C", rows,
+                   f"""anvil: `av.export` of a fresh copy of the derivative (lowering, LLVM
+optimisation and object code, archive, headers); `{JIT}`: the first call of another fresh copy
+(lowering, LLVM, loading); `{CASADI}`: the generation of the C file and its compilation with
+`{CC} -O3 -march=native -shared` (the SX graph and its derivative built beforehand; timed once
+when it takes more than {SLOW_BUILD:g} s; stopped after {COMPILE_TIMEOUT:g} s). Medians of
+{cfg.build_rounds} interleaved rounds in this process. Ratio: anvil's export over CasADi's C.""")
+
+
+def calls(cfg: Config) -> Section:
+    rows = []
+    for case in cfg.cases:
+        r = measure(case, cfg)
+        if "failed" in r:
+            rows.append(Row(what(case, r), r["failed"]))
             continue
-        check = "" if r["error"] <= bt.TOLERANCE else f" (DISAGREE {r['error']:.1e})"
-        rows.append(f"| {c.label} {size}{check} | {r['n']} | {r['nnz']} | {r['export']:.3f} s | "
-                    f"{r['jit']:.3f} s | {r['casadi_build']:.2f} s | "
-                    f"{r['export'] / r['jit']:.2f} | {_us(r['ours'])} | {_us(r['casadi'])} | "
-                    f"{r['ours'] / r['casadi']:.2f} |")
-    return "\n".join(rows) + "\n"
+        rows.append(Row(what(case, r), r["ours"], {CASADI: r["casadi"]}, (CASADI,),
+                        point=Point(case.name, case.kind, "run", r["n"])))
+    return Section("2. Call time from C: the exported function beside CasADi's compiled C", rows,
+                   f"""Exports are compiled by LLVM for this CPU (`av.export`, the default
+target); CasADi's `Function.generate()` C with `{CC} -O3 -march=native -shared`. One C driver
+calls both on the same input (`x0` of the problem plus noise); each output is checked against
+the derivative in closed form first. Times: medians of {cfg.rounds} interleaved batches (ours,
+then CasADi's, in turn), each of about {cfg.seconds * 1e3:g} ms of calls, measured in C with
+`clock_gettime` (no Python in the loop). Ratios below 1 favour anvil_llvm.""")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced sizes, a smoke test")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
-                        help="the markdown file to write (default: docs/benchmarks/export.md)")
-    args = parser.parse_args()
-    cases = QUICK if args.quick else FULL
-    rounds, batches, seconds = (1, 5, 0.005) if args.quick else (3, 21, 0.02)
-    results = []
-    for case in cases:
-        try:
-            results.append(measure(case, rounds, batches, seconds))
-        except Exception as error:          # noqa: BLE001 - reported in the table
-            results.append({"case": case, "failed": bt.failure(error)})
-        print(table(results[-1:]).splitlines()[-1], flush=True)
-    load = os.getloadavg()[0]
-    command = "python scripts/bench_export.py" + (" --quick" if args.quick else "")
-    text = bt.header("Export: anvil_llvm's exported code beside CasADi's generated C",
-                     "scripts/bench_export.py", command,
-                     intro=f"Load average {load:.1f} at the end. ") + f"""
-Exports are compiled by LLVM for this CPU (`av.export`, the default target); CasADi's
-`Function.generate()` C is compiled with `{CC} -O3 -march=native -shared`. One C driver calls
-both on the same input (`x0` of the problem plus noise) and checks the values agree first;
-call times are medians of {batches} interleaved batches (ours, then CasADi's, in turn), each of
-about {seconds * 1e3:g} ms of calls, measured in C. Build times are medians of {rounds}
-interleaved rounds in this process: `export` is `av.export` of a fresh copy of the derivative
-(lowering, LLVM optimisation and object code, archive, headers), `JIT build` the first call of
-another fresh copy (lowering, LLVM, loading), `CasADi C` the generation of the C file and its
-compilation (the SX graph and its derivative built beforehand; timed once when it takes more
-than {SLOW_BUILD:g} s). Ratios below 1 favour anvil_llvm.
-
-{table(results)}"""
-    args.out.write_text(text)
-    print(f"wrote {args.out}")
+AREA = bt.Area("export", "Export: anvil_llvm's exported code beside CasADi's generated C",
+               (builds, calls), QUICK, FULL,
+               intro="Calls are timed in C here (section 2), not from Python. ")
 
 
 if __name__ == "__main__":
-    main()
+    AREA.main(__doc__)

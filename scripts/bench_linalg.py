@@ -12,7 +12,6 @@ overhead (anvil's and numba's dispatch are a fraction of a microsecond, JAX's a 
 """
 import os
 from collections.abc import Callable
-from pathlib import Path
 
 # Before NumPy: NumPy's and SciPy's OpenBLAS thread pools fight on this 2-core machine.
 os.environ["OPENBLAS_NUM_THREADS"] = "1"
@@ -26,8 +25,6 @@ import anvil_llvm as av
 import anvil_llvm.numpy as anp
 from anvil_llvm import ad
 
-SCRIPT = str(Path(__file__).resolve())
-DEFAULT_OUT = bt.ROOT / "docs" / "benchmarks" / "linalg.md"
 FULL = bt.Timing(rounds=9, seconds=0.05, build_rounds=1, processes=0)
 QUICK = bt.Timing(rounds=3, seconds=0.01, build_rounds=1, processes=0)
 SIZES = (4, 8, 16, 32)
@@ -319,12 +316,10 @@ cholesky_value = _section("cholesky", False, "cholesky_value")
 cholesky_gradient_section = _section("cholesky", True, "cholesky_gradient_section")
 
 
-def main() -> None:
-    bt.main(__doc__, [solve_value, solve_gradient, det_value, det_gradient, cholesky_value,
-                      cholesky_gradient_section], {}, QUICK, FULL, DEFAULT_OUT,
-            "scripts/bench_linalg.py", "Small dense linear algebra: solve, det, cholesky and "
-            "their gradients", intro="One matrix per call, float64. ")
+AREA = bt.Area("linalg", "Small dense linear algebra: solve, det, cholesky and their gradients",
+               (solve_value, solve_gradient, det_value, det_gradient, cholesky_value,
+                cholesky_gradient_section), QUICK, FULL, intro="One matrix per call, float64. ")
 
 
 if __name__ == "__main__":
-    main()
+    AREA.main(__doc__)

@@ -1,7 +1,7 @@
 """Shared helpers for the benchmark scripts: tools checked against a reference, then timed side
-by side in interleaved rounds (medians); subprocess workers with timeouts; the results as data
-(rows, sections, an area's record with the machine and versions, as JSON) and the markdown
-report made from that data; the scripts' command line."""
+by side in interleaved rounds (medians); subprocess workers with timeouts; the machine's facts
+and the versions; an area's sections run into a record (its data and report: benchreport,
+whose names are here too) and the scripts' command line."""
 from __future__ import annotations
 
 import argparse
@@ -24,16 +24,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from benchreport import (  # noqa: F401 -- the scripts use these names through benchtools
+    DISAGREE,
+    TOLERANCE,
+    Point,
+    Row,
+    Section,
+    Value,
+    area_markdown,
+    fmt_time,
+    is_disagreement,
+    merge,
+    outcome,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
-TOLERANCE = 1e-10
-"""Largest accepted relative max-abs error of a tool's output against the reference."""
-
-Value = float | str
-"""A measurement in seconds, or a status: "timeout ...", "failed: ...", "DISAGREE ...",
-"missing ..." (a peer that is not installed)."""
-DISAGREE = "DISAGREE"
-"""How a status reporting two tools' values that differ begins."""
 
 
 @dataclass(frozen=True)
@@ -284,175 +289,6 @@ def import_peers() -> None:
         peers.jnp = importlib.import_module("jax.numpy")
 
 
-# ---- results as data ---------------------------------------------------------------------------
-def fmt_time(value: Value) -> str:
-    """A time in seconds (or a status) as the tables show it.
-
-    >>> fmt_time(2.5e-6), fmt_time(0.0123), fmt_time("missing (jax)")
-    ('2.5 us', '12.3 ms', 'missing (jax)')
-    """
-    if isinstance(value, str):
-        return value.replace("|", "/")
-    for limit, factor, unit, digits in ((1e-6, 1e9, "ns", 0), (1e-3, 1e6, "us", 1),
-                                        (1.0, 1e3, "ms", 1)):
-        if value < limit:
-            return f"{value * factor:.{digits}f} {unit}"
-    return f"{value:.2f} s"
-
-
-def is_disagreement(value: object) -> bool:
-    """Whether a cell's status says that a tool's values differ from the reference's."""
-    return isinstance(value, str) and DISAGREE in value
-
-
-@dataclass
-class Point:
-    """Where a row's times go in the plots: `quantity` ("run" or "build") of `operator` on
-    `problem` at size `n`; the anvil column is the series `anvil`, each peer column its own,
-    except the columns of `at`: the anvil series at another size (column -> n)."""
-
-    problem: str
-    operator: str
-    quantity: str
-    n: int
-    anvil: str = "anvil"
-    at: dict[str, int] = field(default_factory=dict)
-
-    def series(self, row: Row) -> list[tuple[str, int, float]]:
-        """(series, n, seconds) of each of `row`'s cells that has a time."""
-        cells = [(self.anvil, self.n, row.anvil)]
-        cells += [(self.anvil, self.at[name], value) if name in self.at else (name, self.n, value)
-                  for name, value in row.peers.items()]
-        return [(name, n, value) for name, n, value in cells if isinstance(value, float)]
-
-
-@dataclass
-class Row:
-    """One measured quantity: anvil's figure, the peers', and the target. With `against`, the
-    ratio is anvil over the fastest of those peers and the target is ratio <= `bound`; without,
-    the target is anvil's seconds <= `bound`. No `bound`: shown for information. `point`: where
-    it goes in the plots (None: in none)."""
-
-    what: str
-    anvil: Value
-    peers: dict[str, Value] = field(default_factory=dict)
-    against: tuple[str, ...] = ()
-    bound: float | None = None
-    note: str = ""
-    point: Point | None = None
-
-    def _reference(self) -> tuple[str, float] | None:
-        found = [(self.peers[name], name) for name in self.against
-                 if isinstance(self.peers.get(name), float)]
-        return (min(found)[1], min(found)[0]) if found else None
-
-    def ratio(self) -> float | None:
-        reference = self._reference()
-        if reference is None or isinstance(self.anvil, str):
-            return None
-        return self.anvil / reference[1]
-
-    def ratio_text(self) -> str:
-        ratio = self.ratio()
-        return "-" if ratio is None else f"{ratio:.2f}x {self._reference()[0]}"
-
-    def target_text(self) -> str:
-        if self.bound is None:
-            return "-"
-        if not self.against:
-            return f"<= {fmt_time(self.bound)}"
-        peers = self.against[0] if len(self.against) == 1 else \
-            f"fastest of {', '.join(self.against)}"
-        return f"<= {self.bound:g}x {peers}"
-
-    def met(self) -> str:
-        if self.bound is None:
-            return "-"
-        if isinstance(self.anvil, str):
-            return "no"
-        value = self.ratio() if self.against else self.anvil
-        return "?" if value is None else ("yes" if value <= self.bound else "no")
-
-    def disagreements(self) -> list[str]:
-        """"tool: status" of each cell whose values disagree with the reference."""
-        cells = {"anvil": self.anvil, **self.peers}
-        return [f"{name}: {value}" for name, value in cells.items() if is_disagreement(value)]
-
-    def to_dict(self) -> dict:
-        """The row as JSON data; the derived figures (ratio, target, met) are included for
-        readers of the data and ignored by `from_dict`."""
-        reference = self._reference()
-        return {"what": self.what, "anvil": self.anvil, "peers": self.peers,
-                "against": list(self.against), "bound": self.bound, "note": self.note,
-                "ratio": self.ratio(), "reference": reference[0] if reference else None,
-                "target": self.target_text(), "met": self.met(),
-                "point": None if self.point is None else vars(self.point)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Row:
-        """The row of `to_dict`'s data.
-
-        >>> row = Row("call", 2e-6, {"JAX": 4e-6}, ("JAX",), 1.0,
-        ...           point=Point("rosen", "gradient", "run", 100))
-        >>> again = Row.from_dict(json.loads(json.dumps(row.to_dict())))
-        >>> again == row, again.ratio_text(), again.met()
-        (True, '0.50x JAX', 'yes')
-        """
-        point = data.get("point")
-        return cls(data["what"], data["anvil"], dict(data.get("peers", {})),
-                   tuple(data.get("against", ())), data.get("bound"), data.get("note", ""),
-                   Point(**point) if point else None)
-
-
-@dataclass
-class Section:
-    """A table of rows and its notes; `error`: why the section stopped (it has no rows)."""
-
-    title: str
-    rows: list[Row] = field(default_factory=list)
-    notes: str = ""
-    error: str = ""
-    seconds: float | None = None        # how long it took to measure
-
-    def disagreements(self) -> list[str]:
-        """"row: tool: status" of every cell (and the section's error) reporting a
-        disagreement."""
-        found = [f"{row.what}: {cell}" for row in self.rows for cell in row.disagreements()]
-        return found + ([f"section: {self.error}"] if is_disagreement(self.error) else [])
-
-    def to_dict(self) -> dict:
-        return {"title": self.title, "notes": self.notes, "error": self.error,
-                "seconds": self.seconds, "rows": [row.to_dict() for row in self.rows],
-                "disagreements": self.disagreements()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Section:
-        return cls(data["title"], [Row.from_dict(row) for row in data.get("rows", [])],
-                   data.get("notes", ""), data.get("error", ""), data.get("seconds"))
-
-    def markdown(self) -> str:
-        run = {name for row in self.rows for name, value in row.peers.items() if value != "-"}
-        peers = [name for name in dict.fromkeys(name for row in self.rows for name in row.peers)
-                 if name in run]        # not the column of a tool run in no row
-        with_notes = any(row.note for row in self.rows)
-        head = ["what", "anvil", *peers, "ratio", "target", "met"] + (["note"] if with_notes
-                                                                        else [])
-        lines = [f"## {self.title}", ""]
-        if self.rows:
-            lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        for row in self.rows:
-            cells = [row.what, fmt_time(row.anvil),
-                     *[fmt_time(row.peers[p]) if p in row.peers else "" for p in peers],
-                     row.ratio_text(), row.target_text(), row.met()]
-            cells += [row.note.replace("|", "/")] if with_notes else []
-            lines.append("| " + " | ".join(cells) + " |")
-        if self.error:
-            lines += ["", f"Section failed: {self.error}"]
-        if self.notes:
-            lines += ["", self.notes]
-        return "\n".join(lines) + "\n"
-
-
 # ---- the machine and the versions ----------------------------------------------------------------
 VERSIONED = ("anvil_llvm", "numpy", "numba", "llvmlite", "casadi", "jax", "jaxlib", "scipy")
 
@@ -477,63 +313,16 @@ def machine() -> dict:
             "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
 
 
-def versions(commit: bool = True) -> dict:
-    """The versions of anvil_llvm, LLVM and the peers ("missing": not installed); with
-    `commit`, the checkout's `git describe`."""
+def versions() -> dict:
+    """The versions of anvil_llvm, LLVM and the peers ("missing": not installed), and the
+    checkout's `git describe`."""
     import llvmlite.binding as llvm
     found = {module: _version(module) for module in VERSIONED}
     found["LLVM"] = ".".join(map(str, llvm.llvm_version_info))
-    if commit:
-        found["commit"] = subprocess.run(
-            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], check=False,
-            capture_output=True, text=True).stdout.strip()
+    found["commit"] = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], check=False,
+        capture_output=True, text=True).stdout.strip()
     return found
-
-
-def header_markdown(record: dict) -> str:
-    """The report's title, how it was made, the machine, the versions and how it measures,
-    from an area's record (see `Area.record`)."""
-    m, v = record["machine"], dict(record["versions"])
-    commit = v.pop("commit", "") if record.get("show_commit") else ""
-    shown = ", ".join(f"{module} {v[module]}" for module in VERSIONED if module in v
-                      and module != "scipy")
-    shown += f", LLVM {v['LLVM']}" + (f"; anvil_llvm commit {commit}" if commit else "")
-    quick = " (`--quick`: reduced sizes, a smoke test)" if record.get("quick") else ""
-    return f"""# {record["title"]}
-
-Generated by `{record["script"]}` on {record["date"]}; command: `{record["command"]}`{quick}.
-
-- Machine: {m["cpu"]}, {m["cpus"]} CPUs (LLVM host CPU {m["llvm_host_cpu"]}), load \
-average {m["load_average"]:.1f} at the start; Python {m["python"]}.
-- Versions: {shown}.
-- {record.get("intro", "")}Each tool's output is checked against a reference (relative max-abs \
-error <= {TOLERANCE:g}) before it is timed; a tool that disagrees shows DISAGREE\
-{record.get("failures", "")}; a peer that is not installed shows "missing". Call times: \
-median over interleaved rounds (the tools take turns) of `timeit` samples, from Python. Ratio: \
-anvil over the peer named (the fastest of those the target names). numba and anvil run \
-single-threaded; JAX uses its default threading. OPENBLAS_NUM_THREADS=1.
-"""
-
-
-def header(title: str, script: str, command: str, *, commit: bool = False, intro: str = "",
-           failures: str = "") -> str:
-    """The markdown header of a report measured now (for scripts that write their own
-    tables): `header_markdown` of this machine's facts and versions."""
-    return header_markdown({"title": title, "script": script, "command": command,
-                            "date": str(datetime.date.today()), "machine": machine(),
-                            "versions": versions(commit), "show_commit": commit,
-                            "intro": intro, "failures": failures})
-
-
-def area_markdown(record: dict, plots: Sequence[str] = ()) -> str:
-    """An area's report from its record: the header, each section's table and notes, and the
-    `plots` (image paths relative to the report)."""
-    parts = [header_markdown(record)]
-    parts += [Section.from_dict(section).markdown() for section in record["sections"]]
-    if plots:
-        parts.append("## Plots\n\n" + "\n\n".join(f"![{Path(plot).stem}]({plot})"
-                                                  for plot in plots) + "\n")
-    return "\n".join(parts)
 
 
 # ---- an area: its sections, run into a record ----------------------------------------------------
@@ -546,16 +335,6 @@ def run_section(section: Callable[[Timing], Section], cfg: Timing) -> Section:
         error = failure(e) if isinstance(e, (Unavailable, ModuleNotFoundError)) else \
             f"{type(e).__name__}: {e}"
         return Section(section.__name__.replace("_", " "), error=error)
-
-
-def status(sections: Sequence[Section]) -> str:
-    """"disagree" when a cell or section reports a disagreement, else "failed" when a section
-    stopped for another reason than a missing peer, else "ok"."""
-    if any(section.disagreements() for section in sections):
-        return "disagree"
-    if any(section.error and not section.error.startswith("missing") for section in sections):
-        return "failed"
-    return "ok"
 
 
 @dataclass(frozen=True)
@@ -587,24 +366,48 @@ class Area:
     def section_names(self) -> list[str]:
         return [section.__name__ for section in self.sections]
 
+    def resolve(self, only: Sequence[str]) -> list[str]:
+        """The names of the sections that `only` names, each by its name or its number (from 1,
+        in the report's order), in the report's order.
+
+        >>> area = Area("demo", "Demo", (fmt_time, rel_error), None, None)
+        >>> area.resolve(["2", "fmt_time", "rel_error"])
+        ['fmt_time', 'rel_error']
+        >>> area.resolve(["3"])
+        Traceback (most recent call last):
+        ValueError: --only: no section '3' in demo; expected a name or a number: 1 fmt_time, 2 rel_error
+        """
+        names = self.section_names()
+        chosen = set()
+        for item in only:
+            if item in names:
+                chosen.add(item)
+            elif item.isdigit() and 1 <= int(item) <= len(names):
+                chosen.add(names[int(item) - 1])
+            else:
+                listed = ", ".join(f"{k} {name}" for k, name in enumerate(names, 1))
+                raise ValueError(f"--only: no section {item!r} in {self.name}; expected a name "
+                                 f"or a number: {listed}")
+        return [name for name in names if name in chosen]
+
     def run(self, quick: bool = False, only: Sequence[str] | None = None,
             done: Callable[[Section], None] | None = None) -> list[Section]:
-        """The measured sections (all, or those named in `only`), each passed to `done` as soon
-        as it is measured."""
-        unknown = set(only or ()) - set(self.section_names())
-        if unknown:
-            raise ValueError(f"only: no section {sorted(unknown)} in {self.name}; expected "
-                             f"some of {self.section_names()}")
+        """The measured sections (all, or those named in `only`: see `resolve`), each passed to
+        `done` as soon as it is measured."""
+        chosen = self.resolve(only) if only else self.section_names()
         os.environ["ANVIL_LLVM_NO_CACHE"] = "1"     # builds compile (workers: unless given one)
         import_peers()
         cfg = self.quick if quick else self.full
         measured = []
         for section in self.sections:
-            if only and section.__name__ not in only:
+            if section.__name__ not in chosen:
                 continue
+            facts = {"at": datetime.datetime.now().isoformat(timespec="minutes"),
+                     "load_average": round(os.getloadavg()[0], 2)}
             start = time.perf_counter()
             measured.append(run_section(section, cfg))
             measured[-1].seconds = round(time.perf_counter() - start, 2)
+            measured[-1].name, measured[-1].measured = section.__name__, facts
             if done is not None:
                 done(measured[-1])
         return measured
@@ -612,39 +415,46 @@ class Area:
     def record(self, sections: Sequence[Section], command: str, quick: bool,
                started: dict | None = None) -> dict:
         """The area's results as JSON data: what ran, when, on what machine (`started`: the
-        machine's facts taken at the start), with which versions, every section, and the
-        status ("ok", "disagree" or "failed")."""
-        found = [section.to_dict() for section in sections]
+        machine's facts taken at the start), with which versions, every section (with the
+        commit it was measured at), the names of all the area's sections, and the status
+        ("ok", "disagree" or "failed")."""
+        found_versions = versions()
+        found = [{**section.to_dict(), "measured": {**section.measured,
+                                                    "commit": found_versions["commit"]}}
+                 for section in sections]
         return {"area": self.name, "title": self.title, "script": self.script,
                 "command": command, "date": str(datetime.date.today()), "quick": quick,
-                "machine": started or machine(), "versions": versions(),
+                "machine": started or machine(), "versions": found_versions,
                 "show_commit": self.commit, "intro": self.intro, "failures": self.failures,
-                "sections": found, "status": status(sections),
-                "disagreements": [f"{s['title']}: {d}" for s in found
-                                  for d in s["disagreements"]],
-                "errors": [f"{s['title']}: {s['error']}" for s in found if s["error"]]}
+                "section_names": self.section_names(), "sections": found, **outcome(found)}
 
     def main(self, doc: str) -> None:
         """The script's command line: `--worker SPEC` runs `workers[SPEC["kind"]]` and prints
-        its JSON; otherwise the sections (all, or `--only` these) run with the full or
-        `--quick` config; the report is written from the data after every section (to `--out`,
-        or the default report for a full run of every section) and the data to `--json`. Exit
-        status 1 when two tools disagree or a section failed."""
+        its JSON; otherwise the sections (all, or `--only` these, by name or number) run with
+        the full or `--quick` config; the report is written from the data after every section
+        (to `--out`, or the default report for a full run of every section) and the data to
+        `--json`. Exit status 1 when two tools disagree or a section failed."""
+        listed = ", ".join(f"{k} {name}" for k, name in enumerate(self.section_names(), 1))
         parser = argparse.ArgumentParser(description=doc.splitlines()[0])
         parser.add_argument("--quick", action="store_true", help="reduced sizes, a smoke test")
         parser.add_argument("--out", type=Path, help=f"markdown report (default: "
                             f"{self.default_out.relative_to(ROOT)} for the full run, none for "
                             "--quick)")
         parser.add_argument("--json", type=Path, help="the results as JSON data")
-        parser.add_argument("--only", nargs="+", choices=self.section_names(),
-                            help="run these sections only (no report unless --out is given)")
+        parser.add_argument("--only", nargs="+", metavar="SECTION",
+                            help=f"run these sections only, by name or number ({listed}); no "
+                            "report unless --out is given")
         parser.add_argument("--worker", help=argparse.SUPPRESS)
         args = parser.parse_args()
         if args.worker:
             spec = json.loads(args.worker)
             print(json.dumps(self.workers[spec["kind"]](spec)))
             return
-        out = args.out or (None if args.quick or args.only else self.default_out)
+        try:
+            only = self.resolve(args.only) if args.only else None
+        except ValueError as e:
+            parser.error(str(e))
+        out = args.out or (None if args.quick or only else self.default_out)
         command = " ".join(["python", self.script, *sys.argv[1:]])
         started, measured = machine(), []
 
@@ -654,7 +464,7 @@ class Area:
             record = self.record(measured, command, args.quick, started)
             write(out, area_markdown(record))
             write(args.json, json.dumps(record, indent=1))
-        self.run(args.quick, args.only, done)
+        self.run(args.quick, only, done)
         record = self.record(measured, command, args.quick, started)
         for line in record["disagreements"] + record["errors"]:
             print(f"{self.name}: {line}", file=sys.stderr)
@@ -665,12 +475,3 @@ def write(path: Path | None, text: str) -> None:
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
-
-
-def main(doc: str, sections: Sequence[Callable[[Timing], Section]],
-         workers: dict[str, Callable[[dict], dict]], quick: Timing, full: Timing,
-         default_out: Path, script: str, title: str, **header_options) -> None:
-    """`Area.main` of the area these arguments describe (its name: `default_out`'s stem, which
-    `script` is scripts/bench_<name>.py)."""
-    Area(Path(default_out).stem, title, tuple(sections), quick, full, workers,
-         **header_options).main(doc)

@@ -23,17 +23,15 @@ pytestmark = pytest.mark.bench
 QUICK_SUBSET = {
     "core": "call_overhead", "arrays": "gauss_newton_product", "sparse": "rosen_hessian",
     "loops": "rk4_value", "numba": "numba_loop", "coloring": "colourings",
-    "distribution": "unpickling", "linalg": "solve_gradient", "export": "",
+    "distribution": "unpickling", "linalg": "solve_gradient", "export": "calls",
 }
 """One section per area that checks values against a reference (the full quick run takes
-about two minutes; this subset keeps the test suite's budget). An area without sections here
-(its script writes markdown only) runs whole."""
+about two minutes; this subset keeps the test suite's budget)."""
 
 
 def test_quick_subset_of_every_area_agrees(tmp_path):
     areas = bench.available()
-    only = [f"{area}:{QUICK_SUBSET[area]}" if QUICK_SUBSET.get(area) else area
-            for area in areas]
+    only = [f"{area}:{QUICK_SUBSET[area]}" for area in areas]
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench.py"), "--quick",
                            "--out", str(tmp_path), "--only", *only],
                           check=False, capture_output=True, text=True, timeout=600)
@@ -46,7 +44,7 @@ def test_quick_subset_of_every_area_agrees(tmp_path):
         assert record["disagreements"] == [], area
         assert (tmp_path / f"{area}.md").exists()
         rows = [row for section in record["sections"] for row in section["rows"]]
-        assert record.get("external") or rows, f"{area}: no rows measured"
+        assert rows, f"{area}: no rows measured"
         # a tool's time is reported only once its values agreed: no cell says otherwise
         assert not [row for row in rows if bt.is_disagreement(row["anvil"])]
     assert {"cpu", "cpus", "llvm_host_cpu", "load_average"} <= set(results["machine"])
@@ -60,16 +58,22 @@ FAKE_AREA = '''
     import numpy as np
     from benchtools import Point, Row, Section, Tool
 
-    def section(cfg):
+    def compared(title, f, peer, cfg):
         x = np.linspace(0.0, 1.0, 3)
-        tools = {{"anvil": Tool("f(x)", {{"f": np.sin, "x": x}}, lambda: np.sin(x)),
-                  "peer": Tool("f(x)", {{"f": {peer}, "x": x}}, lambda: np.sin(x))}}
+        tools = {{"anvil": Tool("f(x)", {{"f": f, "x": x}}, lambda: f(x)),
+                  "peer": Tool("f(x)", {{"f": peer, "x": x}}, lambda: f(x))}}
         t = bt.side_by_side(tools, cfg.rounds, cfg.seconds)
-        return Section("sines", [Row("sin", t["anvil"], {{"peer": t["peer"]}}, ("peer",), 2.0,
-                                     point=Point("sin", "value", "run", 3))])
+        return Section(title, [Row(f.__name__, t["anvil"], {{"peer": t["peer"]}}, ("peer",), 2.0,
+                                   point=Point(f.__name__, "value", "run", 3))])
+
+    def sines(cfg):
+        return compared("sines", np.sin, {peer}, cfg)
+
+    def cosines(cfg):
+        return compared("{cosines}", np.cos, np.cos, cfg)
 
     CFG = bt.Timing(rounds=1, seconds=0.001, build_rounds=1, processes=0)
-    AREA = bt.Area("fake", "Fake", (section,), CFG, CFG)
+    AREA = bt.Area("fake", "Fake", (sines, cosines), CFG, CFG)
 
     if __name__ == "__main__":
         AREA.main(__doc__)
@@ -78,13 +82,15 @@ FAKE_AREA = '''
 
 @pytest.fixture
 def fake_area(tmp_path, monkeypatch):
-    """bench.py's areas replaced by one script in tmp_path whose peer computes `peer`."""
-    def make(peer: str) -> Path:
+    """bench.py's areas replaced by one script in tmp_path whose first section's peer computes
+    `peer` (against np.sin) and whose second section is titled `cosines`."""
+    def make(peer: str, cosines: str = "cosines") -> Path:
         scripts = tmp_path / "scripts"
         scripts.mkdir(exist_ok=True)
-        (scripts / "benchtools.py").write_text((ROOT / "scripts" / "benchtools.py").read_text())
+        for helper in ("benchtools.py", "benchreport.py"):
+            (scripts / helper).write_text((ROOT / "scripts" / helper).read_text())
         (scripts / "bench_fake.py").write_text(textwrap.dedent(FAKE_AREA).format(
-            doc=peer, peer=peer))
+            doc=peer, peer=peer, cosines=cosines))
         monkeypatch.setattr(bench, "AREAS", ("fake",))
         monkeypatch.setattr(bench, "script", lambda area: scripts / f"bench_{area}.py")
         return tmp_path / "out"
@@ -97,6 +103,7 @@ def test_a_disagreement_fails_the_run(fake_area):
     record = json.loads((out / "results.json").read_text())["areas"]["fake"]
     assert record["status"] == "disagree"
     assert record["disagreements"] == ["sines: sin: peer: DISAGREE (err 1.2e-06)"]
+    assert [section["title"] for section in record["sections"]] == ["sines", "cosines"]
     assert "DISAGREE" in (out / "fake.md").read_text()
 
 
@@ -121,7 +128,8 @@ def test_a_missing_peer_is_reported_as_missing():
     assert tool.status() == bt.missing("jax")
     assert not hasattr(peers, "ca")
     section = bt.run_section(lambda cfg: peers.ca.SX, None)
-    assert section.error == bt.missing("casadi") and bt.status([section]) == "ok"
+    assert section.error == bt.missing("casadi")
+    assert bt.outcome([section.to_dict()])["status"] == "ok"
     assert bt.failure(ModuleNotFoundError("no", name="dask.array")) == bt.missing("dask")
 
 
@@ -153,3 +161,30 @@ def test_plotted_points_merge_rows_and_place_other_sizes():
         ("gradient", "run"): {"rosen": {"anvil": {100: 1.0}, "JAX": {100: 2.0},
                                         "CasADi": {100: 3.0}}},
         ("value", "build"): {"rosen": {"anvil": {1000: 4.0, 10: 0.5}}}}
+
+
+def test_a_section_run_merges_into_the_data_and_the_report(fake_area):
+    out = fake_area("np.sin")
+    assert bench.main(["--out", str(out)]) == 0
+    first = json.loads((out / "results.json").read_text())["areas"]["fake"]
+    fake_area("np.sin", cosines="cosines again")     # the area's second section changed
+    assert bench.main(["--out", str(out), "--only", "fake:2"]) == 0
+    record = json.loads((out / "results.json").read_text())["areas"]["fake"]
+    assert record["sections"][0] == first["sections"][0]    # kept as it was
+    assert [s["title"] for s in record["sections"]] == ["sines", "cosines again"]
+    assert [s["name"] for s in record["sections"]] == record["section_names"] == ["sines",
+                                                                                   "cosines"]
+    assert record["command"] == "python scripts/bench.py --only fake:2"
+    report = (out / "fake.md").read_text()
+    assert "## sines" in report and "## cosines again" in report
+    assert "_Section 2, `--only fake:cosines`: measured " in report
+    # a section that does not exist: the script lists them, the data is kept
+    assert bench.main(["--out", str(out), "--only", "fake:3"]) == 1
+    failed = json.loads((out / "results.json").read_text())["areas"]["fake"]
+    assert failed["sections"] == record["sections"]
+    assert failed["status"] == "failed" and "exited with status 2" in failed["errors"][-1]
+    proc = subprocess.run([sys.executable, str(bench.script("fake")), "--only", "sines", "3"],
+                          check=False, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "no section '3' in fake; expected a name or a number: 1 sines, 2 cosines" in \
+        proc.stderr
