@@ -244,16 +244,16 @@ class _Region:
 
     def roll(self) -> list[UOp] | None:
         seq, start, period, blocks = self.seq, self.start, self.period, self.blocks
-        carried, scanned = self._reads()
-        if carried is None:
+        read, scanned = self._reads()
+        if read is None:
             return None
         finals, stacked = self._read_after()
-        carried = sorted(set(carried) | {r for r in finals if r not in stacked})
+        carried = sorted(read | {r for r in finals if r not in stacked})
         nodes = seq.nodes
         init = []
         for r in carried:
             inner = nodes[start + r]
-            if start + r - period >= 0 and r in self._carried_reads:
+            if start + r - period >= 0 and r in read:
                 value = nodes[start + r - period]
                 if value.shape != inner.shape or value.dtype != inner.dtype:
                     return None
@@ -342,7 +342,7 @@ class _Region:
         before, and the leaf slots (offset, source) that differ between blocks; None for a
         block that reads two blocks back (not a loop with one carry)."""
         seq, start, period = self.seq, self.start, self.period
-        self._carried_reads = carried = set()
+        carried = set()
         scanned = []
         rows = start + period * np.arange(self.blocks)
         for i in range(self.model, self.model + period):
