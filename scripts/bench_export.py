@@ -277,17 +277,20 @@ def what(case: Case, r: dict) -> str:
                                       r["n"] else "")
 
 
-def builds(cfg: Config) -> Section:
+def _rows(cfg: Config, row) -> list:
+    """A row per case from its measurement (`row(case, r)`), or the case's failure."""
     rows = []
     for case in cfg.cases:
         r = measure(case, cfg)
-        if "failed" in r:
-            rows.append(Row(what(case, r), r["failed"]))
-            continue
-        rows.append(Row(what(case, r), r["export"], {JIT: r["jit"], CASADI: r["casadi_build"]},
-                        (CASADI,), note=f"{r['outputs']:,} outputs; export / JIT build "
-                        f"{r['export'] / r['jit']:.2f}",
-                        point=Point(case.name, case.kind, "build", r["n"])))
+        rows.append(Row(what(case, r), r["failed"]) if "failed" in r else row(case, r))
+    return rows
+
+
+def builds(cfg: Config) -> Section:
+    rows = _rows(cfg, lambda case, r: Row(
+        what(case, r), r["export"], {JIT: r["jit"], CASADI: r["casadi_build"]}, (CASADI,),
+        note=f"{r['outputs']:,} outputs; export / JIT build {r['export'] / r['jit']:.2f}",
+        point=Point(case.name, case.kind, "build", r["n"])))
     return Section("1. Build time: `av.export` beside a JIT build and CasADi's generated C", rows,
                    f"""anvil: `av.export` of a fresh copy of the derivative (lowering, LLVM
 optimisation and object code, archive, headers); `{JIT}`: the first call of another fresh copy
@@ -298,14 +301,9 @@ when it takes more than {SLOW_BUILD:g} s; stopped after {COMPILE_TIMEOUT:g} s). 
 
 
 def calls(cfg: Config) -> Section:
-    rows = []
-    for case in cfg.cases:
-        r = measure(case, cfg)
-        if "failed" in r:
-            rows.append(Row(what(case, r), r["failed"]))
-            continue
-        rows.append(Row(what(case, r), r["ours"], {CASADI: r["casadi"]}, (CASADI,),
-                        point=Point(case.name, case.kind, "run", r["n"])))
+    rows = _rows(cfg, lambda case, r: Row(what(case, r), r["ours"], {CASADI: r["casadi"]},
+                                          (CASADI,),
+                                          point=Point(case.name, case.kind, "run", r["n"])))
     return Section("2. Call time from C: the exported function beside CasADi's compiled C", rows,
                    f"""Exports are compiled by LLVM for this CPU (`av.export`, the default
 target); CasADi's `Function.generate()` C with `{CC} -O3 -march=native -shared`. One C driver
