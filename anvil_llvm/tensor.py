@@ -307,9 +307,8 @@ def _ndarray_method(name: str):
     def method(self, *args, **kwargs):
         return _numpy(name)(self, *args, **kwargs)
     method.__name__ = method.__qualname__ = name
-    method.__doc__ = (f"`anvil_llvm.numpy.{name}` of this tensor, as NumPy's `ndarray.{name}`."
-                      "\n\n    >>> import anvil_llvm as av\n    >>> callable(av.Tensor."
-                      f"{name})\n    True\n    ")
+    method.__doc__ = (f"`anvil_llvm.numpy.{name}` of this tensor (see its example), as NumPy's "
+                      f"`ndarray.{name}`.")
     return method
 
 
