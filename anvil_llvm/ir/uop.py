@@ -163,14 +163,25 @@ def op_named(name: str) -> OpDef:
     return found
 
 
-class UOp:
+class _Fields:
+    """A node's fields; `UOp.__new__` fills them on a `_Fresh` object (plain slot stores) and
+    then makes it a UOp, whose `__setattr__` refuses every change."""
+
+    __slots__ = ("op", "dtype", "shape", "src", "arg", "size", "__weakref__")
+
+
+class _Fresh(_Fields):
+    __slots__ = ()
+
+
+class UOp(_Fields):
     """One node of the graph: op, dtype, shape, sources and a hashable argument.
 
     Nodes are interned: constructing an equal node returns the existing object, so `is`
     compares graphs and equal subexpressions are shared.
     """
 
-    __slots__ = ("op", "dtype", "shape", "src", "arg", "size", "__weakref__")
+    __slots__ = ()
 
     op: OpDef
     dtype: DType
@@ -190,15 +201,14 @@ class UOp:
                 return found
         if op.arity is not None and len(src) != op.arity:
             raise ValueError(f"op '{op.name}' takes {op.arity} sources, got {len(src)}")
-        node = object.__new__(cls)
-        shape = tuple(map(int, op.shape(tuple([s.shape for s in src]), arg)))
-        dtype = op.dtype(tuple([s.dtype for s in src]), arg)
-        _set(node, "op", op)
-        _set(node, "dtype", dtype)
-        _set(node, "shape", shape)
-        _set(node, "src", src)
-        _set(node, "arg", arg)
-        _set(node, "size", math.prod(shape))
+        node = object.__new__(_Fresh)
+        node.shape = shape = tuple(map(int, op.shape(tuple([s.shape for s in src]), arg)))
+        node.dtype = op.dtype(tuple([s.dtype for s in src]), arg)
+        node.op = op
+        node.src = src
+        node.arg = arg
+        node.size = math.prod(shape)
+        node.__class__ = cls
         ref = _Interned(node, _forget)
         ref.key = key
         _interned[key] = ref
@@ -219,7 +229,6 @@ class UOp:
         return f"UOp({self.op.name}, {self.dtype}{list(self.shape)}, arg={_short(self.arg)})"
 
 
-_set = object.__setattr__
 
 SMALL_SIZE = 8
 """Arrays of at most this many elements are scalar code: the backend emits them position by
