@@ -14,6 +14,7 @@ import scipy.sparse as sp
 from ..ir import build as B
 from ..ir import dtypes
 from ..ir.ops import CMPEQ, INPUT, IOTA, RESHAPE
+from ..ir.ops.movement import PLACE_UNROLLED
 from ..ir.ops.source import const_array
 from ..ir.ops.substitute import Program, substitute, tables
 from ..ir.uop import UOp
@@ -92,9 +93,10 @@ def _decompress(compressed: list[UOp], coloring: Coloring, separate: bool) -> UO
         slots = np.full(whole.size, -1, np.int64)
         slots[source] = np.arange(nnz)
         slots = slots.reshape(whole.shape)
-        if len(flat) == 1 and whole.ndim > 2:
-            # The colours next to the innermost axis: the nest writes the nonzeros of a few
-            # rows of the grid for every colour before it moves on (they share cache lines).
+        if len(flat) == 1 and whole.ndim > 2 and whole.shape[0] > PLACE_UNROLLED:
+            # Too many colours to compute at each position of the grid (PLACE_UNROLLED): the
+            # colours next to the innermost axis, so that the nest writes the nonzeros of a
+            # few rows of the grid for every colour before it moves on (they share cache lines).
             inner = tuple(range(1, whole.ndim - 1)) + (0, whole.ndim - 1)
             whole, slots = B.permute(whole, inner), np.moveaxis(slots, 0, -2)
         return B.place(whole, slots, nnz)

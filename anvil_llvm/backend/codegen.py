@@ -15,7 +15,7 @@ from ..ir.ops.source import llvm_literal
 from ..ir.uop import OpKind, Payload, Reduction, UOp
 from . import blas, constants, loop
 from .emitter import Emitter, ModuleParts
-from .kernel import Buffer, Index, Kernel, accumulates, innermost_reads
+from .kernel import Buffer, Index, Kernel, accumulates, innermost_reads, unrolled_seeds
 from .schedule import CHUNK_OPS, Schedule, inline_reduction
 
 
@@ -24,6 +24,8 @@ UNROLL_OPS = 4000        # when that many copies of the body stay under this man
 
 
 _SCOPE = re.compile("\x00(\\d+)\x00")
+_GROUP = "\x01"    # marks a load or store of a buffer or table, for `_parallel_loops`
+_LATCH = "\x02"    # marks the branch that closes a loop's iteration
 
 
 def _scoped(buffer: Buffer) -> str:
@@ -49,6 +51,28 @@ def _alias_scopes(body: str, parts: ModuleParts) -> str:
                 + parts.node("!{" + ", ".join(s for q, s in scopes.items() if q != p) + "}")
              for p in positions}
     return _SCOPE.sub(lambda m: marks[int(m.group(1))], body)
+
+
+def _parallel_loops(body: str, parts: ModuleParts, parallel: bool) -> str:
+    """`body` with, when `parallel`, each marked access in one access group and each loop
+    declaring it free of loop-carried dependences (`llvm.loop.parallel_accesses`): what a
+    nest computing a placement's seeds at each position needs to be vectorised, since LLVM
+    cannot tell that stores through a slot table never meet (their slots are distinct, PLACE's
+    contract). Accesses not made through `Lowering` stay unmarked: a loop holding any is not
+    taken as parallel."""
+    if not parallel:
+        return body.replace(_GROUP, "").replace(_LATCH, "")
+    group = parts.node("distinct !{}")
+    body = body.replace(_GROUP, f", !llvm.access.group {group}")
+    return re.sub(_LATCH, lambda _: ", !llvm.loop " + parts.node(
+        f'distinct !{{{{self}}, !{{!"llvm.loop.parallel_accesses", {group}}}}}'), body)
+
+
+def _parallel(kernel: Kernel) -> bool:
+    """Whether a kernel's loops carry no dependence through memory and should say so: a nest
+    storing a placement's seeds at each position, with no accumulating fold."""
+    return (any(unrolled_seeds(root) for root in kernel.roots)
+            and not any(accumulates(root) for root in kernel.roots))
 
 
 def _storage(dtype: DType) -> str:
@@ -122,7 +146,7 @@ class Lowering:
         name = self.tables.name(payload)
         ty = "i32" if payload.array.dtype == np.int32 else "i64"
         ptr = self.e.op(f"getelementptr inbounds {ty}, ptr {name}, i64 {flat}")
-        value = self.e.op(f"load {ty}, ptr {ptr}")
+        value = self.e.op(f"load {ty}, ptr {ptr}{_GROUP}")
         return self.e.op(f"sext i32 {value} to i64") if ty == "i32" else value
 
     # ---- buffers ---------------------------------------------------------------------------------
@@ -157,14 +181,16 @@ class Lowering:
 
     def load(self, buffer: Buffer, index: Index) -> str:
         ty = _storage(buffer.dtype)
-        value = self.e.op(f"load {ty}, ptr {self.address(buffer, index)}{_scoped(buffer)}")
+        value = self.e.op(f"load {ty}, ptr {self.address(buffer, index)}{_scoped(buffer)}"
+                          f"{_GROUP}")
         return self.e.op(f"trunc i8 {value} to i1") if buffer.dtype.kind == "b" else value
 
     def store(self, buffer: Buffer, index: Index, value: str) -> None:
         ty = _storage(buffer.dtype)
         if buffer.dtype.kind == "b":
             value = self.e.op(f"zext i1 {value} to i8")
-        self.e.line(f"store {ty} {value}, ptr {self.address(buffer, index)}{_scoped(buffer)}")
+        self.e.line(f"store {ty} {value}, ptr {self.address(buffer, index)}{_scoped(buffer)}"
+                    f"{_GROUP}")
 
     def guarded(self, condition: str, compute, default: str, ty: str) -> str:
         """`compute()` where `condition` holds, else `default`, as a branch: loads inside run
@@ -216,7 +242,7 @@ class Lowering:
             self.scopes.pop()
             nxt = e.op(f"add nuw nsw i64 {i}, 1")
             e.line(f"store i64 {nxt}, ptr {slot}")
-            e.line(f"br label %{head}")
+            e.line(f"br label %{head}{_LATCH}")
             e.block(end)
         return i, close
 
@@ -243,22 +269,25 @@ class Lowering:
             for i in range(start, stop):
                 body(str(i))
             return
-        e, windows = self.e, windows or {}
-        slots = {node: self._carry_in(node, lead, start, low, high)
-                 for node, (low, high) in windows.items()}
+        e = self.e
+        # a window of a placement's seeds (one axis more than the nest) is carried per seed
+        carried = [(node, low, high, lead if node.ndim == len(lead) + 1 else (str(k), *lead))
+                   for node, (low, high) in (windows or {}).items()
+                   for k in range(1 if node.ndim == len(lead) + 1 else node.shape[0])]
+        slots = [self._carry_in(node, at, start, low, high) for node, low, high, at in carried]
         i, close = self.loop(stop - start, "s")
         position = e.add_i(i, str(start))
         self.window_base = (i, start)
-        for node, (low, high) in windows.items():
+        for (node, low, high, at), held in zip(carried, slots):
             ty = node.dtype.llvm
-            for c, slot in zip(range(low, high), slots[node]):
-                self.window[(node, lead, c)] = e.op(f"load {ty}, ptr {slot}")
-            self.window[(node, lead, high)] = self._computed_in_range(
-                node, lead, e.add_i(position, str(high)))
+            for c, slot in zip(range(low, high), held):
+                self.window[(node, at, c)] = e.op(f"load {ty}, ptr {slot}")
+            self.window[(node, at, high)] = self._computed_in_range(
+                node, at, e.add_i(position, str(high)))
         body(position)
-        for node, (low, high) in windows.items():
-            for c, slot in zip(range(low, high), slots[node]):
-                e.line(f"store {node.dtype.llvm} {self.window[(node, lead, c + 1)]}, ptr {slot}")
+        for (node, low, high, at), held in zip(carried, slots):
+            for c, slot in zip(range(low, high), held):
+                e.line(f"store {node.dtype.llvm} {self.window[(node, at, c + 1)]}, ptr {slot}")
         self.window, self.window_base = {}, None
         close()
 
@@ -373,7 +402,9 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
                 _fold(ctx, root, buffer, index.dims(ctx.e))
                 continue
             if (root, buffer) in places:
-                _place(ctx, root, buffer, index.dims(ctx.e))
+                dims = index.dims(ctx.e)
+                for seed in range(unrolled_seeds(root)) or [None]:
+                    _place(ctx, root, buffer, dims if seed is None else (str(seed), *dims))
                 continue
             value = ctx.value(root, index)
             ctx.store(buffer, index, value)
@@ -651,12 +682,18 @@ def _define(sched: Schedule, symbol: str, linkage: str, parts: ModuleParts, tabl
         # simplified) they build ~10% faster, but LLVM 22's loop vectoriser then miscompiles
         # chains of guarded loads (the bratu2d energy gradient, tests/ad/test_ad_problems.py).
         attrs = _attributes(kernel, chunked, linkage)
-        if table_features and "optnone" not in attrs and _through_tables(sched, kernel):
+        # A parallel nest is vectorised with vector gathers and scatters: without them LLVM
+        # finds its several scalarised stores per position not worth vectorising (bratu2d
+        # m=100 Jacobian 182 -> 56 us, the bratu2d_E Hessian at m=300 3.0 -> 1.5 ms).
+        parallel = _parallel(kernel)
+        if (table_features and not parallel and "optnone" not in attrs
+                and _through_tables(sched, kernel)):
             attrs += f' "target-features"="{table_features}"'
         fname = f"@{symbol}.k{k}"
         # (an `optnone` chunk is not optimised: scopes would only lengthen its text)
         body = (_SCOPE.sub("", e.body()) if "optnone" in attrs else
                 _alias_scopes(e.body(), parts))
+        body = _parallel_loops(body, parts, parallel and "optnone" not in attrs)
         if table:
             body = _table_loads(body) + body
         functions.append(f"define internal void {fname}({', '.join(params)}) {attrs} {{\n"

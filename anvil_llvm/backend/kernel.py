@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..ir.ops import PLACE, REDUCE_PROD, REDUCE_SUM
+from ..ir.ops.movement import PLACE_UNROLLED
 from ..ir.uop import OpKind, UOp
 
 
@@ -48,15 +49,36 @@ def over_source(node: UOp) -> bool:
     return node.op is PLACE or accumulates(node)
 
 
+def unrolled_seeds(node: UOp) -> int:
+    """How many values of its source's leading axis a placement computes at each position of
+    its nest, which runs over the other axes (`PLACE_UNROLLED`); 0 when the nest runs over the
+    whole source."""
+    if node.op is not PLACE:
+        return 0
+    src, slots = node.src[0], node.arg[0].array
+    if slots.ndim < 2 or src.ndim != slots.ndim or src.shape[0] > PLACE_UNROLLED:
+        return 0
+    return src.shape[0]
+
+
+def nest_shape(node: UOp) -> tuple[int, ...]:
+    """The shape of the loop nest that computes `node` (see `over_source`, `unrolled_seeds`)."""
+    if over_source(node):
+        return node.src[0].shape[1 if unrolled_seeds(node) else 0:]
+    return node.shape
+
+
 def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp, tuple | None]]:
     """Every node the fused code of a nest of `rank` axes storing `roots` reaches, with where
     it is read along the nest's innermost axis i: `(scale, offset, aligned)` for position
     `scale * i + offset` of its last axis (`aligned` when each other axis is read at the nest's
     own position), or None when an op on the way is not followed (elementwise ops and the ops'
     `last_axis` rules are). Realised nodes other than the roots are reached, not entered."""
-    stack, seen = [(root, (1, 0, True)) for root in roots], set()
+    # each node with the rank it is read at: one more under a placement computing its seeds
+    # at each position (their leading axis is not one of the nest's)
+    stack, seen = [(root, (1, 0, True), rank) for root in roots], set()
     while stack:
-        node, at = stack.pop()
+        node, at, depth = stack.pop()
         if (node, at) in seen:
             continue
         seen.add((node, at))
@@ -64,16 +86,17 @@ def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp
         if node not in roots and node in realised:
             continue
         if at is not None and node in roots and over_source(node):
-            stack.append((node.src[0], at))      # its nest runs over the source
-        elif at is not None and node.ndim == rank and node.op.kind is OpKind.ELEMENTWISE:
-            stack.extend((s, at if s.shape == node.shape else None) for s in node.src)
-        elif at is not None and node.ndim == rank and node.op.last_axis is not None:
+            # its nest runs over the source
+            stack.append((node.src[0], at, depth + (unrolled_seeds(node) > 0)))
+        elif at is not None and node.ndim == depth and node.op.kind is OpKind.ELEMENTWISE:
+            stack.extend((s, at if s.shape == node.shape else None, depth) for s in node.src)
+        elif at is not None and node.ndim == depth and node.op.last_axis is not None:
             scale, offset, aligned = at
             _, reads, kept = node.op.last_axis(node)
-            stack.extend((s, (scale * step, step * offset + shift, aligned and kept))
+            stack.extend((s, (scale * step, step * offset + shift, aligned and kept), depth)
                          for s, step, shift in reads)
         else:
-            stack.extend((s, None) for s in node.src)
+            stack.extend((s, None, depth) for s in node.src)
 
 
 @dataclass

@@ -10,7 +10,8 @@ from ..ir.ops import (ACOS, ADD, ASIN, ATAN, ATAN2, CMPEQ, CMPNE, CONST, CONST_A
                       PERMUTE, PLACE, POW, RESHAPE, SIN, SINH, SLICE, TAN, TANH)
 from ..ir.uop import SMALL_SIZE, OpKind, UOp, consumers, toposort
 from . import blas, loop
-from .kernel import Buffer, Kernel, buffer_nbytes, innermost_reads, over_source
+from .kernel import (Buffer, Kernel, buffer_nbytes, innermost_reads, nest_shape, over_source,
+                     unrolled_seeds)
 
 RECOMPUTE_LIMIT = 8     # a node used twice is realised when recomputing it costs more than this
 CHUNK_OPS = 250         # scalar code per noinline function (docs/backend.md, 'Huge scalar graphs')
@@ -225,7 +226,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
                 or node in tiled):
             continue
         if over_source(node):
-            kernel = Kernel(node.src[0].shape, [node], ops=costs.nodes[node])
+            kernel = Kernel(nest_shape(node), [node], ops=costs.nodes[node])
         else:
             kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised),
                             ops=costs.nodes[node])
@@ -474,10 +475,13 @@ def _slide_windows(kernels: list[Kernel], realised: set, outputs: set, costs: _C
         for node, at in innermost_reads(kernel.roots, len(kernel.shape), realised):
             if node in realised and node not in kernel.roots:
                 reads.setdefault(node, set()).add(at)
+        seeds = {unrolled_seeds(root) for root in kernel.roots} - {0}
         for node, ats in reads.items():
             if not (node not in outputs and _fusable(node, costs.gemms)
                     and readers[node] == [kernel]
-                    and node.shape[:-1] == kernel.shape[:-1] and len(ats) > 1
+                    and (node.shape[:-1] == kernel.shape[:-1]
+                         or node.shape[:-1] == (*seeds, *kernel.shape[:-1]))
+                    and len(ats) > 1
                     and costs.depth[node] <= MAX_DEPTH // 2
                     and all(at is not None and at[0] == 1 and at[2] for at in ats)
                     and not loads([node], realised) & set(kernel.roots)):

@@ -223,3 +223,26 @@ def test_code_calls_only_the_vector_math_its_cpu_runs(cpu, isas):
     target = dataclasses.replace(Target.jit(), cpu=cpu, features="")
     ir = f.lowered(target).ir
     assert {isa for isa in "ed" if f"@_ZGV{isa}N" in ir} == set(isas)
+
+
+def test_a_sparse_derivative_computing_its_colours_per_position_runs_a_parallel_loop():
+    """bratu2d's Jacobian has five colours: the placement's nest runs over the grid and stores
+    the five products of each position through the slot table; its loads and stores are one
+    access group its loops declare free of loop-carried dependences, and LLVM vectorises the
+    stores (scatters). The values are the dense Jacobian's; a kernel folding a sum is never
+    declared parallel (its partial sums are a dependence through memory)."""
+    from anvil_llvm.ad import jacobian, spjacobian
+    from anvil_llvm.benchmarks.problems import problem
+    case = problem("bratu2d", 40)
+    f = case.function("f")
+    J = spjacobian(f)
+    text = J.lowered().ir
+    assert "llvm.loop.parallel_accesses" in text and "!llvm.access.group" in text
+    from anvil_llvm.backend.target import Target
+    if "+avx512f" in Target.jit().features.split(","):        # a CPU with vector scatters
+        assert re.search(r"llvm\.masked\.scatter", _optimised(J)), "the stores stay scalar"
+    x = case.x0 + np.linspace(-0.1, 0.1, case.n)
+    dense = jacobian(f)(x)
+    np.testing.assert_allclose(J.csc(x).toarray(), dense, rtol=1e-13, atol=1e-13)
+    g = av.ad.gradient(av.NumericalFunction("s", lambda x: (av.sin(x) * x).sum(), (av.Arg(64),)))
+    assert "parallel_accesses" not in g.lowered().ir

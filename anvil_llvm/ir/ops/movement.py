@@ -385,6 +385,12 @@ Its kernel runs over the source (backend/kernel.py, `over_source`), so the sourc
 it and nothing is read back: a sparse derivative's colour loop writes each nonzero straight to
 its place in CSC order."""
 
+PLACE_UNROLLED = 16
+"""A placement whose source leads with an axis of at most this many elements that the slot
+table spans (the seeds of a sparse derivative) runs one loop nest over the other axes and
+computes every seed at each position: what the seeds share (exp(x) in a Jacobian's diagonal,
+the colour table) is computed once, and each position's nonzeros land close together."""
+
 
 def gather_arg(axis: int, indices: np.ndarray) -> tuple:
     """The argument of a GATHER node (indices already normalised to [0, n)): int32 where they
