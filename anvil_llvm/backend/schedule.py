@@ -226,7 +226,9 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
                 or node in tiled):
             continue
         if over_source(node):
-            kernel = Kernel(nest_shape(node), [node], ops=costs.nodes[node])
+            # (a placement computing its seeds at each position runs its code once per seed)
+            kernel = Kernel(nest_shape(node), [node],
+                            ops=costs.nodes[node] * max(unrolled_seeds(node), 1))
         else:
             kernel = Kernel(node.shape, [node], flat=_is_flat(node, realised),
                             ops=costs.nodes[node])
