@@ -47,3 +47,19 @@ def test_batches_of_different_lengths_are_refused():
     f = av.NumericalFunction("f", lambda x, y: (x * y).sum(), (av.Arg(2), av.Arg(2)))
     with pytest.raises(ValueError, match=r"differ in length \[3, 4\]"):
         f.map(np.ones((3, 2)), np.ones((4, 2)))
+
+
+def test_each_thread_runs_a_function_of_its_own_whose_workspace_its_calls_reuse():
+    """Two equal chunks on two threads: two vmapped functions (one workspace each, reused by
+    every call), where one shared function would make the second thread allocate a new
+    workspace per call; the results equal a loop of calls."""
+    f = ad.gradient(av.NumericalFunction(
+        "chain", lambda x: (av.sin(x * 1.5) * x).sum(), (av.Arg(2),)))
+    X = np.random.default_rng(3).normal(size=(40, 2))
+    first = f.map(X, threads=2)
+    again = f.map(X, threads=2)
+    batched = f.__dict__["_batched"]
+    assert len(batched) == 2 and len({id(b) for b in batched.values()}) == 2
+    expected = np.stack([f(x) for x in X])
+    np.testing.assert_array_equal(first, expected)
+    np.testing.assert_array_equal(again, expected)
