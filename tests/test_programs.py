@@ -460,6 +460,7 @@ def test_the_docs_table_lists_every_supported_name():
                  and not isinstance(getattr(anp, n), type)} - {"linalg"}
     linalg = {n for n in dir(anp.linalg) if callable(getattr(anp.linalg, n))
               and not n.startswith("_") and getattr(anp.linalg, n).__module__.startswith(
-                  "anvil_llvm.numpy")} - {"SlogdetResult", "EighResult", "LstsqResult"}
+                  "anvil_llvm.numpy")} - {"SlogdetResult", "EighResult", "LstsqResult",
+                                             "QRResult"}
     assert sorted(functions - listed) == []
     assert sorted(linalg - listed) == []

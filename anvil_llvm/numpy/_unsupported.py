@@ -44,7 +44,6 @@ LINALG_HINTS = {
            "symmetric ones",
     "eigvals": "eigenvalues of matrices that are not symmetric are not supported; use eigvalsh "
                "for symmetric ones",
-    "qr": "QR is not supported yet; use lstsq or cholesky of a.T @ a",
 }
 
 

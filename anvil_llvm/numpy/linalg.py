@@ -1,4 +1,4 @@
-"""`anvil_llvm.numpy.linalg`: solve, inv, det, slogdet, cholesky, eigh, eigvalsh, lstsq,
+"""`anvil_llvm.numpy.linalg`: solve, inv, det, slogdet, cholesky, qr, eigh, eigvalsh, lstsq,
 pinv, norms, multi_dot, matrix_power; and SciPy's
 triangular and Cholesky solves (`cho_solve`, `solve_triangular`), kept here beside the
 factorisation they complete rather than in a namespace of their own."""
@@ -208,14 +208,75 @@ def eigvalsh(a, UPLO: str = "L") -> Tensor:
     return _eigh(a, UPLO, "eigvalsh")[..., 0, :]
 
 
-def _normal_solve(name: str, a: Tensor, b: Tensor) -> Tensor:
+class QRResult(NamedTuple):
+    """What `qr` returns, as NumPy's tuple."""
+
+    Q: Tensor
+    R: Tensor
+
+
+def _gram_schmidt(a: Tensor) -> tuple[Tensor, Tensor]:
+    """Q (..., m, n) with orthonormal columns and upper triangular R (..., n, n), a = Q R, for
+    `a` (..., m, n) of full column rank (m >= n): classical Gram-Schmidt with one
+    reorthogonalisation per column, which keeps Q orthogonal to rounding for every
+    numerically full-rank `a` ("twice is enough": Giraud, Langou, Rozloznik, Numer. Math. 101,
+    2005), R's diagonal positive. Traced ops: derivatives of every order come from theirs."""
+    m, n = a.shape[-2:]
+    columns, rows = [], []
+    for j in range(n):
+        v = a[..., :, j]
+        if columns:
+            q = T.stack(columns, axis=-1)                           # (..., m, j)
+            t = swapaxes(q, -1, -2)
+            c = (t @ v[..., None])[..., 0]
+            v = v - (q @ c[..., None])[..., 0]
+            again = (t @ v[..., None])[..., 0]
+            v = v - (q @ again[..., None])[..., 0]
+            c = c + again
+        norm = sqrt((v * v).sum(axis=-1))
+        columns.append(v / norm[..., None])
+        parts = ([c] if j else []) + [norm[..., None]]
+        if j + 1 < n:
+            parts.append(T.as_tensor(np.zeros(norm.shape + (n - j - 1,), a.dtype.np)))
+        rows.append(T.concatenate(*parts, axis=-1) if len(parts) > 1 else parts[0])
+    return T.stack(columns, axis=-1), T.stack(rows, axis=-1)
+
+
+def qr(a, mode: str = "reduced"):
+    """The QR decomposition of matrices (..., m, n) of full rank, as np.linalg.qr with
+    `mode` "reduced" (Q (..., m, k), R (..., k, n), k = min(m, n)) or "r" (R only): by
+    Gram-Schmidt with reorthogonalisation (Q orthogonal to rounding), differentiable at every
+    order. R's diagonal is positive: NumPy's (LAPACK's Householder) may differ from it in the
+    signs of rows of R and columns of Q. Columns that are numerically dependent give NaN.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda a: anp.linalg.qr(a).R, (av.Arg((2, 2)),))
+    >>> f(np.array([[3.0, 1.0], [4.0, 2.0]]))
+    array([[5. , 2.2],
+           [0. , 0.4]])
+    """
+    if mode not in ("reduced", "r"):
+        raise (NotImplementedError if mode in ("complete", "raw") else ValueError)(
+            f"qr: mode must be 'reduced' or 'r', got {mode!r}" + (
+                " ('complete' needs an orthogonal complement of Q, 'raw' LAPACK's "
+                "reflectors: neither is supported)" if mode in ("complete", "raw") else ""))
+    a = _matrix("qr", a)
+    m, n = a.shape[-2:]
+    q, r = _gram_schmidt(a[..., :, :m] if n > m else a)
+    if n > m:
+        r = T.concatenate(r, swapaxes(q, -1, -2) @ a[..., :, m:], axis=-1)
+    return r if mode == "r" else QRResult(q, r)
+
+
+def _qr_solve(name: str, a: Tensor, b: Tensor) -> Tensor:
     """The least-squares (m >= n) or least-norm (m < n) solution of a @ x = b for `a` of full
-    rank, through the normal equations: Cholesky of a^T a (or a a^T) and two triangular
-    solves."""
-    t = swapaxes(a, -1, -2)
+    rank, through QR: R x = Q^T b, or x = Q R^-T b with a^T = Q R (error of order cond(a)
+    times the rounding, where the normal equations give cond(a)^2)."""
     if a.shape[-2] >= a.shape[-1]:
-        return cho_solve((cholesky(t @ a), True), t @ b)
-    return t @ cho_solve((cholesky(a @ t), True), b)
+        q, r = _gram_schmidt(a)
+        return solve_triangular(r, swapaxes(q, -1, -2) @ b)
+    q, r = _gram_schmidt(swapaxes(a, -1, -2))
+    return q @ solve_triangular(r, b, trans="T")
 
 
 def _matrix(name: str, a) -> Tensor:
@@ -226,9 +287,9 @@ def _matrix(name: str, a) -> Tensor:
 
 
 def pinv(a, rcond=None, hermitian: bool = False) -> Tensor:
-    """The pseudo-inverse of matrices (..., m, n) of full rank, as np.linalg.pinv: through the
-    normal equations ((a^T a)^-1 a^T, or a^T (a a^T)^-1 when m < n). A matrix of lower rank
-    gives NaN (no singular value cut-off: `rcond` must stay None).
+    """The pseudo-inverse of matrices (..., m, n) of full rank, as np.linalg.pinv: through QR
+    (R^-1 Q^T, or Q R^-T from the QR of a^T when m < n). A matrix of lower rank gives NaN (no
+    singular value cut-off: `rcond` must stay None).
 
     >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
     >>> f = av.NumericalFunction("f", anp.linalg.pinv, (av.Arg((3, 1)),))
@@ -241,8 +302,8 @@ def pinv(a, rcond=None, hermitian: bool = False) -> Tensor:
                                   "rank takes neither")
     a = _matrix("pinv", a)
     m = a.shape[-2]
-    return _normal_solve("pinv", a, np.broadcast_to(np.eye(m, dtype=a.dtype.np),
-                                                     a.shape[:-2] + (m, m)))
+    return _qr_solve("pinv", a, np.broadcast_to(np.eye(m, dtype=a.dtype.np),
+                                                 a.shape[:-2] + (m, m)))
 
 
 class LstsqResult(NamedTuple):
@@ -256,10 +317,9 @@ class LstsqResult(NamedTuple):
 
 def lstsq(a, b, rcond=None) -> LstsqResult:
     """The least-squares solution of a @ x = b for `a` (m, n) of full rank, as np.linalg.lstsq:
-    (x, residuals, rank, s). x from the normal equations (Cholesky of a^T a, or a^T (a a^T)^-1
-    b when m < n: least norm): derivatives of every order from the Cholesky and triangular
-    solve rules, at n^2 m + n^3 / 3 operations; its error grows as cond(a)^2 (QR's as cond(a)),
-    fine for the small, well-conditioned problems this is for. residuals: the squared norms of
+    (x, residuals, rank, s). x through QR (`qr`: R x = Q^T b; the least-norm solution from the
+    QR of a^T when m < n), whose error grows as cond(a) (the normal equations' as cond(a)^2);
+    derivatives of every order, at about 4 m n^2 operations. residuals: the squared norms of
     the columns of b - a @ x when m > n (shape (k,), (1,) for 1-D b), else empty (full rank
     assumed: NumPy also gives none below it). s: the singular values, descending, as the square
     roots of the eigenvalues of the Gram matrix (accurate relative to the largest); rank: how
@@ -277,7 +337,7 @@ def lstsq(a, b, rcond=None) -> LstsqResult:
                          f"{a.shape} and {b.shape}")
     m, n = a.shape
     column = b.reshape(m, 1) if b.ndim == 1 else b
-    x = _normal_solve("lstsq", a, column)
+    x = _qr_solve("lstsq", a, column)
     if m > n:
         residuals = ((column - a @ x) ** 2).sum(axis=0)
     else:
