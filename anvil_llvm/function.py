@@ -223,6 +223,20 @@ class NumericalFunction:
         return self.lowered().ir
 
     @property
+    def optimized_llvm_ir(self) -> str:
+        """The LLVM IR after the O3 pipeline the JIT runs on `llvm_ir` (inlining, loop and SLP
+        vectorisation, libmvec calls), as the code generator gets it: where to check that the
+        loops are vectorised (docs/backend.md, "Loop vectorisation"). Computed on each access.
+
+        >>> import anvil_llvm as av
+        >>> f = av.NumericalFunction("f", lambda x: (x * x).sum(), (av.Arg(1000),))
+        >>> "x double>" in f.optimized_llvm_ir      # <2 x double> and wider: vector code
+        True
+        """
+        low = self.lowered()
+        return jit.optimised_ir(low.ir, low.codegen_opt)
+
+    @property
     def work_bytes(self) -> int:
         """Bytes of workspace the C ABI entry point needs."""
         return self.lowered().work_bytes

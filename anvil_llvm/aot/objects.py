@@ -85,8 +85,7 @@ def emit_object(units: list[Unit], target: Target, extra_ir: list[str] = (),
             module.triple = tm.triple
             module.data_layout = str(tm.target_data)
             module.verify()
-            if not jit._all_optnone(module):
-                jit.optimise(module, tm)
+            jit.optimise_unless_optnone(module, tm)
             if linked is None:
                 linked = module
             else:

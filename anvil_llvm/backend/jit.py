@@ -5,6 +5,7 @@ serve the on-disk cache (cache.py). Each engine owns its target machine.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 from typing import TYPE_CHECKING, Callable
@@ -49,18 +50,44 @@ def target_machine(target: Target, opt: int = 3):
         reloc=target.reloc, codemodel=target.code_model, jit=False)
 
 
-def optimise(module, tm) -> None:
+def optimise(module, tm, vectorise: bool = True) -> None:
     """The O3 pipeline with loop and SLP vectorisation (chunks of huge scalar graphs are
-    `optnone` functions, which it leaves alone; see codegen.py)."""
+    `optnone` functions, which it leaves alone; see codegen.py); `vectorise=False` turns both
+    vectorisers off, to see what they do."""
     pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = True
-    pto.slp_vectorization = True
+    pto.loop_vectorization = vectorise
+    pto.slp_vectorization = vectorise
     pb = llvm.create_pass_builder(tm, pto)
     pb.getModulePassManager().run(module, pb)
 
 
 def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]]:
     """Parse, verify, optimise at O3 and emit an object file for the host."""
+    with _parsed(ir_text, codegen_opt) as (module, tm):
+        externals = _external_symbols(module)
+        optimise_unless_optnone(module, tm)
+        with progress.stage("code generation"):
+            return tm.emit_object(module), externals
+
+
+def optimised_ir(ir_text: str, codegen_opt: int = 3) -> str:
+    """The module `ir_text` after the optimisation the JIT runs before it emits code for this
+    host (`compile_object`): what LLVM made of the loops, e.g. whether they are vectorised.
+
+    >>> import anvil_llvm as av
+    >>> f = av.NumericalFunction("f", lambda x: x * 2.0, (av.Arg(1000),))
+    >>> "fmul <" in optimised_ir(f.llvm_ir)    # <2 x double>, <4 x ...>, ... by the host's CPU
+    True
+    """
+    with _parsed(ir_text, codegen_opt) as (module, tm):
+        optimise_unless_optnone(module, tm)
+        return str(module)
+
+
+@contextlib.contextmanager
+def _parsed(ir_text: str, codegen_opt: int):
+    """Under `_lock`: the module `ir_text` for this host, parsed and verified, with the target
+    machine generating its code at `codegen_opt`; closed on exit."""
     with _lock:
         tm = target_machine(Target.jit(), codegen_opt)
         with progress.stage("LLVM parse"):
@@ -71,15 +98,18 @@ def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]
             module.triple = tm.triple
             module.data_layout = str(tm.target_data)
             module.verify()
-        externals = _external_symbols(module)
-        if not _all_optnone(module):
-            with progress.stage("LLVM optimisation"):
-                optimise(module, tm)
-        with progress.stage("code generation"):
-            obj = tm.emit_object(module)
-        module.close()
-        context.close()
-    return obj, externals
+        try:
+            yield module, tm
+        finally:
+            module.close()
+            context.close()
+
+
+def optimise_unless_optnone(module, tm) -> None:
+    """Run the O3 pipeline on `module` unless all its functions are `optnone`."""
+    if not _all_optnone(module):
+        with progress.stage("LLVM optimisation"):
+            optimise(module, tm)
 
 
 def _all_optnone(module) -> bool:

@@ -183,15 +183,6 @@ def test_a_reshape_that_merges_whole_axes_needs_no_division(fn, divides):
     assert (re.search(r"\b[us](div|rem) i64", f.llvm_ir) is not None) == divides
 
 
-def _optimised(fn: av.NumericalFunction) -> str:
-    from anvil_llvm.backend import jit
-    from anvil_llvm.backend.target import Target
-    jit.initialise()
-    module = llvm.parse_assembly(fn.lowered().ir, context=llvm.create_context())
-    jit.optimise(module, jit.target_machine(Target.jit(), 3))
-    return str(module)
-
-
 @pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
 def test_workspace_buffers_are_disjoint_alias_scopes_so_row_normalisations_vectorise():
     """The row maximum and the row's exponentials live in one workspace: without alias scopes
@@ -203,7 +194,7 @@ def test_workspace_buffers_are_disjoint_alias_scopes_so_row_normalisations_vecto
     g = av.ad.gradient(av.NumericalFunction("ce", loss, (av.Arg((64, 100)),)))
     text = g.lowered().ir
     assert "!alias.scope" in text and "!noalias" in text
-    optimised = _optimised(g)
+    optimised = g.optimized_llvm_ir
     assert re.search(r"call .*@_ZGV\w+_exp", optimised), "the exponentials stay scalar"
     assert "call double @llvm.exp.f64" not in optimised
     z = np.random.default_rng(0).normal(size=(64, 100))
@@ -240,7 +231,7 @@ def test_a_sparse_derivative_computing_its_colours_per_position_runs_a_parallel_
     assert "llvm.loop.parallel_accesses" in text and "!llvm.access.group" in text
     from anvil_llvm.backend.target import Target
     if "+avx512f" in Target.jit().features.split(","):        # a CPU with vector scatters
-        assert re.search(r"llvm\.masked\.scatter", _optimised(J)), "the stores stay scalar"
+        assert re.search(r"llvm\.masked\.scatter", J.optimized_llvm_ir), "the stores stay scalar"
     x = case.x0 + np.linspace(-0.1, 0.1, case.n)
     dense = jacobian(f)(x)
     np.testing.assert_allclose(J.csc(x).toarray(), dense, rtol=1e-13, atol=1e-13)
@@ -265,7 +256,7 @@ def test_a_stencil_energy_gradient_is_vectorised():
         dx, dy = g[1:, :-1] - g[:-1, :-1], g[:-1, 1:] - g[:-1, :-1]
         return av.sqrt(1.0 + dx * dx + dy * dy).sum() + av.exp(u).sum()
     grad = av.ad.gradient(av.NumericalFunction("surface", energy, (av.Arg(n * n),)))
-    assert _vector_ops(_optimised(grad)) >= 4, "the stencil's reverse pass stays scalar"
+    assert _vector_ops(grad.optimized_llvm_ir) >= 4, "the stencil's reverse pass stays scalar"
     u = np.random.default_rng(1).normal(size=n * n) * 0.3
     g = u.reshape(n, n)
     dx, dy = g[1:, :-1] - g[:-1, :-1], g[:-1, 1:] - g[:-1, :-1]
@@ -285,7 +276,7 @@ def test_the_hessian_of_a_quadratic_form_is_one_vectorised_fill_without_gemm():
     A = np.random.default_rng(2).normal(size=(n, n))
     f = av.NumericalFunction("q", lambda x: x @ (A @ x) + av.cos(x).sum(), (av.Arg(n),))
     H = av.ad.hessian(f)
-    text = _optimised(H)
+    text = H.optimized_llvm_ir
     assert "gemm" not in text.lower(), "the identity seeds went through a matrix product"
     assert _vector_ops(text) >= 4, "the fill stays scalar"
     x = np.linspace(-1.0, 1.0, n)
@@ -303,7 +294,7 @@ def test_batched_small_jacobians_are_vectorised_across_the_batch():
         angles = q.cumsum()
         return av.stack([(lengths * av.cos(angles)).sum(), (lengths * av.sin(angles)).sum()])
     J = av.vmap(av.ad.jacobian(av.NumericalFunction("tip", tip, (av.Arg(3),))), 0, 256)
-    assert _vector_ops(_optimised(J)) >= 4, "the batch runs one configuration at a time"
+    assert _vector_ops(J.optimized_llvm_ir) >= 4, "the batch runs one configuration at a time"
     Q = np.random.default_rng(4).uniform(-1, 1, size=(256, 3))
     angles = np.cumsum(Q, axis=1)
     dx = -lengths * np.sin(angles)
