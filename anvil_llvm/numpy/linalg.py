@@ -9,7 +9,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import tensor as T
-from ..ir.ops.linalg import CHOLESKY, EIGH, SLOGDET, trisolve
+from ..ir.ops.linalg import CHOLESKY, EIGH, QR, SLOGDET, trisolve
 from ..ir.ops.linalg import solve as _solve
 from ..ir.uop import UOp
 from ..tensor import Tensor, as_tensor
@@ -215,67 +215,57 @@ class QRResult(NamedTuple):
     R: Tensor
 
 
-def _gram_schmidt(a: Tensor) -> tuple[Tensor, Tensor]:
-    """Q (..., m, n) with orthonormal columns and upper triangular R (..., n, n), a = Q R, for
-    `a` (..., m, n) of full column rank (m >= n): classical Gram-Schmidt with one
-    reorthogonalisation per column, which keeps Q orthogonal to rounding for every
-    numerically full-rank `a` ("twice is enough": Giraud, Langou, Rozloznik, Numer. Math. 101,
-    2005), R's diagonal positive. Traced ops: derivatives of every order come from theirs."""
+def _factor(a: Tensor) -> tuple[Tensor, Tensor]:
+    """Q (..., m, k) and R (..., k, n), k = min(m, n), of `a` (..., m, n): the QR op on the
+    first k columns, then R's other columns Q^T a (what LAPACK's reflectors give them)."""
     m, n = a.shape[-2:]
-    columns, rows = [], []
-    for j in range(n):
-        v = a[..., :, j]
-        if columns:
-            q = T.stack(columns, axis=-1)                           # (..., m, j)
-            t = swapaxes(q, -1, -2)
-            c = (t @ v[..., None])[..., 0]
-            v = v - (q @ c[..., None])[..., 0]
-            again = (t @ v[..., None])[..., 0]
-            v = v - (q @ again[..., None])[..., 0]
-            c = c + again
-        norm = sqrt((v * v).sum(axis=-1))
-        columns.append(v / norm[..., None])
-        parts = ([c] if j else []) + [norm[..., None]]
-        if j + 1 < n:
-            parts.append(T.as_tensor(np.zeros(norm.shape + (n - j - 1,), a.dtype.np)))
-        rows.append(T.concatenate(*parts, axis=-1) if len(parts) > 1 else parts[0])
-    return T.stack(columns, axis=-1), T.stack(rows, axis=-1)
+    k = min(m, n)
+    if k == 0:
+        return (T.as_tensor(np.zeros(a.shape[:-2] + (m, 0), a.dtype.np)),
+                T.as_tensor(np.zeros(a.shape[:-2] + (0, n), a.dtype.np)))
+    packed = Tensor(UOp(QR, ((a[..., :, :m] if n > m else a).node,)))
+    q, r = packed[..., :m, :], packed[..., m:, :]
+    if n > k:
+        r = T.concatenate(r, swapaxes(q, -1, -2) @ a[..., :, k:], axis=-1)
+    return q, r
 
 
 def qr(a, mode: str = "reduced"):
-    """The QR decomposition of matrices (..., m, n) of full rank, as np.linalg.qr with
-    `mode` "reduced" (Q (..., m, k), R (..., k, n), k = min(m, n)) or "r" (R only): by
-    Gram-Schmidt with reorthogonalisation (Q orthogonal to rounding), differentiable at every
-    order. R's diagonal is positive: NumPy's (LAPACK's Householder) may differ from it in the
-    signs of rows of R and columns of Q. Columns that are numerically dependent give NaN.
+    """The QR decomposition of matrices (..., m, n), as np.linalg.qr with `mode` "reduced"
+    (Q (..., m, k), R (..., k, n), k = min(m, n)), "r" (R only) or, for m <= n, "complete"
+    (the same as "reduced" there): Householder reflections in native loops, with LAPACK's
+    signs, so the result is NumPy's (to rounding; like NumPy's, it jumps in sign where a
+    reflection's diagonal entry crosses zero or meets a column already zero below it).
+    Derivatives of every order where the first k columns have full rank.
 
     >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
     >>> f = av.NumericalFunction("f", lambda a: anp.linalg.qr(a).R, (av.Arg((2, 2)),))
     >>> f(np.array([[3.0, 1.0], [4.0, 2.0]]))
-    array([[5. , 2.2],
-           [0. , 0.4]])
+    array([[-5. , -2.2],
+           [ 0. ,  0.4]])
     """
-    if mode not in ("reduced", "r"):
-        raise (NotImplementedError if mode in ("complete", "raw") else ValueError)(
-            f"qr: mode must be 'reduced' or 'r', got {mode!r}" + (
-                " ('complete' needs an orthogonal complement of Q, 'raw' LAPACK's "
-                "reflectors: neither is supported)" if mode in ("complete", "raw") else ""))
+    if mode not in ("reduced", "r", "complete"):
+        raise (NotImplementedError if mode == "raw" else ValueError)(
+            f"qr: mode must be 'reduced', 'r' or 'complete', got {mode!r}" + (
+                " (LAPACK's reflectors are not returned)" if mode == "raw" else ""))
     a = _matrix("qr", a)
     m, n = a.shape[-2:]
-    q, r = _gram_schmidt(a[..., :, :m] if n > m else a)
-    if n > m:
-        r = T.concatenate(r, swapaxes(q, -1, -2) @ a[..., :, m:], axis=-1)
+    if mode == "complete" and m > n:
+        raise NotImplementedError(f"qr: mode 'complete' of a matrix with more rows than columns "
+                                  f"(shape {a.shape}) needs an orthogonal complement of Q, which "
+                                  "is not supported; 'reduced' gives the first n columns")
+    q, r = _factor(a)
     return r if mode == "r" else QRResult(q, r)
 
 
-def _qr_solve(name: str, a: Tensor, b: Tensor) -> Tensor:
+def _qr_solve(a: Tensor, b: Tensor) -> Tensor:
     """The least-squares (m >= n) or least-norm (m < n) solution of a @ x = b for `a` of full
     rank, through QR: R x = Q^T b, or x = Q R^-T b with a^T = Q R (error of order cond(a)
     times the rounding, where the normal equations give cond(a)^2)."""
     if a.shape[-2] >= a.shape[-1]:
-        q, r = _gram_schmidt(a)
+        q, r = _factor(a)
         return solve_triangular(r, swapaxes(q, -1, -2) @ b)
-    q, r = _gram_schmidt(swapaxes(a, -1, -2))
+    q, r = _factor(swapaxes(a, -1, -2))
     return q @ solve_triangular(r, b, trans="T")
 
 
@@ -288,8 +278,8 @@ def _matrix(name: str, a) -> Tensor:
 
 def pinv(a, rcond=None, hermitian: bool = False) -> Tensor:
     """The pseudo-inverse of matrices (..., m, n) of full rank, as np.linalg.pinv: through QR
-    (R^-1 Q^T, or Q R^-T from the QR of a^T when m < n). A matrix of lower rank gives NaN (no
-    singular value cut-off: `rcond` must stay None).
+    (R^-1 Q^T, or Q R^-T from the QR of a^T when m < n). A matrix of lower rank gives inf or NaN
+    (no singular value cut-off: `rcond` must stay None).
 
     >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
     >>> f = av.NumericalFunction("f", anp.linalg.pinv, (av.Arg((3, 1)),))
@@ -302,8 +292,7 @@ def pinv(a, rcond=None, hermitian: bool = False) -> Tensor:
                                   "rank takes neither")
     a = _matrix("pinv", a)
     m = a.shape[-2]
-    return _qr_solve("pinv", a, np.broadcast_to(np.eye(m, dtype=a.dtype.np),
-                                                 a.shape[:-2] + (m, m)))
+    return _qr_solve(a, np.broadcast_to(np.eye(m, dtype=a.dtype.np), a.shape[:-2] + (m, m)))
 
 
 class LstsqResult(NamedTuple):
@@ -319,7 +308,7 @@ def lstsq(a, b, rcond=None) -> LstsqResult:
     """The least-squares solution of a @ x = b for `a` (m, n) of full rank, as np.linalg.lstsq:
     (x, residuals, rank, s). x through QR (`qr`: R x = Q^T b; the least-norm solution from the
     QR of a^T when m < n), whose error grows as cond(a) (the normal equations' as cond(a)^2);
-    derivatives of every order, at about 4 m n^2 operations. residuals: the squared norms of
+    derivatives of every order, through the QR op's rules. residuals: the squared norms of
     the columns of b - a @ x when m > n (shape (k,), (1,) for 1-D b), else empty (full rank
     assumed: NumPy also gives none below it). s: the singular values, descending, as the square
     roots of the eigenvalues of the Gram matrix (accurate relative to the largest); rank: how
@@ -337,7 +326,7 @@ def lstsq(a, b, rcond=None) -> LstsqResult:
                          f"{a.shape} and {b.shape}")
     m, n = a.shape
     column = b.reshape(m, 1) if b.ndim == 1 else b
-    x = _qr_solve("lstsq", a, column)
+    x = _qr_solve(a, column)
     if m > n:
         residuals = ((column - a @ x) ** 2).sum(axis=0)
     else:

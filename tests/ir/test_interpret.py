@@ -150,6 +150,7 @@ CASES += [
     (O.EIGH, UOp(O.EIGH, (const_array(SPD_NOISE),)), [A], _eigh_signed(SPD)),
     (O.TRISOLVE, UOp(O.TRISOLVE, (const_array(SPD_NOISE), UOp(O.PERMUTE, (x,), (1, 0))),
                      (True, True)), [A], np.linalg.solve(np.tril(SPD_NOISE).T, A.T)),
+    (O.QR, UOp(O.QR, (UOp(O.PERMUTE, (x,), (1, 0)),)), [A], np.vstack(np.linalg.qr(A.T))),
 ]
 CASES += [(O.LOOP, LOOP_FINAL, [A, B], _scan_reference(A.sum(0), B)[0]),
           (O.PARAM, LOOP_YS, [A, B], _scan_reference(A.sum(0), B)[1])]
@@ -171,7 +172,7 @@ def test_interpreter_and_compiled_graph(op, node, inputs, expected):
     (value,) = evaluate([node], inputs)
     # linear algebra: in another order than LAPACK's, a few roundings apart
     tol = ULP64 if op in MATH or op in (O.POW, O.ATAN2, O.SOLVE, O.SLOGDET, O.CHOLESKY,
-                                          O.TRISOLVE, O.EIGH) else None
+                                          O.TRISOLVE, O.EIGH, O.QR) else None
     assert_matches(value, expected.astype(node.dtype.np), tol, "interpreter vs NumPy")
     inputs = inputs or [np.zeros(())]        # a function takes at least one argument
     fn = av.NumericalFunction.from_graph("g", [av.Arg(v.shape, v.dtype) for v in inputs], [node],

@@ -8,7 +8,9 @@
 - CHOLESKY(A) = L, lower, with L L^T = A, reading only A's lower triangle (as NumPy);
 - EIGH(A) = (w, V) packed as (..., n + 1, n): the eigenvalues, ascending, over the
   eigenvectors' matrix (columns), of the symmetric matrix whose lower triangle is A's: Jacobi
-  rotations.
+  rotations;
+- QR(A) = (Q, R) packed as (..., m + n, n) for A (..., m, n), m >= n: Q (m, n) with orthonormal
+  columns over upper triangular R (n, n), A = Q R: Householder reflections with LAPACK's signs.
 
 Each lowers to a sequential kernel in native loops (no LAPACK, so it also exports) and
 differentiates by the matrix-calculus rules, written with these ops again, so every order of
@@ -274,9 +276,9 @@ def _slogdet_vjp(B, node, ct):
 
 
 # ---- cholesky: dL = L Phi(L^-1 dS L^-T), Phi the lower triangle with its diagonal halved ----------
-def _times_inverse(B, x: UOp, l: UOp, trans: bool) -> UOp:
-    """x L^-1 (trans False) or x L^-T (trans True) for lower triangular L."""
-    return _transpose(B, trisolve(l, _transpose(B, x), True, not trans))
+def _times_inverse(B, x: UOp, t: UOp, trans: bool, lower: bool = True) -> UOp:
+    """x T^-1 (trans False) or x T^-T (trans True) for triangular T, lower or upper."""
+    return _transpose(B, trisolve(t, _transpose(B, x), lower, not trans))
 
 
 def _cholesky_jvp(B, node, tangents):
@@ -328,6 +330,44 @@ def _eigh_vjp(B, node, ct):
     inner = B.add(_weighted(B, B.broadcast_to(cw, v.shape), np.eye(n)),
                   B.mul(f, _matmul(B, _transpose(B, v), _part(B, ct, 1, n, axis=-2))))
     return (_to_lower(B, _matmul(B, _matmul(B, v, inner), _transpose(B, v))),)
+
+
+# ---- qr: with C = Q^T dA R^-1 and U = triu(C) + tril(C, -1)^T, dR = U R, dQ = dA R^-1 - Q U ---
+def _qr_parts(B, node: UOp) -> tuple[UOp, UOp]:
+    """Q (..., m, n) and R (..., n, n) of a QR result."""
+    n = node.shape[-1]
+    m = node.shape[-2] - n
+    return _part(B, node, 0, m, axis=-2), _part(B, node, m, n, axis=-2)
+
+
+def _upper_symmetric(B, x: UOp, strict_upper: bool) -> UOp:
+    """triu(x) + tril(x, -1)^T (from x's strict lower triangle, `strict_upper` False) or
+    triu(x) + triu(x, 1)^T (from its strict upper one, True)."""
+    n = x.shape[-1]
+    strict = _lower(n, strict=True)
+    mirrored = _weighted(B, x, strict.T if strict_upper else strict)
+    return B.add(_weighted(B, x, _lower(n).T), _transpose(B, mirrored))
+
+
+def _qr_jvp(B, node, tangents):
+    (ta,) = tangents
+    if ta is None:
+        return None
+    q, r = _qr_parts(B, node)
+    da_rinv = _times_inverse(B, ta, r, False, lower=False)
+    u = _upper_symmetric(B, _matmul(B, _transpose(B, q), da_rinv), False)
+    dq = B.sub(da_rinv, _matmul(B, q, u))
+    return B.concat([dq, _matmul(B, u, r)], node.ndim - 2)
+
+
+def _qr_vjp(B, node, ct):
+    """The transpose of `_qr_jvp`: (Qbar - Q S) R^-T, S = triu(M) + triu(M, 1)^T for
+    M = Q^T Qbar - Rbar R^T."""
+    q, r = _qr_parts(B, node)
+    cq, cr = _qr_parts(B, ct)
+    m = B.sub(_matmul(B, _transpose(B, q), cq), _matmul(B, cr, _transpose(B, r)))
+    inner = B.sub(cq, _matmul(B, q, _upper_symmetric(B, m, True)))
+    return (_times_inverse(B, inner, r, True, lower=False),)
 
 
 # ---- sparsity: per batch matrix -------------------------------------------------------------------
@@ -419,6 +459,16 @@ def _eigh_read(node: UOp) -> np.ndarray:
     """Every result reads all of A's lower triangle."""
     n = node.shape[-1]
     return np.broadcast_to(np.tri(n, dtype=bool).ravel(), ((n + 1) * n, n * n))
+
+
+def _qr_read(node: UOp) -> np.ndarray:
+    """Q[i, j] reads A's columns 0..j; R[i, j] = Q[:, i]^T A[:, j] (i <= j; below the diagonal
+    nothing) its columns 0..i and j."""
+    m, n = node.src[0].shape[-2:]
+    row, j, q = np.ix_(np.arange(m + n), np.arange(n), np.arange(n))
+    i = row - m
+    block = np.where(row < m, q <= j, (i <= j) & ((q <= i) | (q == j)))
+    return np.broadcast_to(block[:, :, None, :], (m + n, n, m, n)).reshape((m + n) * n, m * n)
 
 
 # ---- lowering: sequential kernels -----------------------------------------------------------------
@@ -784,6 +834,112 @@ def _emit_eigh(ctx, node: UOp, out: str, scratch: str) -> None:
     close()
 
 
+def _column_squares(code: _Code, x: str, column: str, start: str, rows: int, width: int) -> str:
+    """sum over start <= i < rows of x[i, column]^2 (a matrix of `width` columns)."""
+    acc = code.slot("0.0")
+    i, close = code.range(start, str(rows), rows, "squares")
+    value = code.load(code.at(x, i, column, width))
+    code.store(code.arith("fadd", code.load(acc), code.arith("fmul", value, value)), acc)
+    close()
+    return code.load(acc)
+
+
+def _reflect(code: _Code, w: str, j: str, tau: str, x: str, first: str, m: int, n: int,
+             sums: str) -> None:
+    """Columns first..n-1 of the m x n matrix at `x` times the reflector H_j = I - tau v v^T
+    stored in column j of `w` below the diagonal (v = (0..0, 1, w[j+1:, j])): sums = v^T x,
+    then x -= tau v sums, both row by row (contiguous inner loops); `sums` holds n values."""
+    def rows(body) -> None:
+        i, close_rows = code.range(j, str(m), m, "reflect.rows")
+        vi = code.select(code.e.op(f"icmp eq i64 {i}, {j}"), "1.0",
+                         code.load(code.at(w, i, j, n)))
+        c, close = code.range(first, str(n), n, "reflect.cols")
+        body(vi, code.at(x, i, c, n), code.ptr(sums, c))
+        close()
+        close_rows()
+
+    c, close = code.range(first, str(n), n, "reflect.init")
+    code.store("0.0", code.ptr(sums, c))
+    close()
+    rows(lambda vi, place, total: code.store(code.arith(
+        "fadd", code.load(total), code.arith("fmul", vi, code.load(place))), total))
+    rows(lambda vi, place, total: code.store(code.arith(
+        "fsub", code.load(place), code.arith("fmul", code.arith("fmul", tau, vi),
+                                             code.load(total))), place))
+
+
+def _householder(code: _Code, w: str, taus: str, sums: str, m: int, n: int) -> None:
+    """LAPACK's geqr2 in place on the m x n matrix at `w` (m >= n): R on and above the
+    diagonal, each reflector's vector below it (its leading 1 implied), its factor in `taus`.
+    As LAPACK's larfg, R[j, j] = -sign(alpha) * norm of the column from the diagonal down
+    (alpha its diagonal entry), and a column already zero below the diagonal is left as it is
+    (factor 0)."""
+    j, close = code.loop(n, "householder")
+    below = code.e.add_i(j, "1")
+    alpha = code.load(code.at(w, j, j, n))
+    squares = _column_squares(code, w, j, below, m, n)
+    code.store("0.0", code.ptr(taus, j))
+
+    def reflect():
+        norm = code.math("sqrt", code.arith("fadd", code.arith("fmul", alpha, alpha), squares))
+        beta = code.e.op(f"fneg {code.ty} {code.math('copysign', norm, alpha)}")
+        tau = code.arith("fdiv", code.arith("fsub", beta, alpha), beta)
+        code.store(tau, code.ptr(taus, j))
+        scale = code.arith("fdiv", "1.0", code.arith("fsub", alpha, beta))
+        i, close_scale = code.range(below, str(m), m, "scale")
+        place = code.at(w, i, j, n)
+        code.store(code.arith("fmul", code.load(place), scale), place)
+        close_scale()
+        code.store(beta, code.at(w, j, j, n))
+        _reflect(code, w, j, tau, w, below, m, n, sums)
+    code.when(code.cmp("une", squares, "0.0"), reflect)
+    close()
+
+
+def _emit_qr(ctx, node: UOp, out: str, scratch: str) -> None:
+    """Per batch matrix: A into `scratch` (the factors and `_reflect`'s sums in its last 2 n
+    places), Householder; R from the upper triangle, Q = H_0 ... H_{n-1} I (m x n), the
+    reflectors applied last to first, each to the columns it changes (LAPACK's org2r)."""
+    code = _Code(ctx, node.dtype)
+    m, n = node.src[0].shape[-2:]
+    row, close = code.batch(node)
+    w, taus, sums = scratch, code.ptr(scratch, str(m * n)), code.ptr(scratch, str(m * n + n))
+    code.copy(w, code.matrix(ctx.start(node.src[0]), row, m * n), m * n)
+    _householder(code, w, taus, sums, m, n)
+    q = code.matrix(out, row, (m + n) * n)
+    r = code.ptr(q, str(m * n))
+    i, close_rows = code.loop(n, "r")
+    c, close_cols = code.loop(n, "r.col")
+    kept = code.e.op(f"icmp sge i64 {c}, {i}")
+    code.store(code.select(kept, code.load(code.at(w, i, c, n)), "0.0"), code.at(r, i, c, n))
+    close_cols()
+    close_rows()
+    i, close_rows = code.loop(m, "q")
+    c, close_cols = code.loop(n, "q.col")
+    code.store(code.select(code.e.op(f"icmp eq i64 {i}, {c}"), "1.0", "0.0"), code.at(q, i, c, n))
+    close_cols()
+    close_rows()
+    step, close_back = code.loop(n, "q.reflectors")
+    j = code.e.op(f"sub nsw i64 {n - 1}, {step}")
+    tau = code.load(code.ptr(taus, j))
+    code.when(code.cmp("une", tau, "0.0"), lambda: _reflect(code, w, j, tau, q, j, m, n, sums))
+    close_back()
+    close()
+
+
+def _qr_shape(shapes, arg):
+    (a,) = shapes
+    if len(a) < 2 or a[-2] < a[-1]:
+        raise ValueError(f"qr: the matrix must have at least as many rows as columns, got shape "
+                         f"{a}")
+    return a[:-2] + (a[-2] + a[-1], a[-1])
+
+
+def _qr_numpy(arg, a: np.ndarray) -> np.ndarray:
+    q, r = np.linalg.qr(a)
+    return np.concatenate([q, r], axis=-2)
+
+
 def _square_scratch(node: UOp) -> int:
     return node.src[0].shape[-1] ** 2
 
@@ -874,3 +1030,22 @@ EIGH = OpDef(
 )
 """eigh(A) (..., n + 1, n): the eigenvalues ascending over the eigenvectors (columns, the entry
 of largest magnitude positive) of the symmetric matrix of A's lower triangle."""
+
+QR = OpDef(
+    "qr", 1, kind=OpKind.PROGRAM,
+    shape=_qr_shape,
+    dtype=_float_dtype("qr"),
+    numpy=_qr_numpy,
+    jvp=_qr_jvp,
+    vjp=_qr_vjp,
+    batch=_batch,
+    linearity=Linearity.NONLINEAR,
+    program=_emit_qr,
+    scratch=lambda node: (node.src[0].shape[-2] + 2) * node.shape[-1],
+    dependence=_matrix_dependence(_qr_read),
+    pairs=_matrix_pairs(_qr_read),
+    cost=1 << 20,
+)
+"""qr(A) (..., m + n, n) for A (..., m, n), m >= n: Q (m, n) over R (n, n), A = Q R, with
+LAPACK's signs (R[j, j] = -sign of the diagonal entry the reflection met, or that entry itself
+where the column below it was already zero); the derivatives assume full column rank."""
