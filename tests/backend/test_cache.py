@@ -262,12 +262,71 @@ def test_least_recently_used_entries_go_past_the_cap(cache_dir, monkeypatch):
     os.utime(two, (long_ago + 60, long_ago + 60))
     assert cache.read(one.stem) is not None          # a use: one is now the newest
     assert one.stat().st_mtime > time.time() - 600
-    others = set(cache_dir.iterdir()) - {one, two}
+    others = set(cache_dir.glob("*.o")) - {one, two}
     cap = one.stat().st_size + two.stat().st_size + 200
     monkeypatch.setenv("ANVIL_LLVM_CACHE_MAX_BYTES", str(cap))
     assert_right(f3, e3)
-    assert set(cache_dir.iterdir()) == {one, entry_path(f3)}, f"{others} and {two} go"
-    assert sum(p.stat().st_size for p in cache_dir.iterdir()) <= cap
+    assert set(cache_dir.glob("*.o")) == {one, entry_path(f3)}, f"{others} and {two} go"
+    assert sum(p.stat().st_size for p in cache_dir.glob("*.o")) <= cap
+    assert usage(cache_dir)[0] == sum(p.stat().st_size for p in cache_dir.glob("*.o"))
+
+
+def usage(directory) -> tuple[int, int]:
+    """The usage record of the cache in `directory`: (bytes, writes since they were counted)."""
+    return tuple(map(int, (directory / "usage").read_text().split()))
+
+
+def write_entries(count: int, size: int = 1000) -> list[str]:
+    """Write `count` entries of random `size`-byte objects under new random keys."""
+    keys = [f"{random.getrandbits(256):064x}" for _ in range(count)]
+    for k in keys:
+        cache.write(k, random.randbytes(size), [])
+    return keys
+
+
+def stored_bytes(directory) -> int:
+    """The bytes of the entries in `directory`."""
+    return sum(p.stat().st_size for p in directory.glob("*.o"))
+
+
+def test_writes_below_the_cap_add_to_the_usage_record_without_counting(cache_dir, monkeypatch):
+    """The first write counts the files (no record yet); later ones below the cap only add
+    their bytes to the record, which then equals the entries' total on disk."""
+    write_entries(3)
+    assert usage(cache_dir) == (stored_bytes(cache_dir), 2)
+
+    def no_count(root):
+        raise AssertionError("the files were counted below the cap")
+    monkeypatch.setattr(cache, "_files", no_count)
+    write_entries(5)
+    assert usage(cache_dir) == (stored_bytes(cache_dir), 7)
+
+
+@pytest.mark.parametrize("record", [None, "garbage", "12", "5 300"])
+def test_a_missing_damaged_or_old_usage_record_makes_a_count(cache_dir, record):
+    """Without a readable record, or one RECOUNT_WRITES writes old, a write counts the files
+    again: the record is then the true total (here, after files the record never saw)."""
+    write_entries(2)
+    (cache_dir / f"{'a' * 64}.o").write_bytes(b"z" * 4321)
+    if record is None:
+        (cache_dir / "usage").unlink()
+    else:
+        (cache_dir / "usage").write_text(record)
+    assert cache.RECOUNT_WRITES <= 300
+    write_entries(1)
+    assert usage(cache_dir) == (stored_bytes(cache_dir), 0)
+
+
+def test_an_understated_record_is_corrected_within_recount_writes(cache_dir, monkeypatch):
+    """A record that lost updates (racing writers) says the cap is not reached while it is:
+    at the latest RECOUNT_WRITES writes later the files are counted and the cap holds."""
+    monkeypatch.setattr(cache, "RECOUNT_WRITES", 4)
+    write_entries(2)
+    monkeypatch.setenv("ANVIL_LLVM_CACHE_MAX_BYTES", str(stored_bytes(cache_dir) + 3000))
+    (cache_dir / "usage").write_text("0 0")
+    write_entries(6)
+    assert stored_bytes(cache_dir) <= cache.max_bytes()
+    assert usage(cache_dir)[0] == stored_bytes(cache_dir)
 
 
 @pytest.mark.parametrize("value", ["lots", "-1", "0", "1.5", "1e9"])
