@@ -14,6 +14,7 @@ from test_coloring import (
     assert_distance2,
     assert_recovers_hessian,
     assert_recovers_jacobian,
+    banded,
     patterns,
     stencil,
 )
@@ -163,6 +164,23 @@ def test_laplacian7_hessian_not_worse(shape):
     acyclic = hessian_coloring(P, method="acyclic")
     check_coloring(P, acyclic)
     assert_recovers_hessian(P, acyclic, rng)
+
+
+def test_acyclic_tries_the_lattice_only_above_the_bound(monkeypatch):
+    """A path's acyclic colouring reaches the bound (2) by itself: its lattice (3 colours, a
+    distance-2 colouring) is never made; star colourings start from it."""
+    from anvil_llvm.ad.coloring import api
+    made = []
+
+    def counted(*args, **kwargs):
+        made.append(True)
+        return lattice_coloring(*args, **kwargs)
+    monkeypatch.setattr(api, "lattice_coloring", counted)
+    P = banded(40, 3)
+    acyclic = hessian_coloring(P, method="acyclic")
+    assert acyclic.ncolors == 2 and not made
+    check_coloring(P, acyclic)
+    assert hessian_coloring(P).ncolors == 3 and made
 
 
 # ------------------------------------------------------------- other stencils

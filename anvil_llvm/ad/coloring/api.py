@@ -329,27 +329,22 @@ def _hessian(H: sp.csc_array, method: str, order: str, seed: int, clock: _Clock)
     # cycle (acyclic) needs three (bounds.py). Reaching the bound ends the search.
     diag = diagonal_mask(H.indptr, H.indices)
     lower = max(hessian_lower_bound(graph, diag, method), min(H.nnz, 1))
-    # A grid stencil's lattice distance-2 colouring is a star (and acyclic) colouring; the
-    # orderings below still run (the first one always, unless the lattice reaches the bound),
-    # and the fewest colours win.
-    lattice = None
-    if order == "best":
+    # A grid stencil's lattice distance-2 colouring is a star (and acyclic) colouring. For
+    # star colourings it is the first candidate: the orderings below still run (the first one
+    # always, unless the lattice reaches the bound), and the fewest colours win. An acyclic
+    # colouring seldom needs as many colours as a distance-2 one (a path: 2 against 3), so
+    # there the lattice and its tables are made only when the orderings stay above the bound.
+    def lattice() -> Coloring | None:
         colors = lattice_coloring(H, H, _max_degree(H.indptr), closed=True)
-        if colors is not None:
-            lattice = _checked(H, result(colors, "lattice"))
+        return None if colors is None else _checked(H, result(colors, "lattice"))
+
+    first = lattice() if order == "best" and method == "star" else None
     # Degrees count the diagonal, as CasADi's largest_first does.
-    return _search(
-        graph,
-        algorithms,
-        result,
-        order,
-        seed,
-        lower,
-        clock,
-        _SYMMETRIC_SEARCH,
-        np.diff(H.indptr),
-        lattice,
-    )
+    best = _search(graph, algorithms, result, order, seed, lower, clock, _SYMMETRIC_SEARCH,
+                   np.diff(H.indptr), first)
+    if order == "best" and method == "acyclic" and best.ncolors > lower:
+        best = _fewer(best, lattice())
+    return best
 
 
 @functools.cache
