@@ -191,3 +191,16 @@ def test_a_loop_hessian_pattern_is_the_unrolled_loop_pattern():
     rng = np.random.default_rng(4)
     check_pattern(pattern.toarray(), [hessian(loop)(rng.uniform(-1, 1, 16)) != 0
                                       for _ in range(POINTS)], True, "shooting objective")
+
+
+def test_patterns_keep_32_bit_indices():
+    """Detection works on 32-bit indices (half the memory of SciPy's 64-bit ones, which its
+    constructors pick from NumPy's index arrays); the patterns are still the dense ones."""
+    n = 300
+    f = av.NumericalFunction("chain", lambda x: ((x[1:] - x[:-1] ** 2) ** 2).sum()
+                             + (x[::3] * x[0]).sum(), (av.Arg(n),))
+    x = np.random.default_rng(3).uniform(0.5, 1.5, n)
+    for pattern, dense in ((hessian_sparsity(f), hessian(f)(x)),
+                           (jacobian_sparsity(av.ad.gradient(f)), hessian(f)(x))):
+        assert pattern.indices.dtype == pattern.indptr.dtype == np.int32
+        np.testing.assert_array_equal(pattern.toarray(), dense != 0)
