@@ -297,9 +297,15 @@ def _valid(pattern: sp.csc_array, rows_of: sp.csc_array, colors: np.ndarray, clo
     """Distinct colours in every row (and, if ``closed``, at both ends of every entry)."""
     if not unique_color_in_row(rows_of.indptr, rows_of.indices, colors).all():
         return False
-    if closed:
-        cols = np.repeat(np.arange(pattern.shape[1]), np.diff(pattern.indptr))
-        rows = pattern.indices
-        if ((colors[rows] == colors[cols]) & (rows != cols)).any():
-            return False
+    return not closed or _ends_differ(pattern.indptr, pattern.indices, colors)
+
+
+@numba.njit(cache=True)
+def _ends_differ(indptr, indices, colors):
+    """Whether every off-diagonal entry's row and column have different colours."""
+    for j in range(indptr.size - 1):
+        for p in range(indptr[j], indptr[j + 1]):
+            i = indices[p]
+            if i != j and colors[i] == colors[j]:
+                return False
     return True
