@@ -16,6 +16,7 @@ from ..ir.uop import OpKind, Payload, Reduction, UOp
 from . import blas, constants, loop
 from .emitter import Emitter, ModuleParts
 from .kernel import Buffer, Index, Kernel, accumulates, innermost_reads, unrolled_seeds
+from .placement import Periodic, periodic
 from .schedule import CHUNK_OPS, Schedule, inline_reduction
 
 
@@ -95,6 +96,9 @@ class Lowering:
         # counter) -> its value, and the counter with the position it starts at.
         self.window: dict = {}
         self.window_base: tuple[str, int] | None = None
+        # Inside `each_period`: the placement whose slots repeat, how (backend/placement.py),
+        # and the iteration with the position's place in it.
+        self.repeating: tuple[UOp, Periodic, str, int] | None = None
 
     # ---- the interface op rules use ------------------------------------------------------------
     def index(self, shape: tuple, dims: tuple) -> Index:
@@ -291,6 +295,20 @@ class Lowering:
         self.window, self.window_base = {}, None
         close()
 
+    def each_period(self, root: UOp, found: Periodic, body) -> None:
+        """Call `body(i)` for the `found.periods` periods of `found.period` positions from
+        `found.start` on, one period per iteration, while `repeating` tells `_place` how to
+        store `root` there. No windows: LLVM does not vectorise a loop whose values are
+        carried from one position of the period to the next (measured)."""
+        e = self.e
+        i, close = self.loop(found.periods, "period")
+        first = e.mul_i(i, str(found.period))
+        for phase in range(found.period):
+            self.repeating = root, found, i, phase
+            body(e.add_i(first, str(found.start + phase)))
+        self.repeating = None
+        close()
+
     def _carry_in(self, node: UOp, lead: tuple, start: int, low: int, high: int) -> list[str]:
         """Slots holding `node` at the offsets [low, high) of a loop's first position."""
         slots = []
@@ -415,17 +433,50 @@ def _emit_map(ctx: Lowering, kernel: Kernel) -> None:
         ctx.each((size,), "i", lambda dims: store_at(Index(kernel.shape, flat=dims[0])))
         return
     bounds = _pieces(ctx, kernel)
-    if bounds is None and not kernel.windows:
+    unrolled = [root for root, _ in places if unrolled_seeds(root)]
+    edges = bounds or ([0, kernel.shape[-1]] if kernel.shape else [])
+    repeats = [periodic(unrolled[0].arg[0].array, start, stop)
+               if len(unrolled) == 1 and stop - start > ctx.unroll_positions else None
+               for start, stop in zip(edges, edges[1:])]
+    if bounds is None and not kernel.windows and not any(repeats):
         ctx.each(kernel.shape, "i", lambda dims: store_at(Index(kernel.shape, dims=dims)))
         return
-    bounds = bounds or [0, kernel.shape[-1]]
+    bounds = edges
 
     def pieces(dims):
-        for start, stop in zip(bounds, bounds[1:]):
-            ctx.each_range(start, stop,
-                           lambda d: store_at(Index(kernel.shape, dims=dims + (d,))),
-                           kernel.windows, dims)
+        def run(d):
+            store_at(Index(kernel.shape, dims=dims + (d,)))
+        for start, stop, found in zip(bounds, bounds[1:], repeats):
+            if found is None:
+                ctx.each_range(start, stop, run, kernel.windows, dims)
+            else:
+                _repeating_range(ctx, unrolled[0], found, start, stop, run, kernel.windows,
+                                 dims)
     ctx.each(kernel.shape[:-1], "i", pieces, inner=kernel.shape[-1])
+
+
+def _repeating_range(ctx: Lowering, root: UOp, found: Periodic, start: int, stop: int, run,
+                     windows, dims: tuple) -> None:
+    """`run(i)` for i in [start, stop) of a nest storing the placement `root`, whose slots
+    repeat (`found`): the positions before the periods and after them through the slot table,
+    the periods storing to addresses computed from the iteration (`_place`); the rows of the
+    outer axes that do not repeat (flagged in a table) store through the table throughout."""
+    def through_table() -> str:
+        ctx.each_range(start, stop, run, windows, dims)
+        return "true"
+
+    def repeating() -> str:
+        ctx.each_range(start, found.start, run, windows, dims)
+        ctx.each_period(root, found, run)
+        ctx.each_range(found.start + found.period * found.periods, stop, run, windows, dims)
+        return "true"
+    if found.rows is None:
+        repeating()
+        return
+    flags = Payload(found.rows.astype(np.int32))
+    row = ctx.e.flatten(dims, root.arg[0].array.shape[1:-1])
+    ctx.choose(ctx.e.op(f"icmp ne i64 {ctx.load_constant(flags, row)}, 0"), repeating,
+               through_table, "i1")
 
 
 MAX_PIECES = 8      # the innermost axis of a nest is split into at most this many pieces
@@ -526,16 +577,29 @@ def _fills(root: UOp) -> bool:
 
 
 def _place(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
-    """Store the source element at `dims` to its slot (none for a slot of -1)."""
+    """Store the source element at `dims` to its slot (none for a slot of -1): read from the
+    slot table or, in a period of repeating slots (`Lowering.each_period`), the row's slot at
+    that place in the first period plus the iteration times the step."""
     e, payload = ctx.e, root.arg[0]
     lead = root.ndim - 1
+    repeating = ctx.repeating is not None and ctx.repeating[0] is root
+    if repeating:
+        _, found, iteration, phase = ctx.repeating
+        if not found.kept[int(dims[0])][phase]:
+            return
     value = ctx.value(root.src[0], Index(root.src[0].shape, dims=dims))
-    slot = ctx.load_constant(payload, e.flatten(dims[lead:], payload.array.shape))
+    if repeating:
+        at = (*dims[:-1], str(found.start + phase))
+        first = (str(payload.array[tuple(map(int, at))]) if all(d.isdigit() for d in at) else
+                 ctx.load_constant(payload, e.flatten(at, payload.array.shape)))
+        slot = e.add_i(first, e.mul_i(iteration, str(found.step)))
+    else:
+        slot = ctx.load_constant(payload, e.flatten(dims[lead:], payload.array.shape))
 
     def store() -> str:
         ctx.store(buffer, Index(root.shape, dims=dims[:lead] + (slot,)), value)
         return "true"
-    if payload.array.min(initial=0) < 0:
+    if not repeating and payload.array.min(initial=0) < 0:
         ctx.guarded(e.op(f"icmp sge i64 {slot}, 0"), store, "false", "i1")
     else:
         store()
