@@ -19,11 +19,11 @@ import numpy as np
 
 MAX_PERIOD = 8
 MIN_PERIODS = 4       # a row repeats over at least this many periods, or the table is kept
-MAX_STORES = 8
-"""At most this many stores per period: LLVM vectorises a period's strided stores as one
-interleaved group of at most 8 (its max-interleave-group-factor); a larger period is
-scattered element by element, slower than through the table (measured: 25 stores per period,
-a 5-colour grid Jacobian, 2x slower; 9, a tridiagonal Jacobian, 15% slower)."""
+MAX_STEP = 8
+"""At most this step: LLVM vectorises strided stores as one interleaved group when the stride
+is at most 8 elements (its max-interleave-group-factor); with a larger one it scatters each
+element, and the loop ran slower than through the table (measured: step 25, the 5-colour
+bratu2d Jacobian, 2x slower; step 9, a 3-colour tridiagonal Jacobian, 15% slower)."""
 
 
 @dataclass(frozen=True)
@@ -46,8 +46,8 @@ def periodic(slots: np.ndarray, start: int, stop: int) -> Periodic | None:
     axis within [start, stop): the shortest period of at most MAX_PERIOD, from the first
     position where the middle row starts repeating (a grid's near edge may come before), and
     the most periods with which at least half of the rows repeat (one step for all; a row may
-    differ after them, at the far edge); None when there is none or a period would hold more
-    than MAX_STORES stores.
+    differ after them, at the far edge); None when there is none or its step is more than
+    MAX_STEP.
 
     >>> import numpy as np
     >>> slots = np.array([[-1, 0, -1, 5, 6, -1, 11, 12, -1, 17, 18, -1, 23, 24, 30]])
@@ -61,9 +61,8 @@ def periodic(slots: np.ndarray, start: int, stop: int) -> Periodic | None:
         for period in range(1, min(MAX_PERIOD, (table.shape[2] - lead) // MIN_PERIODS) + 1):
             step = _step(table[:, middle, lead:], period)
             if step is not None:
-                stores = (table[:, middle, lead:lead + period] >= 0).sum()
                 return (_repeats(table[..., lead:], start + lead, period, step)
-                        if stores <= MAX_STORES else None)
+                        if step <= MAX_STEP else None)
     return None
 
 

@@ -67,19 +67,23 @@ def test_what_periodic_claims_holds(table):
     found = periodic(table, 0, table.shape[-1])
     if found is not None:
         assert found.periods >= placement.MIN_PERIODS
-        assert sum(map(sum, found.kept)) <= placement.MAX_STORES
+        assert found.step <= placement.MAX_STEP
         assert_claims_hold(table, found)
 
 
-def test_a_chain_repeats_and_too_many_stores_do_not():
+def test_a_chain_repeats_and_a_long_step_does_not():
     chain = np.array([[0, -1, 5, 6, -1, 11, 12, -1, 17, 18, -1, 23],
                       [1, 2, -1, 7, 8, -1, 13, 14, -1, 19, 20, -1],
                       [-1, 3, 4, -1, 9, 10, -1, 15, 16, -1, 21, 22]])
     found = periodic(chain, 0, 12)
     assert (found.start, found.period, found.periods, found.step) == (0, 3, 4, 6)
     assert_claims_hold(chain, found)
-    wide = np.arange(9 * 20).reshape(9, 20)         # 9 stores at every position
-    assert periodic(wide, 0, 20) is None
+    q = np.arange(24)
+    first = np.array([[0, 4, 8], [1, 5, 6], [2, 3, 7]])     # 3 x 3 a period, in no order
+    assert periodic(9 * (q // 3) + first[:, q % 3], 0, 24) is None           # step 9
+    first = np.array([[0, 3, 5, 6], [1, 2, 4, 7]])           # 2 x 4 a period
+    eight = periodic(8 * (q // 4) + first[:, q % 4], 0, 24)                  # step 8
+    assert (eight.period, eight.step) == (4, 8)
 
 
 def chain(x):
