@@ -97,8 +97,9 @@ class Lowering:
         self.window: dict = {}
         self.window_base: tuple[str, int] | None = None
         # Inside `each_period`: the placement whose slots repeat, how (backend/placement.py),
-        # and the iteration with the position's place in it.
-        self.repeating: tuple[UOp, Periodic, str, int] | None = None
+        # the iteration, its first position and the place in the period being emitted.
+        self.repeating: tuple[UOp, Periodic, str, str, int] | None = None
+        self.repeated: dict = {}        # `_repeated`'s findings
 
     # ---- the interface op rules use ------------------------------------------------------------
     def index(self, shape: tuple, dims: tuple) -> Index:
@@ -117,6 +118,10 @@ class Lowering:
             if found is not None:
                 return found
         buffer = self.sched.buffers.get(node)
+        if node.op is CONST_ARRAY and self.repeating is not None:
+            result = self._repeated(node, index)
+            if result is not None:
+                return result
         if buffer is not None and (node is not self.computing or node.op in (INPUT, CONST_ARRAY)):
             result = self.load(buffer, index)
         elif node.op.kind is OpKind.ELEMENTWISE:
@@ -295,6 +300,22 @@ class Lowering:
         self.window, self.window_base = {}, None
         close()
 
+    def _repeated(self, node: UOp, index: Index) -> str | None:
+        """A constant array read in a period at the same place of every period (a colouring's
+        seeds, periodic as the slots), as a literal: None where it is not."""
+        _, found, _, first, _ = self.repeating
+        dims = index.dims(self.e)
+        base, offset = self.e.offset_of(dims[-1])
+        if base != first or not all(d.isdigit() for d in dims[:-1]):
+            return None
+        key = (node, dims[:-1], offset, found.period, found.periods)
+        if key not in self.repeated:
+            line = node.arg.array[tuple(map(int, dims[:-1]))]
+            values = line[offset:offset + found.period * found.periods:found.period]
+            same = 0 <= offset and values.size == found.periods and (values == values[0]).all()
+            self.repeated[key] = llvm_literal(values[0], node.dtype) if same else None
+        return self.repeated[key]
+
     def each_period(self, root: UOp, found: Periodic, body) -> None:
         """Call `body(i)` for the `found.periods` periods of `found.period` positions from
         `found.start` on, one period per iteration, while `repeating` tells `_place` how to
@@ -304,7 +325,7 @@ class Lowering:
         i, close = self.loop(found.periods, "period")
         first = e.mul_i(i, str(found.period))
         for phase in range(found.period):
-            self.repeating = root, found, i, phase
+            self.repeating = root, found, i, first, phase
             body(e.add_i(first, str(found.start + phase)))
         self.repeating = None
         close()
@@ -584,7 +605,7 @@ def _place(ctx: Lowering, root: UOp, buffer: Buffer, dims: tuple) -> None:
     lead = root.ndim - 1
     repeating = ctx.repeating is not None and ctx.repeating[0] is root
     if repeating:
-        _, found, iteration, phase = ctx.repeating
+        _, found, iteration, _, phase = ctx.repeating
         if not found.kept[int(dims[0])][phase]:
             return
     value = ctx.value(root.src[0], Index(root.src[0].shape, dims=dims))
