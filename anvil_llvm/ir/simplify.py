@@ -105,6 +105,36 @@ def _slice_through_elementwise(node: UOp):
     return UOp(inner.op, tuple(UOp(SLICE, (s,), node.arg) for s in inner.src), inner.arg)
 
 
+_AXIS_MOVES = (PAD, SLICE, PERMUTE)
+
+
+def _moved(node: UOp) -> bool:
+    """Whether `node`'s elements come through a pad, slice or permutation (itself, or a source
+    of it when it is elementwise): read at a flat position, each needs its position decoded."""
+    return node.op in _AXIS_MOVES or node.op.kind is OpKind.ELEMENTWISE and any(
+        s.op in _AXIS_MOVES for s in node.src)
+
+
+def _elementwise_on_the_grid(node: UOp):
+    """An elementwise op over the flat view of a grid whose elements come through pads or
+    slices (the reverse pass of a stencil on a reshaped vector, added to a flat term) is
+    computed on the grid and reshaped after: its kernel runs a nest over the grid's axes that
+    reads the moved elements contiguously, where a flat loop decodes every position and reads
+    them through gathers (scalar code on CPUs without AVX-512). Not for a grid whose last axis
+    is shorter than a vector."""
+    if node.op.kind is not OpKind.ELEMENTWISE or node.size <= SMALL_SIZE:
+        return None
+    grids = {s.src[0].shape for s in node.src
+             if s.op is RESHAPE and s.src[0].ndim > node.ndim and _moved(s.src[0])}
+    if len(grids) != 1:
+        return None
+    (grid,) = grids
+    if grid[-1] < SMALL_SIZE:
+        return None
+    return B.reshape(UOp(node.op, tuple(B.reshape(s, grid) for s in node.src), node.arg),
+                     node.shape)
+
+
 # ---- contractions: one product per result, or a selection through an identity ---------------------
 def _contract_of_one_term(node: UOp):
     """A contraction that sums one product (no contracted axes, or all of size 1) is an
@@ -417,6 +447,7 @@ def _identity_unless(pred: Callable[[UOp], bool]):
 
 RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
     (None, _fold),
+    (None, _elementwise_on_the_grid),
     (ADD, lambda n: n.src[0] if _is_additive_identity(n.src[1]) else n.src[1]
      if _is_additive_identity(n.src[0]) else None),
     # x - 0.0 == x (but x - (-0.0) turns -0.0 into 0.0); -0.0 - x == -x (0.0 - 0.0 is 0.0).

@@ -289,10 +289,10 @@ CASES = {
 
 
 def on_this_cpu(names) -> list:
-    """`names` as parameters, each expected to fail where this CPU lacks what it needs: the
-    3-D stencil's gradient scatters through a flat nest whose padded reads are masked gathers,
-    which LLVM finds worth vectorising with AVX-512 only; with SSE alone a strided or gathered
-    read keeps a loop scalar."""
+    """`names` as parameters, each expected to fail where this CPU lacks what it needs: on the
+    16^3 grid the 3-D stencil's gradient tests the pads of its middle axis inside a short loop
+    (branches around its loads), which LLVM finds worth vectorising with AVX-512's masked loads
+    only; with SSE alone a strided or gathered read keeps a loop scalar."""
     features = cpu_features(Target.jit())
     return [pytest.param(name, marks=pytest.mark.xfail(
         CASES[name].needs not in features, reason=f"LLVM vectorises it with {CASES[name].needs}"))

@@ -129,6 +129,20 @@ def test_slices_move_through_elementwise_ops():
                if s.op is O.SLICE)
 
 
+@pytest.mark.parametrize("last", [16, 4])
+def test_elementwise_ops_over_a_padded_grid_run_on_the_grid(last):
+    """exp(u) + (flat view of a padded grid): computed on the grid and reshaped after, when the
+    grid's last axis holds a vector (16), not when it is shorter (4); the same bits."""
+    (u,) = inputs_of(((6 * 5 * last,), dtypes.float64))
+    grid = av.pad(u.reshape(6, 5, last)[1:-1, :, 1:], ((1, 1), (0, 0), (0, 1)))
+    node = simplified(u.exp() + grid.reshape(-1) * 2.0)
+    on_grid = node.op is O.RESHAPE and node.src[0].op is O.ADD and node.src[0].shape == (6, 5, last)
+    assert on_grid == (last == 16)
+    value = np.random.default_rng(7).standard_normal(6 * 5 * last)
+    raw = (u.exp() + grid.reshape(-1) * 2.0).node
+    assert_same(evaluate([node], [value])[0], evaluate([raw], [value])[0])
+
+
 @pytest.mark.parametrize("length", [10, 200], ids=["short", "deeper than MAX_NESTING"])
 def test_slices_move_through_long_chains_in_one_call(length):
     """A slice pushed through a chain of elementwise ops reaches the input in one call (the
