@@ -114,6 +114,8 @@ class OpDef:
     workspace of `scratch(node)` elements of its dtype).
     An op with several results makes one node per result: `siblings(node)` gives them all, in
     order, and its `vjp(B, node, cts)` receives the cotangents of all of them at once.
+    `uniform`, for an elementwise op: its result dtype per dtype of sources that share one shape
+    and one dtype (what its rules would give: nodes are then made without running them).
     """
 
     name: str
@@ -136,6 +138,7 @@ class OpDef:
     scratch: Callable[["UOp"], int] | None = None
     dependence: Callable[["UOp"], list] | None = None
     pairs: Callable[["UOp", np.ndarray], list] | None = None
+    uniform: dict | None = None
 
     def __repr__(self) -> str:
         return self.name
@@ -201,9 +204,21 @@ class UOp(_Fields):
                 return found
         if op.arity is not None and len(src) != op.arity:
             raise ValueError(f"op '{op.name}' takes {op.arity} sources, got {len(src)}")
+        dtype = None
+        if op.uniform is not None:
+            first = src[0]
+            shape = first.shape
+            for s in src:
+                if s.dtype is not first.dtype or s.shape != shape:
+                    break
+            else:
+                dtype = op.uniform.get(first.dtype)
+        if dtype is None:   # the rules: the result, or the error
+            shape = tuple(map(int, op.shape(tuple([s.shape for s in src]), arg)))
+            dtype = op.dtype(tuple([s.dtype for s in src]), arg)
         node = object.__new__(_Fresh)
-        node.shape = shape = tuple(map(int, op.shape(tuple([s.shape for s in src]), arg)))
-        node.dtype = op.dtype(tuple([s.dtype for s in src]), arg)
+        node.shape = shape
+        node.dtype = dtype
         node.op = op
         node.src = src
         node.arg = arg

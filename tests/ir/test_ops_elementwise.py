@@ -280,3 +280,20 @@ def test_signed_zero_through_add_of_zero():
 def test_signed_zero_through_zero_minus():
     """0.0 - 0.0 is +0.0, whereas -(0.0) is -0.0."""
     check(lambda m, a: 1.0 / (0.0 - a), np.array([-0.0, 0.0, 1.0]))
+
+
+def test_uniform_tables_agree_with_the_rules():
+    """An op's `uniform` table (what nodes are made from without running the rules) gives, for
+    sources of one dtype, the dtype its rules give, and nothing where they raise."""
+    from anvil_llvm.ir import dtypes
+    from anvil_llvm.ir.uop import _OPS
+    with_tables = [op for op in _OPS.values() if op.uniform is not None]
+    assert len(with_tables) > 20
+    for op in with_tables:
+        for d in dtypes.ALL:
+            try:
+                ruled = op.dtype((d,) * (op.arity or 2), None)
+                op.shape(((2, 3),) * (op.arity or 2), None)
+            except TypeError:
+                ruled = None
+            assert op.uniform.get(d) is ruled, (op, d)

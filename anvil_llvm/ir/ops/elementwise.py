@@ -33,6 +33,13 @@ def _same_dtype(kinds: str, result: DType | None = None):
     return rule
 
 
+def _same(kinds: str, result: DType | None = None) -> dict:
+    """The shape and dtype rules of an op whose sources share one shape and one dtype of one of
+    `kinds` (its result: `result`, else theirs), with the `uniform` table they amount to."""
+    return {"shape": _same_shape, "dtype": _same_dtype(kinds, result),
+            "uniform": {d: result or d for d in dtypes.ALL if d.kind in kinds}}
+
+
 def batch_elementwise(B, node, sources, batched):
     """Batching rule of every elementwise op: unbatched sources are broadcast over the batch."""
     size = next(s.shape[0] for s, b in zip(sources, batched) if b)
@@ -91,7 +98,7 @@ def _libm(name: str):
 
 def _unary_math(name: str, np_fn, emit, cost: int, derivative) -> OpDef:
     """A float -> float function; `derivative(B, x, y)` gives dy/dx from the source x and y."""
-    return OpDef(name, 1, shape=_same_shape, dtype=_same_dtype("f"), numpy=lambda arg, x: np_fn(x),
+    return OpDef(name, 1, **_same("f"), numpy=lambda arg, x: np_fn(x),
                  scalar=emit, cost=cost,
                  **_smooth(lambda B, n: derivative(B, n.src[0], n)))
 
@@ -140,9 +147,9 @@ def _gaussian(B, x):
     return B.mul(B.scalar(2.0 / np.sqrt(np.pi), x), B.unary(EXP, B.neg(B.mul(x, x))))
 
 
-ERF = OpDef("erf", 1, shape=_same_shape, dtype=_same_dtype("f"), numpy=_erf_numpy("erf"),
+ERF = OpDef("erf", 1, **_same("f"), numpy=_erf_numpy("erf"),
             scalar=_libm("erf"), cost=30, **_smooth(lambda B, n: _gaussian(B, n.src[0])))
-ERFC = OpDef("erfc", 1, shape=_same_shape, dtype=_same_dtype("f"), numpy=_erf_numpy("erfc"),
+ERFC = OpDef("erfc", 1, **_same("f"), numpy=_erf_numpy("erfc"),
              scalar=_libm("erfc"), cost=30,
              **_smooth(lambda B, n: B.neg(_gaussian(B, n.src[0]))))
 
@@ -150,7 +157,7 @@ ERFC = OpDef("erfc", 1, shape=_same_shape, dtype=_same_dtype("f"), numpy=_erf_nu
 def _rounding(name: str, np_fn, intrinsic: str) -> OpDef:
     """A float -> float rounding to an integral value: its derivative is zero wherever it
     exists, so it has none (as a comparison)."""
-    return OpDef(name, 1, shape=_same_shape, dtype=_same_dtype("f"),
+    return OpDef(name, 1, **_same("f"),
                  numpy=lambda arg, x: np_fn(x), scalar=_intrinsic(intrinsic), cost=1,
                  **_constant())
 
@@ -173,13 +180,13 @@ def _abs(e, node, x):
     return e.call("i64", "llvm.abs.i64", [("i64", x), ("i1", "false")])
 
 
-NEG = OpDef("neg", 1, shape=_same_shape, dtype=_same_dtype("fi"), numpy=lambda arg, x: -x,
+NEG = OpDef("neg", 1, **_same("fi"), numpy=lambda arg, x: -x,
             scalar=_neg, **_linear(lambda B, node, t: B.neg(t[0]),
                                         lambda B, node, ct: (B.neg(ct),)))
-ABS = OpDef("abs", 1, shape=_same_shape, dtype=_same_dtype("fi"), numpy=lambda arg, x: np.abs(x),
+ABS = OpDef("abs", 1, **_same("fi"), numpy=lambda arg, x: np.abs(x),
             scalar=_abs, **_piecewise_linear(lambda B, n: B.sign(n.src[0])))
 """The derivative of abs at 0 is 0 (the subgradient np.sign gives)."""
-NOT = OpDef("not", 1, shape=_same_shape, dtype=_same_dtype("b"),
+NOT = OpDef("not", 1, **_same("b"),
             numpy=lambda arg, x: np.logical_not(x),
             scalar=(lambda e, node, x: e.op(f"xor i1 {x}, true")), **_constant())
 
@@ -191,7 +198,7 @@ def _arith(name: str, np_fn, float_op: str, int_op: str | None, rules: dict,
     def emit(e, node, x, y):
         opcode = float_op if node.dtype.is_float else int_op
         return e.op(f"{opcode} {node.dtype.llvm} {x}, {y}")
-    return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype(kinds),
+    return OpDef(name, 2, **_same(kinds),
                  numpy=lambda arg, x, y: np_fn(x, y), scalar=emit, cost=cost, **rules)
 
 
@@ -227,7 +234,7 @@ def _mod_emit(e, node, x, y):
     return e.op(f"select i1 {move}, i64 {e.op(f'add i64 {r}, {y}')}, i64 {r}")
 
 
-MOD = OpDef("mod", 2, shape=_same_shape, dtype=_same_dtype("fi"),
+MOD = OpDef("mod", 2, **_same("fi"),
             numpy=lambda arg, x, y: np.mod(x, y), scalar=_mod_emit, cost=20,
             **_piecewise_linear(lambda B, n: B.scalar(1, n),
                                 lambda B, n: B.neg(B.div(B.sub(n.src[0], n), n.src[1]))))
@@ -250,7 +257,7 @@ def _extremum(name: str, np_fn, intrinsic: str, int_pred: str) -> OpDef:
             return _intrinsic(intrinsic)(e, node, x, y)
         cond = e.op(f"icmp {int_pred} i64 {x}, {y}")
         return e.op(f"select i1 {cond}, i64 {x}, i64 {y}")
-    return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("fi"),
+    return OpDef(name, 2, **_same("fi"),
                  numpy=lambda arg, x, y: np_fn(x, y), scalar=emit, cost=2,
                  **_piecewise_linear(lambda B, n: _choose(B, n, 0),
                                      lambda B, n: _choose(B, n, 1)))
@@ -315,7 +322,7 @@ def _pow_emit(e, node, x, y):
     return e.op(f"call i64 @anvil.ipow(i64 {x}, i64 {y})")
 
 
-POW = OpDef("pow", 2, shape=_same_shape, dtype=_same_dtype("fi"),
+POW = OpDef("pow", 2, **_same("fi"),
             numpy=lambda arg, x, y: np.power(x, y), scalar=_pow_emit, cost=40,
             **_smooth(_pow_base, _pow_exponent))
 """d/dx is 0 at x == y == 0 and d/dy is 0 where x == 0 (the limits JAX takes)."""
@@ -327,7 +334,7 @@ def _atan2_partial(B, n, sign: int, other: int):
     return d if sign > 0 else B.neg(d)
 
 
-ATAN2 = OpDef("atan2", 2, shape=_same_shape, dtype=_same_dtype("f"),
+ATAN2 = OpDef("atan2", 2, **_same("f"),
               numpy=lambda arg, x, y: np.arctan2(x, y), scalar=_libm("atan2"), cost=40,
               **_smooth(lambda B, n: _atan2_partial(B, n, 1, 1),
                         lambda B, n: _atan2_partial(B, n, -1, 0)))
@@ -341,7 +348,7 @@ def _compare(name: str, np_fn, float_pred: str, int_pred: str) -> OpDef:
         if ty.kind == "b":      # i1 true is -1 when signed: bools compare unsigned
             return e.op(f"icmp {int_pred.replace('s', 'u')} {ty.llvm} {x}, {y}")
         return e.op(f"icmp {int_pred} {ty.llvm} {x}, {y}")
-    return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("fib", dtypes.bool_),
+    return OpDef(name, 2, **_same("fib", dtypes.bool_),
                  numpy=lambda arg, x, y: np_fn(x, y), scalar=emit, **_constant())
 
 
@@ -352,7 +359,7 @@ CMPNE = _compare("cmpne", np.not_equal, "une", "ne")
 
 
 def _logic(name: str, np_fn, opcode: str) -> OpDef:
-    return OpDef(name, 2, shape=_same_shape, dtype=_same_dtype("b"),
+    return OpDef(name, 2, **_same("b"),
                  numpy=lambda arg, x, y: np_fn(x, y),
                  scalar=(lambda e, node, x, y: e.op(f"{opcode} i1 {x}, {y}")), **_constant())
 
