@@ -31,3 +31,28 @@ def test_shared_library_loads_and_computes_the_jits_bits(tmp_path):
                     ctypes.c_void_p(aligned)) == 0
         assert same_bits(out, fn(x)), e.name
     np.testing.assert_allclose(float(f(x)), p.reference(x), rtol=1e-13)
+
+
+def test_repeating_placements_export_with_the_jits_bits(tmp_path):
+    """Sparse Hessians stored period by period (backend/placement.py), one with rows that keep
+    the slot table: the exported library computes the JIT's bits."""
+    def chain(x):
+        return (100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2).sum()
+
+    def grid(x):
+        return ((x[:, 1:] - x[:, :-1] ** 2) ** 2).sum() + (x[0] ** 2 * x[1]).sum()
+    hessians = [ad.sphessian(av.NumericalFunction("chain", chain, (av.Arg(3000),))),
+                ad.sphessian(av.NumericalFunction("grid", grid, (av.Arg((40, 40)),)))]
+    assert all("period.head" in H.llvm_ir for H in hessians)
+    lib = av.export(hessians, tmp_path, "periods", shared=True)
+    dll = ctypes.CDLL(str(lib.shared))
+    rng = np.random.default_rng(8)
+    for H, e in zip(hessians, lib.functions):
+        x = rng.uniform(0.5, 1.5, H.inputs[0].shape)
+        work = np.zeros(e.work_bytes + 64, np.uint8)
+        out = np.empty(H.nnz)
+        call = getattr(dll, e.symbol)
+        call.restype = ctypes.c_int32
+        assert call(ctypes.c_void_p(x.ctypes.data), ctypes.c_void_p(out.ctypes.data),
+                    ctypes.c_void_p(work.ctypes.data + (-work.ctypes.data % 64))) == 0
+        assert same_bits(out, H(x)), e.name
