@@ -434,6 +434,18 @@ def test_decompress_checks_shapes():
         r.decompress(np.full((5, 3), "x"))
 
 
+def test_acyclic_colourings_that_are_star_colourings_decompress_directly():
+    """An arrowhead's acyclic colouring (2 colours) is a star colouring too: one gather, no
+    substitution; a path's (2 colours, where a star colouring needs 3) substitutes. Both
+    recover the Hessian."""
+    rng = np.random.default_rng(9)
+    for P, direct in ((arrowhead(60), True), (tridiagonal(60), False)):
+        r = hessian_coloring(P, method="acyclic")
+        assert (r.method, r.ncolors, r.tables.direct) == ("acyclic", 2, direct)
+        check_coloring(P, r)
+        assert_recovers_hessian(P, r, rng)
+
+
 def test_check_coloring_names_conflicting_columns():
     P = tridiagonal(6)
     r = jacobian_coloring(P, partition="column")
