@@ -150,8 +150,11 @@ class Lowering:
             return self.e.op(f"sitofp i64 {value} to {dtype.llvm}")
         return value
 
-    def load_constant(self, payload, flat: str) -> str:
-        """Element `flat` of an integer table (int32 or int64), as an i64."""
+    def load_constant(self, payload, flat: str, own: bool = False) -> str:
+        """Element `flat` of an integer table (int32 or int64), as an i64; `own`: a table the
+        lowering made (not the graph's, so never one of the process's shared constants)."""
+        if own:
+            self.tables.own.add(payload)
         name = self.tables.name(payload)
         ty = "i32" if payload.array.dtype == np.int32 else "i64"
         ptr = self.e.op(f"getelementptr inbounds {ty}, ptr {name}, i64 {flat}")
@@ -496,8 +499,8 @@ def _repeating_range(ctx: Lowering, root: UOp, found: Periodic, start: int, stop
         return
     flags = Payload(found.rows.astype(np.int32))
     row = ctx.e.flatten(dims, root.arg[0].array.shape[1:-1])
-    ctx.choose(ctx.e.op(f"icmp ne i64 {ctx.load_constant(flags, row)}, 0"), repeating,
-               through_table, "i1")
+    ctx.choose(ctx.e.op(f"icmp ne i64 {ctx.load_constant(flags, row, own=True)}, 0"),
+               repeating, through_table, "i1")
 
 
 MAX_PIECES = 8      # the innermost axis of a nest is split into at most this many pieces
@@ -638,9 +641,11 @@ class Tables:
     def __init__(self, symbol: str, shared: int | None):
         self.symbol, self.shared = symbol, shared
         self.names: dict[Payload, str] = {}
+        self.own: set[Payload] = set()  # made by the lowering, not in the graph: embedded
 
     def is_shared(self, payload: Payload) -> bool:
-        return self.shared is not None and payload.array.nbytes >= self.shared
+        return (self.shared is not None and payload.array.nbytes >= self.shared
+                and payload not in self.own)
 
     def name(self, payload: Payload) -> str:
         found = self.names.get(payload)

@@ -111,3 +111,17 @@ def test_values_stored_period_by_period(fn, shape, flagged):
     got = sp.csc_array((values, H.indices, H.indptr), shape=(n, n)).toarray()
     np.testing.assert_allclose(got, np.triu(hessian(f)(x).reshape(n, n)), rtol=1e-13,
                                atol=1e-12)
+
+
+def test_a_large_row_table_is_embedded():
+    """A grid of 16,900 rows, two planes of which do not repeat: the table flagging the rows
+    (the lowering's own, 66 KiB) is embedded in the module, not referenced as one of the
+    graph's shared constants (which would leave its symbol unresolved in the JIT)."""
+    shape = (130, 130, 24)
+
+    def planes(x):
+        return ((x[..., 1:] - x[..., :-1] ** 2) ** 2).sum() + (x[0] ** 2 * x[1]).sum()
+    H = sphessian(av.NumericalFunction("planes", planes, (av.Arg(shape),)))
+    assert "period.head" in H.llvm_ir
+    x = np.random.default_rng(6).uniform(0.5, 1.5, shape)
+    np.testing.assert_allclose(H(x), evaluate(H.outputs, [x])[0], rtol=1e-14, atol=1e-13)
