@@ -1,6 +1,8 @@
 """Pattern input: validation, canonical CSC/CSR index arrays, symmetric and bipartite adjacency.
 
-Every colouring routine works on int64 index arrays with sorted indices and no duplicates. The
+Every colouring routine works on index arrays with sorted indices and no duplicates, int32
+where a pattern's sizes fit (half the memory: a million-variable Hessian's colouring holds
+several arrays of its entries), else int64, and derived arrays take the pattern's type. The
 graphs are never formed as products: a Jacobian's column intersection graph is walked through
 its bipartite graph (column -> rows -> columns), a Hessian's adjacency graph is its pattern
 without the diagonal, and bidirectional colouring uses the bipartite graph of [[0, Jᵀ], [J, 0]].
@@ -20,7 +22,7 @@ def as_pattern(pattern: object, name: str = "pattern") -> sp.csc_array:
 
     Accepts scipy.sparse arrays and matrices of any format and dense array-likes. Values must be
     boolean or 0/1; stored zeros are dropped; indices are sorted, duplicates merged, and index
-    arrays are int64.
+    arrays are of ``index_type``.
 
     >>> import numpy as np
     >>> as_pattern(np.eye(2)).nnz
@@ -43,21 +45,33 @@ def as_pattern(pattern: object, name: str = "pattern") -> sp.csc_array:
         csc = sp.csc_array((data != 0, csc.indices, csc.indptr), shape=csc.shape)
         csc.eliminate_zeros()
         csc.sum_duplicates()
+    kind = index_type(csc.shape, csc.nnz)
     return sp.csc_array(
-        (np.ones(csc.nnz, np.bool_), csc.indices.astype(np.int64), csc.indptr.astype(np.int64)),
+        (np.ones(csc.nnz, np.bool_), csc.indices.astype(kind), csc.indptr.astype(kind)),
         shape=csc.shape,
     )
+
+
+def index_type(shape: tuple, nnz: int) -> type:
+    """int32 when every index and position of a pattern of `shape` and `nnz` entries fits, also
+    in its bipartite graph (twice the entries, rows and columns numbered together), else int64.
+
+    >>> index_type((10, 10), 30), index_type((3_000_000_000, 1), 2)
+    (<class 'numpy.int32'>, <class 'numpy.int64'>)
+    """
+    return np.int32 if 2 * nnz + sum(shape) < 2**31 else np.int64
 
 
 @numba.njit(cache=True)
 def _transpose(indptr, indices, nrows):
     # Counting sort by row; visiting columns in order leaves each row's columns sorted.
-    tptr = np.zeros(nrows + 1, np.int64)
+    tptr = np.zeros(nrows + 1, indices.dtype)
     for p in range(indices.size):
         tptr[indices[p] + 1] += 1
-    tptr = np.cumsum(tptr)
+    for i in range(nrows):
+        tptr[i + 1] += tptr[i]
     fill = tptr[:-1].copy()
-    tidx = np.empty(indices.size, np.int64)
+    tidx = np.empty(indices.size, indices.dtype)
     for j in range(indptr.size - 1):
         for p in range(indptr[j], indptr[j + 1]):
             i = indices[p]
@@ -78,7 +92,8 @@ def with_transpose(pattern: object, name: str = "pattern") -> tuple[sp.csc_array
         and pattern.data.all()
     ):
         m, n = pattern.shape
-        indptr, indices = pattern.indptr.astype(np.int64), pattern.indices.astype(np.int64)
+        kind = index_type(pattern.shape, pattern.nnz)
+        indptr, indices = pattern.indptr.astype(kind), pattern.indices.astype(kind)
         JT = sp.csc_array((np.ones(indices.size, np.bool_), indices, indptr), shape=(n, m))
         return transposed(JT), JT
     J = as_pattern(pattern, name)
@@ -134,8 +149,8 @@ def _mirror_positions(indptr, indices):
     # met is the k-th entry of row j (valid for symmetric patterns only).
     n = indptr.size - 1
     seen = indptr[:-1].copy()
-    tpos = np.empty(indices.size, np.int64)
-    eid = np.empty(indices.size, np.int64)
+    tpos = np.empty(indices.size, indices.dtype)
+    eid = np.empty(indices.size, indices.dtype)
     nedges = 0
     for i in range(n):
         for p in range(indptr[i], indptr[i + 1]):
@@ -152,11 +167,14 @@ def _mirror_positions(indptr, indices):
 
 def adjacency(indptr: np.ndarray, indices: np.ndarray) -> Adjacency:
     """The adjacency graph of a symmetric pattern given by sorted CSR arrays, without loops."""
-    rows = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    kind = indices.dtype
+    rows = np.repeat(np.arange(indptr.size - 1, dtype=kind), np.diff(indptr))
     keep = indices != rows
     indptr = np.concatenate(([0], np.cumsum(np.bincount(rows[keep], minlength=indptr.size - 1))))
-    indices = np.ascontiguousarray(indices[keep], dtype=np.int64)
-    return Adjacency(indptr.astype(np.int64), indices, *_mirror_positions(indptr, indices))
+    del rows
+    indices = np.ascontiguousarray(indices[keep])
+    indptr = indptr.astype(kind)
+    return Adjacency(indptr, indices, *_mirror_positions(indptr, indices))
 
 
 def bipartite_adjacency(pattern: sp.csc_array, rows_of: sp.csc_array) -> Adjacency:

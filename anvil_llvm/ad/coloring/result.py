@@ -234,7 +234,7 @@ def _upper_arrays(indptr, indices, gptr, gidx, eid):
     # edge id of each of its off-diagonal entries from the adjacency graph (gptr, gidx, eid):
     # row j of the graph, columns i < j, is column j of the upper triangle without its diagonal.
     n = indptr.size - 1
-    uptr = np.zeros(n + 1, np.int64)
+    uptr = np.zeros(n + 1, indices.dtype)
     for j in range(n):
         count = 0
         for p in range(indptr[j], indptr[j + 1]):
@@ -242,7 +242,7 @@ def _upper_arrays(indptr, indices, gptr, gidx, eid):
                 break
             count += 1
         uptr[j + 1] = uptr[j] + count
-    uidx = np.empty(uptr[n], np.int64)
+    uidx = np.empty(uptr[n], indices.dtype)
     diag = np.empty(uptr[n], np.bool_)
     for j in range(n):
         k = uptr[j]
@@ -250,7 +250,7 @@ def _upper_arrays(indptr, indices, gptr, gidx, eid):
             uidx[k] = indices[p]
             diag[k] = indices[p] == j
             k += 1
-    edges = np.empty(gidx.size // 2, np.int64)
+    edges = np.empty(gidx.size // 2, eid.dtype)
     k = 0
     for j in range(n):
         for q in range(gptr[j], gptr[j + 1]):
@@ -279,9 +279,11 @@ def upper_triangle(pattern: sp.csc_array, graph: Adjacency) -> Triangle:
         pattern.indptr, pattern.indices, graph.indptr, graph.indices, graph.eid
     )
     upper = sp.csc_array((np.ones(uidx.size, np.bool_), uidx, uptr), shape=pattern.shape)
-    diag_pos = np.flatnonzero(diag)
-    off_pos = np.flatnonzero(~diag)
-    edge_target = np.empty(graph.nedges, np.int64)
+    kind = uidx.dtype
+    diag_pos = np.flatnonzero(diag).astype(kind)
+    off_pos = np.flatnonzero(~diag).astype(kind)
+    del diag
+    edge_target = np.empty(graph.nedges, kind)
     edge_target[edges] = off_pos
     return Triangle(upper, diag_pos, uidx[diag_pos], off_pos, edges, edge_target)
 
