@@ -44,16 +44,16 @@ def _acyclic(indptr, indices, eid, order, limit):
     n = indptr.size - 1
     nedges = indices.size // 2
     color = np.full(n, -1, np.int64)
-    forbidden = np.full(n + 1, -1, np.int64)
-    first_v = np.full(n + 1, -1, np.int64)  # firstNeighbor[c]: stamp and edge to it
-    first_e = np.full(n + 1, -1, np.int64)
+    forbidden = np.full(n + 1, -1, indices.dtype)
+    first_v = np.full(n + 1, -1, indices.dtype)  # firstNeighbor[c]: stamp and edge to it
+    first_e = np.full(n + 1, -1, indices.dtype)
     parent = np.arange(nedges)
-    rank = np.zeros(nedges, np.int64)
-    visit_v = np.full(nedges, -1, np.int64)  # firstVisitToTree[root] = (visit_v, visit_w)
-    visit_w = np.full(nedges, -1, np.int64)
+    rank = np.zeros(nedges, indices.dtype)
+    visit_v = np.full(nedges, -1, indices.dtype)  # firstVisitToTree[root] = (visit_v, visit_w)
+    visit_w = np.full(nedges, -1, indices.dtype)
     # trees[w]: colour c -> one edge from w to colour c. All of w's edges to colour c lie in one
     # 2-coloured tree, so one representative replaces the paper's loop over N(w).
-    trees = new_lists(n, 2 * nedges + 1)
+    trees = new_lists(n, 2 * nedges + 1, indices)
     head, nxt, key, val, _ = trees
     for v in order:
         for p in range(indptr[v], indptr[v + 1]):

@@ -27,13 +27,14 @@ def first_free(forbidden, stamp):
 
 
 @numba.njit(cache=True)
-def new_lists(nvertices, capacity):
-    """Empty per-vertex lists: (head, next, colour, value, [size])."""
+def new_lists(nvertices, capacity, like):
+    """Empty per-vertex lists: (head, next, colour, value, [size]), of the index type of the
+    array `like` (a pattern's)."""
     return (
-        np.full(nvertices, -1, np.int64),
-        np.empty(capacity, np.int64),
-        np.empty(capacity, np.int64),
-        np.empty(capacity, np.int64),
+        np.full(nvertices, -1, like.dtype),
+        np.empty(capacity, like.dtype),
+        np.empty(capacity, like.dtype),
+        np.empty(capacity, like.dtype),
         np.zeros(1, np.int64),
     )
 

@@ -36,16 +36,17 @@ def _star(indptr, indices, eid, order, limit):
     n = indptr.size - 1
     nedges = indices.size // 2
     color = np.full(n, -1, np.int64)
-    forbidden = np.full(n + 1, -1, np.int64)
-    first_v = np.full(n + 1, -1, np.int64)  # firstNeighbor[c] = (first_v, first_w) via edge first_e
-    first_w = np.full(n + 1, -1, np.int64)
-    first_e = np.full(n + 1, -1, np.int64)
-    treated = np.full(n, -1, np.int64)
-    star = np.full(nedges, -1, np.int64)
-    hub = np.full(nedges, -1, np.int64)
+    forbidden = np.full(n + 1, -1, indices.dtype)
+    # firstNeighbor[c] = (first_v, first_w) via edge first_e
+    first_v = np.full(n + 1, -1, indices.dtype)
+    first_w = np.full(n + 1, -1, indices.dtype)
+    first_e = np.full(n + 1, -1, indices.dtype)
+    treated = np.full(n, -1, indices.dtype)
+    star = np.full(nedges, -1, indices.dtype)
+    hub = np.full(nedges, -1, indices.dtype)
     nstars = 0
     # stars[w]: colour c -> the star holding w's edges to colour c (one per colour pair)
-    stars = new_lists(n, 2 * nedges + 1)
+    stars = new_lists(n, 2 * nedges + 1, indices)
     head, nxt, _, val, _ = stars
     for v in order:
         for p in range(indptr[v], indptr[v + 1]):
@@ -124,7 +125,7 @@ def star_coloring(
 def _restricted_star(indptr, indices, eid, order, limit):
     n = indptr.size - 1
     color = np.full(n, -1, np.int64)
-    forbidden = np.full(n + 1, -1, np.int64)
+    forbidden = np.full(n + 1, -1, indices.dtype)
     for v in order:
         for p in range(indptr[v], indptr[v + 1]):
             w = indices[p]
