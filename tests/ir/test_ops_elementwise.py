@@ -297,3 +297,21 @@ def test_uniform_tables_agree_with_the_rules():
             except TypeError:
                 ruled = None
             assert op.uniform.get(d) is ruled, (op, d)
+
+
+@pytest.mark.parametrize("name", ["maximum", "minimum"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_maximum_and_minimum_of_special_values_are_numpys_bits(name, dtype):
+    """Every pair of -inf, -1, -0.0, +0.0, 1, inf and NaN: NumPy's result to the bit (the
+    second operand at a tie of zeros, NaN from either side), compiled and interpreted."""
+    import itertools
+    from anvil_llvm.ir.interpret import evaluate
+    values = [-np.inf, -1.0, -0.0, 0.0, 1.0, np.inf, np.nan]
+    x, y = (np.array(v, dtype) for v in zip(*itertools.product(values, values)))
+    f = av.NumericalFunction(name, lambda a, b: getattr(av, name)(a, b),
+                             (av.Arg(x.size, dtype), av.Arg(x.size, dtype)))
+    expected = getattr(np, name)(x, y)
+    for got in (f(x, y), evaluate(f.outputs, [x, y])[0]):
+        np.testing.assert_array_equal(got.view(np.uint64 if dtype == np.float64 else np.uint32),
+                                      expected.view(np.uint64 if dtype == np.float64
+                                                    else np.uint32))

@@ -143,6 +143,30 @@ def test_elementwise_ops_over_a_padded_grid_run_on_the_grid(last):
     assert_same(evaluate([node], [value])[0], evaluate([raw], [value])[0])
 
 
+@fast(25)
+@given(data=st.data())
+def test_elementwise_ops_on_the_grid_keep_every_value(data):
+    """Random grids (last axis 6-12) read through pads and slices, combined with flat terms:
+    the simplified graph (computed on the grid where the rule fires) gives the raw bits, and
+    so does its compiled code."""
+    shape = tuple(data.draw(st.lists(st.integers(3, 5), min_size=1, max_size=2))) + (
+        data.draw(st.integers(6, 12)),)
+    size = int(np.prod(shape))
+    value = data.draw(arrays((size,), np.float64, special=True))
+    (u,) = inputs_of(((size,), dtypes.float64))
+    grid = u.reshape(shape)
+    cut = tuple(slice(1, None) if data.draw(st.booleans()) else slice(None, -1) for _ in shape)
+    moved = av.pad(grid[cut], tuple((1, 0) if c.start else (0, 1) for c in cut))
+    y = abs(u) * 1.5 + moved.reshape(-1) * data.draw(st.sampled_from([2.0, -0.0]))
+    if data.draw(st.booleans()):
+        y = av.maximum(y, u) - moved.reshape(-1)
+    raw = evaluate([y.node], [value])[0]
+    (node,) = simplify([y.node])
+    assert_same(evaluate([node], [value])[0], raw, "simplified vs raw graph")
+    fn = av.NumericalFunction.from_graph("f", [av.Arg(size)], [y.node], False)
+    check_function(fn, [value], [raw])
+
+
 @pytest.mark.parametrize("length", [10, 200], ids=["short", "deeper than MAX_NESTING"])
 def test_slices_move_through_long_chains_in_one_call(length):
     """A slice pushed through a chain of elementwise ops reaches the input in one call (the

@@ -250,11 +250,15 @@ def _choose(B, n, mine: int):
     return B.where(won, B.where(tie, B.scalar(0.5, n), B.scalar(1, n)), B.scalar(0, n))
 
 
-def _extremum(name: str, np_fn, intrinsic: str, int_pred: str) -> OpDef:
+def _extremum(name: str, np_fn, float_pred: str, int_pred: str) -> OpDef:
     def emit(e, node, x, y):
         if node.dtype.is_float:
-            # llvm.maximum/minimum propagate NaN, as np.maximum/np.minimum do.
-            return _intrinsic(intrinsic)(e, node, x, y)
+            # NumPy's rule, to the bit: x where it wins or is NaN, else y (so y at ties: of
+            # +0.0 and -0.0 the second, which llvm.maximum/minimum would order instead)
+            ty = node.dtype.llvm
+            wins = e.op(f"fcmp {float_pred} {ty} {x}, {y}")
+            nan = e.op(f"fcmp uno {ty} {x}, 0.0")
+            return e.op(f"select i1 {e.op(f'or i1 {wins}, {nan}')}, {ty} {x}, {ty} {y}")
         cond = e.op(f"icmp {int_pred} i64 {x}, {y}")
         return e.op(f"select i1 {cond}, i64 {x}, i64 {y}")
     return OpDef(name, 2, **_same("fi"),
@@ -263,8 +267,8 @@ def _extremum(name: str, np_fn, intrinsic: str, int_pred: str) -> OpDef:
                                      lambda B, n: _choose(B, n, 1)))
 
 
-MAX = _extremum("max", np.maximum, "maximum", "sgt")
-MIN = _extremum("min", np.minimum, "minimum", "slt")
+MAX = _extremum("max", np.maximum, "ogt", "sgt")
+MIN = _extremum("min", np.minimum, "olt", "slt")
 
 
 def _pow_base(B, n):
