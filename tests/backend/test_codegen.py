@@ -244,6 +244,20 @@ def _vector_ops(text: str) -> int:
     return len(re.findall(r"= f(?:add|sub|mul|div)(?: \w+)* <\d+ x double>", text))
 
 
+def test_max_and_min_reductions_are_vectorised_and_exact():
+    """A full max or min folds with llvm.maximum/minimum, which LLVM vectorises (the
+    elementwise ops' compare-and-select, exact to NumPy's sign of a tie of zeros, would keep the
+    loop scalar); the values are NumPy's, NaN included."""
+    f = av.NumericalFunction("spread", lambda x: av.stack([x.max(), x.min()]), (av.Arg(1000),))
+    ir = f.optimized_llvm_ir
+    assert re.search(r"@llvm\.(?:vector\.reduce\.fmaximum|maximum)\.v\d+f64", ir), "max: scalar"
+    assert re.search(r"@llvm\.(?:vector\.reduce\.fminimum|minimum)\.v\d+f64", ir), "min: scalar"
+    x = np.random.default_rng(2).normal(size=1000)
+    np.testing.assert_array_equal(f(x), [x.max(), x.min()])
+    x[123] = np.nan
+    assert np.isnan(f(x)).all()
+
+
 @pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
 def test_a_stencil_energy_gradient_is_vectorised():
     """Class 3 of the array benchmarks: the reverse pass of forward differences of a grid
