@@ -284,3 +284,18 @@ def test_sparsity_of_solve_covers_the_dense_derivatives_exactly_per_batch():
     assert (h_pattern | ~hessian).all(), "a nonzero of the Hessian is missing from its pattern"
     # the two batch matrices never interact
     assert not h_pattern[:9, 9:18].any() and not h_pattern[:9, 27:].any()
+
+
+def test_clip_of_special_values_is_numpys_bits():
+    """Every bound pair of -inf, -1, -0.0, +0.0, 1, inf, NaN or None against the same values:
+    NumPy's bits (between two bounds a tie of zeros keeps `a`; with one bound clip is NumPy's
+    maximum or minimum, which keeps the bound)."""
+    special = [-np.inf, -1.0, -0.0, 0.0, 1.0, np.inf, np.nan]
+    x = np.array(special)
+    for lo in special + [None]:
+        for hi in special + [None]:
+            if lo is None and hi is None:
+                continue
+            f = av.NumericalFunction("clip", lambda a: anp.clip(a, lo, hi), (av.Arg(x.size),))
+            np.testing.assert_array_equal(f(x).view(np.uint64), np.clip(x, lo, hi).view(np.uint64),
+                                          err_msg=f"clip(x, {lo}, {hi})")

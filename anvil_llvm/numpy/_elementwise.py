@@ -226,11 +226,14 @@ def clip(a, a_min=None, a_max=None) -> Tensor:
     if a_min is None and a_max is None:
         raise ValueError("clip: a_min and a_max cannot both be None")
     out = as_tensor(a)
-    if a_min is not None:
-        out = maximum(out, a_min)
-    if a_max is not None:
-        out = minimum(out, a_max)
-    return out
+    if a_min is None:
+        return minimum(out, a_max)
+    if a_max is None:
+        return maximum(out, a_min)
+    # NumPy's clip between two bounds keeps `a` at a tie (of +0.0 and -0.0), where its
+    # maximum and minimum (and its clip with one bound, which calls them) keep their second
+    # operand: the bounds come first
+    return minimum(a_max, maximum(a_min, out))
 
 
 def logaddexp(x, y) -> Tensor:
