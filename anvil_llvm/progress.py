@@ -109,16 +109,36 @@ def _timed(name: str, subject: str) -> Iterator[None]:
     finally:
         build.depth -= 1
         ended = time.perf_counter()
-        build.records.append((name, depth, ended - started))
-        if build.loud:
-            _report(build, build.records[-1])
-        elif ended - build.start > THRESHOLD:
-            build.loud = True
-            for record in build.records:
-                _report(build, record)
+        _ended(build, (name, depth, ended - started), ended)
         if outermost:
             _local.build, _local.last = None, build.records
             _finish(build, ended)
+
+
+def ran(name: str, seconds: float) -> None:
+    """Record `name`, a stage that ran elsewhere for `seconds` (in LLVM's helper process) and
+    ended now, as a stage of the running one in this thread's build (if one runs).
+
+    >>> with stage("example", "f"):
+    ...     ran("elsewhere", 0.25)
+    >>> last_build()[0]
+    ('elsewhere', 2, 0.25)
+    """
+    build = getattr(_local, "build", None)
+    if build is not None:
+        _ended(build, (name, build.depth + 1, seconds), time.perf_counter())
+
+
+def _ended(build: _Build, record: tuple[str, int, float], now: float) -> None:
+    """Add a finished stage to `build`; past the threshold, report it (and, the first time,
+    the stages before it)."""
+    build.records.append(record)
+    if build.loud:
+        _report(build, record)
+    elif now - build.start > THRESHOLD:
+        build.loud = True
+        for earlier in build.records:
+            _report(build, earlier)
 
 
 def _report(build: _Build, record: tuple[str, int, float]) -> None:
@@ -148,4 +168,4 @@ def _terminal() -> bool:
     return _settings["verbose"] and sys.stderr is not None and sys.stderr.isatty()
 
 
-__all__ = ["THRESHOLD", "last_build", "logger", "stage", "verbose"]
+__all__ = ["THRESHOLD", "last_build", "logger", "ran", "stage", "verbose"]

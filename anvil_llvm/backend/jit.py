@@ -1,19 +1,16 @@
-"""LLVM target machines, the O3 pipeline, object code, the in-process JIT and its caches.
-
-One object file per function is emitted once and JIT-loaded from those bytes, so the same bytes
-serve the on-disk cache (cache.py). Each engine owns its target machine.
+"""The in-process JIT and its caches: object code (objectcode.py, compiled here or in LLVM's
+helper process: compiler.py) is emitted once per function and JIT-loaded from those bytes, so
+the same bytes serve the on-disk cache (cache.py). Each engine owns its target machine.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import threading
 from typing import TYPE_CHECKING, Callable
 
 import llvmlite.binding as llvm
 
 from .. import progress
-from . import blas, cache, constants, engines
+from . import blas, cache, compiler, constants, engines, objectcode
 from .target import Target
 
 if TYPE_CHECKING:
@@ -31,43 +28,26 @@ def initialise() -> None:
     with _lock:
         if _initialised:
             return
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        llvm.initialize_native_asmparser()
+        objectcode.initialise()
         # Creating an engine makes LLVM load the process's symbols (Python's C API, libm),
         # which `check_symbols` then finds with address_of_symbol.
         engines.current()
         _initialised = True
 
 
-@functools.lru_cache(maxsize=None)
 def target_machine(target: Target, opt: int = 3):
     """The LLVM target machine of `target` generating code at `opt`, made once (~0.3 ms).
     Used under `_lock`."""
     initialise()
-    return llvm.Target.from_triple(target.triple).create_target_machine(
-        cpu=target.cpu, features=target.features, opt=opt,
-        reloc=target.reloc, codemodel=target.code_model, jit=False)
-
-
-def optimise(module, tm, vectorise: bool = True) -> None:
-    """The O3 pipeline with loop and SLP vectorisation (chunks of huge scalar graphs are
-    `optnone` functions, which it leaves alone; see codegen.py); `vectorise=False` turns both
-    vectorisers off, to see what they do."""
-    pto = llvm.create_pipeline_tuning_options(speed_level=3)
-    pto.loop_vectorization = vectorise
-    pto.slp_vectorization = vectorise
-    pb = llvm.create_pass_builder(tm, pto)
-    pb.getModulePassManager().run(module, pb)
+    return objectcode.target_machine(target.machine, opt)
 
 
 def compile_object(ir_text: str, codegen_opt: int = 3) -> tuple[bytes, list[str]]:
-    """Parse, verify, optimise at O3 and emit an object file for the host."""
-    with _parsed(ir_text, codegen_opt) as (module, tm):
-        externals = _external_symbols(module)
-        optimise_unless_optnone(module, tm)
-        with progress.stage("code generation"):
-            return tm.emit_object(module), externals
+    """Parse, verify, optimise at O3 and emit an object file for the host (in this process or
+    LLVM's helper process: compiler.py)."""
+    with _lock:
+        initialise()
+        return compiler.compile_module(ir_text, Target.jit().machine, codegen_opt)
 
 
 def optimised_ir(ir_text: str, codegen_opt: int = 3) -> str:
@@ -79,52 +59,18 @@ def optimised_ir(ir_text: str, codegen_opt: int = 3) -> str:
     >>> "fmul <" in optimised_ir(f.llvm_ir)    # <2 x double>, <4 x ...>, ... by the host's CPU
     True
     """
-    with _parsed(ir_text, codegen_opt) as (module, tm):
-        optimise_unless_optnone(module, tm)
-        return str(module)
-
-
-@contextlib.contextmanager
-def _parsed(ir_text: str, codegen_opt: int):
-    """Under `_lock`: the module `ir_text` for this host, parsed and verified, with the target
-    machine generating its code at `codegen_opt`; closed on exit."""
     with _lock:
         tm = target_machine(Target.jit(), codegen_opt)
-        with progress.stage("LLVM parse"):
-            # A context of its own: LLVM's global one (numba's too) keeps every constant and
-            # type ever parsed into it, growing with each build.
-            context = llvm.create_context()
-            module = llvm.parse_assembly(ir_text, context=context)
-            module.triple = tm.triple
-            module.data_layout = str(tm.target_data)
-            module.verify()
-        try:
-            yield module, tm
-        finally:
-            module.close()
-            context.close()
+        with objectcode.parsed(ir_text, tm, progress.stage) as module:
+            optimise_unless_optnone(module, tm)
+            return str(module)
 
 
 def optimise_unless_optnone(module, tm) -> None:
     """Run the O3 pipeline on `module` unless all its functions are `optnone`."""
-    if not _all_optnone(module):
+    if not objectcode.all_optnone(module):
         with progress.stage("LLVM optimisation"):
-            optimise(module, tm)
-
-
-def _all_optnone(module) -> bool:
-    """Whether every function the module defines is `optnone` (the Python entry points): the
-    pipeline would leave them as they are, and each run of it costs time and leaks ~60 KB in
-    llvmlite 0.50 (docs/backend.md, "Object code and the caches")."""
-    return all(f.is_declaration or any(b"optnone" in a.split() for a in f.attributes)
-               for f in module.functions)
-
-
-def _external_symbols(module) -> list[str]:
-    """Names the object will need from the process (intrinsics are LLVM's own)."""
-    names = [f.name for f in module.functions if f.is_declaration]
-    names += [g.name for g in module.global_variables if g.is_declaration]
-    return sorted(n for n in names if not n.startswith("llvm."))
+            objectcode.optimise(module, tm)
 
 
 def check_symbols(externals: list[str]) -> None:

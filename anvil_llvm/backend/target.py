@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import llvmlite.binding as llvm
 
-from . import vecmath
+from . import objectcode, vecmath
 
 
 SHARED_CONSTANTS = 1 << 16     # JIT code references constant arrays of 64 KiB and more
@@ -85,6 +85,12 @@ class Target:
             return None
         return ",".join(filter(None, (self.features, "+prefer-no-gather",
                                       "+prefer-no-scatter")))
+
+    @property
+    def machine(self) -> objectcode.Machine:
+        """What LLVM's target machine for this target is made from."""
+        return objectcode.Machine(self.triple, self.cpu, self.features, self.code_model,
+                                  self.reloc)
 
     @property
     def key(self) -> str:

@@ -26,7 +26,7 @@ import pytest
 
 import anvil_llvm as av
 from anvil_llvm import ad
-from anvil_llvm.backend import jit
+from anvil_llvm.backend import objectcode
 from anvil_llvm.backend.target import _X86_LEVELS, Target
 
 ARITHMETIC = frozenset({"fadd", "fsub", "fmul", "fdiv", "fneg"})
@@ -336,7 +336,8 @@ def test_a_closed_form_hessian_calls_no_gemm(name):
 def test_the_checks_fail_with_llvms_vectorisers_off(name, monkeypatch):
     """The same IR through the pipeline without loop and SLP vectorisation: no check passes.
     (Only the IR is optimised so: compiling would write scalar code to the disk cache.)"""
-    monkeypatch.setattr(jit, "optimise", functools.partial(jit.optimise, vectorise=False))
+    monkeypatch.setattr(objectcode, "optimise",
+                        functools.partial(objectcode.optimise, vectorise=False))
     ir = function(name).optimized_llvm_ir
     assert not vectorised(ir) and scalar_loops(ir)
     assert not any(vector_math(ir, math) for math in CASES[name].math)
