@@ -100,20 +100,23 @@ def host_record() -> dict:
             "source": _source_digest()}
 
 
-def _source_digest() -> str:
+def _source_digest(package: str = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+                   ) -> str:
     """A digest of the size and modification time of anvil_llvm's source files: entries keyed
     by a function's graph are lowered by this code, so a changed lowering (a development
-    checkout) must not hit them. Stat, not read: ~1 ms on the first build of a process."""
-    h = hashlib.sha256()
-    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for folder, subfolders, files in os.walk(package):
-        subfolders.sort()
-        for name in sorted(files):
-            if name.endswith(".py"):
-                info = os.stat(os.path.join(folder, name))
-                h.update(f"{folder[len(package):]}/{name}:{info.st_size}:{info.st_mtime_ns}\n"
-                         .encode())
-    return h.hexdigest()
+    checkout) must not hit them. Stat, not read, and `scandir` (which skips the stat of
+    folders and of files that are not sources): ~0.4 ms on the first build of a process."""
+    lines, folders = [], [package]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.name.endswith(".py") and entry.is_file(follow_symlinks=False):
+                    info = entry.stat(follow_symlinks=False)
+                    lines.append(f"{entry.path[len(package):]}:{info.st_size}:"
+                                 f"{info.st_mtime_ns}")
+                elif entry.name != "__pycache__" and entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
 
 
 def key(*parts) -> str:

@@ -28,9 +28,13 @@ class _Engine:
 
     def __init__(self):
         # Each engine owns its target machine; a default one does (the engine only loads
-        # objects compiled elsewhere, so no CPU query).
+        # objects compiled elsewhere, so no CPU query). MCJIT needs a module to start with;
+        # left in, the first `finalize_object` would generate code for it (~0.5 ms, most of
+        # loading a small function's object).
         target_machine = llvm.Target.from_default_triple().create_target_machine(jit=True)
-        self.engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), target_machine)
+        empty = llvm.parse_assembly("")
+        self.engine = llvm.create_mcjit_compiler(empty, target_machine)
+        self.engine.remove_module(empty)
         self.keys: list[str] = []
         self.users = 0
         self.kept: list = []         # what its code points to (shared constants)

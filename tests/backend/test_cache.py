@@ -4,6 +4,7 @@ directories and entries that are not regular files refused, failed writes cleane
 cap with least-recently-used eviction, the command line, a fresh cache for each test run)."""
 import contextlib
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -588,4 +589,38 @@ def test_keys_differ_by_name_signature_and_graph():
 
 
 def test_entries_record_the_source_they_were_built_by():
-    assert len(cache.host_record()["source"]) == 64
+    assert cache.host_record()["source"] == cache._source_digest()
+
+
+def _walked_digest(package: str) -> str:
+    """The digest as a plain os.walk over the sources computes it (the reference)."""
+    lines = []
+    for folder, subfolders, files in os.walk(package):
+        subfolders[:] = [f for f in subfolders if f != "__pycache__"]
+        for name in files:
+            if name.endswith(".py"):
+                info = os.stat(os.path.join(folder, name))
+                lines.append(f"{folder[len(package):]}/{name}:{info.st_size}:{info.st_mtime_ns}")
+    return hashlib.sha256("\n".join(sorted(lines)).encode()).hexdigest()
+
+
+def test_the_source_digest_follows_every_source_file_and_nothing_else(tmp_path):
+    for name in ("a.py", "sub/b.py", "sub/deeper/c.py", "sub/__pycache__/b.cpython.py",
+                 "notes.txt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
+    package = str(tmp_path)
+    first = cache._source_digest(package)
+    assert first == _walked_digest(package)
+    (tmp_path / "notes.txt").write_text("changed\n")
+    (tmp_path / "sub/__pycache__/b.cpython.py").write_text("changed\n")
+    assert cache._source_digest(package) == first
+    (tmp_path / "sub/deeper/c.py").write_text("x = 22\n")
+    edited = cache._source_digest(package)
+    assert edited != first and edited == _walked_digest(package)
+    os.utime(tmp_path / "a.py", ns=(0, 0))
+    touched = cache._source_digest(package)
+    assert touched != edited and touched == _walked_digest(package)
+    (tmp_path / "sub/new.py").write_text("")
+    assert cache._source_digest(package) not in (first, edited, touched)
+    assert cache._source_digest() == _walked_digest(os.path.dirname(av.__file__))
