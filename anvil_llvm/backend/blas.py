@@ -1,4 +1,4 @@
-"""Large contractions as BLAS GEMM calls.
+"""Large contractions as BLAS GEMM calls; SciPy's BLAS and LAPACK routines bound for JIT code.
 
 A contraction whose work exceeds `GEMM_WORK` is rewritten into a batched matrix product of
 contiguous operands, (B, M, K) @ (B, K, N) -> (B, M, N), each operand a realised buffer read
@@ -20,26 +20,36 @@ from ..ir.uop import UOp
 GEMM_WORK = 1 << 15           # M*N*K below this stays a fused loop nest
 CANONICAL = ((2,), (1,), (0,), (0,))
 _SYMBOLS = {dtypes.float64: ("anvil_dgemm", "dgemm"), dtypes.float32: ("anvil_sgemm", "sgemm")}
+# Every routine JIT code may call (GEMM here, the rest from the linear algebra ops' lowering,
+# ir/ops/linalg.py): its symbol is anvil_<routine>.
+_ROUTINES = {"cython_blas": ("dgemm", "sgemm", "dtrsm", "strsm"),
+             "cython_lapack": ("dgetrf", "sgetrf", "dgetrs", "sgetrs", "dpotrf", "spotrf",
+                               "dsyevd", "ssyevd")}
 _registered = False
 
 
 def uses_blas(externals: list[str]) -> bool:
-    return any(symbol in externals for symbol, _ in _SYMBOLS.values())
+    """Whether code needing `externals` calls SciPy's BLAS or LAPACK."""
+    return any(name.startswith("anvil_") and name[6:] in _ALL for name in externals)
+
+
+_ALL = frozenset(r for routines in _ROUTINES.values() for r in routines)
 
 
 def register() -> None:
-    """Expose SciPy's BLAS GEMM to JIT code as `anvil_dgemm` and `anvil_sgemm` (once)."""
+    """Expose SciPy's BLAS and LAPACK routines to JIT code as `anvil_<routine>` (once)."""
     global _registered
     if _registered:
         return
-    from scipy.linalg import cython_blas
+    from scipy.linalg import cython_blas, cython_lapack
     name_of = ctypes.pythonapi.PyCapsule_GetName
     name_of.restype, name_of.argtypes = ctypes.c_char_p, [ctypes.py_object]
     pointer = ctypes.pythonapi.PyCapsule_GetPointer
     pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
-    for symbol, routine in _SYMBOLS.values():
-        capsule = cython_blas.__pyx_capi__[routine]
-        llvm.add_symbol(symbol, pointer(capsule, name_of(capsule)))
+    for module in (cython_blas, cython_lapack):
+        for routine in _ROUTINES[module.__name__.rsplit(".", 1)[1]]:
+            capsule = module.__pyx_capi__[routine]
+            llvm.add_symbol(f"anvil_{routine}", pointer(capsule, name_of(capsule)))
     _registered = True
 
 

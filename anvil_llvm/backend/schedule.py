@@ -33,6 +33,7 @@ class Schedule:
     work_bytes: int
     elements: int       # elements computed per call, summed over the graph: a work estimate
     gemms: frozenset = frozenset()      # contractions computed by BLAS GEMM calls
+    lapack: bool = False    # programs (linear algebra) on large matrices may call LAPACK
 
 
 def inline_reduction(node: UOp, gemms: frozenset) -> bool:
@@ -181,7 +182,8 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
 
 def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedule:
     """Split the graph of `outputs` into kernels and lay out the workspace; large contractions
-    become BLAS GEMM calls if `gemm`, else loop nests.
+    become BLAS GEMM calls if `gemm`, else loop nests; `gemm` also lets linear algebra on large
+    matrices call LAPACK (both are SciPy's, bound in this process).
 
     A node is realised when it is an input, an output, a reduction, contraction or placement, or
     used by several consumers where recomputing would cost more than a load; everything else
@@ -251,7 +253,7 @@ def schedule(inputs: list[UOp], outputs: list[UOp], gemm: bool = True) -> Schedu
     elements = sum(node.size for node in order) + sum(
         k.roots[0].arg.length * k.body.elements for k in kernels if k.body is not None)
     return Schedule(list(inputs), list(outputs), kernels, buffers, constants, work_bytes,
-                    elements, gemms)
+                    elements, gemms, lapack=gemm)
 
 
 def is_small(node: UOp) -> bool:

@@ -39,8 +39,9 @@ class Target:
     vector_math: bool        # loops may call glibc's libmvec (docs/backend.md, "Vector math")
     shared_constants: int | None   # constant arrays from this many bytes on are referenced by
                                    # a process-wide symbol, not embedded (None: all embedded)
-    gemm: str | None               # how large contractions run: "scipy" (SciPy's BLAS, bound
-                                   # by address in this process) or None (loop nests)
+    gemm: str | None               # how large contractions and factorisations run: "scipy"
+                                   # (SciPy's BLAS and LAPACK, bound by address in this
+                                   # process) or None (loop nests)
 
     @classmethod
     def jit(cls) -> "Target":

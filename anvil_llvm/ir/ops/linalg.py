@@ -8,13 +8,15 @@
 - CHOLESKY(A) = L, lower, with L L^T = A, reading only A's lower triangle (as NumPy);
 - EIGH(A) = (w, V) packed as (..., n + 1, n): the eigenvalues, ascending, over the
   eigenvectors' matrix (columns), of the symmetric matrix whose lower triangle is A's: Jacobi
-  rotations;
+  rotations (slow from n ~ 32 on: O(n^3) per sweep);
 - QR(A) = (Q, R) packed as (..., m + n, n) for A (..., m, n), m >= n: Q (m, n) with orthonormal
   columns over upper triangular R (n, n), A = Q R: Householder reflections with LAPACK's signs.
 
-Each lowers to a sequential kernel in native loops (no LAPACK, so it also exports) and
-differentiates by the matrix-calculus rules, written with these ops again, so every order of
-derivative and vmap compose.
+Each lowers to a sequential kernel in native loops (no LAPACK, so it also exports); in code for
+this process (the JIT, where SciPy's BLAS and LAPACK are bound: `Schedule.lapack`), matrices
+from `LAPACK_FROM[op]` rows on call LAPACK instead (getrf/getrs, trsm, potrf, syevd), with the
+same conventions. Each differentiates by the matrix-calculus rules, written with these ops
+again, so every order of derivative and vmap compose.
 """
 from __future__ import annotations
 
@@ -615,6 +617,8 @@ def _substitute(code: _Code, t: str, n: int, x: str, k: int, lower: bool,
 
 def _emit_solve(ctx, node: UOp, out: str, scratch: str) -> None:
     """Per batch matrix: A into `scratch`, B into `out`; eliminate, then substitute back."""
+    if _uses_lapack(ctx, node):
+        return _lapack_solve(ctx, node, out, scratch)
     code = _Code(ctx, node.dtype)
     a, b = node.src
     n, k = node.shape[-2:]
@@ -629,6 +633,8 @@ def _emit_solve(ctx, node: UOp, out: str, scratch: str) -> None:
 
 def _emit_trisolve(ctx, node: UOp, out: str, scratch: str) -> None:
     """Per batch matrix: B into `out`, then substitution with T read in place."""
+    if _uses_lapack(ctx, node):
+        return _lapack_trisolve(ctx, node, out, scratch)
     code = _Code(ctx, node.dtype)
     t, b = node.src
     lower, trans = node.arg
@@ -643,6 +649,8 @@ def _emit_trisolve(ctx, node: UOp, out: str, scratch: str) -> None:
 def _emit_slogdet(ctx, node: UOp, out: str, scratch: str) -> None:
     """Per batch matrix: eliminate a copy in `scratch`; the sign flips with each row swap and
     takes each pivot's sign (0 for a zero pivot), log|det| sums log|pivot|."""
+    if _uses_lapack(ctx, node):
+        return _lapack_slogdet(ctx, node, out, scratch)
     code = _Code(ctx, node.dtype)
     n = node.src[0].shape[-1]
     row, close = code.batch(node)
@@ -650,19 +658,25 @@ def _emit_slogdet(ctx, node: UOp, out: str, scratch: str) -> None:
     sign, logabs = code.slot("1.0"), code.slot("0.0")
 
     def on_pivot(c: str, p: str, pivot: str) -> None:
-        s = code.load(sign)
-        s = code.select(code.e.op(f"icmp ne i64 {p}, {c}"), code.e.op(f"fneg {code.ty} {s}"), s)
-        # +1, -1, or the pivot times 0: 0 for a zero pivot, NaN for NaN
-        factor = code.select(code.cmp("ogt", pivot, "0.0"), "1.0", code.select(
-            code.cmp("olt", pivot, "0.0"), "-1.0", code.arith("fmul", pivot, "0.0")))
-        code.store(code.arith("fmul", s, factor), sign)
-        code.store(code.arith("fadd", code.load(logabs), code.math("log", code.math("fabs", pivot))),
-                   logabs)
+        _pivot_sign(code, sign, logabs, code.e.op(f"icmp ne i64 {p}, {c}"), pivot)
     _eliminate(code, scratch, n, [], on_pivot)
     result = code.matrix(out, row, 2)
     code.store(code.load(sign), result)
     code.store(code.load(logabs), code.ptr(result, "1"))
     close()
+
+
+def _pivot_sign(code: _Code, sign: str, logabs: str, swapped: str, pivot: str) -> None:
+    """The slots `sign` and `logabs` after a pivot (its row swapped or not): the sign flips
+    with a swap and takes the pivot's sign, log|det| adds log|pivot|."""
+    s = code.load(sign)
+    s = code.select(swapped, code.e.op(f"fneg {code.ty} {s}"), s)
+    # +1, -1, or the pivot times 0: 0 for a zero pivot, NaN for NaN
+    factor = code.select(code.cmp("ogt", pivot, "0.0"), "1.0", code.select(
+        code.cmp("olt", pivot, "0.0"), "-1.0", code.arith("fmul", pivot, "0.0")))
+    code.store(code.arith("fmul", s, factor), sign)
+    code.store(code.arith("fadd", code.load(logabs), code.math("log", code.math("fabs", pivot))),
+               logabs)
 
 
 NAN = "0x7FF8000000000000"      # an LLVM float literal of either width
@@ -682,6 +696,8 @@ def _dot(code: _Code, base: str, r1: str, r2: str, count: str, width: int) -> st
 def _emit_cholesky(ctx, node: UOp, out: str, scratch: str) -> None:
     """Per batch matrix, column by column (Cholesky-Crout) from A's lower triangle into `out`;
     a pivot that is not positive (or NaN) makes the whole matrix NaN."""
+    if _uses_lapack(ctx, node):
+        return _lapack_cholesky(ctx, node, out, scratch)
     code = _Code(ctx, node.dtype)
     n = node.shape[-1]
     row, close = code.batch(node)
@@ -795,6 +811,13 @@ def _sort_and_sign(code: _Code, s_: str, w: str, v: str, n: int) -> None:
         code.store(wi, code.ptr(w, m))
         code.swap(v, i, m, n, columns=True)
     code.when(code.e.op(f"icmp ne i64 {m}, {i}"), swap)
+    _largest_positive(code, v, i, n)
+    close_sort()
+
+
+def _largest_positive(code: _Code, v: str, i: str, n: int) -> None:
+    """Column i of V negated if its entry of largest magnitude (the first of equal ones) is
+    negative."""
     largest = code.slot("0.0")
     k, close_scan = code.loop(n, "largest")
     x = code.load(code.at(v, k, i, n))
@@ -808,12 +831,13 @@ def _sort_and_sign(code: _Code, s_: str, w: str, v: str, n: int) -> None:
         code.store(code.e.op(f"fneg {code.ty} {code.load(place)}"), place)
         close_flip()
     code.when(code.cmp("olt", code.load(largest), "0.0"), flip)
-    close_sort()
 
 
 def _emit_eigh(ctx, node: UOp, out: str, scratch: str) -> None:
     """Per batch matrix: S (symmetric, from A's lower triangle) in `scratch`, V = I in the
     result's last n rows; Jacobi sweeps; the eigenvalues into its first row."""
+    if _uses_lapack(ctx, node):
+        return _lapack_eigh(ctx, node, out, scratch)
     code = _Code(ctx, node.dtype)
     n = node.shape[-1]
     row, close = code.batch(node)
@@ -940,8 +964,221 @@ def _qr_numpy(arg, a: np.ndarray) -> np.ndarray:
     return np.concatenate([q, r], axis=-2)
 
 
-def _square_scratch(node: UOp) -> int:
-    return node.src[0].shape[-1] ** 2
+# ---- lowering: LAPACK calls (JIT code on large matrices) -----------------------------------------
+LAPACK_FROM = {"solve": 72 ** 3, "slogdet": 80 ** 3, "cholesky": 32 ** 3, "eigh": 8 ** 3,
+               "trisolve": 1 << 18}
+"""The work per matrix (n^3 for n x n; n^2 k for a triangular solve of k right sides) from which
+JIT code calls LAPACK for each op: where SciPy's routines overtook the native loops on this
+machine (docs/numpy.md, "Large matrices: LAPACK in JIT code")."""
+
+
+def _lapack_sized(node: UOp) -> bool:
+    """Whether `node` calls LAPACK where LAPACK is bound (its scratch is sized for it)."""
+    n = node.src[0].shape[-1]
+    work = n * n * (node.shape[-1] if node.op.name == "trisolve" else n)
+    return node.dtype.np in (np.float64, np.float32) and work >= LAPACK_FROM[node.op.name]
+
+
+def _uses_lapack(ctx, node: UOp) -> bool:
+    return ctx.sched.lapack and _lapack_sized(node)
+
+
+def _ints(count: int, node: UOp) -> int:
+    """Elements of `node`'s dtype that hold `count` 32-bit integers."""
+    return -(-count * 4 // node.dtype.np.itemsize)
+
+
+class _Fortran:
+    """Calls of SciPy's BLAS and LAPACK routines (`anvil_<d|s><routine>`, bound by backend/
+    blas.py) with Fortran's conventions: every argument by address, matrices column-major.
+    A row-major matrix read column-major is its transpose; the calls below are chosen so that
+    this is what they need."""
+
+    def __init__(self, code: _Code):
+        self.code, self.e = code, code.e
+        self.prefix = "d" if code.ty == "double" else "s"
+        self.info = code.e.alloca("i32")
+
+    def call(self, routine: str, *args: tuple[str, str]) -> None:
+        """Call `routine` with `args`: ("char", "U"), ("int", value), ("real", value) become
+        slots; ("ptr", p) passes p; ("info", "") the info slot."""
+        pointers = []
+        for kind, value in args:
+            if kind == "char":
+                pointers.append(self.code.slot(str(ord(value)), "i8"))
+            elif kind == "int":
+                pointers.append(self.code.slot(str(value), "i32"))
+            elif kind == "real":
+                pointers.append(self.code.slot(value))
+            elif kind == "info":
+                pointers.append(self.info)
+            else:
+                pointers.append(value)
+        symbol = f"anvil_{self.prefix}{routine}"
+        self.e.declare(symbol, "void", ["ptr"] * len(pointers), "nounwind")
+        self.e.line(f"call void @{symbol}({', '.join(f'ptr {p}' for p in pointers)})")
+
+    def failed(self) -> str:
+        """Whether the last call's info is not 0."""
+        return self.e.op(f"icmp ne i32 {self.code.load(self.info, 'i32')}, 0")
+
+
+def _transposed_copy(code: _Code, dst: str, src: str, rows: int, cols: int) -> None:
+    """dst (cols x rows) <- src (rows x cols)^T, both row-major."""
+    i, close_rows = code.loop(rows, "t.row")
+    j, close_cols = code.loop(cols, "t.col")
+    code.store(code.load(code.at(src, i, j, cols)), code.at(dst, j, i, rows))
+    close_cols()
+    close_rows()
+
+
+def _fill_nan(code: _Code, base: str, count: int) -> None:
+    k, close = code.loop(count, "nan")
+    code.store(NAN, code.ptr(base, k))
+    close()
+
+
+def _lapack_lu(code: _Code, blas: _Fortran, a: str, lu: str, pivots: str, n: int) -> None:
+    """getrf of A (n x n at `a`) copied to `lu`: read column-major it factors A^T = P L U."""
+    code.copy(lu, a, n * n)
+    blas.call("getrf", ("int", n), ("int", n), ("ptr", lu), ("int", n), ("ptr", pivots),
+              ("info", ""))
+
+
+def _lapack_solve(ctx, node: UOp, out: str, scratch: str) -> None:
+    """getrf of A^T, then getrs with A^T transposed back ('T'); B (row-major, so B^T read
+    column-major) is transposed into scratch around the call when it has several columns."""
+    code, n, k = _Code(ctx, node.dtype), *node.shape[-2:]
+    blas = _Fortran(code)
+    pivots, columns = code.ptr(scratch, str(n * n)), code.ptr(scratch, str(n * n + _ints(n, node)))
+    row, close = code.batch(node)
+    _lapack_lu(code, blas, code.matrix(ctx.start(node.src[0]), row, n * n), scratch, pivots, n)
+    x, b = code.matrix(out, row, n * k), code.matrix(ctx.start(node.src[1]), row, n * k)
+    if k == 1:
+        code.copy(x, b, n)
+    else:
+        _transposed_copy(code, columns, b, n, k)
+    blas.call("getrs", ("char", "T"), ("int", n), ("int", k), ("ptr", scratch), ("int", n),
+              ("ptr", pivots), ("ptr", x if k == 1 else columns), ("int", n), ("info", ""))
+    if k > 1:
+        _transposed_copy(code, x, columns, k, n)
+    close()
+
+
+def _lapack_trisolve(ctx, node: UOp, out: str, scratch: str) -> None:
+    """op(T) X = B is X^T op(T)^T = B^T: trsm from the right on B^T (B read column-major),
+    with T^T (T read column-major; its triangle the other one)."""
+    code, n, k = _Code(ctx, node.dtype), *node.shape[-2:]
+    blas = _Fortran(code)
+    lower, trans = node.arg
+    row, close = code.batch(node)
+    x = code.matrix(out, row, n * k)
+    code.copy(x, code.matrix(ctx.start(node.src[1]), row, n * k), n * k)
+    blas.call("trsm", ("char", "R"), ("char", "U" if lower else "L"), ("char", "T" if trans else "N"),
+              ("char", "N"), ("int", k), ("int", n), ("real", "1.0"),
+              ("ptr", code.matrix(ctx.start(node.src[0]), row, n * n)), ("int", n), ("ptr", x),
+              ("int", k))
+    close()
+
+
+def _lapack_slogdet(ctx, node: UOp, out: str, scratch: str) -> None:
+    """getrf of A^T (det A^T = det A): the sign flips with each row swap (pivots are 1-based)
+    and takes each pivot's sign (0 for a zero pivot, NaN for NaN), log|det| sums log|pivot|."""
+    code, n = _Code(ctx, node.dtype), node.src[0].shape[-1]
+    blas = _Fortran(code)
+    pivots = code.ptr(scratch, str(n * n))
+    row, close = code.batch(node)
+    _lapack_lu(code, blas, code.matrix(ctx.start(node.src[0]), row, n * n), scratch, pivots, n)
+    sign, logabs = code.slot("1.0"), code.slot("0.0")
+    c, close_pivots = code.loop(n, "pivot")
+    swapped = code.e.op(f"getelementptr inbounds i32, ptr {pivots}, i64 {c}")
+    p = code.e.op(f"sext i32 {code.load(swapped, 'i32')} to i64")
+    _pivot_sign(code, sign, logabs, code.e.op(f"icmp ne i64 {p}, {code.e.add_i(c, '1')}"),
+                code.load(code.at(scratch, c, c, n)))
+    close_pivots()
+    result = code.matrix(out, row, 2)
+    code.store(code.load(sign), result)
+    code.store(code.load(logabs), code.ptr(result, "1"))
+    close()
+
+
+def _lapack_cholesky(ctx, node: UOp, out: str, scratch: str) -> None:
+    """potrf 'U' of A read column-major (its upper triangle is A's lower one) gives U with
+    U^T U = A, which read row-major is L; the other triangle is zeroed, and a matrix that is
+    not positive definite (info > 0) is NaN."""
+    code, n = _Code(ctx, node.dtype), node.shape[-1]
+    blas = _Fortran(code)
+    row, close = code.batch(node)
+    l = code.matrix(out, row, n * n)
+    code.copy(l, code.matrix(ctx.start(node.src[0]), row, n * n), n * n)
+    blas.call("potrf", ("char", "U"), ("int", n), ("ptr", l), ("int", n), ("info", ""))
+    i, close_rows = code.loop(n, "upper")
+    j, close_cols = code.range(code.e.add_i(i, "1"), str(n), n, "upper.col")
+    code.store("0.0", code.at(l, i, j, n))
+    close_cols()
+    close_rows()
+    code.when(blas.failed(), lambda: _fill_nan(code, l, n * n))
+    close()
+
+
+def _lapack_eigh(ctx, node: UOp, out: str, scratch: str) -> None:
+    """syevd 'V', 'U' of A read column-major (its upper triangle is A's lower one): the
+    eigenvalues ascending into the result's first row, the eigenvectors (the columns of the
+    column-major result, rows when read row-major) transposed into its last n rows, each
+    column's entry of largest magnitude made positive. A NaN in A's lower triangle, or a
+    failure to converge, makes the result NaN (LAPACK's iterations are not run on NaN)."""
+    code, n = _Code(ctx, node.dtype), node.shape[-1]
+    blas = _Fortran(code)
+    lwork, liwork = _syevd_work(n)
+    work, iwork = code.ptr(scratch, str(n * n)), code.ptr(scratch, str(n * n + lwork))
+    row, close = code.batch(node)
+    a = code.matrix(ctx.start(node.src[0]), row, n * n)
+    w = code.matrix(out, row, (n + 1) * n)
+    v = code.ptr(w, str(n))
+    nan = code.slot("false", "i1")
+    i, close_rows = code.loop(n, "nan")
+    j, close_cols = code.range("0", code.e.add_i(i, "1"), n, "nan.col")
+    x = code.load(code.at(a, i, j, n))
+    code.store(code.e.op(f"or i1 {code.load(nan, 'i1')}, {code.cmp('uno', x, x)}"), nan, "i1")
+    close_cols()
+    close_rows()
+
+    def solve():
+        code.copy(scratch, a, n * n)
+        blas.call("syevd", ("char", "V"), ("char", "U"), ("int", n), ("ptr", scratch),
+                  ("int", n), ("ptr", w), ("ptr", work), ("int", lwork), ("ptr", iwork),
+                  ("int", liwork), ("info", ""))
+        _transposed_copy(code, v, scratch, n, n)
+        c, close_columns = code.loop(n, "sign")
+        _largest_positive(code, v, c, n)
+        close_columns()
+        code.when(blas.failed(), lambda: _fill_nan(code, w, (n + 1) * n))
+    code.when(code.e.op(f"xor i1 {code.load(nan, 'i1')}, true"), solve)
+    code.when(code.load(nan, "i1"), lambda: _fill_nan(code, w, (n + 1) * n))
+    close()
+
+
+def _syevd_work(n: int) -> tuple[int, int]:
+    """syevd's work sizes with eigenvectors (LAPACK's documented minimum)."""
+    return 1 + 6 * n + 2 * n * n, 3 + 5 * n
+
+
+def _solve_scratch(node: UOp) -> int:
+    n, k = node.shape[-2:]
+    return n * n + (_ints(n, node) + n * k if _lapack_sized(node) else 0)
+
+
+def _slogdet_scratch(node: UOp) -> int:
+    n = node.src[0].shape[-1]
+    return n * n + (_ints(n, node) if _lapack_sized(node) else 0)
+
+
+def _eigh_scratch(node: UOp) -> int:
+    n = node.shape[-1]
+    if not _lapack_sized(node):
+        return n * n
+    lwork, liwork = _syevd_work(n)
+    return n * n + lwork + _ints(liwork, node)
 
 
 SOLVE = OpDef(
@@ -954,7 +1191,7 @@ SOLVE = OpDef(
     batch=_batch,
     linearity=Linearity.NONLINEAR,
     program=_emit_solve,
-    scratch=_square_scratch,
+    scratch=_solve_scratch,
     dependence=_solve_dependence,
     pairs=_solve_pairs,
     cost=1 << 20,
@@ -988,7 +1225,7 @@ SLOGDET = OpDef(
     batch=_batch,
     linearity=Linearity.NONLINEAR,
     program=_emit_slogdet,
-    scratch=_square_scratch,
+    scratch=_slogdet_scratch,
     dependence=_matrix_dependence(_slogdet_block),
     pairs=_matrix_pairs(_slogdet_block),
     cost=1 << 20,
@@ -1023,7 +1260,7 @@ EIGH = OpDef(
     batch=_batch,
     linearity=Linearity.NONLINEAR,
     program=_emit_eigh,
-    scratch=_square_scratch,
+    scratch=_eigh_scratch,
     dependence=_matrix_dependence(_eigh_read),
     pairs=_matrix_pairs(_eigh_read),
     cost=1 << 20,
