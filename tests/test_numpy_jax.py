@@ -18,9 +18,11 @@ jax.config.update("jax_enable_x64", True)
 jnp = jax.numpy
 JAX = types.SimpleNamespace(np=jnp, logsumexp=jax.scipy.special.logsumexp,
                             expit=jax.scipy.special.expit, softplus=jax.nn.softplus,
-                            erf=jax.scipy.special.erf, erfc=jax.scipy.special.erfc)
+                            erf=jax.scipy.special.erf, erfc=jax.scipy.special.erfc,
+                            linalg=jax.scipy.linalg)
 OURS = types.SimpleNamespace(np=anp, logsumexp=anp.logsumexp, expit=anp.expit,
-                             softplus=anp.softplus, erf=anp.erf, erfc=anp.erfc)
+                             softplus=anp.softplus, erf=anp.erf, erfc=anp.erfc,
+                             linalg=anp.linalg)
 
 # (id, function of (namespaces, x) with x a 2 x 3 matrix)
 ELEMENTWISE_AND_REDUCTIONS = [
@@ -42,6 +44,21 @@ ELEMENTWISE_AND_REDUCTIONS = [
      + s.np.maximum(x, 0.5) ** 2),
     ("outer-moveaxis", lambda s, x: s.np.moveaxis(s.np.outer(x[0], x[1]) ** 2, 0, 1)),
     ("tile-flip-triu", lambda s, x: s.np.triu(s.np.tile(s.np.flip(x, 1), (2, 1)) ** 3)),
+    ("sin-exp-deg2rad", lambda s, x: s.np.sin(x) * s.np.exp(s.np.deg2rad(x * 30.0))),
+    ("sum-mean-prod", lambda s, x: s.np.sum(x ** 3, axis=1) * s.np.mean(x, axis=0)[:2]
+     + s.np.prod(x + 2.0, axis=1)),
+    ("max-amin-clip", lambda s, x: s.np.max(x * x, axis=-1)[:, None] + s.np.amin(s.np.sin(x))
+     + s.np.clip(x, -0.7, 0.9) ** 2),
+    ("abs-sign-floor-ceil-round", lambda s, x: s.np.abs(x) ** 3 + s.np.sign(x) * x * x
+     + (s.np.floor(x * 3.0) + s.np.ceil(x) + s.np.round(x, 1)) * x),
+    ("squeeze-expand_dims-swapaxes", lambda s, x: s.np.swapaxes(s.np.expand_dims(
+        s.np.squeeze(x[:1]), (0, 2)), 0, 1) ** 2),
+    ("repeat-take-tril", lambda s, x: s.np.tril(s.np.repeat(x, 2, axis=0)) ** 2
+     + s.np.take(x, np.array([2, 0]), axis=1).sum() ** 2),
+    ("diag-dot", lambda s, x: s.np.diag(s.np.dot(x, x.T)) * s.np.diag(x, 1).sum()),
+    ("stacks", lambda s, x: s.np.hstack([x, x ** 2]).sum(axis=1) * s.np.vstack(
+        [x[0], x[1] ** 3]).sum(axis=0)[:2] + s.np.stack([x[0], -x[1]], axis=1).prod(axis=1)[:2]
+     + s.np.concatenate([x[0], x[1, :1]]).sum() ** 2),
 ]
 
 
@@ -67,6 +84,13 @@ LINEAR_ALGEBRA = [
     ("lstsq", lambda s, x: s.np.linalg.lstsq(_square(s, x)[:, :2], x[1], rcond=None)[0]),
     ("pinv", lambda s, x: s.np.linalg.pinv(_square(s, x)[:, :2])),
     ("qr", lambda s, x: s.np.abs(s.np.linalg.qr(_square(s, x))[1])),
+    ("matrix_power-multi_dot", lambda s, x: s.np.linalg.matrix_power(_square(s, x), 3)
+     + s.np.linalg.multi_dot([_square(s, x), _square(s, x).T, _square(s, x)])),
+    ("solve_triangular", lambda s, x: s.linalg.solve_triangular(
+        _square(s, x), x[1], lower=True) + s.linalg.solve_triangular(
+        _square(s, x), x[0], trans=1, lower=False)),
+    ("cho_solve", lambda s, x: s.linalg.cho_solve((s.np.linalg.cholesky(_spd(s, x)), True),
+                                                  x[0] * x[1])),
 ]
 
 
