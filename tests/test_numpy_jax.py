@@ -1,7 +1,8 @@
 """Derivatives of NumPy's API on Tensors against JAX's of the same code, at orders 1 and 2:
 each function is written once over a namespace (`anvil_llvm.numpy`, or `jax.numpy` with JAX's
 special functions), weighted and summed to a scalar of a flat vector; our gradient and
-Hessian equal `jax.grad` and `jax.hessian` of it."""
+Hessian equal `jax.grad` and `jax.hessian` of it, and our vmap of the gradient a loop of
+JAX's gradients."""
 from __future__ import annotations
 
 import types
@@ -113,3 +114,13 @@ def test_gradient_and_hessian_equal_jax(name, fn):
                                atol=1e-11)
     hessian = ad.hessian(ours)(x)
     np.testing.assert_allclose(hessian, jax.hessian(theirs)(x), rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("name, fn", ELEMENTWISE_AND_REDUCTIONS + LINEAR_ALGEBRA,
+                         ids=[c[0] for c in ELEMENTWISE_AND_REDUCTIONS + LINEAR_ALGEBRA])
+def test_vmap_of_the_gradient_equals_a_loop_of_jax_gradients(name, fn):
+    xs = np.array([0.3, -1.1, 0.8, 1.4, 0.2, -0.6]) + np.arange(3.0)[:, None] * 0.05
+    ours = av.NumericalFunction(name.replace("-", "_"), _scalar(fn, OURS), (av.Arg(6),))
+    batched = av.vmap(ad.gradient(ours))
+    expected = [jax.grad(_scalar(fn, JAX))(x) for x in xs]
+    np.testing.assert_allclose(batched(xs), expected, rtol=1e-10, atol=1e-11)
