@@ -640,13 +640,19 @@ def concatenate(*tensors: Tensor | np.ndarray | float | list | tuple, axis: int 
     [1.0, 2.0, 2.0]
     """
     items, axis = _joined("concatenate", tensors, axis)
+    if any(t.ndim == 0 for t in items):
+        raise ValueError("concatenate: zero-dimensional tensors cannot be concatenated")
+    return _concatenated(items, _axis(axis, items[0].ndim))
+
+
+def _concatenated(items: list[Tensor], axis: int, shape: tuple | None = None) -> Tensor:
+    """`items` (of one rank) joined along `axis`, in their common dtype, each first reshaped
+    to `shape` if given (stack's new axis)."""
     dtype = items[0].dtype
     for t in items[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
-    if any(t.ndim == 0 for t in items):
-        raise ValueError("concatenate: zero-dimensional tensors cannot be concatenated")
-    axis = _axis(axis, items[0].ndim)
-    nodes = tuple(_cast(t, dtype).node for t in items)
+    nodes = tuple(_cast(t, dtype).node if shape is None else B.reshape(_cast(t, dtype).node, shape)
+                  for t in items)
     return Tensor(nodes[0] if len(nodes) == 1 else UOp(O.CONCAT, nodes, axis))
 
 
@@ -664,8 +670,7 @@ def stack(*tensors: Tensor | np.ndarray | float | list | tuple, axis: int = 0) -
     if any(t.shape != shape for t in items):
         raise ValueError(f"stack: all inputs must have one shape, got {[t.shape for t in items]}")
     axis = _axis(axis, len(shape) + 1)
-    return concatenate([Tensor(B.reshape(t.node, shape[:axis] + (1,) + shape[axis:]))
-                        for t in items], axis=axis)
+    return _concatenated(items, axis, shape[:axis] + (1,) + shape[axis:])
 
 
 def pad(x, pad_width) -> Tensor:

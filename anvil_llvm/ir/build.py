@@ -5,6 +5,8 @@ None, so zero tangents and cotangents are never materialised.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import dtypes
@@ -177,10 +179,15 @@ def slice_(x: UOp | None, spec: tuple) -> UOp | None:
         spec = tuple((s1 + t1 * s2, t1 * t2, c2) if c2 else (0, 1, 0)
                      for (s1, t1, _), (s2, t2, c2) in zip(x.arg, spec))
         x = x.src[0]
-    if all(start == 0 and step == 1 and count == n for (start, step, count), n
-           in zip(spec, x.shape)) and len(spec) == x.ndim:
+    if spec == _whole(x.shape):
         return x
     return UOp(O.SLICE, (x,), spec)
+
+
+@functools.lru_cache(maxsize=1024)
+def _whole(shape: tuple) -> tuple:
+    """The slice spec of all of an array of `shape`."""
+    return tuple((0, 1, n) for n in shape)
 
 
 def pad(x: UOp | None, widths: tuple) -> UOp | None:

@@ -262,3 +262,35 @@ def test_one_dimensional_loops_split_at_bounds_tests(data):
             total = total + m.pad(p, (size - p.shape[0], 0))
         return m.concatenate([total * 2.0, a[::-1]])
     check(expression, x)
+
+
+def test_remembered_rules_give_what_the_rules_give_and_errors_every_time():
+    """Shapes and dtypes are remembered per (op, arg, source shapes and dtypes); a rule that
+    raises is asked again (nothing remembered), and a node made after the memo was emptied is
+    the same node."""
+    from anvil_llvm.ir import dtypes, uop
+    from anvil_llvm.ir import ops as O
+    x = uop.UOp(O.INPUT, (), (0, (4, 3), dtypes.float64))
+    first = uop.UOp(O.SLICE, (x,), ((1, 2, 2), (0, 1, 3)))
+    assert first.shape == (2, 3) and first.dtype is dtypes.float64
+    assert uop._rules[(O.SLICE, ((1, 2, 2), (0, 1, 3)), ((4, 3),), (dtypes.float64,))] == \
+        ((2, 3), dtypes.float64)
+    for _ in range(2):
+        with pytest.raises(ValueError, match="out of range"):
+            uop.UOp(O.SLICE, (x,), ((1, 2, 3), (0, 1, 3)))
+    uop._rules.clear()
+    assert uop.UOp(O.SLICE, (x,), ((1, 2, 2), (0, 1, 3))) is first
+
+
+def test_tables_of_gathers_are_not_kept_alive_by_the_remembered_rules():
+    import gc
+    import weakref
+    big = np.arange(100_000) % 7
+    f = av.NumericalFunction("g", lambda x: x[big], (av.Arg(7),))
+    np.testing.assert_array_equal(f(np.arange(7.0)), big.astype(float))
+    payloads = [n.arg[1] for n in f.outputs[0].src + (f.outputs[0],) if n.op.name == "gather"]
+    assert payloads
+    ref = weakref.ref(payloads[0].array)
+    del f, payloads, big
+    gc.collect()
+    assert ref() is None

@@ -328,7 +328,7 @@ def _gather_emit(ctx, node, index):
     return ctx.value(node.src[0], ctx.index(node.src[0].shape, src_dims))
 
 
-GATHER = OpDef("gather", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+GATHER = OpDef("gather", 1, kind=OpKind.MOVEMENT, dependence=read_elements, data_arg=True,
                linearity=Linearity.LINEAR, shape=_gather_shape, dtype=_same_dtype,
                numpy=lambda arg, x: np.take(x, arg[1].array, axis=arg[0]), emit=_gather_emit,
                cost=1,
@@ -371,7 +371,7 @@ def _place_vjp(B, node, ct):
     return (B.gather(ct, lead, slots),)
 
 
-PLACE = OpDef("place", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+PLACE = OpDef("place", 1, kind=OpKind.MOVEMENT, dependence=read_elements, data_arg=True,
               linearity=Linearity.LINEAR, shape=_place_shape, dtype=_same_dtype,
               numpy=_place_numpy, cost=1,
               jvp=lambda B, node, t: B.place(t[0], node.arg[0].array, node.arg[1]),
