@@ -24,6 +24,7 @@ function where straight-line code calls the scalar one), which may change the la
 """
 from __future__ import annotations
 
+import functools
 import itertools
 import operator
 from typing import Sequence
@@ -139,22 +140,31 @@ class _Sequence:
             kind_of[i] = 1 + kinds.setdefault(_kind(leaf, roots[leaf]), len(kinds))
         self.kind[row[at], slot[at]] = kind_of[self.leaf[row[at], slot[at]]]
 
-    def codes(self, period: int | None) -> np.ndarray:
-        """Per node its signature and, per source, what a repeat must match: a leaf's kind,
-        the distance to a near source (within two periods), or a far source's position.
-        Without a period, distances beyond _CLIP all look alike."""
-        distance = np.arange(len(self.nodes))[:, None] - self.src
+    @functools.cached_property
+    def _distance(self) -> np.ndarray:
+        """Per source slot, how many places before the node its source is (leaves: a
+        placeholder the reads never use)."""
+        return np.arange(len(self.nodes))[:, None] - self.src
+
+    @functools.cached_property
+    def _far(self) -> np.ndarray:
+        """Per source slot, what a repeat must match when the source is not near: the leaf's
+        kind, or the source's position (beyond every distance)."""
+        return np.where(self.src >= 0, 2 * len(self.nodes) + self.src, -self.kind)
+
+    def reads(self, period: int | None) -> np.ndarray:
+        """Per node and source, what a repeat must match: a leaf's kind, the distance to a
+        near source (within two periods), or a far source's position. Without a period,
+        distances beyond _CLIP all look alike."""
+        distance = self._distance
         if period is None:
-            reads = np.minimum(distance, _CLIP)
-        else:
-            reads = np.where(distance < 2 * period, distance, 2 * len(self.nodes) + self.src)
-        reads = np.where(self.src >= 0, reads, -self.kind)
-        return np.concatenate([self.sig[:, None], reads], axis=1)
+            return np.where(self.src >= 0, np.minimum(distance, _CLIP), -self.kind)
+        return np.where((distance < 2 * period) & (self.src >= 0), distance, self._far)
 
     def periods(self) -> list[int]:
         """Candidate block lengths: the distances P at which most nodes equal the node P
         places before (in signature and in how they read their sources)."""
-        codes = self.codes(None).astype(np.uint64)
+        codes = np.concatenate([self.sig[:, None], self.reads(None)], axis=1).astype(np.uint64)
         mix = np.random.default_rng(0).integers(1, 2 ** 63, codes.shape[1], dtype=np.uint64)
         key = (codes * (mix | np.uint64(1))).sum(axis=1, dtype=np.uint64)
         # each distinct node a random point on the unit circle: the autocorrelation at lag P
@@ -170,8 +180,9 @@ class _Sequence:
 
     def runs(self, period: int) -> list[tuple[int, int]]:
         """Each repetition at `period` as (start, blocks), the largest first."""
-        codes = self.codes(period)
-        match = (codes[:-period] == codes[period:]).all(axis=1)
+        reads = self.reads(period)
+        match = (self.sig[:-period] == self.sig[period:]) & (
+            reads[:-period] == reads[period:]).all(axis=1)
         edges = np.diff(np.concatenate([[0], match.astype(np.int8), [0]]))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         blocks = (ends - starts) // period + 1
