@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import select
 import subprocess
 import sys
 import warnings
@@ -32,6 +33,7 @@ from . import objectcode
 
 IN_PROCESS_RUNS = 100
 HELPER_BUILDS = 1000
+READY_SECONDS = 30.0         # for a new helper to import llvmlite and say so
 _NEVER = ("never", "off", "no", "false")
 
 _state = {"runs": 0, "helper": None, "builds": 0, "unavailable": False}
@@ -103,23 +105,40 @@ def _ask(ir_text: str, machine: objectcode.Machine, codegen_opt: int
 
 
 def _helper() -> subprocess.Popen | None:
-    """The running helper, started or replaced as needed; None if it cannot be started."""
+    """The running helper, started or replaced as needed; None if none can be started (then
+    every build stays in this process, with a warning once)."""
     helper = _state["helper"]
     if helper is not None and (helper.poll() is not None or _state["builds"] >= HELPER_BUILDS):
         _stop()
         helper = None
     if helper is None:
-        try:
-            helper = subprocess.Popen([sys.executable, "-c", _PROGRAM, objectcode.__file__],
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
-        except OSError as error:
-            warnings.warn(f"anvil_llvm: LLVM's helper process could not be started ({error}); "
-                          "every build stays in this process", RuntimeWarning, stacklevel=4)
+        helper, problem = _started()
+        if helper is None:
+            warnings.warn(f"anvil_llvm: LLVM's helper process could not be started ({problem});"
+                          " every build stays in this process", RuntimeWarning, stacklevel=4)
             _state["unavailable"] = True
             return None
         _state["helper"], _state["builds"] = helper, 0
     return helper
+
+
+def _started() -> tuple[subprocess.Popen | None, str]:
+    """A new helper that said it is ready within READY_SECONDS, or None and why not (no
+    Python to run, one that is not this Python, a platform without `select` on pipes)."""
+    if not sys.executable or os.name != "posix":
+        return None, "no Python executable to run" if not sys.executable else "not POSIX"
+    try:
+        helper = subprocess.Popen([sys.executable, "-c", _PROGRAM, objectcode.__file__],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    except OSError as error:
+        return None, str(error)
+    ready, _, _ = select.select([helper.stdout], [], [], READY_SECONDS)
+    if ready and helper.stdout.read(len(objectcode.READY)) == objectcode.READY:
+        return helper, ""
+    helper.kill()
+    helper.wait()
+    return None, f"{sys.executable} did not answer as a Python running llvmlite"
 
 
 # The helper runs objectcode.py by its path, as a module of its own name: importing it as part

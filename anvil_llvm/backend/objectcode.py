@@ -125,10 +125,19 @@ def compile_module(ir_text: str, machine: Machine, codegen_opt: int,
 # little endian) and a pickle; a request is (IR text, Machine fields, code generation level),
 # the reply ("ok", object, externals, [(stage, seconds), ...]) or ("error", message). End of input ends the loop.
 
+def framed(message: object) -> bytes:
+    """One message as written: its length and its pickle."""
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return struct.pack("<Q", len(data)) + data
+
+
+READY = framed(("ready",))
+"""What the helper writes first, once llvmlite is imported."""
+
+
 def write_message(stream: BinaryIO, message: object) -> None:
     """Write one message (a pickled tuple) to `stream` and flush it."""
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    stream.write(struct.pack("<Q", len(data)) + data)
+    stream.write(framed(message))
     stream.flush()
 
 
@@ -172,6 +181,8 @@ def main() -> None:
     which then goes to standard error (anything LLVM prints must not enter the replies)."""
     replies = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
+    replies.write(READY)
+    replies.flush()
     serve(sys.stdin.buffer, replies)
 
 

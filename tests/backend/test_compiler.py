@@ -87,6 +87,16 @@ def test_a_forked_child_starts_its_own_helper(helper_always):
     assert jit.compile_object(_module("after_fork"))[0][:4] == b"\x7fELF"
 
 
+def test_without_a_python_to_run_the_builds_stay_in_this_process(helper_always, monkeypatch):
+    monkeypatch.setattr(sys, "executable", "/bin/true")          # exits without a word
+    monkeypatch.setitem(compiler._state, "helper", None)
+    monkeypatch.setitem(compiler._state, "unavailable", False)
+    with pytest.warns(RuntimeWarning, match="could not be started"):
+        code, _ = jit.compile_object(_module("without_helper"))
+    assert code[:4] == b"\x7fELF" and compiler._state["unavailable"]
+    assert compiler._state["helper"] is None
+
+
 @pytest.mark.parametrize("value", ["lots", "-3", "1.5"])
 def test_a_bad_limit_is_a_value_error_naming_the_variable(value, monkeypatch):
     monkeypatch.setenv("ANVIL_LLVM_IN_PROCESS_RUNS", value)
