@@ -17,8 +17,8 @@ its own. If the helper cannot be started, builds stay in this process (with a wa
 it dies on a module it is restarted and asked once more, then the build fails with a
 RuntimeError (LLVM aborting on a module kills the helper, not the user's process).
 
->>> runs_in_process_before_helper() >= 0 or runs_in_process_before_helper() is None
-True
+>>> sorted(stats())
+['helper', 'helper_builds', 'runs']
 """
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ import select
 import subprocess
 import sys
 import warnings
+
 from .. import progress
 from . import objectcode
 
@@ -81,7 +82,7 @@ def _ask(ir_text: str, machine: objectcode.Machine, codegen_opt: int
          ) -> tuple[bytes, list[str]] | None:
     """The helper's reply to one module (restarting it once if it died), None if no helper
     can be started."""
-    for attempt in range(2):
+    for _ in range(2):
         helper = _helper()
         if helper is None:
             return None
