@@ -363,11 +363,12 @@ class NumericalFunction:
         state = {k: v for k, v in self.__dict__.items() if k not in _RUNTIME}
         state["inputs"], state["outputs"] = graph_state(self.inputs + self.outputs), None
         self.compile()
-        entry_symbol, entry_text = callpath.entry_text(*self._specs(), self.multiple)
+        symbol = callpath.entry_symbol(*self._specs(), self.multiple)
         state["objects"] = [
             (key, cache.encode(*entry[:2], cache.host_record(), entry.info)) for key, entry in (
                 (self.cache_key, jit.object_entry(self.cache_key, self.lowered)),
-                (jit.module_key(entry_text, 0), jit.module_entry(entry_text, entry_symbol, 0)))]
+                (jit.entry_point_key(symbol), jit.entry_point_object(
+                    symbol, lambda: callpath.entry_text(*self._specs(), self.multiple))))]
         plain = getattr(type(self), "_uncompiled", type(self))
         return (_unpickled, (getattr(plain, "flat_class", plain), _PICKLE_FORMAT, state))
 

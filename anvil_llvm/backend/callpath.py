@@ -26,7 +26,7 @@ import llvmlite.binding as llvm
 import numpy as np
 
 from .engines import Lease
-from .jit import build, initialise
+from .jit import build_entry_point, initialise
 
 # CPython 3.x (64-bit, non-debug) and NumPy >= 1.20 / 2.x layouts; verified by `self_check`.
 OB_TYPE = 8
@@ -136,8 +136,9 @@ def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tup
     with _entries_lock:
         entry = _entries.get(signature)
         if entry is None:
-            entry_symbol, text = entry_text(inputs, outputs, as_tuple)
-            entry = _entries[signature] = build(text, entry_symbol, 0)
+            entry = _entries[signature] = build_entry_point(
+                entry_symbol(inputs, outputs, as_tuple),
+                lambda: entry_text(inputs, outputs, as_tuple))
     converter = ArgumentConverter(name, inputs, outputs, as_tuple, traced)
     size = (work_bytes + 63) // 64 * 64
     # A workspace too large for the stack is allocated once and reused by every call that
@@ -398,13 +399,18 @@ declare void @free(ptr)
 """
 
 
-def entry_text(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool
-               ) -> tuple[str, str]:
-    """The symbol and LLVM IR of the METH_FASTCALL|METH_KEYWORDS entry point of a signature;
-    results come as a tuple when `as_tuple` (several outputs, or a traced 1-tuple)."""
+def entry_symbol(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool) -> str:
+    """The symbol of the METH_FASTCALL|METH_KEYWORDS entry point of a signature (its key too:
+    jit.entry_point_key)."""
     signature = repr(_signature(inputs, outputs, as_tuple))
-    symbol = "anvil_entry_" + hashlib.sha256(signature.encode()).hexdigest()[:24]
-    return symbol, _DECLARATIONS + _Wrapper(symbol, inputs, outputs, as_tuple).text()
+    return "anvil_entry_" + hashlib.sha256(signature.encode()).hexdigest()[:24]
+
+
+def entry_text(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool) -> str:
+    """The LLVM IR of the entry point of a signature (`entry_symbol`); results come as a tuple
+    when `as_tuple` (several outputs, or a traced 1-tuple)."""
+    return _DECLARATIONS + _Wrapper(entry_symbol(inputs, outputs, as_tuple), inputs, outputs,
+                                    as_tuple).text()
 
 
 # ---- the slow path ----------------------------------------------------------------------------

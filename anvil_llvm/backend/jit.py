@@ -106,10 +106,22 @@ def _as_made(ir_text: str, symbol: str, codegen_opt: int) -> Callable[[], tuple[
     return lambda: (ir_text, codegen_opt, {"symbol": symbol})
 
 
-def module_entry(ir_text: str, symbol: str, codegen_opt: int = 3) -> cache.Entry:
-    """The object code of the module `ir_text` (to pickle it), as `object_entry`."""
+def entry_point_key(symbol: str) -> str:
+    """The key of the Python entry point `symbol` (named after its signature; the host record
+    in every key holds the digest of the code that writes it, so its IR need not be made)."""
+    return cache.key("entry point", symbol)
+
+
+def build_entry_point(symbol: str, ir_text: Callable[[], str]) -> engines.Lease:
+    """A lease on the entry point `symbol`, as `build`, its IR made (`ir_text()`) only when it
+    is compiled."""
+    return _load(entry_point_key(symbol), lambda: (ir_text(), 0, {"symbol": symbol}))
+
+
+def entry_point_object(symbol: str, ir_text: Callable[[], str]) -> cache.Entry:
+    """The object code of the entry point `symbol` (to pickle it), as `object_entry`."""
     with _lock:
-        return _entry(module_key(ir_text, codegen_opt), _as_made(ir_text, symbol, codegen_opt),
+        return _entry(entry_point_key(symbol), lambda: (ir_text(), 0, {"symbol": symbol}),
                       load=False)
 
 
