@@ -1,7 +1,7 @@
 """Execution engines that hold loaded object code, freed when no function uses their code.
 
 Objects are loaded into the current engine until it holds OBJECTS_PER_ENGINE of them (a further
-object costs ~0.1 ms to load into an existing engine, a new engine ~1.5 ms), then into a new
+object costs ~0.1 ms to load into an existing engine, a new engine ~0.1 ms), then into a new
 one. Every load hands out a `Lease`; whoever calls the loaded addresses holds it (a compiled
 function's entry point does). When the last lease on a full engine is gone, the engine is
 disposed and its code and data are unmapped: a process that builds many specialisations and
