@@ -125,9 +125,12 @@ def _helper() -> subprocess.Popen | None:
 
 def _started() -> tuple[subprocess.Popen | None, str]:
     """A new helper that said it is ready within READY_SECONDS, or None and why not (no
-    Python to run, one that is not this Python, a platform without `select` on pipes)."""
-    if not sys.executable or os.name != "posix":
-        return None, "no Python executable to run" if not sys.executable else "not POSIX"
+    Python to run: none, or a frozen application's executable, which would start the
+    application; one that is not this Python; a platform without `select` on pipes)."""
+    if not sys.executable or getattr(sys, "frozen", False):
+        return None, "no Python executable to run"
+    if os.name != "posix":
+        return None, "not POSIX"
     try:
         helper = subprocess.Popen([sys.executable, "-c", _PROGRAM, objectcode.__file__],
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -97,6 +97,17 @@ def test_without_a_python_to_run_the_builds_stay_in_this_process(helper_always, 
     assert compiler._state["helper"] is None
 
 
+def test_a_frozen_application_never_starts_itself_as_the_helper(helper_always, monkeypatch):
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setitem(compiler._state, "helper", None)
+    monkeypatch.setitem(compiler._state, "unavailable", False)
+    started = []
+    monkeypatch.setattr(compiler.subprocess, "Popen", lambda *a, **k: started.append(a))
+    with pytest.warns(RuntimeWarning, match="no Python executable"):
+        jit.compile_object(_module("frozen"))
+    assert not started and compiler._state["unavailable"]
+
+
 @pytest.mark.parametrize("value", ["lots", "-3", "1.5"])
 def test_a_bad_limit_is_a_value_error_naming_the_variable(value, monkeypatch):
     monkeypatch.setenv("ANVIL_LLVM_IN_PROCESS_RUNS", value)
