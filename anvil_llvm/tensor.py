@@ -444,7 +444,23 @@ def _operands(a, b, to_float: bool = False) -> tuple[Tensor, Tensor]:
 _BOOL_ARITHMETIC = {O.ADD: O.OR, O.MUL: O.AND, O.MAX: O.OR, O.MIN: O.AND}
 
 
+_FLOATS = frozenset({dtypes.float64, dtypes.float32})
+
+
 def _binary(op, a, b, to_float: bool = False) -> Tensor:
+    # the common cases of traced scalar code first: two float tensors of one shape and dtype,
+    # a float tensor and a Python number (what `_operands` would give them, without its steps)
+    if type(a) is Tensor:
+        x = a.node
+        if x.dtype in _FLOATS:
+            if type(b) is Tensor:
+                y = b.node
+                if y.dtype is x.dtype and y.shape == x.shape:
+                    return Tensor(UOp(op, (x, y)))
+            elif type(b) in (float, int):
+                return Tensor(UOp(op, (x, _number_like(b, a).node)))
+    elif type(a) in (float, int) and type(b) is Tensor and b.node.dtype in _FLOATS:
+        return Tensor(UOp(op, (_number_like(a, b).node, b.node)))
     x, y = _operands(a, b, to_float)
     if x.dtype == dtypes.bool_ and op in _BOOL_ARITHMETIC:
         op = _BOOL_ARITHMETIC[op]
@@ -462,6 +478,8 @@ def _logic(op, a, b) -> Tensor:
 
 
 def _unary(op, x) -> Tensor:
+    if type(x) is Tensor and x.node.dtype in _FLOATS:
+        return Tensor(UOp(op, (x.node,)))
     return Tensor(UOp(op, (_float(as_tensor(x)).node,)))
 
 
