@@ -216,30 +216,34 @@ class UOp(_Fields):
         dtype = None
         if op.uniform is not None:
             first = src[0]
-            shape = first.shape
+            shape, size = first.shape, first.size
             for s in src:
                 if s.dtype is not first.dtype or s.shape != shape:
                     break
             else:
                 dtype = op.uniform.get(first.dtype)
         if dtype is None:   # the rules (remembered: a traced loop asks the same each step)
-            shapes, types = tuple([s.shape for s in src]), tuple([s.dtype for s in src])
+            if len(src) == 1:
+                shapes, types = (src[0].shape,), (src[0].dtype,)
+            else:
+                shapes, types = tuple([s.shape for s in src]), tuple([s.dtype for s in src])
             rule_key = (op, arg, shapes, types)
             known = _rules_get(rule_key) if op.memo else None
             if known is None:   # the result, or the error
-                known = tuple(map(int, op.shape(shapes, arg))), op.dtype(types, arg)
+                shape = tuple(map(int, op.shape(shapes, arg)))
+                known = shape, op.dtype(types, arg), math.prod(shape)
                 if op.memo:
                     if len(_rules) >= _MAX_RULES:
                         _rules.clear()
                     _rules[rule_key] = known
-            shape, dtype = known
+            shape, dtype, size = known
         node = object.__new__(_Fresh)
         node.shape = shape
         node.dtype = dtype
         node.op = op
         node.src = src
         node.arg = arg
-        node.size = math.prod(shape)
+        node.size = size
         node.__class__ = cls
         ref = _Interned(node, _forget)
         ref.key = key
