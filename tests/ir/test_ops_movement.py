@@ -274,7 +274,7 @@ def test_remembered_rules_give_what_the_rules_give_and_errors_every_time():
     first = uop.UOp(O.SLICE, (x,), ((1, 2, 2), (0, 1, 3)))
     assert first.shape == (2, 3) and first.dtype is dtypes.float64
     assert uop._rules[(O.SLICE, ((1, 2, 2), (0, 1, 3)), ((4, 3),), (dtypes.float64,))] == \
-        ((2, 3), dtypes.float64)
+        ((2, 3), dtypes.float64, 6)
     for _ in range(2):
         with pytest.raises(ValueError, match="out of range"):
             uop.UOp(O.SLICE, (x,), ((1, 2, 3), (0, 1, 3)))
