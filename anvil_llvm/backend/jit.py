@@ -90,20 +90,12 @@ def prepare(externals: list[str]) -> None:
 
 
 def build(ir_text: str, symbol: str, codegen_opt: int = 3) -> engines.Lease:
-    """A lease on the module `ir_text`, keyed by its IR (the Python entry points): loaded
-    already, else from the disk cache, else compiled. `codegen_opt` is the code generator's
-    level (0 for huge chunked scalar code, whose register allocation is otherwise
-    superlinear)."""
-    return _load(module_key(ir_text, codegen_opt), _as_made(ir_text, symbol, codegen_opt))
-
-
-def module_key(ir_text: str, codegen_opt: int = 3) -> str:
-    """The key of the module `ir_text` (its IR and code generation level, on this host)."""
-    return cache.key(ir_text, codegen_opt)
-
-
-def _as_made(ir_text: str, symbol: str, codegen_opt: int) -> Callable[[], tuple[str, int, dict]]:
-    return lambda: (ir_text, codegen_opt, {"symbol": symbol})
+    """A lease on the module `ir_text` whose function `symbol` is called through its C ABI
+    (e.g. one lowered for another `Target` of this host), keyed by its IR: loaded already,
+    else from the disk cache, else compiled. `codegen_opt` is the code generator's level (0 for
+    huge chunked scalar code, whose register allocation is otherwise superlinear)."""
+    return _load(cache.key(ir_text, codegen_opt),
+                 lambda: (ir_text, codegen_opt, {"symbol": symbol}))
 
 
 def entry_point_key(symbol: str) -> str:
