@@ -669,9 +669,10 @@ def _concatenated(items: list[Tensor], axis: int, shape: tuple | None = None) ->
     dtype = items[0].dtype
     for t in items[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
-    nodes = tuple(_cast(t, dtype).node if shape is None else B.reshape(_cast(t, dtype).node, shape)
-                  for t in items)
-    return Tensor(nodes[0] if len(nodes) == 1 else UOp(O.CONCAT, nodes, axis))
+    nodes = [_cast(t, dtype).node for t in items]
+    if shape is not None:
+        nodes = [B.reshape(node, shape) for node in nodes]
+    return Tensor(nodes[0] if len(nodes) == 1 else UOp(O.CONCAT, tuple(nodes), axis))
 
 
 def stack(*tensors: Tensor | np.ndarray | float | list | tuple, axis: int = 0) -> Tensor:

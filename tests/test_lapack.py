@@ -146,7 +146,7 @@ def test_singular_indefinite_and_nan_input_on_lapack_as_in_the_loops():
     assert all(np.isnan(x).all() for x in eig(with_nan))
     upper_nan = _spd(n)
     upper_nan[2, 7] = np.nan                     # the upper triangle is not read
-    w, v = eig(upper_nan)
+    w, _ = eig(upper_nan)
     np.testing.assert_allclose(w, np.linalg.eigvalsh(upper_nan, UPLO="L"), rtol=1e-10)
 
 

@@ -19,21 +19,19 @@ from ..ir.uop import UOp
 
 GEMM_WORK = 1 << 15           # M*N*K below this stays a fused loop nest
 CANONICAL = ((2,), (1,), (0,), (0,))
-_SYMBOLS = {dtypes.float64: ("anvil_dgemm", "dgemm"), dtypes.float32: ("anvil_sgemm", "sgemm")}
+_SYMBOLS = {dtypes.float64: "anvil_dgemm", dtypes.float32: "anvil_sgemm"}
 # Every routine JIT code may call (GEMM here, the rest from the linear algebra ops' lowering,
 # ir/ops/linalg.py): its symbol is anvil_<routine>.
 _ROUTINES = {"cython_blas": ("dgemm", "sgemm", "dtrsm", "strsm"),
              "cython_lapack": ("dgetrf", "sgetrf", "dgetrs", "sgetrs", "dpotrf", "spotrf",
                                "dsyevd", "ssyevd")}
+_NAMES = frozenset(f"anvil_{r}" for routines in _ROUTINES.values() for r in routines)
 _registered = False
 
 
 def uses_blas(externals: list[str]) -> bool:
     """Whether code needing `externals` calls SciPy's BLAS or LAPACK."""
-    return any(name.startswith("anvil_") and name[6:] in _ALL for name in externals)
-
-
-_ALL = frozenset(r for routines in _ROUTINES.values() for r in routines)
+    return not _NAMES.isdisjoint(externals)
 
 
 def register() -> None:
@@ -139,7 +137,7 @@ def emit_gemm(ctx, root: UOp, out_buffer) -> None:
     batch, m, k = root.src[0].shape
     n = root.shape[2]
     ty = root.dtype.llvm
-    symbol = _SYMBOLS[root.dtype][0]
+    symbol = _SYMBOLS[root.dtype]
     e.declare(symbol, "void", ["ptr"] * 13, "nounwind")
 
     def slot(llvm_type: str, value: str) -> str:

@@ -161,6 +161,11 @@ class Lowering:
         value = self.e.op(f"load {ty}, ptr {ptr}{_GROUP}")
         return self.e.op(f"sext i32 {value} to i64") if ty == "i32" else value
 
+    @property
+    def lapack(self) -> bool:
+        """Whether programs may call SciPy's LAPACK (the schedule is for this process)."""
+        return self.sched.lapack
+
     # ---- buffers ---------------------------------------------------------------------------------
     def start(self, node: UOp) -> str:
         """The address of the first element of a realised node's buffer."""

@@ -20,7 +20,8 @@ import pickle
 import struct
 import sys
 import time
-from typing import BinaryIO, Callable, ContextManager, NamedTuple
+from collections.abc import Callable
+from typing import BinaryIO, NamedTuple
 
 import llvmlite.binding as llvm
 
@@ -48,7 +49,7 @@ def initialise() -> None:
         _initialised = True
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def target_machine(machine: Machine, opt: int = 3):
     """The LLVM target machine of `machine` generating code at `opt`, made once (~0.3 ms)."""
     initialise()
@@ -82,12 +83,16 @@ def external_symbols(module) -> list[str]:
     return sorted(n for n in names if not n.startswith("llvm."))
 
 
-def _no_stage(name: str) -> ContextManager:
+Stage = Callable[[str], contextlib.AbstractContextManager]
+"""What times a named step (`progress.stage` in this process)."""
+
+
+def _no_stage(name: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
 @contextlib.contextmanager
-def parsed(ir_text: str, tm, stage: Callable[[str], ContextManager] = _no_stage):
+def parsed(ir_text: str, tm, stage: Stage = _no_stage):
     """The module `ir_text` for the target machine `tm`, parsed into a context of its own and
     verified; closed on exit. (LLVM's global context, numba's too, keeps every constant and type
     ever parsed into it, growing with each build.)"""
@@ -105,7 +110,7 @@ def parsed(ir_text: str, tm, stage: Callable[[str], ContextManager] = _no_stage)
 
 
 def compile_module(ir_text: str, machine: Machine, codegen_opt: int,
-                   stage: Callable[[str], ContextManager] = _no_stage
+                   stage: Stage = _no_stage
                    ) -> tuple[bytes, list[str], bool]:
     """The object code of the module `ir_text` for `machine`, the external symbols it needs,
     and whether the O3 pipeline ran (it does unless every function is `optnone`).
@@ -123,7 +128,8 @@ def compile_module(ir_text: str, machine: Machine, codegen_opt: int,
 
 # The helper process's side of compiler.py's protocol: each message is its length (8 bytes,
 # little endian) and a pickle; a request is (IR text, Machine fields, code generation level),
-# the reply ("ok", object, externals, [(stage, seconds), ...]) or ("error", message). End of input ends the loop.
+# the reply ("ok", object, externals, [(stage, seconds), ...]) or ("error", message). The
+# end of the input ends the loop.
 
 def framed(message: object) -> bytes:
     """One message as written: its length and its pickle."""
@@ -162,7 +168,7 @@ def serve(requests: BinaryIO, replies: BinaryIO) -> None:
             code, externals, _ = compile_module(ir_text, Machine(*machine), codegen_opt,
                                                 functools.partial(_timed, stages))
             reply = ("ok", code, externals, stages)
-        except Exception as error:       # reported to the parent, which raises it there
+        except Exception as error:  # noqa: BLE001  reported to the parent, raised there
             reply = ("error", f"{type(error).__name__}: {error}")
         write_message(replies, reply)
 

@@ -75,6 +75,8 @@ class LoweringContext(Protocol):
     def loop(self, count: int, hint: str) -> tuple[str, Callable[[], None]]: ...
     def range(self, start: str, stop: str, bound: int,
               hint: str) -> tuple[str, Callable[[], None]]: ...
+    @property
+    def lapack(self) -> bool: ...   # programs may call SciPy's LAPACK (code for this process)
 
 
 @dataclass(frozen=True)
@@ -287,8 +289,8 @@ _interned: dict[tuple, _Interned] = {}
 plain dict of small weak references costs half of a WeakValueDictionary per node)."""
 _interned_get = _interned.get
 _rules: dict[tuple, tuple] = {}
-"""The shape and dtype the rules gave for (op, arg, source shapes, source dtypes): rules are
-pure, and asking them costs more than making the node (a slice: 1.4 of 2.4 us)."""
+"""The shape, dtype and size the rules gave for (op, arg, source shapes, source dtypes): rules
+are pure, and asking them cost more than making the node (a slice: 1.4 of 2.4 us)."""
 _rules_get = _rules.get
 _MAX_RULES = 1 << 14
 

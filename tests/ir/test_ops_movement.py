@@ -282,15 +282,19 @@ def test_remembered_rules_give_what_the_rules_give_and_errors_every_time():
     assert uop.UOp(O.SLICE, (x,), ((1, 2, 2), (0, 1, 3))) is first
 
 
+def _gathering(indices: np.ndarray) -> av.NumericalFunction:
+    f = av.NumericalFunction("g", lambda x: x[indices], (av.Arg(7),))
+    np.testing.assert_array_equal(f(np.arange(7.0)), indices.astype(float))
+    return f
+
+
 def test_tables_of_gathers_are_not_kept_alive_by_the_remembered_rules():
     import gc
     import weakref
-    big = np.arange(100_000) % 7
-    f = av.NumericalFunction("g", lambda x: x[big], (av.Arg(7),))
-    np.testing.assert_array_equal(f(np.arange(7.0)), big.astype(float))
+    f = _gathering(np.arange(100_000) % 7)
     payloads = [n.arg[1] for n in f.outputs[0].src + (f.outputs[0],) if n.op.name == "gather"]
     assert payloads
     ref = weakref.ref(payloads[0].array)
-    del f, payloads, big
+    del f, payloads
     gc.collect()
     assert ref() is None

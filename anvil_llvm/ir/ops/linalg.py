@@ -980,7 +980,7 @@ def _lapack_sized(node: UOp) -> bool:
 
 
 def _uses_lapack(ctx, node: UOp) -> bool:
-    return ctx.sched.lapack and _lapack_sized(node)
+    return ctx.lapack and _lapack_sized(node)
 
 
 def _ints(count: int, node: UOp) -> int:
