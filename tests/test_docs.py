@@ -106,7 +106,7 @@ def _internal_graphs() -> dict[str, list]:
                                 (av.Arg(3),))
     return {"iota": jacobian(bratu).outputs, "place": spjacobian(bratu).outputs,
             "substitute": sphessian(problem("bratu2d_E", 10).function(),
-                                    method="acyclic").outputs,
+                                    method="acyclic", entrywise=False).outputs,
             "param": loop.outputs}
 
 

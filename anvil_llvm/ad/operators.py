@@ -383,10 +383,14 @@ def _check_bool(value, what: str) -> bool:
 @_operator
 def spjacobian(fn, argnum: int | None = None, unroll: bool = False, *, partition: str = "auto",
                order: str = "best", name: str | None = None, argnums: int | None = None,
-               sep_uncompression: bool = False):
+               sep_uncompression: bool = False, entrywise: bool = True):
     """The sparse Jacobian: a SparseNumericalFunction returning its nonzeros in CSC order
     (rows: the outputs' elements one after the other; columns: argument `argnum`'s elements),
-    computed with one directional derivative per colour of the detected pattern.
+    computed with one directional derivative per colour of the detected pattern; or, with
+    `entrywise` (the default) and where the derivative is a sum of coefficients times shifted
+    copies of the direction (elementwise code on slices and pads of x: stencils, chains), each
+    nonzero computed on its own, with no colours evaluated (docs/sparsity.md); `unroll` and
+    `sep_uncompression` ask for forms of the colour loop, so they turn it off.
 
     partition: "column" (JVPs along column colours), "row" (VJPs along row colours),
     "bidirectional" (both) or "auto" (the fewest derivatives); order: the colouring's vertex
@@ -409,22 +413,24 @@ def spjacobian(fn, argnum: int | None = None, unroll: bool = False, *, partition
     float_outputs(fn, "spjacobian")
     unroll = _check_bool(unroll, "spjacobian: unroll")
     separate = _check_bool(sep_uncompression, "spjacobian: sep_uncompression")
+    entrywise = _check_bool(entrywise, "spjacobian: entrywise")
     x = fn.inputs[a]
     with progress.stage("sparsity", fn.name):
         pattern = jacobian_pattern(fn.outputs, [x])
     with progress.stage("colouring", fn.name):
         coloring = jacobian_coloring(pattern, partition=partition, order=order)
-    return _sparse(fn, spjacobian_graph(list(fn.outputs), x, coloring, unroll, separate),
-                   coloring, _name(name, fn, "jac"))
+    return _sparse(fn, spjacobian_graph(list(fn.outputs), x, coloring, unroll, separate,
+                                        entrywise), coloring, _name(name, fn, "jac"))
 
 
 @_operator
 def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: str = "star",
               order: str = "best", name: str | None = None, argnums: int | None = None,
-              sep_uncompression: bool = False):
+              sep_uncompression: bool = False, entrywise: bool = True):
     """The sparse Hessian of a scalar function: a SparseNumericalFunction returning the
     nonzeros of its upper triangle in CSC order, from one Hessian-vector product (forward over
-    reverse) per colour of a colouring of the detected pattern.
+    reverse) per colour of a colouring of the detected pattern; or, with `entrywise` and where
+    the gradient's derivative allows it, each nonzero on its own (as for `spjacobian`).
 
     method: "star" (direct decompression) or "acyclic" (fewer colours; the
     nonzeros recovered by substitution, a sequential pass); order: the colouring's vertex
@@ -446,13 +452,14 @@ def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: st
     out = scalar_output(fn, "sphessian")
     unroll = _check_bool(unroll, "sphessian: unroll")
     separate = _check_bool(sep_uncompression, "sphessian: sep_uncompression")
+    entrywise = _check_bool(entrywise, "sphessian: entrywise")
     x = fn.inputs[a]
     with progress.stage("sparsity", fn.name):
         pattern = hessian_pattern(out, [x])
     with progress.stage("colouring", fn.name):
         coloring = hessian_coloring(pattern, method=method, order=order)
-    return _sparse(fn, sphessian_graph(out, x, coloring, unroll, separate), coloring,
-                   _name(name, fn, "hess"))
+    return _sparse(fn, sphessian_graph(out, x, coloring, unroll, separate, entrywise),
+                   coloring, _name(name, fn, "hess"))
 
 
 def _scalar_input(fn, argnum, operator: str) -> int:

@@ -22,6 +22,7 @@ from ..ir.uop import substitute as replaced
 from .batching import vmap_graph, with_batch
 from .coloring import Coloring
 from .dense import gradient_graph
+from .entrywise import entrywise_values
 from .forward import jvp_graph
 from .reverse import vjp_graph
 
@@ -109,12 +110,19 @@ def _decompress(compressed: list[UOp], coloring: Coloring, separate: bool) -> UO
 
 
 def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring, unroll: bool = False,
-                     separate: bool = False) -> UOp:
+                     separate: bool = False, entrywise: bool = True) -> UOp:
     """The nonzeros of d outputs / d x in CSC order of `coloring.pattern` (rows: the outputs'
-    elements one after the other; columns: x's elements); `separate`: decompressed by a kernel
-    of its own (`_decompress`)."""
+    elements one after the other; columns: x's elements): computed one by one where the
+    derivative allows it and `entrywise` (ad/entrywise.py), unless `unroll` or `separate` ask
+    for a form of the colour loop; else from the colouring's products; `separate`:
+    decompressed by a kernel of its own (`_decompress`)."""
     flat = [B.reshape(o, (o.size,)) for o in outputs]
     out = B.concat(flat, 0) if len(flat) > 1 else flat[0]
+    if entrywise and not (unroll or separate):
+        seed = _placeholder(x)
+        found = entrywise_values(jvp_graph([out], {x: seed})[0], seed, coloring.pattern)
+        if found is not None:
+            return found
     parts = []
     if coloring.ncolumn_colors:
         seed = _placeholder(x)
@@ -132,15 +140,19 @@ def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring, unroll: boo
 
 
 def sphessian_graph(output: UOp, x: UOp, coloring: Coloring, unroll: bool = False,
-                    separate: bool = False) -> UOp:
-    """The nonzeros of the upper triangle of d² output / d x² in CSC order: Hessian-vector
-    products (forward over reverse) along the colour seeds; `separate` as for
-    `spjacobian_graph`."""
+                    separate: bool = False, entrywise: bool = True) -> UOp:
+    """The nonzeros of the upper triangle of d² output / d x² in CSC order: computed one by
+    one where the gradient's derivative allows it and `entrywise`, else Hessian-vector products
+    (forward over reverse) along the colour seeds; `separate` as for `spjacobian_graph`."""
     if not coloring.ncolors:
         return B.full((0,), 0, output.dtype)
     g = B.reshape(gradient_graph(output, x), (x.size,))
     seed = _placeholder(x)
     (tangent,) = jvp_graph([g], {x: seed})
+    if entrywise and not (unroll or separate):
+        found = entrywise_values(tangent, seed, coloring.pattern, upper=True)
+        if found is not None:
+            return found
     return _decompress([_batched(tangent, seed, color_seeds(coloring.column_colors, x), x.size,
                              unroll)], coloring, separate)
 

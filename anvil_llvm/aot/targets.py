@@ -2,7 +2,8 @@
 (`cpu="generic"` for a portable build), or another triple the bundled LLVM supports, as an
 object file for that machine.
 
-Exported code must need nothing but libm: constants are in the object (tables of
+Exported code must need nothing but libm (and the memcpy/memset LLVM may call for a loop that
+copies or clears, which C requires of every implementation): constants are in the object (tables of
 `Target.shared_constants` bytes and more, as the JIT shares them, are included as binary data,
 data.py), contractions are loop nests (no BLAS bound in this process, `Target.gemm` None), and
 loops call glibc's libmvec only on the host's own triple, where it was found (`-lm` links it).

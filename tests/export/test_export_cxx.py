@@ -18,8 +18,10 @@ def bratu(tmp_path_factory):
     p = problem("bratu2d", 12)
     f = p.function("dyn")
     J = ad.spjacobian(f, name="dyn_jac")
-    lib = av.export([f, J], tmp_path_factory.mktemp("bratu") / "build", "mymodel")
-    return p, f, J, lib
+    # the colour loop's form keeps exp(x) in its workspace (the threads test needs one)
+    colours = ad.spjacobian(f, name="dyn_colours", entrywise=False)
+    lib = av.export([f, J, colours], tmp_path_factory.mktemp("bratu") / "build", "mymodel")
+    return p, f, J, lib, colours
 
 
 EIGEN_PROGRAM = r"""
@@ -63,7 +65,7 @@ int main(int, char **argv) {
 
 @needs_eigen
 def test_eigen_maps_the_sparse_jacobian(bratu, tmp_path):
-    p, f, J, lib = bratu
+    p, f, J, lib, _ = bratu
     x = p.x0
     v = np.random.default_rng(3).standard_normal(p.n)
     x.tofile(tmp_path / "x.bin")
@@ -92,20 +94,20 @@ THREADS_PROGRAM = r"""
 using namespace mymodel;
 
 int main(int, char **argv) {
-  const std::size_t n = dyn_jac::in_sizes[0];
+  const std::size_t n = dyn_colours::in_sizes[0];
   std::vector<double> xs(2 * n);
   std::ifstream(argv[1], std::ios::binary).read(reinterpret_cast<char *>(xs.data()), 16 * n);
-  std::vector<double> results(2 * dyn_jac::nnz);
+  std::vector<double> results(2 * dyn_colours::nnz);
   int failures[2] = {0, 0};
   auto worker = [&](int k) {
-    Workspace work = dyn_jac::workspace();              // one workspace per thread
-    std::vector<double> first(dyn_jac::nnz), again(dyn_jac::nnz);
-    dyn_jac::eval(xs.data() + k * n, first.data(), work.data());
+    Workspace work = dyn_colours::workspace();              // one workspace per thread
+    std::vector<double> first(dyn_colours::nnz), again(dyn_colours::nnz);
+    dyn_colours::eval(xs.data() + k * n, first.data(), work.data());
     for (int it = 0; it < 2000; ++it) {
-      dyn_jac::eval(xs.data() + k * n, again.data(), work.data());
-      if (std::memcmp(first.data(), again.data(), 8 * dyn_jac::nnz) != 0) ++failures[k];
+      dyn_colours::eval(xs.data() + k * n, again.data(), work.data());
+      if (std::memcmp(first.data(), again.data(), 8 * dyn_colours::nnz) != 0) ++failures[k];
     }
-    std::memcpy(results.data() + k * dyn_jac::nnz, first.data(), 8 * dyn_jac::nnz);
+    std::memcpy(results.data() + k * dyn_colours::nnz, first.data(), 8 * dyn_colours::nnz);
   };
   std::thread a(worker, 0), b(worker, 1);
   a.join();
@@ -119,7 +121,7 @@ int main(int, char **argv) {
 
 
 def test_two_threads_call_one_function_with_separate_workspaces(bratu, tmp_path):
-    p, f, J, lib = bratu
+    p, f, _, lib, J = bratu
     assert J.work_bytes > 0             # the workspace is really used
     rng = np.random.default_rng(11)
     xs = np.stack([p.x0, 0.5 * rng.random(p.n)])

@@ -1,0 +1,141 @@
+"""Sparse derivatives computed entry by entry (ad/entrywise.py): the values against the dense
+Jacobian and Hessian and against central differences, random stencils, what falls back to the
+colouring (and is still right), and that the entrywise graph evaluates no colours."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import anvil_llvm as av
+from anvil_llvm.ad import hessian, jacobian, sphessian, spjacobian
+from anvil_llvm.ad.entrywise import linear_terms
+from anvil_llvm.ad.forward import jvp_graph
+from anvil_llvm.ad.sparse import _placeholder
+from anvil_llvm.benchmarks.problems import problem
+from anvil_llvm.ir.ops import IOTA, PLACE
+from anvil_llvm.ir.uop import toposort
+
+RTOL = 1e-12
+
+
+def entrywise(fn) -> bool:
+    """Whether a sparse derivative's graph is one placement with no colour seeds (those
+    compare the colour table with the colour's number, an IOTA)."""
+    (values,) = fn.outputs
+    return values.op is PLACE and all(n.op is not IOTA for n in toposort([values]))
+
+
+def assert_dense(sparse, dense) -> None:
+    dense = np.asarray(dense).reshape(sparse.shape)
+    scale = max(1.0, float(np.abs(dense).max(initial=0.0)))
+    np.testing.assert_allclose(sparse.toarray(), dense, rtol=RTOL, atol=RTOL * scale)
+
+
+def central_differences(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    return np.stack([(np.asarray(f(x + h * e)) - np.asarray(f(x - h * e))) / (2 * h)
+                     for e in np.eye(x.size)], axis=-1)
+
+
+def periodic_laplacian(x):
+    """A ring: the neighbours by concatenation (np.roll's way)."""
+    left = av.concatenate([x[-1:], x[:-1]])
+    right = av.concatenate([x[1:], x[:1]])
+    return 2.0 * x - left - right + av.sin(x) * left
+
+
+STENCILS = {
+    "bratu2d": (problem("bratu2d", 7).function(), 49),
+    "chain": (av.NumericalFunction("chain", lambda x: x[1:] ** 2 * av.exp(x[:-1]) - x[1:] / (
+        1.5 + av.cos(x[:-1])), (av.Arg(9),)), 9),
+    "ring": (av.NumericalFunction("ring", periodic_laplacian, (av.Arg(8),)), 8),
+    "where": (av.NumericalFunction("where", lambda x: av.where(x[1:] > 0.5, x[1:] * x[:-1],
+                                                               -x[:-1] ** 3), (av.Arg(7),)), 7),
+    "broadcast": (av.NumericalFunction("broadcast", lambda x: x[0] * x + x ** 2, (av.Arg(6),)),
+                  6),
+    # two views meet in the middle only: the owner's coefficient adds the other's there
+    "reversed": (av.NumericalFunction("reversed", lambda x: x * x[::-1], (av.Arg(7),)), 7),
+    "two outputs": (av.NumericalFunction("two", lambda x: (x[1:] * x[:-1], av.tanh(x)),
+                                         (av.Arg(6),)), 6),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STENCILS))
+def test_stencil_jacobians_are_entrywise_and_right(name):
+    f, n = STENCILS[name]
+    x = np.random.default_rng(3).uniform(0.1, 0.9, n)
+    J = spjacobian(f)
+    assert entrywise(J)
+    assert_dense(J.csc(x), jacobian(f)(x) if len(f.outputs) == 1 else np.concatenate(
+        [j.reshape(-1, n) for j in jacobian(f)(x)]))
+    np.testing.assert_allclose(J(x), spjacobian(f, entrywise=False)(x), rtol=RTOL, atol=1e-14)
+    reference = central_differences(lambda v: np.concatenate(
+        [np.ravel(o) for o in (f(v) if len(f.outputs) > 1 else (f(v),))]), x)
+    np.testing.assert_allclose(J.csc(x).toarray(), reference, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name, size", [("rosen", 50), ("bratu2d_E", 6)])
+def test_stencil_hessians_are_entrywise_and_right(name, size):
+    p = problem(name, size)
+    f = p.function()
+    x = p.x0 + np.random.default_rng(4).uniform(-0.1, 0.1, p.n)
+    for method in ("star", "acyclic"):
+        H = sphessian(f, method=method)
+        assert entrywise(H)
+        assert_dense(H.csc(x), np.triu(hessian(f)(x)))
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: x * x.sum(),                   # a reduction: every row reads every element
+    lambda x: av.matmul(np.tri(25), av.sin(x)),
+    lambda x: sum(av.sin(x[k:k + 5]) for k in range(20)),   # 20 views: more than a nest takes
+])
+def test_other_derivatives_use_the_colouring_and_are_right(fn):
+    f = av.NumericalFunction("other", fn, (av.Arg(25),))
+    x = np.linspace(0.2, 0.8, 25)
+    J = spjacobian(f)
+    assert not entrywise(J)
+    assert_dense(J.csc(x), jacobian(f)(x))
+
+
+def test_a_tangent_with_a_constant_term_is_not_linear():
+    x = av.NumericalFunction("f", lambda x: x * 2.0, (av.Arg(3),)).inputs[0]
+    from anvil_llvm.ir import build as B
+    seed = _placeholder(x)
+    (tangent,) = jvp_graph([B.mul(x, x)], {x: seed})
+    assert linear_terms(tangent, seed) is not None
+    assert linear_terms(B.add(tangent, B.full((3,), 1.0)), seed) is None
+
+
+@st.composite
+def random_stencils(draw):
+    """f(x)_i = sum over a few terms of g(x[i + a]) * x[i + b] (+ a square), on a padded
+    vector: shifts in [-2, 2], nonlinear g; the Jacobian is banded."""
+    n = draw(st.integers(3, 10))
+    count = draw(st.integers(1, 4))
+    shifts = [(draw(st.integers(-2, 2)), draw(st.integers(-2, 2))) for _ in range(count)]
+    kinds = [draw(st.sampled_from(["sin", "exp", "square", "one"])) for _ in range(count)]
+
+    def f(x):
+        padded = av.pad(x, 2)
+        total = x * x
+        for (a, b), kind in zip(shifts, kinds):
+            u, v = padded[2 + a:2 + a + n], padded[2 + b:2 + b + n]
+            g = {"sin": av.sin(u), "exp": av.exp(u), "square": u * u, "one": u}[kind]
+            total = total + g * v
+        return total
+    return f, n
+
+
+@settings(max_examples=25, deadline=None)
+@given(random_stencils(), st.integers(0, 2 ** 31 - 1))
+def test_random_stencils(case, seed):
+    plain, n = case
+    f = av.NumericalFunction("stencil", plain, (av.Arg(n),))
+    x = np.random.default_rng(seed).uniform(-1, 1, n)
+    J = spjacobian(f)
+    assert entrywise(J)
+    assert_dense(J.csc(x), jacobian(f)(x))
+    cost = av.NumericalFunction("cost", lambda x: (plain(x) ** 2).sum(), (av.Arg(n),))
+    assert_dense(sphessian(cost).csc(x), np.triu(hessian(cost)(x)))
