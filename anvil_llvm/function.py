@@ -421,6 +421,9 @@ class SparseNumericalFunction(NumericalFunction):
     `indices` and `indptr` (int32, 0-based) and `shape` complete the CSC arrays; `nnz` counts
     the entries, `ncolors` the directional derivatives one call computes, `coloring` is the
     colouring used (anvil_llvm.ad.coloring.Coloring), `csc(*inputs)` the scipy.sparse array.
+    `entrywise`: the nonzeros are computed one by one, with no directional derivatives
+    (ad/entrywise.py); `coloring` and `ncolors` then tell what a colouring would use (it is
+    made when first asked for).
 
     >>> import numpy as np, anvil_llvm as av
     >>> f = av.NumericalFunction("f", lambda x: x[1:] * x[:-1], (av.Arg(4),))
@@ -430,17 +433,28 @@ class SparseNumericalFunction(NumericalFunction):
     """
 
     @classmethod
-    def from_coloring(cls, name: str, fn: NumericalFunction, values: UOp,
-                      coloring) -> "SparseNumericalFunction":
-        """The function of `fn`'s arguments returning `values`, the nonzeros of
-        `coloring.pattern` in CSC order."""
+    def from_coloring(cls, name: str, fn: NumericalFunction, values: UOp, coloring,
+                      pattern=None) -> "SparseNumericalFunction":
+        """The function of `fn`'s arguments returning `values`, the nonzeros of `pattern`
+        (by default `coloring.pattern`) in CSC order. `coloring`: the Coloring used, or (for
+        nonzeros computed entry by entry) a function making it when first asked for."""
         result = cls.from_graph(name, fn.args, [values], False, fn.arg_names)
         result.origin = getattr(fn, "origin", None)
-        pattern = coloring.pattern
-        result.coloring, result.pattern, result.shape = coloring, pattern, pattern.shape
+        pattern = coloring.pattern if pattern is None else pattern
+        result._coloring, result.pattern, result.shape = coloring, pattern, pattern.shape
+        result.entrywise = callable(coloring)
         result.indices = pattern.indices.astype(np.int32)
         result.indptr = pattern.indptr.astype(np.int32)
         return result
+
+    @property
+    def coloring(self):
+        """The colouring of the pattern (anvil_llvm.ad.coloring.Coloring): the one the
+        directional derivatives follow, or, where the nonzeros are computed entry by entry,
+        the one `spjacobian`/`sphessian` would have used (made on first use)."""
+        if callable(self._coloring):
+            self._coloring = self._coloring()
+        return self._coloring
 
     @property
     def nnz(self) -> int:
@@ -469,8 +483,9 @@ class SparseNumericalFunction(NumericalFunction):
                             shape=self.shape)
 
     def __repr__(self) -> str:
+        how = "entry by entry" if self.entrywise else f"{self.ncolors} colours"
         return (f"Sparse{super().__repr__()[:-1]}: {self.shape[0]}x{self.shape[1]}, "
-                f"{self.nnz} nonzeros, {self.ncolors} colours)")
+                f"{self.nnz} nonzeros, {how})")
 
 
 def numerical_function(name: str, *shapes) -> Callable[[Callable], NumericalFunction]:

@@ -159,13 +159,16 @@ def nb_arrow_hessian(x, out):
 @dataclass(frozen=True)
 class Case:
     """A sparse derivative of a public problem: the kind ("jacobian", or the Hessian `method`
-    "star" / "acyclic"), and its hand-written CSC pattern and kernel (x, out) -> out."""
+    "star" / "acyclic"), and its hand-written CSC pattern and kernel (x, out) -> out;
+    `entrywise`: the operator's default (nonzeros computed entry by entry where the derivative
+    allows it), else `entrywise=False` (the colouring's directional derivatives)."""
 
     name: str
     size: int
     kind: str
     structure: Callable[[int], tuple[np.ndarray, np.ndarray]]
     kernel: Callable
+    entrywise: bool = True
 
     @functools.cached_property
     def problem(self):
@@ -187,52 +190,71 @@ class Case:
         return out
 
     def spec(self) -> dict:
-        return {"name": self.name, "size": self.size, "derivative": self.kind}
+        return {"name": self.name, "size": self.size, "derivative": self.kind,
+                "entrywise": self.entrywise}
+
+    @property
+    def label(self) -> str:
+        """The call that builds it, as the rows name it."""
+        options = [] if self.kind == "jacobian" else [f'method="{self.kind}"']
+        options += [] if self.entrywise else ["entrywise=False"]
+        return f"`{'spjacobian' if self.kind == 'jacobian' else 'sphessian'}({', '.join(options)})`"
 
     def point(self, quantity: str) -> Point:
         """Where the case's rows go in the plots (a Hessian's method names anvil's series)."""
-        if self.kind == "jacobian":
-            return Point(self.name, "spjacobian", quantity, self.problem.n)
-        return Point(self.name, "sphessian", quantity, self.problem.n, f"anvil {self.kind}")
+        series = "anvil" if self.entrywise else f"anvil colours ({self.kind})"
+        operator = "spjacobian" if self.kind == "jacobian" else "sphessian"
+        return Point(self.name, operator, quantity, self.problem.n, series)
 
 
-def bratu_case(m: int) -> Case:
-    return Case("bratu2d", m, "jacobian", lambda m: bratu_structure(m), nb_bratu_jacobian(m))
+def bratu_case(m: int, entrywise: bool = True) -> Case:
+    return Case("bratu2d", m, "jacobian", lambda m: bratu_structure(m), nb_bratu_jacobian(m),
+                entrywise)
 
 
-def rosen_case(n: int, method: str) -> Case:
-    return Case("rosen", n, method, rosen_structure, nb_rosen_hessian)
+def rosen_case(n: int, method: str, entrywise: bool = True) -> Case:
+    return Case("rosen", n, method, rosen_structure, nb_rosen_hessian, entrywise)
 
 
-def arrow_case(n: int, method: str) -> Case:
-    return Case("arrowhead", n, method, arrow_structure, nb_arrow_hessian)
+def arrow_case(n: int, method: str, entrywise: bool = True) -> Case:
+    return Case("arrowhead", n, method, arrow_structure, nb_arrow_hessian, entrywise)
 
 
 # ---- anvil_llvm: staged builds (the calls `spjacobian` / `sphessian` make, timed each) ---------
 def build_staged(spec: dict, name: str, laps: bt.Stages):
-    """Trace, detect the pattern, colour, build the graph and compile what `spec` names, with
-    the same calls as `ad.spjacobian` / `ad.sphessian`, lapping each stage."""
-    from anvil_llvm.ad.coloring import hessian_coloring, jacobian_coloring
-    from anvil_llvm.ad.sparse import sphessian_graph, spjacobian_graph
+    """Trace, detect the pattern, build the graph entry by entry or colour and build it, and
+    compile what `spec` names, with the same calls as `ad.spjacobian` / `ad.sphessian`,
+    lapping each stage (numba and the colouring kernels are imported by the colouring)."""
+    from anvil_llvm.ad import sparse
     from anvil_llvm.ad.sparsity import hessian_pattern, jacobian_pattern
     from anvil_llvm.function import SparseNumericalFunction
-    laps.lap("import")      # the colouring layer and numba: what the operators import first
+    laps.lap("import")
     f = problem(spec["name"], spec["size"]).function(name)
     x = f.inputs[0]
     laps.lap("trace")
-    if spec["derivative"] == "jacobian":
-        pattern = jacobian_pattern(f.outputs, [x])
-        laps.lap("detect")
-        coloring = jacobian_coloring(pattern)
-        laps.lap("colour")
-        graph = spjacobian_graph(list(f.outputs), x, coloring)
+    jacobian = spec["derivative"] == "jacobian"
+    if jacobian:
+        pattern = sparse.jacobian_csc(jacobian_pattern(f.outputs, [x]))
     else:
-        pattern = hessian_pattern(f.outputs[0], [x])
-        laps.lap("detect")
-        coloring = hessian_coloring(pattern, method=spec["derivative"])
+        full = hessian_pattern(f.outputs[0], [x])
+        pattern = sparse.hessian_upper(full)
+    laps.lap("detect")
+    def colour():
+        from anvil_llvm.ad.coloring import hessian_coloring, jacobian_coloring
+        return (jacobian_coloring(pattern) if jacobian else
+                hessian_coloring(full, method=spec["derivative"]))
+    graph = None
+    if spec["entrywise"]:
+        graph = (sparse.entrywise_jacobian(list(f.outputs), x, pattern) if jacobian else
+                 sparse.entrywise_hessian(f.outputs[0], x, pattern))
+    if graph is None:
+        coloring = colour()
         laps.lap("colour")
-        graph = sphessian_graph(f.outputs[0], x, coloring)
-    J = SparseNumericalFunction.from_coloring(f"{name}_d", f, graph, coloring)
+        graph = (sparse.spjacobian_graph(list(f.outputs), x, coloring) if jacobian else
+                 sparse.sphessian_graph(f.outputs[0], x, coloring))
+        J = SparseNumericalFunction.from_coloring(f"{name}_d", f, graph, coloring)
+    else:
+        J = SparseNumericalFunction.from_coloring(f"{name}_d", f, graph, colour, pattern)
     laps.lap("graph")
     J.compile()
     laps.lap("compile")
@@ -242,8 +264,8 @@ def build_staged(spec: dict, name: str, laps: bt.Stages):
 def build_public(spec: dict, name: str):
     """The same through the public operator, compiled."""
     f = problem(spec["name"], spec["size"]).function(name)
-    J = (ad.spjacobian(f) if spec["derivative"] == "jacobian" else
-         ad.sphessian(f, method=spec["derivative"]))
+    J = (ad.spjacobian(f, entrywise=spec["entrywise"]) if spec["derivative"] == "jacobian" else
+         ad.sphessian(f, method=spec["derivative"], entrywise=spec["entrywise"]))
     return J.compile()
 
 
@@ -282,8 +304,9 @@ def worker_build(spec: dict) -> dict:
     p = problem(spec["name"], spec["size"])
     np.save(spec["out"], J(p.x0))
     np.save(spec["out"] + ".structure.npy", np.concatenate((J.indptr, J.indices)))
-    return {"time": first, "stages": laps.seconds, "later": later, "nnz": J.nnz,
-            "ncolors": J.ncolors, "order": J.coloring.order}
+    how = (f"entry by entry (no colouring made; its colouring: {J.ncolors} colours)"
+           if J.entrywise else f"{J.ncolors} colours ({J.coloring.order})")
+    return {"time": first, "stages": laps.seconds, "later": later, "nnz": J.nnz, "how": how}
 
 
 def worker_memory(spec: dict) -> dict:
@@ -311,7 +334,6 @@ class FreshBuild:
     time: Value
     note: str = ""
     later: Value = "-"
-    ncolors: int | None = None
 
 
 def fresh_build(cfg: Config, case: Case) -> FreshBuild:
@@ -337,10 +359,10 @@ def fresh_build(cfg: Config, case: Case) -> FreshBuild:
                 break
     stages = {k: statistics.median(r["stages"][k] for r in results) for k in results[0]["stages"]}
     later = [t for r in results for t in r["later"]]
-    note = (f"{results[0]['ncolors']} colours ({results[0]['order']}); " +
+    note = (f"{results[0]['how']}; " +
             ", ".join(f"{k} {bt.fmt_time(v)}" for k, v in stages.items()))
     return FreshBuild(statistics.median(r["time"] for r in results), note,
-                      statistics.median(later) if later else "-", results[0]["ncolors"])
+                      statistics.median(later) if later else "-")
 
 
 def memory_row(cfg: Config, case: Case, what: str) -> Row:
@@ -462,8 +484,8 @@ def paragraph(text: str) -> str:
 # ---- 1. bratu2d Jacobian ---------------------------------------------------------------------
 def bratu_jacobian(cfg: Config) -> Section:
     m = cfg.bratu_m
-    case = bratu_case(m)
-    fresh = fresh_build(cfg, case)
+    case, colours = bratu_case(m), bratu_case(m, entrywise=False)
+    fresh = {c: fresh_build(cfg, c) for c in (case, colours)}
     memory = memory_row(cfg, case, "peak memory of build + call")
     J = build_public(case.spec(), bt.fresh_name("bratu"))   # its colouring for JAX
     builders = {"numba": numba_builder(case),
@@ -478,22 +500,27 @@ def bratu_jacobian(cfg: Config) -> Section:
             casadi_label] if casadi_tool else builds[casadi_label]
     order = ("numba", "JAX", "CasADi", casadi_label)
     shown = {name: builds.get(name, "-") for name in order if name in builds}
-    rows = [Row(f"`spjacobian` m={m} (n={m * m:,}, {case.nnz:,} nonzeros): build, fresh process",
-                fresh.time, shown, (), 3.0, fresh.note, case.point("build")),
-            Row("the same: a later build in that process", fresh.later, shown, (), 3.0)]
-    rows += call_rows(cfg, f"m={m}", {"`spjacobian`": case}, tools, ("numba",), 1.0,
-                      tuple(n for n in order if n in tools or n == "numba"))
+    rows = []
+    for c in (case, colours):
+        rows += [Row(f"{c.label} m={m} (n={m * m:,}, {c.nnz:,} nonzeros): build, fresh process",
+                     fresh[c].time, shown, (), 3.0, fresh[c].note, c.point("build")),
+                 Row("the same: a later build in that process", fresh[c].later, shown, (), 3.0)]
+    rows += call_rows(cfg, f"m={m}", {c.label: c for c in (case, colours)}, tools, ("numba",),
+                      1.0, tuple(n for n in order if n in tools or n == "numba"))
     if casadi_case is not case:
         rows.append(Row(f"{casadi_label}: call", casadi_call, note="a smaller size: for scale"))
     rows.append(memory)
     return Section(f"1. bratu2d Jacobian, m = {m} (n = {m * m:,}): `spjacobian`", rows,
                    paragraph(f"""
         F_ij = 4u_ij - (4 neighbours) - lambda h² exp(u_ij) on the m x m grid, its Jacobian's
-        {case.nnz:,} nonzeros in CSC order. anvil build: trace + sparsity detection + colouring
+        {case.nnz:,} nonzeros in CSC order. `spjacobian` computes them entry by entry (the
+        derivative is a sum of coefficients times shifted copies of the direction: no colours
+        evaluated, docs/sparsity.md); `entrywise=False` evaluates one directional derivative per
+        colour of the lattice colouring. anvil build: trace + sparsity detection + (colouring)
         + graph + compile, the first build in a fresh process (disk cache off; median over up
-        to {cfg.processes} processes), by stage in the note; that first build includes numba's
-        import and initialisation (about 0.4 s, once per process) and the loading of the
-        colouring kernels; "a later build" goes through `ad.spjacobian` again in that process.
+        to {cfg.processes} processes), by stage in the note; with colours that first build
+        includes numba's import and initialisation (about 0.4 s, once per process) and the
+        loading of the colouring kernels, entry by entry neither; "a later build" goes through `ad.spjacobian` again in that process.
         Peers are built in this process: numba = first call of a new `njit` dispatcher of a
         hand-written loop writing the CSC values (its pattern checked equal to anvil's); JAX =
         first call of `jit` of `vmap(jvp)` over the colour seeds (K x n, an argument) and a
@@ -509,9 +536,10 @@ def bratu_jacobian(cfg: Config) -> Section:
 # ---- 2.-3. Hessians ----------------------------------------------------------------------------
 def hessian_section(cfg: Config, title: str, make: Callable[[int, str], Case], n: int,
                     casadi_n: int, about: str) -> Section:
-    cases = {method: make(n, method) for method in ("star", "acyclic")}
+    cases = {"entrywise": make(n, "star")}
+    cases.update({method: make(n, method, False) for method in ("star", "acyclic")})
     fresh = {method: fresh_build(cfg, case) for method, case in cases.items()}
-    star = cases["star"]
+    star = cases["entrywise"]
     casadi_case = star if casadi_n == n else make(casadi_n, "star")
     casadi_label = "CasADi" if casadi_case is star else f"CasADi (n={casadi_n:,})"
     tools, builds = peer_builds({"numba": numba_builder(star),
@@ -522,20 +550,20 @@ def hessian_section(cfg: Config, title: str, make: Callable[[int, str], Case], n
             casadi_label] if casadi_tool else builds[casadi_label]
     rows = []
     for method, case in cases.items():
-        what = f"`sphessian(method=\"{method}\")` n={n:,} ({case.nnz:,} nonzeros)"
+        what = f"{case.label} n={n:,} ({case.nnz:,} nonzeros)"
         rows.append(Row(f"{what}: build, fresh process", fresh[method].time, builds, (), 1.0,
                         fresh[method].note, case.point("build")))
         rows.append(Row(f"{what}: a later build in that process", fresh[method].later, builds,
                         (), 1.0))
-    rows += call_rows(cfg, f"n={n}", {f"`sphessian(method=\"{m}\")`": c
-                                      for m, c in cases.items()},
+    rows += call_rows(cfg, f"n={n}", {c.label: c for c in cases.values()},
                       tools, ("numba",), 2.0, tuple(t for t in ("numba", "CasADi") if t in tools))
     if casadi_case is not star:
         rows.append(Row(f"{casadi_label}: call", casadi_call, note="a smaller size: for scale"))
-    rows.append(memory_row(cfg, star, "peak memory of build + call (star)"))
+    rows.append(memory_row(cfg, star, f"peak memory of build + call ({star.label})"))
     return Section(title, rows, paragraph(f"""
         {about} The upper triangle of the Hessian in CSC order. anvil: trace + Hessian sparsity
-        + colouring (star: direct decompression, one gather; acyclic: fewer colours,
+        + (entry by entry where the gradient's derivative allows it: no colouring; with
+        `entrywise=False`, colouring: star, direct decompression; acyclic, fewer colours,
         substitution) + graph + compile, the first build in a fresh process (disk cache off;
         numba's import and initialisation included, about 0.4 s), by stage in the note; a
         later build goes through `ad.sphessian` again in that process. numba: a hand-written

@@ -6,6 +6,8 @@ the compiled function returns them flat and a thin layer nests them, so a single
 the native call."""
 from __future__ import annotations
 
+import functools
+
 import inspect
 import re
 import threading
@@ -369,9 +371,9 @@ def value_gradient_and_hessian(fn, argnum: Argnum = None, *, name: str | None = 
                         _shifted(hess_structure, 1 + len(grads))))
 
 
-def _sparse(fn, values: UOp, coloring, name: str):
+def _sparse(fn, values: UOp, coloring, name: str, pattern=None):
     from ..function import SparseNumericalFunction
-    return SparseNumericalFunction.from_coloring(name, fn, values, coloring)
+    return SparseNumericalFunction.from_coloring(name, fn, values, coloring, pattern)
 
 
 def _check_bool(value, what: str) -> bool:
@@ -406,21 +408,28 @@ def spjacobian(fn, argnum: int | None = None, unroll: bool = False, *, partition
     >>> J.shape, J.nnz, J.ncolors, J(np.arange(5.0)).tolist()
     ((4, 5), 8, 2, [-1.0, 2.0, -1.0, 4.0, -1.0, 6.0, -1.0, 8.0])
     """
-    from .coloring import jacobian_coloring
-    from .sparse import spjacobian_graph
+    from .coloring.options import check_jacobian_options
+    from .sparse import entrywise_jacobian, jacobian_csc, spjacobian_graph
     from .sparsity import jacobian_pattern
     a = _one_argnum(fn, argnum, argnums, "spjacobian")
     float_outputs(fn, "spjacobian")
     unroll = _check_bool(unroll, "spjacobian: unroll")
     separate = _check_bool(sep_uncompression, "spjacobian: sep_uncompression")
     entrywise = _check_bool(entrywise, "spjacobian: entrywise")
+    check_jacobian_options(partition, order)
     x = fn.inputs[a]
     with progress.stage("sparsity", fn.name):
         pattern = jacobian_pattern(fn.outputs, [x])
-    with progress.stage("colouring", fn.name):
-        coloring = jacobian_coloring(pattern, partition=partition, order=order)
-    return _sparse(fn, spjacobian_graph(list(fn.outputs), x, coloring, unroll, separate,
-                                        entrywise), coloring, _name(name, fn, "jac"))
+    if entrywise and not (unroll or separate):
+        pattern = jacobian_csc(pattern)       # what the colouring would take (and keep)
+        colour = functools.partial(_coloured, "jacobian", fn.name, pattern,
+                                   partition=partition, order=order)
+        values = entrywise_jacobian(list(fn.outputs), x, pattern)
+        if values is not None:
+            return _sparse(fn, values, colour, _name(name, fn, "jac"), pattern)
+    coloring = _coloured("jacobian", fn.name, pattern, partition=partition, order=order)
+    return _sparse(fn, spjacobian_graph(list(fn.outputs), x, coloring, unroll, separate),
+                   coloring, _name(name, fn, "jac"))
 
 
 @_operator
@@ -445,21 +454,37 @@ def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: st
     >>> H.csc(np.ones(3)).toarray().tolist()
     [[6.0, 1.0, 0.0], [0.0, 6.0, 1.0], [0.0, 0.0, 6.0]]
     """
-    from .coloring import hessian_coloring
-    from .sparse import sphessian_graph
+    from .coloring.options import check_hessian_options
+    from .sparse import entrywise_hessian, hessian_upper, sphessian_graph
     from .sparsity import hessian_pattern
     a = _one_argnum(fn, argnum, argnums, "sphessian")
     out = scalar_output(fn, "sphessian")
     unroll = _check_bool(unroll, "sphessian: unroll")
     separate = _check_bool(sep_uncompression, "sphessian: sep_uncompression")
     entrywise = _check_bool(entrywise, "sphessian: entrywise")
+    check_hessian_options(method, order)
     x = fn.inputs[a]
     with progress.stage("sparsity", fn.name):
         pattern = hessian_pattern(out, [x])
-    with progress.stage("colouring", fn.name):
-        coloring = hessian_coloring(pattern, method=method, order=order)
-    return _sparse(fn, sphessian_graph(out, x, coloring, unroll, separate, entrywise),
-                   coloring, _name(name, fn, "hess"))
+    colour = functools.partial(_coloured, "hessian", fn.name, pattern, method=method,
+                               order=order)
+    if entrywise and not (unroll or separate):
+        upper = hessian_upper(pattern)
+        values = entrywise_hessian(out, x, upper)
+        if values is not None:
+            return _sparse(fn, values, colour, _name(name, fn, "hess"), upper)
+    coloring = colour()
+    return _sparse(fn, sphessian_graph(out, x, coloring, unroll, separate), coloring,
+                   _name(name, fn, "hess"))
+
+
+def _coloured(kind: str, name: str, pattern, **options):
+    """The colouring of the detected pattern of function `name` that `spjacobian` or
+    `sphessian` (`kind`) uses (made on demand where the nonzeros are computed entry by
+    entry)."""
+    from . import coloring
+    with progress.stage("colouring", name):
+        return getattr(coloring, f"{kind}_coloring")(pattern, **options)
 
 
 def _scalar_input(fn, argnum, operator: str) -> int:

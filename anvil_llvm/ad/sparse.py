@@ -8,6 +8,8 @@ each product to its slot, so the compressed matrix is never stored).
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -20,11 +22,13 @@ from ..ir.ops.substitute import Program, substitute, tables
 from ..ir.uop import UOp
 from ..ir.uop import substitute as replaced
 from .batching import vmap_graph, with_batch
-from .coloring import Coloring
 from .dense import gradient_graph
 from .entrywise import entrywise_values
 from .forward import jvp_graph
 from .reverse import vjp_graph
+
+if TYPE_CHECKING:
+    from .coloring import Coloring
 
 
 def color_seeds(colors: np.ndarray, like: UOp) -> UOp:
@@ -109,20 +113,48 @@ def _decompress(compressed: list[UOp], coloring: Coloring, separate: bool) -> UO
     return substitute(flat, program)
 
 
-def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring, unroll: bool = False,
-                     separate: bool = False, entrywise: bool = True) -> UOp:
-    """The nonzeros of d outputs / d x in CSC order of `coloring.pattern` (rows: the outputs'
-    elements one after the other; columns: x's elements): computed one by one where the
-    derivative allows it and `entrywise` (ad/entrywise.py), unless `unroll` or `separate` ask
-    for a form of the colour loop; else from the colouring's products; `separate`:
-    decompressed by a kernel of its own (`_decompress`)."""
+def _stacked(outputs: list[UOp]) -> UOp:
+    """The outputs' elements one after the other (the rows of their Jacobian)."""
     flat = [B.reshape(o, (o.size,)) for o in outputs]
-    out = B.concat(flat, 0) if len(flat) > 1 else flat[0]
-    if entrywise and not (unroll or separate):
-        seed = _placeholder(x)
-        found = entrywise_values(jvp_graph([out], {x: seed})[0], seed, coloring.pattern)
-        if found is not None:
-            return found
+    return B.concat(flat, 0) if len(flat) > 1 else flat[0]
+
+
+def jacobian_csc(pattern: sp.sparray) -> sp.csc_array:
+    """A detected Jacobian pattern in the canonical CSC form of the nonzeros' order."""
+    return _canonical(sp.csc_array(pattern))
+
+
+def hessian_upper(pattern: sp.sparray) -> sp.csc_array:
+    """The upper triangle of a detected Hessian pattern, canonical CSC (the nonzeros' order)."""
+    return _canonical(sp.csc_array(sp.triu(pattern, format="csc")))
+
+
+def _canonical(pattern: sp.csc_array) -> sp.csc_array:
+    pattern.sum_duplicates()
+    return pattern
+
+
+def entrywise_jacobian(outputs: list[UOp], x: UOp, pattern: sp.csc_array) -> UOp | None:
+    """The nonzeros of d outputs / d x in CSC order of `pattern`, each computed on its own
+    (ad/entrywise.py), or None where the derivative is not of that form."""
+    seed = _placeholder(x)
+    return entrywise_values(jvp_graph([_stacked(outputs)], {x: seed})[0], seed, pattern)
+
+
+def entrywise_hessian(output: UOp, x: UOp, upper: sp.csc_array) -> UOp | None:
+    """The nonzeros of the upper triangle `upper` of d² output / d x² in CSC order, each
+    computed on its own, or None where the gradient's derivative is not of that form."""
+    seed = _placeholder(x)
+    g = B.reshape(gradient_graph(output, x), (x.size,))
+    return entrywise_values(jvp_graph([g], {x: seed})[0], seed, upper, upper=True)
+
+
+def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring, unroll: bool = False,
+                     separate: bool = False) -> UOp:
+    """The nonzeros of d outputs / d x in CSC order of `coloring.pattern` (rows: the outputs'
+    elements one after the other; columns: x's elements); `separate`: decompressed by a kernel
+    of its own (`_decompress`)."""
+    out = _stacked(outputs)
     parts = []
     if coloring.ncolumn_colors:
         seed = _placeholder(x)
@@ -140,19 +172,15 @@ def spjacobian_graph(outputs: list[UOp], x: UOp, coloring: Coloring, unroll: boo
 
 
 def sphessian_graph(output: UOp, x: UOp, coloring: Coloring, unroll: bool = False,
-                    separate: bool = False, entrywise: bool = True) -> UOp:
-    """The nonzeros of the upper triangle of d² output / d x² in CSC order: computed one by
-    one where the gradient's derivative allows it and `entrywise`, else Hessian-vector products
-    (forward over reverse) along the colour seeds; `separate` as for `spjacobian_graph`."""
+                    separate: bool = False) -> UOp:
+    """The nonzeros of the upper triangle of d² output / d x² in CSC order: Hessian-vector
+    products (forward over reverse) along the colour seeds; `separate` as for
+    `spjacobian_graph`."""
     if not coloring.ncolors:
         return B.full((0,), 0, output.dtype)
     g = B.reshape(gradient_graph(output, x), (x.size,))
     seed = _placeholder(x)
     (tangent,) = jvp_graph([g], {x: seed})
-    if entrywise and not (unroll or separate):
-        found = entrywise_values(tangent, seed, coloring.pattern, upper=True)
-        if found is not None:
-            return found
     return _decompress([_batched(tangent, seed, color_seeds(coloring.column_colors, x), x.size,
                              unroll)], coloring, separate)
 
@@ -162,4 +190,5 @@ def csc_structure(pattern: sp.csc_array) -> tuple[np.ndarray, np.ndarray]:
     return pattern.indices.astype(np.int32), pattern.indptr.astype(np.int32)
 
 
-__all__ = ["color_seeds", "csc_structure", "sphessian_graph", "spjacobian_graph"]
+__all__ = ["color_seeds", "csc_structure", "entrywise_hessian", "entrywise_jacobian",
+           "hessian_upper", "jacobian_csc", "sphessian_graph", "spjacobian_graph"]

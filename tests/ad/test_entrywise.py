@@ -24,7 +24,9 @@ def entrywise(fn) -> bool:
     """Whether a sparse derivative's graph is one placement with no colour seeds (those
     compare the colour table with the colour's number, an IOTA)."""
     (values,) = fn.outputs
-    return values.op is PLACE and all(n.op is not IOTA for n in toposort([values]))
+    found = values.op is PLACE and all(n.op is not IOTA for n in toposort([values]))
+    assert fn.entrywise == found
+    return found
 
 
 def assert_dense(sparse, dense) -> None:
@@ -139,3 +141,49 @@ def test_random_stencils(case, seed):
     assert_dense(J.csc(x), jacobian(f)(x))
     cost = av.NumericalFunction("cost", lambda x: (plain(x) ** 2).sum(), (av.Arg(n),))
     assert_dense(sphessian(cost).csc(x), np.triu(hessian(cost)(x)))
+
+
+def test_the_colouring_is_made_when_asked_for_and_is_the_one_the_colour_loop_uses():
+    f, _ = STENCILS["bratu2d"]
+    J, colours = spjacobian(f), spjacobian(f, entrywise=False)
+    assert callable(J._coloring)
+    assert J.ncolors == colours.ncolors == 5
+    assert (J.coloring.pattern != colours.coloring.pattern).nnz == 0
+    assert np.array_equal(J.indices, colours.indices)
+    assert np.array_equal(J.indptr, colours.indptr)
+    assert "entry by entry" in repr(J) and "5 colours" in repr(colours)
+    cost = problem("rosen", 20).function()
+    H, star = sphessian(cost, method="acyclic"), sphessian(cost, entrywise=False)
+    assert H.ncolors == 2 and np.array_equal(H.indptr, star.indptr)
+
+
+def test_bad_colouring_options_are_refused_before_any_colouring():
+    f, _ = STENCILS["chain"]
+    with pytest.raises(ValueError, match="partition"):
+        spjacobian(f, partition="diagonal")
+    with pytest.raises(ValueError, match="method"):
+        sphessian(problem("rosen", 5).function(), method="greedy")
+    with pytest.raises(TypeError, match="entrywise"):
+        spjacobian(f, entrywise="yes")
+
+
+def test_an_entrywise_build_imports_no_colouring_kernels_and_pickles():
+    """numba (the colouring kernels) is not imported by an entrywise build; a pickled one
+    computes the same values in a fresh process."""
+    import pickle
+    import subprocess
+    import sys
+    f, n = STENCILS["ring"]
+    J = spjacobian(f)
+    x = np.linspace(0.1, 0.8, n)
+    script = (
+        "import pickle, sys, numpy as np\n"
+        "from anvil_llvm.ad import spjacobian\n"
+        "from anvil_llvm.benchmarks.problems import problem\n"
+        "J = spjacobian(problem('bratu2d', 6).function())\n"
+        "assert J.entrywise and 'numba' not in sys.modules\n"
+        "K = pickle.loads(sys.stdin.buffer.read())\n"
+        f"sys.stdout.write(repr(K(np.linspace(0.1, 0.8, {n})).tolist()))\n")
+    done = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(J),
+                          capture_output=True, check=True)
+    assert np.array_equal(np.array(eval(done.stdout)), J(x))

@@ -13,16 +13,29 @@ Works only on scipy.sparse patterns (nothing from the tracer or the JIT). See do
 0
 """
 
-from .api import (
-    HESSIAN_ORDERS,
-    JACOBIAN_ORDERS,
-    METHODS,
-    PARTITIONS,
-    hessian_coloring,
-    jacobian_coloring,
-)
-from .check import check_coloring
-from .result import Coloring, DecompressionTables
+import importlib
+from typing import TYPE_CHECKING
+
+from .options import HESSIAN_ORDERS, JACOBIAN_ORDERS, METHODS, PARTITIONS
+
+if TYPE_CHECKING:       # what `__getattr__` loads (named here for type checkers and the docs)
+    from .api import hessian_coloring, jacobian_coloring
+    from .check import check_coloring
+    from .result import Coloring, DecompressionTables
+
+# The colouring kernels are numba functions: importing them imports numba (about 0.1 s), so
+# they are loaded when first used (a sparse derivative computed entry by entry never does).
+_LAZY = {"hessian_coloring": "api", "jacobian_coloring": "api", "check_coloring": "check",
+         "Coloring": "result", "DecompressionTables": "result"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "HESSIAN_ORDERS",

@@ -20,7 +20,8 @@ from .bounds import diagonal_mask, hessian_lower_bound
 from .check import check_coloring
 from .distance2 import dsatur_coloring, greedy_coloring, recolor
 from .lattice import lattice_coloring
-from .orders import ORDERS, vertex_order, walk_degrees
+from .options import JACOBIAN_ORDERS, METHODS, check_hessian_options, check_jacobian_options
+from .orders import vertex_order, walk_degrees
 from .patterns import (
     Adjacency,
     Walk,
@@ -40,10 +41,6 @@ from .result import (
 )
 from .star import restricted_star_coloring, restricted_star_steps, star_coloring
 
-PARTITIONS = ("auto", "column", "row", "bidirectional")
-METHODS = ("star", "acyclic")
-JACOBIAN_ORDERS = ("best", "dsatur", *ORDERS)
-HESSIAN_ORDERS = ("best", *ORDERS)
 # "best" tries these in turn: the strongest first, so the lower bound often stops the search.
 _DISTANCE2_SEARCH = (
     "dsatur",
@@ -79,10 +76,6 @@ class _Clock:
         return self.deadline - time.perf_counter()
 
 
-def _check_choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {allowed}; got {value!r}")
-
 
 def _fewer(a: Coloring | None, b: Coloring | None) -> Coloring | None:
     return b if a is None or (b is not None and b.ncolors < a.ncolors) else a
@@ -112,10 +105,7 @@ def jacobian_coloring(
     >>> r.partition, r.ncolors
     ('column', 2)
     """
-    _check_choice("partition", partition, PARTITIONS)
-    _check_choice("order", order, JACOBIAN_ORDERS)
-    if order == "dsatur" and partition == "bidirectional":
-        raise ValueError("order='dsatur' is for column and row partitions; got 'bidirectional'")
+    check_jacobian_options(partition, order)
     J, JT = with_transpose(pattern)
     _compile("jacobian")
     return _jacobian(J, JT, partition, order, seed, _Clock(J, time_budget))
@@ -301,8 +291,7 @@ def hessian_coloring(
     >>> hessian_coloring(H).ncolors, hessian_coloring(H, method="acyclic").ncolors
     (3, 2)
     """
-    _check_choice("method", method, METHODS)
-    _check_choice("order", order, HESSIAN_ORDERS)
+    check_hessian_options(method, order)
     H = as_pattern(pattern)
     check_symmetric(H)
     _compile("hessian")

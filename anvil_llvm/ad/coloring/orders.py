@@ -15,17 +15,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from .options import ORDERS
 from .patterns import Walk
-
-ORDERS = (
-    "natural",
-    "largest_first",
-    "smallest_first",
-    "smallest_last",
-    "incidence_degree",
-    "dynamic_largest_first",
-    "random",
-)
 
 
 @numba.njit(cache=True)
