@@ -11,6 +11,11 @@ sparse matrix (output elements x input elements) with the pattern our sparsity d
 its nonzeros computed by `spjacobian`. CasADi differentiates through them: `jac_f` gives
 `nlpsol` its constraint Jacobian, `adj1_f` gradients, and `jac_adj1_f` (whose block wrt `x` is
 the Hessian of adj·f) the exact Hessian of the Lagrangian.
+
+A function returning a sparse matrix (a SparseNumericalFunction: `spjacobian` of constraints,
+say) computes its nonzeros; CasADi numbers a sparse output's (or input's) elements in column
+major order over the whole matrix, so a Jacobian block's rows (or columns) are the nonzeros'
+places there (`_places`): the same values, in the same order.
 """
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ import numpy as np
 
 from ..function import NumericalFunction
 from .casadi import Signature, Slot, dense_signature, empty
+from .exported import Sparsity
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,30 @@ class Derived:
 
 
 def base(fn: NumericalFunction) -> Derived:
-    """`fn` as CasADi sees it: inputs and outputs column vectors of their elements."""
+    """`fn` as CasADi sees it: inputs and outputs column vectors of their elements, a sparse
+    result its matrix with its CSC pattern."""
     inputs, outputs = fn._specs()
-    return Derived(fn, dense_signature(fn.name, inputs, outputs))
+    sparsity = None
+    if hasattr(fn, "indptr"):
+        sparsity = Sparsity(*fn.shape, np.asarray(fn.indptr, np.int64),
+                            np.asarray(fn.indices, np.int64))
+    return Derived(fn, dense_signature(fn.name, inputs, outputs, sparsity))
+
+
+def _places(slot: Slot) -> np.ndarray | None:
+    """Where a sparse slot's nonzeros are among its matrix's elements, column major (None:
+    dense, its elements are its nonzeros)."""
+    if slot.colind is None:
+        return None
+    columns = np.repeat(np.arange(slot.cols, dtype=np.int64), np.diff(slot.colind))
+    return columns * slot.rows + np.asarray(slot.row, np.int64)
+
+
+def _spread(indptr: np.ndarray, places: np.ndarray, count: int) -> np.ndarray:
+    """Column pointers over `count` columns, the columns of `indptr` moved to `places`."""
+    sizes = np.zeros(count, np.int64)
+    sizes[places] = np.diff(indptr)
+    return np.concatenate([[0], np.cumsum(sizes)])
 
 
 def _output(fn: NumericalFunction, j: int) -> NumericalFunction:
@@ -68,17 +95,17 @@ def jacobian(g: Derived) -> Derived:
             rows, cols = o.rows * o.cols, i.rows * i.cols
             block = None
             if o.source is not None and i.source is not None:
-                if o.colind is not None or i.colind is not None:
-                    raise ValueError(f"casadi_derivatives: {sig.name}: {o.name!r} or "
-                                     f"{i.name!r} is a sparse matrix; derivatives are built "
-                                     "for functions of dense arrays only")
                 block = spjacobian(_output(fn, o.source), argnum=i.source, name=label)
             if block is None or block.nnz == 0:
                 outputs.append(empty(label, rows, cols))
                 continue
-            assert block.shape == (rows, cols), (block.shape, rows, cols)
-            outputs.append(Slot(label, rows, cols, block.indptr.astype(np.int64),
-                                block.indices.astype(np.int64), len(values)))
+            indptr, indices = block.indptr.astype(np.int64), block.indices.astype(np.int64)
+            across, down = _places(i), _places(o)
+            if across is not None:
+                indptr = _spread(indptr, across, cols)
+            if down is not None:
+                indices = down[indices]
+            outputs.append(Slot(label, rows, cols, indptr, indices, len(values)))
             values.append(block.outputs[0])
     name = f"jac_{sig.name}"
     if not values:
@@ -102,8 +129,8 @@ def reverse(g: Derived) -> Derived:
     name = f"adj1_{sig.name}"
     callee = vjp(fn, argnum=tuple(range(len(fn.args))), name=name)
     callee.origin = getattr(fn, "origin", None)
-    seeds = tuple(Slot(f"adj_{o.name}", o.rows, o.cols, source=len(fn.args) + j)
-                  for j, o in enumerate(sig.outputs))
+    seeds = tuple(Slot(f"adj_{o.name}", o.rows, o.cols, o.colind, o.row,
+                       source=len(fn.args) + j) for j, o in enumerate(sig.outputs))
     results = tuple(Slot(f"adj_{i.name}", i.rows, i.cols, source=k)
                     for k, i in enumerate(sig.inputs))
     return Derived(callee, Signature(name, sig.inputs + _nominal(sig.outputs) + seeds, results))
@@ -117,9 +144,6 @@ def derivatives(fn: NumericalFunction) -> list[Derived]:
     >>> [d.signature.name for d in derivatives(f)]
     ['jac_f', 'adj1_f', 'jac_adj1_f']
     """
-    if hasattr(fn, "indptr"):
-        raise ValueError(f"casadi_derivatives: {fn.name!r} returns a sparse matrix; export the "
-                         "derivatives of the function it differentiates instead")
     for node, label in [(x, f"argument {n!r}") for x, n in zip(fn.inputs, fn.arg_names)] + \
             [(o, f"output {j}") for j, o in enumerate(fn.outputs)]:
         if node.dtype.np != np.float64:
