@@ -199,7 +199,8 @@ def entrywise_values(tangent: UOp | None, direction: UOp, pattern: sp.csc_array,
         coefficients[first] = B.add(coefficients[first], B.where(where, coefficients[q], zero))
     stacked = B.concat([B.reshape(B.cast(c, tangent.dtype), (1,) + tangent.shape)
                         for c in coefficients], 0)
-    return B.place(stacked, slots.reshape((len(groups),) + tangent.shape), pattern.nnz)
+    return B.place(stacked, slots.reshape((len(groups),) + tangent.shape), pattern.nnz,
+                   distinct=True)
 
 
 def _sum(nodes: list[UOp]) -> UOp:

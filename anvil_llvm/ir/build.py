@@ -233,16 +233,18 @@ def gather(x: UOp | None, axis: int, indices: np.ndarray) -> UOp | None:
     return UOp(O.GATHER, (x,), gather_arg(axis, indices))
 
 
-def place(x: UOp | None, slots: np.ndarray, size: int) -> UOp | None:
+def place(x: UOp | None, slots: np.ndarray, size: int, distinct: bool = False) -> UOp | None:
     """`x`'s trailing `slots.shape` axes scattered into `size` slots: element p to slot
-    `slots[p]` (-1: dropped); each slot receives at most one element, the others are zero."""
+    `slots[p]` (-1: dropped); each slot receives at most one element, the others are zero
+    (checked here unless the caller has: `distinct`)."""
     if x is None:
         return None
-    table = np.asarray(slots, dtype=np.int64)
-    kept = table[table >= 0]
-    if np.bincount(kept, minlength=size).max(initial=0) > 1:
+    table = np.asarray(slots)
+    if table.dtype not in (np.int32, np.int64):
+        table = table.astype(np.int64)
+    if not distinct and np.bincount(table[table >= 0], minlength=size).max(initial=0) > 1:
         raise ValueError("place: two elements go to one slot")
-    if not table.size or table.max() < 2 ** 31:
+    if table.dtype == np.int64 and (not table.size or table.max() < 2 ** 31):
         table = table.astype(np.int32)
     return UOp(O.PLACE, (x,), (Payload(table), int(size)))
 
