@@ -104,7 +104,7 @@ def _internal_graphs() -> dict[str, list]:
     bratu = problem("bratu2d", 10).function()
     loop = av.NumericalFunction("loop", lambda x: av.fori_loop(0, 3, lambda i, c: c * c, x),
                                 (av.Arg(3),))
-    return {"iota": jacobian(bratu).outputs, "place": spjacobian(bratu).outputs,
+    return {"iota": jacobian(bratu, mode="fwd").outputs, "place": spjacobian(bratu).outputs,
             "substitute": sphessian(problem("bratu2d_E", 10).function(),
                                     method="acyclic", entrywise=False).outputs,
             "param": loop.outputs}

@@ -173,8 +173,15 @@ def _stack_directions(direction_graph: UOp, seed: UOp, unroll: bool) -> UOp:
 
 
 def jacobian_graph(output: UOp, x: UOp, mode: str = "auto", unroll: bool = False) -> UOp:
-    """d output / d x as a node of shape output.shape + x.shape."""
+    """d output / d x as a node of shape output.shape + x.shape. "auto": through the
+    Jacobian's sparsity where that needs at most half the directions (ad/compressed.py), else
+    the mode with fewer directions."""
     if mode == "auto":
+        if not unroll:
+            from .compressed import compressed_jacobian
+            found = compressed_jacobian(output, x)
+            if found is not None:
+                return found
         mode = "fwd" if x.size <= output.size else "rev"
     if mode == "fwd":
         seed = _placeholder(x)

@@ -300,8 +300,10 @@ def jacobian(fn, argnum: Argnum = None, mode: str = "auto", unroll: bool = False
              name: str | None = None, argnums: Argnum = None):
     """The Jacobian, shaped output.shape + input.shape (an (m, n) matrix for vectors).
 
-    mode: "fwd" (vmap of the JVP over basis seeds), "rev" (vmap of the VJP), or "auto" (fewer
-    directions). unroll=True expands the directions at trace time instead of a loop. Several
+    mode: "fwd" (vmap of the JVP over basis seeds), "rev" (vmap of the VJP), or "auto": where
+    the Jacobian is sparse, one direction per colour of its columns or rows (at most half as
+    many; its entries placed into the dense result, as CasADi does), else the mode with fewer
+    directions. unroll=True expands the directions at trace time instead of a loop. Several
     outputs give a tuple, one per output; a tuple `argnum` one block per position in each
     (as jax.jacfwd: `J[output][position]`).
 

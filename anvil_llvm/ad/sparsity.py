@@ -61,10 +61,16 @@ def identity_seeds(wrt: Sequence[UOp]) -> dict[UOp, sp.csr_array]:
     return seeds
 
 
-def propagate(outputs: Sequence[UOp], seeds: dict[UOp, sp.csr_array], keep: bool):
+class TooDense(Exception):
+    """A node's pattern has more entries than the detection's budget."""
+
+
+def propagate(outputs: Sequence[UOp], seeds: dict[UOp, sp.csr_array], keep: bool,
+              budget: int | None = None):
     """The pattern of every node given those of the `seeds` nodes (None: independent of them),
     with the order and, if `keep`, every node's local rules (else the patterns nobody needs
-    any more are dropped as it goes)."""
+    any more are dropped as it goes); TooDense as soon as a node's pattern has more than
+    `budget` entries."""
     order = toposort(outputs)
     users = consumers(order)
     remaining = {node: len(set(users[node])) for node in order}
@@ -85,6 +91,9 @@ def propagate(outputs: Sequence[UOp], seeds: dict[UOp, sp.csr_array], keep: bool
                          for s, rule in zip(node.src, rules)
                          if rule is not None and patterns[s] is not None]
                 patterns[node] = _union(parts)
+                if budget is not None and patterns[node] is not None and \
+                        patterns[node].nnz > budget:
+                    raise TooDense(node)
         if not keep:
             for s in set(node.src):
                 remaining[s] -= 1
@@ -102,9 +111,11 @@ def _union(parts: list) -> sp.csr_array | None:
     return compact(sp.csr_array(total))
 
 
-def jacobian_pattern(outputs: Sequence[UOp], wrt: Sequence[UOp]) -> sp.csr_array:
+def jacobian_pattern(outputs: Sequence[UOp], wrt: Sequence[UOp],
+                     budget: int | None = None) -> sp.csr_array:
     """The Jacobian pattern of `outputs` (rows: their elements, one after the other) with
-    respect to `wrt` (columns: their elements, one after the other).
+    respect to `wrt` (columns: their elements, one after the other); TooDense if a node on the
+    way has more than `budget` entries.
 
     >>> from anvil_llvm.ir import dtypes, ops as O
     >>> x = UOp(O.INPUT, (), (0, (3,), dtypes.float64))
@@ -114,7 +125,7 @@ def jacobian_pattern(outputs: Sequence[UOp], wrt: Sequence[UOp]) -> sp.csr_array
            [0, 1, 0]])
     """
     outputs = list(outputs)
-    _, patterns, _ = propagate(outputs, identity_seeds(wrt), keep=False)
+    _, patterns, _ = propagate(outputs, identity_seeds(wrt), keep=False, budget=budget)
     n = sum(w.size for w in wrt)
     rows = [patterns.get(o) if patterns.get(o) is not None else
             sp.csr_array((o.size, n), dtype=bool) for o in outputs]

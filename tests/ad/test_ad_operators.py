@@ -601,7 +601,7 @@ def test_rosen_gradient_graph_is_small_and_has_no_contractions():
 
 
 @pytest.mark.parametrize("build", [
-    lambda f: jacobian(gradient(f)),
+    lambda f: jacobian(gradient(f), mode="fwd"),
     lambda f: jacobian(gradient(f), mode="rev"),
     hessian,
 ], ids=["jacfwd_grad", "jacrev_grad", "hessian"])
