@@ -192,7 +192,7 @@ def build_casadi_c(p: Problem, kind: str, symbols: str) -> CasadiC:
 
 def jax_operator(p: Problem, kind: str) -> Callable:
     jax = peers.jax
-    if kind == "jacobian":      # the mode with fewer directions, as anvil's "auto"
+    if kind == "jacobian":      # the mode with fewer directions (JAX's usual choice)
         return jax.jacfwd if p.n <= np.size(p.reference(p.x0)) else jax.jacrev
     return {"value": lambda f: f, "gradient": jax.grad, "hessian": jax.hessian}[kind]
 

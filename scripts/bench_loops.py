@@ -700,8 +700,8 @@ def multiple_shooting(cfg: Config) -> Section:
         rows, paragraph(f"""
         w = [x_0..x_{s} (4 each), u_0..u_{s - 1}] -> the continuity constraints F(x_k, u_k) -
         x_{{k+1}}, F = four RK4 steps of h = 0.02 of the cart-pole of section 4. anvil:
-        `jacobian` (auto: rev, fewer outputs than inputs) of `av.map(stage, (xs[:-1], us))` and
-        of the Python loop; build in a fresh process (disk cache off). `spjacobian`: anvil's
+        `jacobian` (auto: through its sparsity, 8 column colours) of
+        `av.map(stage, (xs[:-1], us))` and of the Python loop; build in a fresh process (disk cache off). `spjacobian`: anvil's
         sparse Jacobian of the `map` form (its nonzeros and colours, one directional derivative
         each, in the note); a call returns the nonzeros in CSC order, checked against the
         reference's entries at its pattern, once the reference is found to have no nonzero

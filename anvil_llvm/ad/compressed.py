@@ -20,14 +20,13 @@ import scipy.sparse as sp
 from ..ir import build as B
 from ..ir.ops import PLACE
 from ..ir.uop import UOp
+from .dense import REVERSE_COST
 from .forward import jvp_graph
 from .reverse import vjp_graph
 from .sparsity import TooDense, jacobian_pattern
 
 MIN_DIRECTIONS = 16
 """Fewer directions than this (inputs for forward mode, outputs for reverse): dense as it is."""
-REVERSE_COST = 2
-"""Reverse directions are taken only when fewer than forward ones by this factor."""
 MAX_GRAPH = 1 << 20
 """At most this many entries in the intersection graph coloured in NumPy (else dense)."""
 
@@ -78,9 +77,8 @@ def compressed_jacobian(output: UOp, x: UOp) -> UOp | None:
     by_column, by_row = greedy_coloring(pattern), greedy_coloring(sp.csr_array(pattern.T))
     forward, reverse = (int(c.max(initial=-1)) + 1 if c is not None else None
                         for c in (by_column, by_row))
-    # A reverse direction costs about twice a forward one (its sweep stores and reads back the
-    # forward values): multiple shooting's 8 column colours beat its 7 row colours, in calls
-    # (65 against 84 us) and in code (11k against 20k lines of IR).
+    # multiple shooting's 8 column colours beat its 7 row colours, in calls (65 against 84 us)
+    # and in code (11k against 20k lines of IR)
     use_forward = forward is not None and (reverse is None or forward <= REVERSE_COST * reverse)
     best = forward if use_forward else reverse
     if best is None or 2 * best > min(m, n):

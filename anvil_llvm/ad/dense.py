@@ -148,6 +148,13 @@ def _nested_class(cls: type) -> type:
 
 
 # ---- graph-level derivatives ---------------------------------------------------------------------
+REVERSE_COST = 2
+"""What a reverse direction costs against a forward one, about: its sweep runs the function,
+stores what the derivatives read and reads it back (a loop: a trajectory). Measured: the RK4
+pendulum's 2x3 Jacobian over 200 steps, 3 forward directions 10.0 us, 2 reverse 16.8 us;
+multiple shooting's 8 column colours 65 us, 7 row colours 84 us."""
+
+
 def _placeholder(like: UOp) -> UOp:
     """A seed node standing for a direction until it is substituted or batched away."""
     return UOp(INPUT, (), (-1, like.shape, like.dtype))
@@ -175,14 +182,14 @@ def _stack_directions(direction_graph: UOp, seed: UOp, unroll: bool) -> UOp:
 def jacobian_graph(output: UOp, x: UOp, mode: str = "auto", unroll: bool = False) -> UOp:
     """d output / d x as a node of shape output.shape + x.shape. "auto": through the
     Jacobian's sparsity where that needs at most half the directions (ad/compressed.py), else
-    the mode with fewer directions."""
+    forward mode unless reverse needs fewer than 1 / REVERSE_COST as many directions."""
     if mode == "auto":
         if not unroll:
             from .compressed import compressed_jacobian
             found = compressed_jacobian(output, x)
             if found is not None:
                 return found
-        mode = "fwd" if x.size <= output.size else "rev"
+        mode = "fwd" if x.size <= REVERSE_COST * output.size else "rev"
     if mode == "fwd":
         seed = _placeholder(x)
         (tangent,) = jvp_graph([output], {x: seed})

@@ -302,8 +302,8 @@ def jacobian(fn, argnum: Argnum = None, mode: str = "auto", unroll: bool = False
 
     mode: "fwd" (vmap of the JVP over basis seeds), "rev" (vmap of the VJP), or "auto": where
     the Jacobian is sparse, one direction per colour of its columns or rows (at most half as
-    many; its entries placed into the dense result, as CasADi does), else the mode with fewer
-    directions. unroll=True expands the directions at trace time instead of a loop. Several
+    many; its entries placed into the dense result, as CasADi does), else forward mode unless
+    reverse needs fewer than half as many directions (each costs about two forward ones). unroll=True expands the directions at trace time instead of a loop. Several
     outputs give a tuple, one per output; a tuple `argnum` one block per position in each
     (as jax.jacfwd: `J[output][position]`).
 
