@@ -84,17 +84,16 @@ def compressed_jacobian(output: UOp, x: UOp) -> UOp | None:
     if best is None or 2 * best > min(m, n):
         return None
     flat = B.reshape(output, (m,))
+    rows, columns = pattern.nonzero()
     if use_forward:              # JVPs along column colours: product k at row r is J[r, c]
         seed = _placeholder(x)
         (tangent,) = jvp_graph([flat], {x: seed})
         products = _batched(tangent, seed, color_seeds(by_column, x), m, False)
-        rows, columns = pattern.nonzero()
         slot = by_column[columns] * m + rows
     else:                        # VJPs along row colours: product k at column c is J[r, c]
         seed = _placeholder(flat)
         (ct,) = vjp_graph([flat], [seed], [x])
         products = _batched(B.reshape(ct, (n,)), seed, color_seeds(by_row, flat), n, False)
-        rows, columns = pattern.nonzero()
         slot = by_row[rows] * n + columns
     slots = np.full(products.size, -1, np.int64)
     slots[slot] = rows * n + columns

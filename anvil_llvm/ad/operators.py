@@ -422,14 +422,15 @@ def spjacobian(fn, argnum: int | None = None, unroll: bool = False, *, partition
     x = fn.inputs[a]
     with progress.stage("sparsity", fn.name):
         pattern = jacobian_pattern(fn.outputs, [x])
+    colour = functools.partial(_coloured, "jacobian", fn.name, partition=partition,
+                               order=order)
     if entrywise and not (unroll or separate):
-        pattern = jacobian_csc(pattern)       # what the colouring would take (and keep)
-        colour = functools.partial(_coloured, "jacobian", fn.name, pattern,
-                                   partition=partition, order=order)
-        values = entrywise_jacobian(list(fn.outputs), x, pattern)
-        if values is not None:
-            return _sparse(fn, values, colour, _name(name, fn, "jac"), pattern)
-    coloring = _coloured("jacobian", fn.name, pattern, partition=partition, order=order)
+        csc = jacobian_csc(pattern)
+        values = entrywise_jacobian(list(fn.outputs), x, csc)
+        if values is not None:      # coloured on demand from the pattern the function keeps
+            return _sparse(fn, values, functools.partial(colour, csc), _name(name, fn, "jac"),
+                           csc)
+    coloring = colour(pattern)
     return _sparse(fn, spjacobian_graph(list(fn.outputs), x, coloring, unroll, separate),
                    coloring, _name(name, fn, "jac"))
 
@@ -469,7 +470,7 @@ def sphessian(fn, argnum: int | None = None, unroll: bool = False, *, method: st
     with progress.stage("sparsity", fn.name):
         pattern = hessian_pattern(out, [x])
     colour = functools.partial(_coloured, "hessian", fn.name, pattern, method=method,
-                               order=order)
+                               order=order)     # of the whole symmetric pattern
     if entrywise and not (unroll or separate):
         upper = hessian_upper(pattern)
         values = entrywise_hessian(out, x, upper)
