@@ -212,6 +212,9 @@ class NumericalFunction:
         >>> a.cache_key == b.cache_key
         True
         """
+        shipped = self.__dict__.get("_shipped_key")     # the pickling process's, same host
+        if shipped is not None:
+            return shipped
         digest = graph_digest(self.outputs, self._order) or "ir\0" + self.lowered().ir
         inputs, outputs = self._specs()
         signature = repr([(s.shape, s.dtype.str) for s in inputs + outputs])
@@ -382,7 +385,7 @@ class NumericalFunction:
 _PICKLE_FORMAT = 1
 # attributes of a live function that a pickle does not carry
 _RUNTIME = frozenset({"_native", "_lowered", "_lock", "address", "_order", "_batched",
-                      "_numba_form", "_numba_form_unchecked"})
+                      "_numba_form", "_numba_form_unchecked", "_shipped_key"})
 
 
 def _unpickled(cls: type, version: int, state: dict) -> NumericalFunction:
@@ -410,6 +413,8 @@ def _unpickled(cls: type, version: int, state: dict) -> NumericalFunction:
             raise ValueError(f"unpickling {fn.name}: {e}") from None
         if built_for == cache.host_record():
             jit.provide(key, entry)
+            # the function's key is a digest of its graph and of the host record: the same here
+            fn.__dict__.setdefault("_shipped_key", key)
     return fn
 
 

@@ -46,10 +46,20 @@ sys.stdout.buffer.write(pickle.dumps((out, av.stats(), fns[2].nnz, fns[2].indice
 """
 
 
-def run_child(blob: bytes, tmp_path) -> tuple:
+SHIP_AGAIN = """
+import pickle, sys, numpy as np, anvil_llvm as av
+sys.path.insert(0, {tests!r})
+from test_pickle import results
+fns = pickle.loads(sys.stdin.buffer.read())
+results(*fns)
+sys.stdout.buffer.write(pickle.dumps((pickle.dumps(fns), av.stats())))
+"""
+
+
+def run_child(blob: bytes, tmp_path, script: str = CHILD) -> tuple:
     """Unpickle and call in a fresh interpreter with an empty disk cache of its own."""
     env = dict(os.environ, ANVIL_LLVM_CACHE_DIR=str(tmp_path / "child-cache"))
-    done = subprocess.run([sys.executable, "-c", CHILD.format(tests=os.path.dirname(__file__))],
+    done = subprocess.run([sys.executable, "-c", script.format(tests=os.path.dirname(__file__))],
                           input=blob, capture_output=True, env=env, timeout=300, check=False)
     assert done.returncode == 0, done.stderr.decode()[-3000:]
     return pickle.loads(done.stdout)
@@ -64,6 +74,18 @@ def test_a_fresh_process_loads_the_object_code_and_compiles_nothing(tmp_path):
     assert stats["builds"] == 0, stats
     assert stats["object_loads"] == 2 * len(fns)     # each function's code and entry point
     assert nnz == fns[2].nnz and np.array_equal(indices, fns[2].indices)
+
+
+def test_shipped_code_ships_again_from_memory_and_is_not_written_to_disk(tmp_path):
+    fns = functions()
+    expected = results(*fns)
+    again, stats = run_child(pickle.dumps(fns), tmp_path, SHIP_AGAIN)
+    assert stats["builds"] == 0, stats
+    assert not list((tmp_path / "child-cache").glob("*.o"))
+    out, stats, _, _ = run_child(again, tmp_path / "second")
+    for got, want in zip(out, expected):
+        np.testing.assert_array_equal(got, want)
+    assert stats["builds"] == 0, stats
 
 
 def test_object_code_for_another_host_is_not_loaded_but_rebuilt(tmp_path, monkeypatch):

@@ -17,10 +17,8 @@ import dataclasses
 import functools
 import hashlib
 import json
-import logging
 import os
 import stat
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,52 +26,13 @@ import llvmlite
 import llvmlite.binding as llvm
 
 from .._version import __version__
+from .cachedir import TEMPORARY, directory, publish, warn_once
 from .target import Target
 
-log = logging.getLogger("anvil_llvm")
-
 _MAGIC = b"ANVILOBJ3"
-_TEMPORARY = ".tmp-"                 # prefix of files being written
 _USAGE = "usage"                     # the directory's bytes as last counted, and writes since
 RECOUNT_WRITES = 256                 # the files are counted again at least this often
 DEFAULT_MAX_BYTES = 1 << 30
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-@functools.cache
-def _warn_once(message: str) -> None:
-    """Log `message` as a warning the first time only: a setting or a directory that is wrong
-    stays wrong for every later read and write."""
-    log.warning(message)
-
-
-def directory() -> Path | None:
-    """The private cache directory, or None when caching is off or the directory is unsafe."""
-    switch = os.environ.get("ANVIL_LLVM_NO_CACHE", "").strip().lower()
-    if switch not in _FALSE:
-        if switch not in _TRUE:
-            _warn_once(f"anvil_llvm: ANVIL_LLVM_NO_CACHE={switch!r} is read as true (expected "
-                       "one of 1, true, yes, on or 0, false, no, off); the disk cache is off")
-        return None
-    root = os.environ.get("ANVIL_LLVM_CACHE_DIR")
-    if root:
-        path = Path(root)
-    else:
-        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        path = Path(base) / "anvil_llvm"
-    try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = path.stat()
-    except OSError:
-        return None
-    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        _warn_once(f"anvil_llvm: not using cache directory {path}: owned by another user or "
-                   "writable by others")
-        return None
-    return path
-
-
 def max_bytes() -> int:
     """The size cap of the cache directory: `ANVIL_LLVM_CACHE_MAX_BYTES` if it is a positive
     integer, else (with a warning) 1 GiB."""
@@ -86,7 +45,7 @@ def max_bytes() -> int:
         value = 0
     if value > 0:
         return value
-    _warn_once(f"anvil_llvm: ignoring ANVIL_LLVM_CACHE_MAX_BYTES={text!r} (expected a positive "
+    warn_once(f"anvil_llvm: ignoring ANVIL_LLVM_CACHE_MAX_BYTES={text!r} (expected a positive "
                f"number of bytes); the cache is capped at {DEFAULT_MAX_BYTES} bytes")
     return DEFAULT_MAX_BYTES
 
@@ -97,15 +56,29 @@ def host_record() -> dict:
     and anvil_llvm. Shared: not to be modified."""
     return {**dataclasses.asdict(Target.jit()), "llvmlite": llvmlite.__version__,
             "llvm": ".".join(map(str, llvm.llvm_version_info)), "anvil_llvm": __version__,
-            "source": _source_digest()}
+            "source": _source_stamp()}
 
 
-def _source_digest(package: str = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-                   ) -> str:
+_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _source_stamp(package: str = _PACKAGE) -> str:
+    """What tells this copy of anvil_llvm's code from others: entries keyed by a function's
+    graph are lowered by this code, so changed code must not hit them. An installed copy (in
+    `site-packages` or `dist-packages`) changes only when it is installed again, which makes
+    its folder anew: the folder's inode and change time (one stat). A source checkout (an
+    editable install) is edited in place: `_source_digest` (~0.3 ms)."""
+    if {"site-packages", "dist-packages"} & set(Path(package).parts):
+        info = os.stat(package)
+        return f"installed:{info.st_ino}:{info.st_ctime_ns}"
+    return _source_digest(package)
+
+
+def _source_digest(package: str = _PACKAGE) -> str:
     """A digest of the size and modification time of anvil_llvm's source files: entries keyed
     by a function's graph are lowered by this code, so a changed lowering (a development
     checkout) must not hit them. Stat, not read, and `scandir` (which skips the stat of
-    folders and of files that are not sources): ~0.4 ms on the first build of a process."""
+    folders and of files that are not sources)."""
     lines, folders = [], [package]
     while folders:
         with os.scandir(folders.pop()) as entries:
@@ -212,28 +185,10 @@ def write(key: str, obj: bytes, externals: list[str], info: dict | None = None) 
     if len(data) > cap:
         return
     try:
-        _publish(root, f"{key}.o", data)
+        publish(root, f"{key}.o", data)
         _account(root, cap, len(data))
     except OSError as e:
-        _warn_once(f"anvil_llvm: could not write a cache entry in {root}: {e.strerror or e}")
-
-
-def _publish(root: Path, name: str, data: bytes) -> None:
-    """`data` as the file `name` in `root`, by an atomic rename of a temporary file (removed
-    if anything fails)."""
-    fd, temporary = tempfile.mkstemp(dir=root, prefix=_TEMPORARY)
-    try:
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.replace(temporary, root / name)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+        warn_once(f"anvil_llvm: could not write a cache entry in {root}: {e.strerror or e}")
 
 
 def _account(root: Path, cap: int, written: int) -> None:
@@ -251,7 +206,7 @@ def _account(root: Path, cap: int, written: int) -> None:
         total, writes = _evict(root, cap), 0
     else:
         total, writes = total + written, writes + 1
-    _publish(root, _USAGE, f"{total} {writes}\n".encode())
+    publish(root, _USAGE, f"{total} {writes}\n".encode())
 
 
 def _files(root: Path) -> list[tuple[int, int, str]]:
@@ -260,7 +215,7 @@ def _files(root: Path) -> list[tuple[int, int, str]]:
     found = []
     with os.scandir(root) as listing:
         for item in listing:
-            if not (item.name.endswith(".o") or item.name.startswith(_TEMPORARY)):
+            if not (item.name.endswith(".o") or item.name.startswith(TEMPORARY)):
                 continue
             with contextlib.suppress(OSError):     # removed meanwhile by another process
                 info = item.stat(follow_symlinks=False)
@@ -303,7 +258,7 @@ def info() -> Info:
     """
     root = directory()
     files = _files(root) if root is not None else []
-    entries = sum(not os.path.basename(path).startswith(_TEMPORARY) for _, _, path in files)
+    entries = sum(not os.path.basename(path).startswith(TEMPORARY) for _, _, path in files)
     return Info(root, entries, sum(size for _, size, _ in files), max_bytes())
 
 

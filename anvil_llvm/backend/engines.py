@@ -52,6 +52,7 @@ class Lease:
 
 _current: _Engine | None = None
 _loaded: dict[str, tuple[_Engine, dict[str, int], dict]] = {}
+_kept_sources: dict[str, object] = {}     # key -> what it was loaded from, where asked to keep it
 
 
 def current() -> _Engine:
@@ -76,6 +77,13 @@ def loaded(key: str) -> Lease | None:
         return _lease(*found)
 
 
+def source(key: str) -> object:
+    """What the object of `key` was loaded from if its loader asked to keep it (`load`) and it
+    is still loaded, else None."""
+    with _lock:
+        return _kept_sources.get(key)
+
+
 def is_loaded(key: str) -> bool:
     """Whether the object of `key` is loaded in a live engine."""
     with _lock:
@@ -83,10 +91,11 @@ def is_loaded(key: str) -> bool:
 
 
 def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None,
-         kept: list = ()) -> Lease:
+         kept: list = (), source: object = None) -> Lease:
     """A lease on the object of `key`, loaded from `obj` unless it is loaded already, with the
     addresses of `symbols` in it and `info` about it; `kept` are objects its code points to,
-    kept alive as long as it is loaded."""
+    kept alive as long as it is loaded. `source`, if given, is kept as long as the object is
+    loaded too (`source(key)`): what it came from, for whoever needs the object again."""
     with _lock:
         found = _loaded.get(key)
         if found is None:
@@ -100,6 +109,8 @@ def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None,
             engine.keys.append(key)
             engine.kept.extend(kept)
             found = _loaded[key] = engine, addresses, info or {}
+            if source is not None:
+                _kept_sources[key] = source
         found[0].users += 1
         return _lease(*found)
 
@@ -130,4 +141,5 @@ def _release(engine: _Engine) -> None:
 def _dispose(engine: _Engine) -> None:
     for key in engine.keys:
         del _loaded[key]
+        _kept_sources.pop(key, None)
     engine.engine.close()

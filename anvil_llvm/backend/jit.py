@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Callable
 import llvmlite.binding as llvm
 
 from .. import progress
-from . import blas, cache, compiler, constants, engines, objectcode
+from . import blas, cache, compiler, constants, engines, objectcode, vecmath
 from .target import Target
 
 if TYPE_CHECKING:
@@ -84,6 +84,8 @@ def check_symbols(externals: list[str]) -> None:
 def prepare(externals: list[str]) -> None:
     """Make the process provide `externals` to JIT code, or raise (before LLVM would abort)."""
     initialise()
+    if vecmath.needed_by(externals):
+        vecmath.load()
     if blas.uses_blas(externals):
         blas.register()       # importing SciPy's BLAS costs ~0.4 s: only when needed
     check_symbols(externals)
@@ -130,11 +132,13 @@ def stats() -> dict[str, int]:
 
 def provide(key: str, entry: cache.Entry) -> None:
     """Make `entry` (an object built for this host, e.g. carried by a pickle) the code of
-    `key`: loading `key` then compiles nothing. It also goes to the disk cache."""
+    `key`: loading `key` then compiles nothing. The entry stays with the loaded code (pickling
+    the function again ships it, without a compiler or a disk cache) and is not written to the
+    disk cache: the pickle carries it wherever it goes, and a write would cost an unpickling
+    process more than all the rest of loading it."""
     with _lock:
         if "symbol" in entry.info and not engines.is_loaded(key):
             _provided[key] = entry
-            cache.write(key, *entry)
 
 
 def object_entry(key: str, lower: Callable[[], Lowered]) -> cache.Entry:
@@ -164,7 +168,7 @@ def _entry(key: str, make: Callable[[], tuple[str, int, dict]], load: bool) -> c
     """The object of `key`: provided, else read from the disk cache, else made (`make()` gives
     its IR, code generation level and info: at least its `symbol`), compiled and written to
     the cache. `load`: it is about to be loaded (counted as such)."""
-    entry = _provided.pop(key, None) if load else _provided.get(key)
+    entry = _provided.pop(key, None) if load else _provided.get(key) or engines.source(key)
     if entry is not None:
         _counters["object_loads"] += load
         return entry
@@ -187,7 +191,9 @@ def _load(key: str, make: Callable[[], tuple[str, int, dict]],
         found = engines.loaded(key)
         if found is not None:
             return found
+        provided = _provided.get(key)
         entry = _entry(key, make, load=True)
         kept = constants.provide(list(shared))
         prepare(entry.externals)
-        return engines.load(key, entry.obj, [entry.info["symbol"]], entry.info, kept)
+        return engines.load(key, entry.obj, [entry.info["symbol"]], entry.info, kept,
+                            source=provided)

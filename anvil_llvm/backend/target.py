@@ -15,10 +15,8 @@ import functools
 import os
 from dataclasses import dataclass
 
-import llvmlite.binding as llvm
-
 from . import objectcode, vecmath
-
+from .hostcpu import host_cpu
 
 SHARED_CONSTANTS = 1 << 16     # JIT code references constant arrays of 64 KiB and more
 
@@ -44,12 +42,12 @@ class Target:
                                    # process) or None (loop nests)
 
     @classmethod
-    def jit(cls) -> "Target":
+    def jit(cls) -> Target:
         """The host, for code loaded into this process."""
         return _host("large", "static", SHARED_CONSTANTS, "scipy")
 
     @classmethod
-    def object(cls) -> "Target":
+    def object(cls) -> Target:
         """The host, for objects linked into programs and shared libraries."""
         return _host("small", "pic", None, None)
 
@@ -137,12 +135,12 @@ def jit_cpu(triple: str, host_features: dict) -> tuple[str, str] | None:
     return name, ""
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _host(code_model: str, reloc: str, shared_constants: int | None,
           gemm: str | None) -> Target:
-    """The host CPU's target, or the portable CPU of ANVIL_LLVM_CPU (`jit_cpu`); asking LLVM
-    for the CPU costs about 0.3 ms, so once."""
-    triple, features = llvm.get_process_triple(), llvm.get_host_cpu_features()
-    cpu, flat = jit_cpu(triple, features) or (llvm.get_host_cpu_name(), features.flatten())
-    return Target(triple, cpu, flat, code_model, reloc, vecmath.available(), shared_constants,
-                  gemm)
+    """The host CPU's target (`hostcpu.host_cpu`), or the portable CPU of ANVIL_LLVM_CPU
+    (`jit_cpu`)."""
+    host = host_cpu()
+    cpu, features = jit_cpu(host.triple, host.feature_map) or (host.name, host.features)
+    return Target(host.triple, cpu, features, code_model, reloc, vecmath.available(),
+                  shared_constants, gemm)

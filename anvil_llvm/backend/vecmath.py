@@ -6,6 +6,8 @@ Where libmvec is missing (non-glibc, non-x86-64) no attribute is emitted and cal
 from __future__ import annotations
 
 import functools
+import os
+import platform
 
 import llvmlite.binding as llvm
 
@@ -33,14 +35,41 @@ def isas_for(features: set[str]) -> tuple[str, ...]:
     return tuple(isa for isa, _, needs in _ISAS if needs in features)
 
 
+_GLIBC_WITH_LIBMVEC = (2, 22)
+
+
 @functools.lru_cache(maxsize=1)
 def available() -> bool:
-    """Whether libmvec can be loaded into this process (glibc on x86-64)."""
+    """Whether this process can call glibc's libmvec: glibc 2.22 or later on x86-64, as the C
+    library tells (cheap: what code is built for is part of every cache key and of a pickle's
+    host check, which must not load a library; `load` loads it where code calls it)."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return False
+    try:
+        name, _, version = (os.confstr("CS_GNU_LIBC_VERSION") or "").partition(" ")
+        release = tuple(int(part) for part in version.split(".")[:2])
+    except (ValueError, OSError):
+        return False
+    return name == "glibc" and release >= _GLIBC_WITH_LIBMVEC
+
+
+@functools.lru_cache(maxsize=1)
+def load() -> bool:
+    """Load libmvec into the process (once) so that JIT code resolves its functions: whether
+    that worked. Lowering asks before it declares vector variants; loading an object that
+    calls them (from a pickle or the disk cache) asks first too (`needed_by`)."""
+    if not available():
+        return False
     try:
         llvm.load_library_permanently("libmvec.so.1")
     except RuntimeError:
         return False
     return bool(llvm.address_of_symbol("_ZGVeN8v_exp") or llvm.address_of_symbol("_ZGVdN4v_exp"))
+
+
+def needed_by(externals: list[str]) -> bool:
+    """Whether an object with these external symbols calls libmvec (names `_ZGV...`)."""
+    return any(name.startswith("_ZGV") for name in externals)
 
 
 _FOUND: dict[tuple[str, tuple[str, ...]], list[tuple[str, str]]] = {}
@@ -54,7 +83,7 @@ def variants(scalar: str, isas: tuple[str, ...] = ISAS) -> list[tuple[str, str]]
     if cached is not None:
         return cached
     found = _SCALAR.get(scalar)
-    if found is None or not available():
+    if found is None or not load():
         return []
     base, arity = found
     result = []

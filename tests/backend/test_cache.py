@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import stat
 import subprocess
@@ -589,7 +590,23 @@ def test_keys_differ_by_name_signature_and_graph():
 
 
 def test_entries_record_the_source_they_were_built_by():
-    assert cache.host_record()["source"] == cache._source_digest()
+    assert cache.host_record()["source"] == cache._source_stamp()
+
+
+def test_an_installed_copy_is_told_by_its_folder_and_a_checkout_by_its_files(tmp_path):
+    checkout = tmp_path / "src" / "anvil_llvm"
+    installed = tmp_path / "lib" / "site-packages" / "anvil_llvm"
+    for package in (checkout, installed):
+        package.mkdir(parents=True)
+        (package / "a.py").write_text("x = 1\n")
+    assert cache._source_stamp(str(checkout)) == _walked_digest(str(checkout))
+    stamp = cache._source_stamp(str(installed))
+    assert stamp != _walked_digest(str(installed))
+    time.sleep(0.01)
+    shutil.rmtree(installed)                   # installed again: a new folder
+    installed.mkdir()
+    (installed / "a.py").write_text("x = 1\n")
+    assert cache._source_stamp(str(installed)) != stamp
 
 
 def _walked_digest(package: str) -> str:

@@ -51,7 +51,7 @@ GRAPHS = {
     "chunked": (lambda x: (scalar_chain(x), av.exp(x) * 2.0), [av.Arg(5)]),
 }
 VECTOR_MATH = [False, pytest.param(True, marks=pytest.mark.skipif(
-    not vecmath.available(), reason="libmvec is not available"))]
+    not vecmath.load(), reason="libmvec is not available"))]
 
 
 def lowered(name: str, vector_math: bool = False, shared: int | None = None):
@@ -183,7 +183,7 @@ def test_a_reshape_that_merges_whole_axes_needs_no_division(fn, divides):
     assert (re.search(r"\b[us](div|rem) i64", f.llvm_ir) is not None) == divides
 
 
-@pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
+@pytest.mark.skipif(not vecmath.load(), reason="libmvec is not available")
 def test_workspace_buffers_are_disjoint_alias_scopes_so_row_normalisations_vectorise():
     """The row maximum and the row's exponentials live in one workspace: without alias scopes
     LLVM cannot hoist the maximum out of the loop that stores the exponentials, and the loop
@@ -202,7 +202,7 @@ def test_workspace_buffers_are_disjoint_alias_scopes_so_row_normalisations_vecto
     np.testing.assert_allclose(g(z), e / e.sum(axis=1, keepdims=True), rtol=1e-13, atol=1e-15)
 
 
-@pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
+@pytest.mark.skipif(not vecmath.load(), reason="libmvec is not available")
 @pytest.mark.parametrize("cpu, isas", [("generic", ()), ("x86-64-v2", ()), ("x86-64-v3", ("d",)),
                                        ("x86-64-v4", ("e", "d"))])
 def test_code_calls_only_the_vector_math_its_cpu_runs(cpu, isas):
@@ -258,7 +258,7 @@ def test_max_and_min_reductions_are_vectorised_and_exact():
     assert np.isnan(f(x)).all()
 
 
-@pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
+@pytest.mark.skipif(not vecmath.load(), reason="libmvec is not available")
 def test_a_stencil_energy_gradient_is_vectorised():
     """Class 3 of the array benchmarks: the reverse pass of forward differences of a grid
     (pads of slices accumulated in one nest) runs in vector registers; its gradient equals the
@@ -282,7 +282,7 @@ def test_a_stencil_energy_gradient_is_vectorised():
     np.testing.assert_allclose(grad(u), expected.ravel(), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
+@pytest.mark.skipif(not vecmath.load(), reason="libmvec is not available")
 def test_the_hessian_of_a_quadratic_form_is_one_vectorised_fill_without_gemm():
     """Class 2: the Hessian of x^T A x + sum(cos x), A a constant, is the closed form
     A + A^T - diag(cos x) filled by one vectorised loop: no BLAS call."""
@@ -297,7 +297,7 @@ def test_the_hessian_of_a_quadratic_form_is_one_vectorised_fill_without_gemm():
     np.testing.assert_allclose(H(x), A + A.T - np.diag(np.cos(x)), rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
+@pytest.mark.skipif(not vecmath.load(), reason="libmvec is not available")
 def test_batched_small_jacobians_are_vectorised_across_the_batch():
     """The batched-Jacobian class: vmap(jacobian) of a planar 3-link arm over 256
     configurations computes the batch in vector registers; each Jacobian equals the analytic

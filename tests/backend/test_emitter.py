@@ -26,7 +26,7 @@ ARGS = ("%a0", "%a1", "%a2", "%a3")
 # doubles per vector register of each x86 ISA letter of the vector function ABI (SSE, AVX,
 # AVX2, AVX-512)
 VFABI_LANES = {"b": 2, "c": 4, "d": 4, "e": 8}
-needs_libmvec = pytest.mark.skipif(not vecmath.available(), reason="libmvec is not available")
+needs_libmvec = pytest.mark.skipif(not vecmath.load(), reason="libmvec is not available")
 
 
 def is_literal(text: str) -> bool:
@@ -309,3 +309,9 @@ def test_a_loop_built_with_the_emitter_verifies_and_runs_in_llvm(vector_math):
     f = run_by_llvm(text, name, ctypes.c_double, ctypes.c_void_p, I64)
     x = np.linspace(-2.0, 1.5, 37)
     np.testing.assert_allclose(f(x.ctypes.data, x.size), np.sum(np.exp(x) * 2), rtol=1e-14)
+
+
+def test_libmvec_is_predicted_as_it_loads():
+    # the prediction from the C library's name and version (cheap: every cache key and pickle
+    # check holds it) against actually loading libmvec and finding its functions
+    assert vecmath.available() == vecmath.load()
