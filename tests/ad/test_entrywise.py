@@ -187,3 +187,18 @@ def test_an_entrywise_build_imports_no_colouring_kernels_and_pickles():
     done = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(J),
                           capture_output=True, check=True)
     assert np.array_equal(np.array(eval(done.stdout)), J(x))
+
+
+def test_the_dense_jacobian_of_a_padded_stencil_compiles():
+    # found by test_random_stencils: its one-hot seeds cast with `uitofp i1` made LLVM 22's SLP
+    # vectoriser abort the process (an assertion); now cast with a select
+    def f(x):
+        padded = av.pad(x, 2)
+        u, v = padded[0:6], padded[1:7]
+        return x * x + u * u * x + v * u
+    fn = av.NumericalFunction("stencil", f, (av.Arg(6),))
+    x = np.random.default_rng(5).uniform(-1, 1, 6)
+    step = 1e-6
+    columns = [(fn(x + step * e) - fn(x - step * e)) / (2 * step) for e in np.eye(6)]
+    np.testing.assert_allclose(jacobian(fn)(x), np.stack(columns, axis=1), rtol=1e-7,
+                               atol=1e-9)

@@ -930,3 +930,45 @@ def test_a_body_reading_many_outer_values_gets_them_through_a_table():
     step = 1e-6
     fd = [(run(np, x + step * e, 5) - run(np, x - step * e, 5)) / (2 * step) for e in np.eye(4)]
     np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-9)
+
+
+# ---- what the VJP of a loop stores -------------------------------------------------------------
+def _backward_ops(fn: av.NumericalFunction) -> list[str]:
+    """The ops of the body of the loop running backwards in `fn`'s graph (the VJP's)."""
+    bodies = {n.arg.body for n in toposort(fn.outputs) if n.op.name == "loop" and n.arg.reverse}
+    assert len(bodies) == 1
+    return [n.op.name for n in toposort(bodies.pop().outputs)]
+
+
+def test_the_vjp_stores_what_the_backward_pass_reads_and_recomputes_nothing():
+    chain = av.NumericalFunction("chain", lambda x, p: av.fori_loop(
+        0, 300, lambda i, y: y * 1.00001 + av.sin(y * p) * 1e-2, x).sum(),
+        (av.Arg(2), av.Arg(())))
+    g = gradient(chain, argnum=(0, 1))
+    assert not {"sin", "cos"} & set(_backward_ops(g))       # cos(y p) and y p are stored
+
+    def python(x, p):
+        sin = cmath.sin if any(isinstance(v, complex) for v in (*x, p)) else math.sin
+        for _ in range(300):
+            x = [y * 1.00001 + sin(y * p) * 1e-2 for y in x]
+        return sum(x)
+    x, p, h = [0.4, -1.1], 1.7, 1e-30
+    expected = [python([x[0] + 1j * h, x[1]], p).imag / h,
+                python([x[0], x[1] + 1j * h], p).imag / h, python(x, p + 1j * h).imag / h]
+    gx, gp = g(np.array(x), p)
+    np.testing.assert_allclose(np.append(gx, gp), expected, rtol=1e-12)
+
+
+def test_residuals_much_larger_than_the_carry_are_recomputed_instead():
+    def body(i, c):                      # ten nonlinear values of the carry's size each
+        return sum(av.tanh(c * (0.1 * k)) * 0.01 for k in range(1, 11)) + c
+    f = av.NumericalFunction("wide", lambda x: av.fori_loop(0, 50, body, x).sum(),
+                             (av.Arg(3),))
+    g = gradient(f)
+    assert "tanh" in _backward_ops(g)          # recomputed from the stored carry
+    unrolled = av.NumericalFunction("wide_unrolled", lambda x: functools.reduce(
+        lambda c, i: body(i, c), range(50), as_tensor(x)).sum(), (av.Arg(3),))
+    x = np.array([0.3, -0.2, 0.5])
+    np.testing.assert_allclose(g(x), gradient(unrolled)(x), rtol=1e-12)
+    fd = difference_jacobian(lambda v: np.atleast_1d(f(v)), x)[0]
+    np.testing.assert_allclose(g(x), fd, rtol=1e-6)

@@ -30,6 +30,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..uop import Linearity, OpDef, OpKind, UOp, graph_digest, substitute, toposort
+from .movement import EXPAND, PERMUTE, RESHAPE, SLICE
 from .source import CONST, CONST_ARRAY, INPUT, IOTA
 
 PARAM = OpDef(
@@ -326,18 +327,24 @@ def _jvp(B, node: UOp, tangents: list) -> UOp | None:
     return None if k is None else new[k]
 
 
+RESIDUAL_RATIO = 4
+"""The VJP of a loop stores, per iteration, the values its transposed body reads (residuals:
+`cos(x)` for the derivative of `sin(x)`) when they are at most this many times the carry's
+elements, instead of the carry alone: the backward pass then recomputes nothing of the forward
+one (a loop of scalar RK4 steps: 12 transcendental calls a step -> 8). Larger residuals (array
+code with many intermediates) keep the carry and recompute."""
+
+
 def _vjp(B, node: UOp, cts: Sequence[UOp | None]) -> list[UOp | None]:
-    """Cotangents of the sources given those of every result (`cts`, one per sibling)."""
+    """Cotangents of the sources given those of every result (`cts`, one per sibling): a
+    forward loop storing what each iteration's VJP reads (`_residuals`), then a loop over the
+    iterations in the other order transposing the body."""
     from ...ad.reverse import vjp_graph
     arg: Scan = node.arg
     index, carry, xps, kps = arg.roles()
     init, xs, consts = arg.split(node.src)
     outs = list(arg.body.outputs)
     c = arg.carries
-    # Forward, storing the carry each iteration starts from.
-    forward = loop(index, carry, xps, list(zip(kps, consts)), outs + carry, init, xs,
-                   arg.length, arg.reverse)
-    stored = forward[len(outs):]
     fresh = _Params(arg.body)
     floats = [j for j, p in enumerate(carry) if p.dtype.is_float]
     ct_carry = {j: fresh.like(carry[j]) for j in floats}
@@ -348,19 +355,33 @@ def _vjp(B, node: UOp, cts: Sequence[UOp | None]) -> list[UOp | None]:
     wrt_k = [j for j, p in enumerate(kps) if p.dtype.is_float]
     grads = vjp_graph(outs, body_cts, [carry[j] for j in floats] + [xps[j] for j in wrt_x]
                       + [kps[j] for j in wrt_k])
+    saved = _residuals([g for g in grads if g is not None], {index, *carry, *xps},
+                       {*ct_carry.values(), *ct_ys.values()})
+    if sum(r.size for r in saved) > RESIDUAL_RATIO * sum(p.size for p in carry):
+        saved = []
+    saved_params = {r: fresh.like(r) for r in saved}
+    if saved_params:
+        replaced = iter(substitute([g for g in grads if g is not None], saved_params))
+        grads = [None if g is None else next(replaced) for g in grads]
     g_carry, g_x, g_k = (grads[:len(floats)], grads[len(floats):len(floats) + len(wrt_x)],
                          grads[len(floats) + len(wrt_x):])
     sums = [fresh.like(kps[j]) for j in wrt_k]
     new_carry = [B.materialise(g, carry[j]) for g, j in zip(g_carry, floats)]
     new_carry += [B.add(s, g) for s, g in zip(sums, g_k)]
     moving = [i for i, g in enumerate(g_x) if g is not None]
+    body_outs = new_carry + [g_x[i] for i in moving]
+    read = set(toposort(body_outs))
+    stored_carry = [p for p in carry if p in read]
+    # Forward, storing per iteration the residuals and the carries the VJP still reads.
+    forward = loop(index, carry, xps, list(zip(kps, consts)), outs + saved + stored_carry,
+                   init, xs, arg.length, arg.reverse)
     backward = loop(
         index, [ct_carry[j] for j in floats] + sums,
-        list(carry) + list(xps) + list(ct_ys.values()), list(zip(kps, consts)),
-        new_carry + [g_x[i] for i in moving],
+        [*saved_params.values(), *stored_carry, *xps, *ct_ys.values()], list(zip(kps, consts)),
+        body_outs,
         [B.materialise(cts[j], init[j]) for j in floats] + [B.zeros_like(consts[j])
                                                            for j in wrt_k],
-        stored + list(xs) + [cts[k] for k in ct_ys], arg.length, not arg.reverse)
+        forward[len(outs):] + list(xs) + [cts[k] for k in ct_ys], arg.length, not arg.reverse)
     result: list[UOp | None] = [None] * len(node.src)
     for i, j in enumerate(floats):
         result[j] = backward[i]
@@ -370,6 +391,30 @@ def _vjp(B, node: UOp, cts: Sequence[UOp | None]) -> list[UOp | None]:
     for i, m in enumerate(moving):
         result[c + wrt_x[m]] = backward[ys_start + i]
     return result
+
+
+def _residuals(grads: list[UOp], varying: set[UOp], cotangents: set[UOp]) -> list[UOp]:
+    """The values of an iteration its VJP graph `grads` reads: nodes computed from the
+    iteration's own params (`varying`: index, carry, xs), not from `cotangents`, and read by
+    nodes that are. A param, or a view of one, is not one (read again from the param)."""
+    from_ct, from_varying = set(cotangents), set(varying)
+    found: dict[UOp, None] = {}
+    for node in toposort(grads):
+        if node in from_ct or node in from_varying:
+            continue
+        if any(s in from_ct for s in node.src):
+            from_ct.add(node)
+            found.update((s, None) for s in node.src
+                         if s in from_varying and not _view_of(s, varying))
+        elif any(s in from_varying for s in node.src):
+            from_varying.add(node)
+    return list(found)
+
+
+def _view_of(node: UOp, params: set[UOp]) -> bool:
+    while node.op in (RESHAPE, SLICE, EXPAND, PERMUTE):
+        node = node.src[0]
+    return node in params
 
 
 @functools.lru_cache(maxsize=64)

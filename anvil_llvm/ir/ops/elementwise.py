@@ -417,7 +417,12 @@ def _cast_emit(e, node, x):
     if dst.is_float:
         if src.is_float:
             return e.op(f"{'fpext' if dst.itemsize > src.itemsize else 'fptrunc'} {s} {x} to {d}")
-        return e.op(f"{'uitofp' if src.kind == 'b' else 'sitofp'} {s} {x} to {d}")
+        if src.kind == "b":
+            # a select, not `uitofp i1`: LLVM 22's SLP vectoriser fails an assertion (an abort)
+            # on one-hot seeds cast with uitofp in small unrolled loop nests (a dense Jacobian
+            # of a padded stencil, tests/ad/test_entrywise.py)
+            return e.op(f"select i1 {x}, {d} 1.0, {d} 0.0")
+        return e.op(f"sitofp {s} {x} to {d}")
     if src.is_float:
         # Saturating: out-of-range and NaN give defined results instead of poison.
         return e.call(d, f"llvm.fptosi.sat.i64.{_SUFFIX[s]}", [(s, x)])
