@@ -93,6 +93,52 @@ def test_numpy_functions_trace_and_match_numpy(name, fn, shape, tol, data):
     check(lambda m, x: ours(x), x, tol=tol, numpy_op=lambda m, x: reference(x))
 
 
+# NumPy 2's np.linalg names of the array API (the last axes are the matrices or vectors)
+ARRAY_API = [
+    ("vector_norm", lambda x: np.linalg.vector_norm(x), (2, 3), LOOSE),
+    ("vector_norm-axes", lambda x: np.linalg.vector_norm(x, axis=(0, 2), ord=1, keepdims=True),
+     (2, 3, 2), ULP64),
+    ("vector_norm-inf", lambda x: np.linalg.vector_norm(x, axis=-1, ord=np.inf), (3, 4), None),
+    ("vector_norm-3", lambda x: np.linalg.vector_norm(x, axis=0, ord=3), (4, 2), LOOSE),
+    ("matrix_norm", lambda x: np.linalg.matrix_norm(x), (2, 3, 4), LOOSE),
+    ("matrix_norm-1", lambda x: np.linalg.matrix_norm(x, ord=1, keepdims=True), (2, 3, 3),
+     ULP64),
+    ("diagonal", lambda x: np.linalg.diagonal(x, offset=1), (2, 3, 4), None),
+    ("trace", lambda x: np.linalg.trace(x, offset=-1), (2, 4, 3), SUMS),
+    ("cross", lambda x: np.linalg.cross(x[0], x[1]), (2, 4, 3), SUMS),
+    ("vecdot", lambda x: np.linalg.vecdot(x[0], x[1]), (2, 3, 4), SUMS),
+    ("outer", lambda x: np.linalg.outer(x[0], x[1]), (2, 3), None),
+    ("matmul", lambda x: np.linalg.matmul(x, x.T), (2, 3), SUMS),
+    ("tensordot", lambda x: np.linalg.tensordot(x, x, axes=2), (2, 3), SUMS),
+    ("matrix_transpose", lambda x: np.linalg.matrix_transpose(x), (2, 3, 4), None),
+    ("np.diagonal-axes", lambda x: np.diagonal(x, -1, 2, 0), (3, 2, 4), None),
+    ("np.trace-axes", lambda x: np.trace(x, 1, 1, 2), (2, 3, 4), SUMS),
+]
+
+
+@pytest.mark.skipif(not hasattr(np.linalg, "vector_norm"), reason="NumPy 2's np.linalg names")
+@pytest.mark.parametrize("name, fn, shape, tol", ARRAY_API, ids=[a[0] for a in ARRAY_API])
+@fast(8)
+@given(data=st.data())
+def test_the_array_api_names_of_linalg_trace_and_match_numpy(name, fn, shape, tol, data):
+    x = data.draw(arrays(shape, elements=st.floats(-20.0, 20.0)))
+    check(lambda m, x: fn(x), x, tol=tol)
+
+
+def test_the_linalg_namespace_shows_its_api_and_refuses_bad_input():
+    assert "np" not in dir(anp.linalg) and "vector_norm" in dir(anp.linalg)
+    assert anp.linalg.LinAlgError is np.linalg.LinAlgError
+    with pytest.raises(ValueError, match="outer: expected two 1-D arrays"):
+        av.NumericalFunction("f", lambda x: anp.linalg.outer(x, x), (av.Arg((2, 2)),))
+    with pytest.raises(ValueError, match="repeated axis"):
+        av.NumericalFunction("f", lambda x: anp.linalg.vector_norm(x, axis=(0, -2)),
+                             (av.Arg((2, 2)),))
+    with pytest.raises(ValueError, match="axis1 and axis2 cannot be the same"):
+        av.NumericalFunction("f", lambda x: anp.diagonal(x, 0, 1, -2), (av.Arg((2, 2, 2)),))
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        av.NumericalFunction("f", lambda x: anp.linalg.diagonal(x), (av.Arg(3),))
+
+
 @pytest.mark.parametrize("name, fn, tol", BINARY, ids=[b[0] for b in BINARY])
 @fast(8)
 @given(data=st.data())

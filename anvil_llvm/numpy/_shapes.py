@@ -282,16 +282,30 @@ def tril(m, k: int = 0) -> Tensor:
     return where(np.tri(m.shape[-2], m.shape[-1], k, dtype=bool), m, 0)
 
 
-def diagonal(a, offset: int = 0) -> Tensor:
-    """The `offset`-th diagonal of a 2-D array, as np.diagonal."""
+def diagonal(a, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+    """The `offset`-th diagonal of the 2-D arrays over `axis1` and `axis2`, as np.diagonal: the
+    other axes first, the diagonal last.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.diagonal(x, 0, 1, 2), (av.Arg((2, 2, 2)),))
+    >>> f(np.arange(8.0).reshape(2, 2, 2))
+    array([[0., 3.],
+           [4., 7.]])
+    """
     a = as_tensor(a)
-    if a.ndim != 2:
-        raise ValueError(f"diagonal: expected a 2-D array, got shape {a.shape}")
-    rows, cols = a.shape
+    if a.ndim < 2:
+        raise ValueError(f"diagonal: expected an array of at least 2 dimensions, got shape "
+                         f"{a.shape}")
+    axis1, axis2 = T._axis(axis1, a.ndim), T._axis(axis2, a.ndim)
+    if axis1 == axis2:
+        raise ValueError("diagonal: axis1 and axis2 cannot be the same")
+    rest = [k for k in range(a.ndim) if k not in (axis1, axis2)]
+    a = transpose(a, rest + [axis1, axis2])
+    rows, cols = a.shape[-2:]
     start_row, start_col = builtins.max(-offset, 0), builtins.max(offset, 0)
     count = builtins.max(0, builtins.min(rows - start_row, cols - start_col))
     flat = (start_row + np.arange(count)) * cols + start_col + np.arange(count)
-    return a.reshape(-1)[flat]
+    return a.reshape(a.shape[:-2] + (rows * cols,))[..., flat]
 
 
 def diag(v, k: int = 0) -> Tensor:
@@ -311,9 +325,9 @@ def diag(v, k: int = 0) -> Tensor:
     return where(on, v[np.clip(picked, 0, v.shape[0] - 1)], 0)
 
 
-def trace(a, offset: int = 0) -> Tensor:
-    """The sum of the `offset`-th diagonal of a 2-D array, as np.trace."""
-    return diagonal(a, offset).sum()
+def trace(a, offset: int = 0, axis1: int = 0, axis2: int = 1) -> Tensor:
+    """The sums of the `offset`-th diagonals over `axis1` and `axis2`, as np.trace."""
+    return diagonal(a, offset, axis1, axis2).sum(-1)
 
 
 def concatenate(arrays: Sequence, axis: int | None = 0) -> Tensor:

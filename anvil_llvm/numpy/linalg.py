@@ -13,6 +13,7 @@ from ..ir.ops.linalg import CHOLESKY, EIGH, QR, SLOGDET, trisolve
 from ..ir.ops.linalg import solve as _solve
 from ..ir.uop import UOp
 from ..tensor import Tensor, as_tensor
+from . import _products, _shapes
 from ._elementwise import exp, maximum, sqrt
 from ._shapes import swapaxes
 from ._unsupported import LINALG_HINTS as _LINALG_HINTS
@@ -473,6 +474,93 @@ def matrix_power(a, n: int) -> Tensor:
     if result is None:
         return as_tensor(np.broadcast_to(np.eye(a.shape[-1], dtype=a.dtype.np), a.shape))
     return result
+
+
+# ---- the array API's names in np.linalg: NumPy's functions over the last axes ------------------
+LinAlgError = np.linalg.LinAlgError
+matmul = T.matmul
+tensordot = _products.tensordot
+matrix_transpose = _products.matrix_transpose
+
+
+def cross(x1, x2, /, *, axis: int = -1) -> Tensor:
+    """The cross product of 3-vectors along `axis`, as np.linalg.cross."""
+    return _products.cross(x1, x2, axis)
+
+
+def vecdot(x1, x2, /, *, axis: int = -1) -> Tensor:
+    """The dot products of vectors along `axis` (batch axes broadcast), as np.linalg.vecdot."""
+    return _products.vecdot(x1, x2, axis)
+
+
+def outer(x1, x2, /) -> Tensor:
+    """x1[i] * x2[j] of two vectors, as np.linalg.outer (which takes 1-D arrays only)."""
+    x1, x2 = as_tensor(x1), as_tensor(x2)
+    if x1.ndim != 1 or x2.ndim != 1:
+        raise ValueError(f"outer: expected two 1-D arrays, got shapes {x1.shape} and "
+                         f"{x2.shape}")
+    return _products.outer(x1, x2)
+
+
+def diagonal(x, /, *, offset: int = 0) -> Tensor:
+    """The `offset`-th diagonals of the matrices over the last two axes, as
+    np.linalg.diagonal.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.linalg.diagonal(x), (av.Arg((2, 2, 2)),))
+    >>> f(np.arange(8.0).reshape(2, 2, 2))
+    array([[0., 3.],
+           [4., 7.]])
+    """
+    return _shapes.diagonal(x, offset, -2, -1)
+
+
+def trace(x, /, *, offset: int = 0) -> Tensor:
+    """The sums of the `offset`-th diagonals of the matrices over the last two axes, as
+    np.linalg.trace."""
+    return _shapes.trace(x, offset, -2, -1)
+
+
+def vector_norm(x, /, *, axis=None, keepdims: bool = False, ord=2) -> Tensor:
+    """Vector norms over `axis` (None: all elements; a tuple: those axes as one vector), as
+    np.linalg.vector_norm; `ord` as in `norm`.
+
+    >>> import numpy as np, anvil_llvm as av, anvil_llvm.numpy as anp
+    >>> f = av.NumericalFunction("f", lambda x: anp.linalg.vector_norm(x, ord=1),
+    ...                          (av.Arg((2, 2)),))
+    >>> float(f(np.array([[1.0, -2.0], [3.0, -4.0]])))
+    10.0
+    """
+    x = T._float(as_tensor(x))
+    axes = tuple(range(x.ndim)) if axis is None else tuple(
+        T._axis(a, x.ndim) for a in (axis if isinstance(axis, (tuple, list)) else (axis,)))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"vector_norm: repeated axis in {axis}")
+    rest = [k for k in range(x.ndim) if k not in axes]
+    flat = _shapes.transpose(x, rest + list(axes)).reshape(
+        tuple(x.shape[k] for k in rest) + (-1,))
+    out = _vector_norm(flat, ord, flat.ndim - 1, False)
+    if keepdims:
+        out = out.reshape(tuple(1 if k in axes else n for k, n in enumerate(x.shape)))
+    return out
+
+
+def matrix_norm(x, /, *, keepdims: bool = False, ord="fro") -> Tensor:
+    """Norms of the matrices over the last two axes (`ord` "fro", 1, -1, inf, -inf), as
+    np.linalg.matrix_norm."""
+    return norm(x, ord, (-2, -1), keepdims)
+
+
+__all__ = ["EighResult", "LinAlgError", "LstsqResult", "QRResult", "SlogdetResult",
+           "cho_solve", "cholesky", "cross", "det", "diagonal", "eigh", "eigvalsh", "inv",
+           "lstsq", "matmul", "matrix_norm", "matrix_power", "matrix_transpose", "multi_dot",
+           "norm", "outer", "pinv", "qr", "slogdet", "solve", "solve_triangular", "tensordot",
+           "trace", "vecdot", "vector_norm"]
+
+
+def __dir__() -> list[str]:
+    """The public functions and result types only (not the helpers this module imports)."""
+    return sorted(__all__)
 
 
 def __getattr__(name: str):
