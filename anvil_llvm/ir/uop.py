@@ -6,6 +6,7 @@ import hashlib
 import math
 import pickle
 import weakref
+from _weakref import _remove_dead_weakref
 from dataclasses import dataclass
 from typing import Any, Callable, Container, Hashable, Iterable, Protocol, Sequence
 
@@ -279,9 +280,10 @@ class _Interned(weakref.ref):
 
 
 def _forget(ref: _Interned) -> None:
-    """Drop the entry of a node that was freed (unless a new node took its key)."""
-    if _interned.get(ref.key) is ref:
-        del _interned[ref.key]
+    """Drop the entry of a node that was freed, unless a new node took its key: one C call,
+    atomic under the GIL (as WeakValueDictionary removes its dead entries), and every node of
+    a freed graph comes here."""
+    _remove_dead_weakref(_interned, ref.key)
 
 
 _interned: dict[tuple, _Interned] = {}
