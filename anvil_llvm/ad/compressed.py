@@ -71,7 +71,9 @@ def compressed_jacobian(output: UOp, x: UOp) -> UOp | None:
     csc = jacobian_csc(pattern)
     dense = np.asarray(csc.indices, np.int64) * n + np.repeat(
         np.arange(n, dtype=np.int64), np.diff(csc.indptr))  # each nonzero's place, row major
-    values = entrywise_jacobian([output], x, csc)
+    # not through maps: their colours, greedy in NumPy here, build as fast and call faster
+    # (multiple shooting, 50 stages: 60 against 65 us)
+    values = entrywise_jacobian([output], x, csc, loops=False)
     if values is not None:
         return B.reshape(_placed(values, dense, m * n), output.shape + x.shape)
     by_column, by_row = greedy_coloring(pattern), greedy_coloring(sp.csr_array(pattern.T))

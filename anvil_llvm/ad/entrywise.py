@@ -20,7 +20,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from ..ir import build as B
-from ..ir.ops import ADD, CAST, CONCAT, DIV, MUL, NEG, PAD, PLACE, RESHAPE, SUB, WHERE
+from ..ir.ops import (ADD, CAST, CONCAT, DIV, LOOP, MUL, NEG, PAD, PLACE, RESHAPE, SUB, WHERE,
+                      control)
 from ..ir.ops.movement import PLACE_UNROLLED
 from ..ir.ops.source import const_array
 from ..ir.uop import OpKind, UOp, toposort
@@ -44,14 +45,47 @@ def linear_terms(tangent: UOp, direction: UOp) -> Terms | None:
     >>> sorted(view.arg for view in linear_terms(t, d))
     [((0, 1, 3),), ((1, 1, 3),)]
     """
-    terms: dict[UOp, Terms] = {direction: {direction: None}}
-    for node in toposort([tangent], (direction,)):
+    return _terms(tangent, (direction,), loops=True)
+
+
+def _terms(tangent: UOp, directions: tuple[UOp, ...], loops: bool) -> Terms | None:
+    """`linear_terms` in several directions at once (a loop body's scanned tangents): views of
+    any of them; `loops`: through maps too (`_mapped`)."""
+    terms: dict[UOp, Terms] = {d: {d: None} for d in directions}
+    small = sum(d.size for d in directions) <= MAX_CANONICAL
+    reads: dict[UOp, tuple] = {}
+    for node in toposort([tangent], directions):
         if any(s in terms for s in node.src):
-            found = _rule(node, terms)
+            found = _rule(node, terms, loops)
+            if found is not None and len(found) > PLACE_UNROLLED and small \
+                    and node.size <= MAX_CANONICAL:
+                found = _canonical(found, node, directions, reads)
             if found is None or len(found) > MAX_TERMS:
                 return None
             terms[node] = found
     return terms.get(tangent)
+
+
+MAX_CANONICAL = 4096
+"""Views are joined by the elements they read (`_canonical`) only at nodes of at most this many
+elements, in directions of at most this many in all (their index maps are computed there)."""
+
+
+def _canonical(found: Terms, node: UOp, directions: tuple[UOp, ...], reads: dict) -> Terms:
+    """`found` with views that read the same elements at the same positions joined (their
+    coefficients added) and views reading nothing dropped: scalar code reaches an element
+    along many paths (x[1], (x + h k)[1], a stack's slice), each a view of its own."""
+    out: Terms = {}
+    first: dict[tuple, UOp] = {}
+    for view, coefficient in found.items():
+        key = reads.get(view)
+        if key is None:
+            (direction,) = [d for d in toposort([view]) if d in directions]
+            read = read_by([view], direction)[0]
+            key = reads[view] = (direction, read.tobytes()) if (read >= 0).any() else ()
+        if key:
+            out = _merged([out, {first.setdefault(key, view): coefficient}], node)
+    return out
 
 
 def _one(coefficient: UOp | None, like: UOp) -> UOp:
@@ -72,11 +106,13 @@ def _merged(parts: list[Terms], like: UOp) -> Terms:
     return out
 
 
-def _rule(node: UOp, terms: dict) -> Terms | None:
+def _rule(node: UOp, terms: dict, loops: bool) -> Terms | None:
     """The terms of `node` from its sources' (None: not linear in the direction so)."""
     mine = [terms.get(s) for s in node.src]
     if node.op.kind is OpKind.MOVEMENT:
         return _moved(node, mine)
+    if node.op is LOOP:
+        return _mapped(node, mine) if loops else None
     if node.op.kind is not OpKind.ELEMENTWISE or any(s.shape != node.shape for s in node.src):
         return None
     op = node.op
@@ -127,6 +163,41 @@ def _moved(node: UOp, mine: list) -> Terms | None:
     return out
 
 
+def _mapped(node: UOp, mine: list) -> Terms | None:
+    """A loop without carries whose iterations read their own slices of the direction (a map
+    over stages, `av.map`): iteration i's tangent is the body's terms in the scanned tangents'
+    slices, so the loop's result (iterations stacked) has the body's views batched over the
+    iterations, applied to the scanned tangents' views, and as coefficients those the body
+    computes at each iteration (a loop of the body's coefficients, stacked) times the
+    scanned tangents' own, moved alike. Not of the form: carries (a tangent would flow from
+    one iteration to the next), a tangent every iteration reads (`consts`)."""
+    from .batching import vmap_graph
+    arg = node.arg
+    index, _, xps, kps = arg.roles()
+    _, xs_terms, const_terms = arg.split(mine)
+    _, xs, consts = arg.split(node.src)
+    if arg.carries or any(t is not None for t in const_terms):
+        return None
+    moving = {xps[j]: t for j, t in enumerate(xs_terms) if t is not None}
+    body = _terms(arg.body.outputs[arg.output], tuple(moving), loops=True)
+    if not body or len(body) > PLACE_UNROLLED:
+        return None         # more coefficient arrays than colours would cost (measured)
+    views = list(body)
+    primal = [j for j, t in enumerate(xs_terms) if t is None]
+    stacked = control.loop(index, [], [xps[j] for j in primal], list(zip(kps, consts)),
+                           [_one(body[v], v) for v in views], [], [xs[j] for j in primal],
+                           arg.length, arg.reverse)
+    out: Terms = {}
+    for view, coefficient in zip(views, stacked):
+        (scanned,) = [p for p in toposort([view]) if p in moving]
+        for outer, outer_coefficient in moving[scanned].items():
+            (moved,) = vmap_graph([view], {scanned: outer})
+            factor = coefficient if outer_coefficient is None else B.mul(coefficient, (
+                vmap_graph([view], {scanned: outer_coefficient})[0][0]))
+            out = _merged([out, {moved[0]: factor}], node)
+    return out
+
+
 def read_by(views: list[UOp], direction: UOp) -> list[np.ndarray]:
     """For each view, the element of `direction` each of its positions reads (flat, -1:
     none), by running the views' NumPy rules on element numbers."""
@@ -171,16 +242,16 @@ def _slots(reads: list[np.ndarray], pattern: sp.csc_array, upper: bool):
 
 
 def entrywise_values(tangent: UOp | None, direction: UOp, pattern: sp.csc_array,
-                     upper: bool = False) -> UOp | None:
+                     upper: bool = False, loops: bool = True) -> UOp | None:
     """The nonzeros of `pattern` (rows: `tangent`'s elements, columns: `direction`'s) in CSC
     order, each the coefficient of its term, placed by one nest (None: not of that form, or
     more terms than a nest computes at each position). `upper`: only entries on or above the
-    diagonal (a Hessian's upper triangle)."""
+    diagonal (a Hessian's upper triangle). `loops`: through maps over stages too."""
     if tangent is None or pattern.shape[0] != tangent.size:
         return None
     while tangent.op is RESHAPE:
         tangent = tangent.src[0]      # the shape it is computed in: the same flat order
-    terms = linear_terms(tangent, direction)
+    terms = _terms(tangent, (direction,), loops)
     if not terms:
         return None
     views = list(terms)

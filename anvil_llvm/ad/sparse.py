@@ -134,11 +134,14 @@ def _canonical(pattern: sp.csc_array) -> sp.csc_array:
     return pattern
 
 
-def entrywise_jacobian(outputs: list[UOp], x: UOp, pattern: sp.csc_array) -> UOp | None:
+def entrywise_jacobian(outputs: list[UOp], x: UOp, pattern: sp.csc_array,
+                       loops: bool = True) -> UOp | None:
     """The nonzeros of d outputs / d x in CSC order of `pattern`, each computed on its own
-    (ad/entrywise.py), or None where the derivative is not of that form."""
+    (ad/entrywise.py; `loops`: through maps over stages too), or None where the derivative is
+    not of that form."""
     seed = _placeholder(x)
-    return entrywise_values(jvp_graph([_stacked(outputs)], {x: seed})[0], seed, pattern)
+    return entrywise_values(jvp_graph([_stacked(outputs)], {x: seed})[0], seed, pattern,
+                            loops=loops)
 
 
 def entrywise_hessian(output: UOp, x: UOp, upper: sp.csc_array) -> UOp | None:

@@ -202,3 +202,97 @@ def test_the_dense_jacobian_of_a_padded_stencil_compiles():
     columns = [(fn(x + step * e) - fn(x - step * e)) / (2 * step) for e in np.eye(6)]
     np.testing.assert_allclose(jacobian(fn)(x), np.stack(columns, axis=1), rtol=1e-7,
                                atol=1e-9)
+
+
+# ---- through maps: stages computed by one loop ------------------------------------------------
+H_STAGE = 0.1
+
+
+def _stage(x, u):
+    """Two RK4 steps of a pendulum on a cart, written as control engineers write it: scalar
+    indexing and `stack` (many paths reach each element of the stage's inputs)."""
+    def rhs(s):
+        return av.stack([s[1], -av.sin(s[0]) * 9.81 + u * av.cos(s[0]) - 0.1 * s[1]])
+    for _ in range(2):
+        k1 = rhs(x)
+        k2 = rhs(x + H_STAGE / 2 * k1)
+        k3 = rhs(x + H_STAGE / 2 * k2)
+        k4 = rhs(x + H_STAGE * k3)
+        x = x + H_STAGE / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return x
+
+
+def _shooting(stages: int, form: str):
+    """w = [x_0..x_S (2 each), u_0..u_{S-1}] -> the continuity constraints, flat."""
+    def f(w):
+        xs = w[:2 * (stages + 1)].reshape(stages + 1, 2)
+        us = w[2 * (stages + 1):]
+        if form == "map":
+            ends = av.map(lambda xu: _stage(xu[0], xu[1]), (xs[:-1], us))
+        else:       # a scan without carry, run backwards: the same stages
+            ends = av.scan(lambda c, xu: (c, _stage(xu[0], xu[1])), (), (xs[:-1], us),
+                           reverse=True)[1]
+        return (ends - xs[1:]).reshape(-1)
+    return av.NumericalFunction(f"shooting_{form.replace(' ', '_')}", f,
+                                (av.Arg(3 * stages + 2),))
+
+
+@pytest.mark.parametrize("form", ["map", "reverse scan"])
+def test_maps_are_differentiated_entry_by_entry(form):
+    f = _shooting(7, form)
+    w = np.random.default_rng(11).uniform(-1, 1, f.args[0].shape)
+    J = spjacobian(f)
+    assert entrywise(J)
+    assert J.nnz == 7 * 2 * 3 + 7 * 2          # each stage: 2 x (2 states + 1 control), -I
+    assert_dense(J.csc(w), jacobian(f, mode="fwd")(w))
+    np.testing.assert_allclose(J.csc(w).toarray(), central_differences(f, w), rtol=1e-6,
+                               atol=1e-7)
+    colours = spjacobian(f, entrywise=False)
+    np.testing.assert_allclose(J(w), colours(w), rtol=1e-13, atol=1e-15)
+
+
+def test_a_map_reading_a_shared_input_or_a_carrying_scan_use_the_colouring():
+    def shared(w):                 # every stage reads the parameter w[-1]: not stage-local
+        return av.map(lambda x: av.sin(x) * w[-1], w[:-1].reshape(3, 2)).reshape(-1)
+
+    def carried(w):                # a tangent flows from one iteration to the next
+        return av.scan(lambda c, x: (c * x, c * x), w[0], w[1:])[1]
+
+    def wide(w):                   # 3 outputs of 6 scalars each: more terms than colours pay
+        def stage(r):
+            products = [r[i] * r[(i + 1) % 6] for i in range(6)]
+            return av.stack([av.sin(products[k]) + sum(products) * (k + 1) for k in range(3)])
+        return av.map(stage, w.reshape(2, 6)).reshape(-1)
+    for fn, n in ((shared, 7), (carried, 5), (wide, 12)):
+        f = av.NumericalFunction(fn.__name__, fn, (av.Arg(n),))
+        w = np.random.default_rng(n).uniform(0.5, 1.5, n)
+        J = spjacobian(f)
+        assert not entrywise(J)
+        np.testing.assert_allclose(J.csc(w).toarray(), central_differences(f, w), rtol=1e-6,
+                                   atol=1e-7)
+
+
+def test_views_reaching_one_element_along_many_paths_are_joined():
+    # scalar code on a 3-vector: hundreds of paths to x[0], x[1], x[2] after a few steps
+    def f(x):
+        for _ in range(4):
+            x = av.stack([x[0] + 0.1 * x[1] * x[2], x[1] - 0.1 * av.sin(x[0]), x[2] * x[0]])
+        return x
+    fn = av.NumericalFunction("steps", f, (av.Arg(3),))
+    x = np.array([0.3, -0.4, 0.8])
+    J = spjacobian(fn)
+    assert entrywise(J)
+    assert_dense(J.csc(x), jacobian(fn)(x))
+
+
+def test_a_map_over_scaled_slices_moves_their_coefficients_into_the_stages():
+    scale = np.array([[1.0, -2.0], [0.5, 3.0], [2.0, 0.25], [-1.5, 1.0]])
+
+    def f(w):
+        scanned = w.reshape(4, 2) * scale          # the scanned tangent has coefficients
+        return av.map(lambda r: av.stack([av.sin(r[0]) * r[1], r[1] * r[1]]), scanned)
+    fn = av.NumericalFunction("scaled", f, (av.Arg(8),))
+    w = np.random.default_rng(3).uniform(-1, 1, 8)
+    J = spjacobian(fn)
+    assert entrywise(J)
+    assert_dense(J.csc(w), jacobian(fn, mode="fwd")(w))
