@@ -296,3 +296,17 @@ def test_a_map_over_scaled_slices_moves_their_coefficients_into_the_stages():
     J = spjacobian(fn)
     assert entrywise(J)
     assert_dense(J.csc(w), jacobian(fn, mode="fwd")(w))
+
+
+def test_the_hessian_of_a_cost_over_a_map_is_computed_entry_by_entry():
+    def f(w):
+        stages = av.map(lambda x: av.stack([av.sin(x[0]) * x[1] + x[2] * x[2],
+                                            x[0] * av.cos(x[2])]), w.reshape(5, 3))
+        return (stages * stages).sum() + (w[1:] * w[:-1]).sum()
+    fn = av.NumericalFunction("cost", f, (av.Arg(15),))
+    w = np.random.default_rng(1).uniform(-1, 1, 15)
+    H = sphessian(fn)
+    assert entrywise(H)
+    assert_dense(H.csc(w), np.triu(hessian(fn)(w)))
+    np.testing.assert_allclose(H(w), sphessian(fn, entrywise=False)(w), rtol=1e-12,
+                               atol=1e-14)

@@ -972,3 +972,13 @@ def test_residuals_much_larger_than_the_carry_are_recomputed_instead():
     np.testing.assert_allclose(g(x), gradient(unrolled)(x), rtol=1e-12)
     fd = difference_jacobian(lambda v: np.atleast_1d(f(v)), x)[0]
     np.testing.assert_allclose(g(x), fd, rtol=1e-6)
+
+
+def test_the_vjp_of_a_map_stores_its_residuals_too():
+    f = av.NumericalFunction("stages", lambda x: av.map(
+        lambda r: av.sin(r[0]) * r[1] + av.cos(r[1]), x).sum(), (av.Arg((6, 2)),))
+    g = gradient(f)
+    assert not {"sin", "cos"} & set(_backward_ops(g))
+    x = np.random.default_rng(4).uniform(-1, 1, (6, 2))
+    expected = np.stack([np.cos(x[:, 0]) * x[:, 1], np.sin(x[:, 0]) - np.sin(x[:, 1])], axis=1)
+    np.testing.assert_allclose(g(x), expected, rtol=1e-14, atol=1e-15)

@@ -329,10 +329,11 @@ def _jvp(B, node: UOp, tangents: list) -> UOp | None:
 
 RESIDUAL_RATIO = 4
 """The VJP of a loop stores, per iteration, the values its transposed body reads (residuals:
-`cos(x)` for the derivative of `sin(x)`) when they are at most this many times the carry's
-elements, instead of the carry alone: the backward pass then recomputes nothing of the forward
-one (a loop of scalar RK4 steps: 12 transcendental calls a step -> 8). Larger residuals (array
-code with many intermediates) keep the carry and recompute."""
+`cos(x)` for the derivative of `sin(x)`) when they are at most this many times the elements an
+iteration starts from (its carries and scanned slices), instead of the carry alone: the
+backward pass then recomputes nothing of the forward one (a loop of scalar RK4 steps: 12
+transcendental calls a step -> 8). Larger residuals (array code with many intermediates) keep
+the carry and recompute."""
 
 
 def _vjp(B, node: UOp, cts: Sequence[UOp | None]) -> list[UOp | None]:
@@ -357,7 +358,7 @@ def _vjp(B, node: UOp, cts: Sequence[UOp | None]) -> list[UOp | None]:
                       + [kps[j] for j in wrt_k])
     saved = _residuals([g for g in grads if g is not None], {index, *carry, *xps},
                        {*ct_carry.values(), *ct_ys.values()})
-    if sum(r.size for r in saved) > RESIDUAL_RATIO * sum(p.size for p in carry):
+    if sum(r.size for r in saved) > RESIDUAL_RATIO * sum(p.size for p in (*carry, *xps)):
         saved = []
     saved_params = {r: fresh.like(r) for r in saved}
     if saved_params:
