@@ -702,8 +702,8 @@ def multiple_shooting(cfg: Config) -> Section:
         x_{{k+1}}, F = four RK4 steps of h = 0.02 of the cart-pole of section 4. anvil:
         `jacobian` (auto: through its sparsity, 8 column colours) of
         `av.map(stage, (xs[:-1], us))` and of the Python loop; build in a fresh process (disk cache off). `spjacobian`: anvil's
-        sparse Jacobian of the `map` form (its nonzeros and colours, one directional derivative
-        each, in the note); a call returns the nonzeros in CSC order, checked against the
+        sparse Jacobian of the `map` form, computed entry by entry through the map (its
+        nonzeros, and the colours a colouring would use, in the note); a call returns the nonzeros in CSC order, checked against the
         reference's entries at its pattern, once the reference is found to have no nonzero
         outside it (the fresh process checks `J.csc(w).toarray()` against the dense reference). CasADi map: the stage
         as an SX `Function`, `map(S)` in an MX graph, `jacobian` + `densify`; CasADi: SX traced
