@@ -10,8 +10,8 @@ import pathlib
 from typing import Any
 
 import numpy as np
-import scipy.sparse as sp
 
+from ._lazy import scipy_sparse as sp
 from .ad.coloring import Coloring
 from .backend.kernel import Kernel, over_source
 from .backend.schedule import Schedule, schedule

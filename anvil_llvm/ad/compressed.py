@@ -15,8 +15,8 @@ kernels to load: a dense result is small enough (its size bounds the pattern) fo
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from .._lazy import scipy_sparse as sp
 from ..ir import build as B
 from ..ir.ops import PLACE
 from ..ir.uop import UOp

@@ -17,8 +17,8 @@ Where the derivative has another form (reductions, contractions, products of two
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from .._lazy import scipy_sparse as sp
 from ..ir import build as B
 from ..ir.ops import (ADD, CAST, CONCAT, DIV, LOOP, MUL, NEG, PAD, PLACE, RESHAPE, SUB, WHERE,
                       control)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-import scipy.sparse as sp
 
+from .._lazy import scipy_sparse as sp
 from ..ir import build as B
 from ..ir import dtypes
 from ..ir.ops import CMPEQ, INPUT, IOTA, RESHAPE

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
+from .._lazy import scipy_sparse as sp
 from ..ir.uop import Linearity, OpKind, UOp, consumers, toposort
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import scipy.sparse as sp
 
 from .. import ad
+from .._lazy import scipy_sparse as sp
 from ..ad.operators import Traced
 from ..function import NumericalFunction, SparseNumericalFunction
 

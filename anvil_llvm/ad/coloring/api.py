@@ -13,8 +13,8 @@ import time
 from collections.abc import Callable
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..._lazy import scipy_sparse as sp
 from .acyclic import acyclic_coloring
 from .bounds import diagonal_mask, hessian_lower_bound
 from .check import check_coloring

@@ -15,8 +15,8 @@ None of this shares code with the colouring or table-building kernels.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..._lazy import scipy_sparse as sp
 from .patterns import as_pattern, check_symmetric
 from .result import Coloring
 

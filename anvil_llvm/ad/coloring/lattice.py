@@ -26,8 +26,8 @@ import math
 
 import numba
 import numpy as np
-import scipy.sparse as sp
 
+from ..._lazy import scipy_sparse as sp
 from .tables import unique_color_in_row
 
 MAX_STENCIL = 125  # distinct offsets (a 5 x 5 x 5 stencil); beyond this no grid is sought

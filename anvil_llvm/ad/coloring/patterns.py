@@ -14,7 +14,8 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-import scipy.sparse as sp
+
+from ..._lazy import scipy_sparse as sp
 
 
 def as_pattern(pattern: object, name: str = "pattern") -> sp.csc_array:

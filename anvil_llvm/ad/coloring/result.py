@@ -27,8 +27,8 @@ from typing import NamedTuple
 
 import numba
 import numpy as np
-import scipy.sparse as sp
 
+from ..._lazy import scipy_sparse as sp
 from .patterns import Adjacency
 from .tables import direct_slots, substitution, unique_color_in_row
 

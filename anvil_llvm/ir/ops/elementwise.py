@@ -6,8 +6,8 @@ explicit broadcasts) and arithmetic sources share one dtype (the tensor layer in
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..._lazy import scipy_sparse as sp
 from .. import dtypes
 from ..dtypes import DType
 from ..uop import Linearity, OpDef, OpKind, toposort

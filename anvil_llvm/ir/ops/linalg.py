@@ -21,8 +21,8 @@ again, so every order of derivative and vmap compose.
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..._lazy import scipy_sparse as sp
 from ..uop import Linearity, OpDef, OpKind, UOp
 from .source import const_array
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..._lazy import scipy_sparse as sp
 from ..uop import Linearity, OpDef, OpKind, Payload
 
 

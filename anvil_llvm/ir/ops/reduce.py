@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-import scipy.sparse as sp
 
+from ..._lazy import scipy_sparse as sp
 from ..uop import Linearity, OpDef, OpKind, Reduction
 from .elementwise import ADD, CMPEQ, MAX, MIN, MUL
 from .source import llvm_literal
