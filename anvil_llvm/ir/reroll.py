@@ -147,6 +147,12 @@ class _Sequence:
         return np.arange(len(self.nodes))[:, None] - self.src
 
     @functools.cached_property
+    def _source_distance(self) -> np.ndarray:
+        """`_distance` where the slot reads a node, beyond every period where it reads a leaf
+        (what `reads` compares with twice the period)."""
+        return np.where(self.src >= 0, self._distance, 2 * len(self.nodes) + 1)
+
+    @functools.cached_property
     def _far(self) -> np.ndarray:
         """Per source slot, what a repeat must match when the source is not near: the leaf's
         kind, or the source's position (beyond every distance)."""
@@ -159,7 +165,7 @@ class _Sequence:
         distance = self._distance
         if period is None:
             return np.where(self.src >= 0, np.minimum(distance, _CLIP), -self.kind)
-        return np.where((distance < 2 * period) & (self.src >= 0), distance, self._far)
+        return np.where(self._source_distance < 2 * period, distance, self._far)
 
     def periods(self) -> list[int]:
         """Candidate block lengths: the distances P at which most nodes equal the node P
@@ -182,8 +188,9 @@ class _Sequence:
     def runs(self, period: int) -> list[tuple[int, int]]:
         """Each repetition at `period` as (start, blocks), the largest first."""
         reads = self.reads(period)
-        match = (self.sig[:-period] == self.sig[period:]) & (
-            reads[:-period] == reads[period:]).all(axis=1)
+        match = self.sig[:-period] == self.sig[period:]
+        for column in reads.T:          # column by column: `all(axis=1)` is slow on few columns
+            match &= column[:-period] == column[period:]
         edges = np.diff(np.concatenate([[0], match.astype(np.int8), [0]]))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         blocks = (ends - starts) // period + 1
