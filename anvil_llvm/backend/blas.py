@@ -10,12 +10,12 @@ from __future__ import annotations
 import ctypes
 import math
 
-import llvmlite.binding as llvm
 
 from ..ir import build as B
 from ..ir import dtypes
 from ..ir.ops import CONTRACT, PERMUTE, RESHAPE, SLICE
 from ..ir.uop import UOp
+from .loader import define
 
 GEMM_WORK = 1 << 15           # M*N*K below this stays a fused loop nest
 CANONICAL = ((2,), (1,), (0,), (0,))
@@ -47,7 +47,7 @@ def register() -> None:
     for module in (cython_blas, cython_lapack):
         for routine in _ROUTINES[module.__name__.rsplit(".", 1)[1]]:
             capsule = module.__pyx_capi__[routine]
-            llvm.add_symbol(f"anvil_{routine}", pointer(capsule, name_of(capsule)))
+            define(f"anvil_{routine}", pointer(capsule, name_of(capsule)))
     _registered = True
 
 

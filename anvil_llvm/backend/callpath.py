@@ -22,11 +22,11 @@ import threading
 import weakref
 from dataclasses import dataclass
 
-import llvmlite.binding as llvm
 import numpy as np
 
 from .engines import Lease
-from .jit import build_entry_point, initialise
+from .jit import build_entry_point
+from .loader import define
 
 # CPython 3.x (64-bit, non-debug) and NumPy >= 1.20 / 2.x layouts; verified by `self_check`.
 OB_TYPE = 8
@@ -84,7 +84,6 @@ def register_numpy_api() -> None:
     with _api_lock:
         if _api_cell is not None:
             return
-        initialise()
         self_check()
         try:
             from numpy._core import _multiarray_umath as mu
@@ -93,7 +92,7 @@ def register_numpy_api() -> None:
         get = ctypes.pythonapi.PyCapsule_GetPointer
         get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
         cell = ctypes.c_void_p(get(mu._ARRAY_API, None))
-        llvm.add_symbol("anvil_npy_api", ctypes.addressof(cell))
+        define("anvil_npy_api", ctypes.addressof(cell))
         _api_cell = cell
 
 

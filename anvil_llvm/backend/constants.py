@@ -11,10 +11,10 @@ from __future__ import annotations
 import threading
 import weakref
 
-import llvmlite.binding as llvm
 import numpy as np
 
 from ..ir.uop import Payload
+from .loader import define
 
 _lock = threading.Lock()
 _arrays: weakref.WeakValueDictionary = weakref.WeakValueDictionary()   # symbol -> aligned copy
@@ -46,6 +46,6 @@ def provide(payloads: list[Payload]) -> list[np.ndarray]:
                 array[:] = data
                 _arrays[name] = array
             # Again each time: the name may point to a copy freed since (its code unloaded).
-            llvm.add_symbol(name, array.ctypes.data)
+            define(name, array.ctypes.data)
             kept.append(array)
     return kept

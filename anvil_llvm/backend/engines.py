@@ -1,8 +1,10 @@
-"""Execution engines that hold loaded object code, freed when no function uses their code.
+"""Engines that hold loaded object code, freed when no function uses their code.
 
-Objects are loaded into the current engine until it holds OBJECTS_PER_ENGINE of them (a further
-object costs ~0.1 ms to load into an existing engine, a new engine ~0.1 ms), then into a new
-one. Every load hands out a `Lease`; whoever calls the loaded addresses holds it (a compiled
+An engine holds up to OBJECTS_PER_ENGINE objects; objects go into the current one, then into a
+new one. On x86-64 Linux an engine maps objects itself (loader.py: tens of microseconds an
+object, no LLVM set-up); elsewhere, or for an object that linker does not handle, an engine is
+one of LLVM's MCJIT engines (a first one ~1 ms with LLVM's native target, a further object
+~0.1 ms). Every load hands out a `Lease`; whoever calls the loaded addresses holds it (a compiled
 function's entry point does). When the last lease on a full engine is gone, the engine is
 disposed and its code and data are unmapped: a process that builds many specialisations and
 drops them does not keep their code.
@@ -14,19 +16,42 @@ from __future__ import annotations
 
 import threading
 import weakref
+
 import llvmlite.binding as llvm
+
+from . import loader, objectcode
 
 OBJECTS_PER_ENGINE = 32
 
 _lock = threading.RLock()
 
 
-class _Engine:
-    """One LLVM MCJIT engine, the keys of the objects in it and how many leases use them."""
+class _Images:
+    """Objects mapped by this package's linker (loader.py)."""
 
-    __slots__ = ("engine", "keys", "users", "kept")
+    native = True
 
     def __init__(self):
+        self.images: list[loader.Image] = []
+
+    def add(self, obj: bytes) -> dict[str, int]:
+        """Map `obj`: the addresses of the symbols it defines."""
+        image = loader.Image(obj)
+        self.images.append(image)
+        return image.symbols
+
+    def close(self) -> None:
+        for image in self.images:
+            image.close()
+
+
+class _MCJIT:
+    """Objects loaded by one of LLVM's MCJIT engines."""
+
+    native = False
+
+    def __init__(self):
+        objectcode.initialise()
         # Each engine owns its target machine; a default one does (the engine only loads
         # objects compiled elsewhere, so no CPU query). MCJIT needs a module to start with;
         # left in, the first `finalize_object` would generate code for it (~0.5 ms, most of
@@ -35,6 +60,34 @@ class _Engine:
         empty = llvm.parse_assembly("")
         self.engine = llvm.create_mcjit_compiler(empty, target_machine)
         self.engine.remove_module(empty)
+
+    def add(self, obj: bytes) -> _Symbols:
+        """Load `obj`: its symbols' addresses, looked up when asked for."""
+        self.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+        self.engine.finalize_object()
+        return _Symbols(self.engine)
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+class _Symbols:
+    """The addresses of symbols an MCJIT engine defines (`get`, as a dict's)."""
+
+    def __init__(self, engine):
+        self.engine = engine
+
+    def get(self, name: str, default: int = 0) -> int:
+        return self.engine.get_function_address(name) or default
+
+
+class _Engine:
+    """Loaded objects (`code`: `_Images` or `_MCJIT`), their keys and how many leases use them."""
+
+    __slots__ = ("code", "kept", "keys", "users")
+
+    def __init__(self, native: bool):
+        self.code = _Images() if native else _MCJIT()
         self.keys: list[str] = []
         self.users = 0
         self.kept: list = []         # what its code points to (shared constants)
@@ -44,27 +97,26 @@ class Lease:
     """The addresses of a loaded object's symbols and what its loader recorded about it
     (`info`); the object's code stays mapped as long as a lease on it is alive."""
 
-    __slots__ = ("addresses", "info", "__weakref__")
+    __slots__ = ("__weakref__", "addresses", "info")
 
     def __init__(self, addresses: dict[str, int], info: dict):
         self.addresses, self.info = addresses, info
 
 
-_current: _Engine | None = None
+_current: dict[bool, _Engine] = {}     # native or not -> the engine taking objects
 _loaded: dict[str, tuple[_Engine, dict[str, int], dict]] = {}
 _kept_sources: dict[str, object] = {}     # key -> what it was loaded from, where asked to keep it
 
 
-def current() -> _Engine:
-    """The engine that takes the next object (made on first use: creating an engine also makes
-    LLVM load the process's own symbols, which external symbols then resolve to)."""
-    global _current
+def current(native: bool) -> _Engine:
+    """The engine that takes the next object: this package's linker's (`native`) or LLVM's."""
     with _lock:
-        if _current is None or len(_current.keys) >= OBJECTS_PER_ENGINE:
-            previous, _current = _current, _Engine()
-            if previous is not None and previous.users == 0:
-                _dispose(previous)
-        return _current
+        engine = _current.get(native)
+        if engine is None or len(engine.keys) >= OBJECTS_PER_ENGINE:
+            _current[native] = _Engine(native)
+            if engine is not None and engine.users == 0:
+                _dispose(engine)
+        return _current[native]
 
 
 def loaded(key: str) -> Lease | None:
@@ -99,10 +151,8 @@ def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None,
     with _lock:
         found = _loaded.get(key)
         if found is None:
-            engine = current()
-            engine.engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-            engine.engine.finalize_object()
-            addresses = {s: engine.engine.get_function_address(s) for s in symbols}
+            engine, defined = _add(obj)
+            addresses = {s: defined.get(s, 0) for s in symbols}
             missing = [s for s, a in addresses.items() if not a]
             if missing:
                 raise RuntimeError(f"JIT: symbols {missing} not found in the compiled object")
@@ -113,6 +163,18 @@ def load(key: str, obj: bytes, symbols: list[str], info: dict | None = None,
                 _kept_sources[key] = source
         found[0].users += 1
         return _lease(*found)
+
+
+def _add(obj: bytes) -> tuple[_Engine, dict[str, int] | _Symbols]:
+    """Load `obj` into the current engine: that engine and the symbols the object defines."""
+    if loader.supported():
+        engine = current(True)
+        try:
+            return engine, engine.code.add(obj)
+        except loader.Unsupported:
+            pass
+    engine = current(False)
+    return engine, engine.code.add(obj)
 
 
 def _lease(engine: _Engine, addresses: dict[str, int], info: dict) -> Lease:
@@ -134,7 +196,7 @@ def engine_count() -> int:
 def _release(engine: _Engine) -> None:
     with _lock:
         engine.users -= 1
-        if engine.users == 0 and engine is not _current:
+        if engine.users == 0 and _current.get(engine.code.native) is not engine:
             _dispose(engine)
 
 
@@ -142,4 +204,4 @@ def _dispose(engine: _Engine) -> None:
     for key in engine.keys:
         del _loaded[key]
         _kept_sources.pop(key, None)
-    engine.engine.close()
+    engine.code.close()

@@ -7,10 +7,8 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Callable
 
-import llvmlite.binding as llvm
-
 from .. import progress
-from . import blas, cache, compiler, constants, engines, objectcode, vecmath
+from . import blas, cache, compiler, constants, engines, loader, objectcode, vecmath
 from .target import Target
 
 if TYPE_CHECKING:
@@ -29,9 +27,6 @@ def initialise() -> None:
         if _initialised:
             return
         objectcode.initialise()
-        # Creating an engine makes LLVM load the process's symbols (Python's C API, libm),
-        # which `check_symbols` then finds with address_of_symbol.
-        engines.current()
         _initialised = True
 
 
@@ -75,7 +70,7 @@ def optimise_unless_optnone(module, tm) -> None:
 
 def check_symbols(externals: list[str]) -> None:
     """Raise instead of letting LLVM abort the process on a symbol it cannot resolve."""
-    missing = [name for name in externals if not llvm.address_of_symbol(name)]
+    missing = [name for name in externals if not loader.address(name)]
     if missing:
         raise RuntimeError(f"JIT: external symbols {missing} cannot be resolved in this "
                            "process; the compiled code cannot be loaded")
@@ -83,7 +78,6 @@ def check_symbols(externals: list[str]) -> None:
 
 def prepare(externals: list[str]) -> None:
     """Make the process provide `externals` to JIT code, or raise (before LLVM would abort)."""
-    initialise()
     if vecmath.needed_by(externals):
         vecmath.load()
     if blas.uses_blas(externals):

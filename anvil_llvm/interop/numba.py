@@ -52,6 +52,7 @@ from numba.core.typing.templates import make_overload_template
 from numba.core.typing.typeof import Purpose, typeof_impl
 from numba.extending import intrinsic, models, overload_attribute, register_model
 
+from ..backend import loader
 from ..backend.lower import Lowered
 from ..backend.target import Target
 
@@ -117,7 +118,7 @@ def _linked_for(fn) -> _Linked:
         found = _linked.get(low.symbol)
     if found is not None:
         return found
-    missing = [s for s in low.externals if not llvm.address_of_symbol(s)]
+    missing = [s for s in low.externals if not loader.address(s)]
     if missing:
         raise RuntimeError(f"{fn.name}.numba: the generated code needs the symbols {missing}, "
                            "which this process does not provide")
