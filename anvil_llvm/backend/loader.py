@@ -23,6 +23,7 @@ architecture, another relocation) raises `Unsupported`, and is loaded by LLVM in
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import platform
 import struct
@@ -68,6 +69,7 @@ _defined: dict[str, int] = {}
 _exported: dict[str, int] = {}     # found in the process's libraries (never unloaded)
 
 
+@functools.cache
 def supported() -> bool:
     """Whether this process's objects are ones this linker loads (x86-64 Linux)."""
     return sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
