@@ -350,7 +350,8 @@ def unpickling(cfg: Config) -> Section:
         imported before the clock starts). anvil: `pickle.loads` of the function pickled by
         another fresh process just before, then its first call (on one point, or on a batch of
         the vmapped size, made before the clock starts): the object code comes with the
-        pickle, no LLVM runs. Fresh build:
+        pickle and is mapped by the package's own linker, no LLVM runs nor is set up. Fresh
+        build:
         the same function traced, differentiated, vmapped and compiled from the Python source,
         then its first call. The disk cache is on, as users have it, in a directory that holds
         the host CPU record an earlier process of this boot wrote (the first anvil_llvm
