@@ -44,7 +44,7 @@ _RELOCATION = struct.Struct("<QQq")        # Elf64_Rela
 _ADDRESS = struct.Struct("<Q")
 _MASK = (1 << 64) - 1
 SHT_SYMTAB, SHT_RELA, SHT_NOBITS = 2, 4, 8
-SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 0x1, 0x2, 0x4
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR, SHF_TLS = 0x1, 0x2, 0x4, 0x400
 SHN_UNDEF, SHN_ABS = 0, 0xfff1
 STT_SECTION = 3
 R_X86_64_64 = 1
@@ -229,6 +229,8 @@ def _layout(sections: list[_Section]) -> tuple[dict[int, int], int]:
         end = _pages(end)
         for index, section in loaded:
             if _group(section) == group:
+                if section.flags & SHF_TLS:
+                    raise Unsupported(f"{section.name} is thread-local storage")
                 align = max(section.align, 1)
                 if align & (align - 1) or align > _PAGE:
                     raise Unsupported(f"{section.name} has an alignment of {align}")

@@ -173,3 +173,12 @@ def test_an_unpickled_function_runs_without_setting_up_llvm(tmp_path):
                          check=True).stdout.splitlines()
     np.testing.assert_allclose(eval(out[0]), np.sin(x) * 3.0 + x[::-1], rtol=1e-15, atol=1e-15)
     assert out[1] == "0 False True"
+
+
+def test_thread_local_storage_is_left_to_llvm():
+    ir = "@t = thread_local global double 1.5\n" \
+         "define double @anvil_test_tls(double %x) {\n  %v = load double, ptr @t\n" \
+         "  %y = fadd double %x, %v\n  store double %y, ptr @t\n  ret double %y\n}"
+    code, _, _ = objectcode.compile_module(ir, Target.jit().machine, 3)
+    with pytest.raises(loader.Unsupported, match="thread-local"):
+        loader.Image(code)
