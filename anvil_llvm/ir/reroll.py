@@ -259,18 +259,23 @@ def _best_phase(seq: _Sequence, start: int, blocks: int, period: int) -> tuple[i
     where = np.nonzero(users >= start)
     reader = first + where[0]
     read = users[where]
-    # a value is carried when a block boundary lies between it and its last reader
-    last = {}
-    for r, t in zip(reader.tolist(), read.tolist()):
-        if r > last.get(t, -1):
-            last[t] = r
-    if not last:
+    # a value is carried when a block boundary lies between it and its last reader: the
+    # boundaries at phase p lie at p, p + period, ... (from `first`); each value counts for
+    # the phases of its span (value, last reader], all of them for a span of a period or more
+    if not read.size:
         return start, blocks
-    values = np.array(list(last.keys())) - first
-    readers = np.array(list(last.values())) - first
-    phases = np.arange(period)
-    next_cut = values[:, None] + 1 + (phases[None, :] - values[:, None] - 1) % period
-    carried = (next_cut <= readers[:, None]).sum(axis=0)
+    backwards = read[::-1]
+    values, at = np.unique(backwards, return_index=True)
+    values = values - first
+    readers = reader[::-1][at] - first          # readers ascend: the last one of each value
+    short = readers - values < period
+    low, high = (values[short] + 1) % period, readers[short] % period
+    wraps = low > high
+    change = np.bincount(low, minlength=period + 1) - np.bincount(high + 1,
+                                                                 minlength=period + 1)
+    change[0] += wraps.sum()                    # a span across a block's end: two pieces
+    change[period] -= wraps.sum()
+    carried = np.cumsum(change)[:period] + int((~short).sum())
     shift = int(np.argmin(carried))              # blocks start at first + shift
     return start + shift, ((blocks - 1) * period - shift) // period + 1
 

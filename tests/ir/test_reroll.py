@@ -1,7 +1,11 @@
 """Traced Python loops become loops again: the rolled graph's values and derivatives against
 hand-written NumPy loops and finite differences, and the repetitions that must stay unrolled."""
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import anvil_llvm as av
 from anvil_llvm import ad
@@ -239,3 +243,31 @@ def test_steps_over_large_arrays_stay_unrolled_unless_there_are_very_many():
         for _ in range(steps):
             want = want * 1.0001 + np.sin(want) * 1e-3
         np.testing.assert_allclose(f(x), want, rtol=1e-12)
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_blocks_begin_where_fewest_values_are_carried(data):
+    """`_best_phase` against counting, phase by phase, the values whose span from the value to
+    its last reader holds a block boundary."""
+    period = data.draw(st.integers(1, 30))
+    start, blocks = data.draw(st.integers(0, 20)), data.draw(st.integers(2, 5))
+    n = start + blocks * period + 3
+    width = data.draw(st.integers(1, 3))
+    src = np.full((n, width), -1)
+    for i in range(1, n):
+        for k in range(width):
+            if data.draw(st.booleans()):
+                src[i, k] = data.draw(st.integers(max(0, i - 3 * period - 1), i - 1))
+    first = start + period
+    last = {}
+    for i in range(first, first + period):
+        for t in src[i]:
+            if t >= start:
+                last[int(t)] = max(last.get(int(t), -1), i)
+    carried = [sum(any((c - first) % period == phase for c in range(t + 1, r + 1))
+                   for t, r in last.items()) for phase in range(period)]
+    shift = carried.index(min(carried)) if last else 0
+    expected = (start + shift, ((blocks - 1) * period - shift) // period + 1)
+    seq = SimpleNamespace(src=src)
+    assert reroll_module._best_phase(seq, start, blocks, period) == expected
