@@ -39,8 +39,7 @@ def directory() -> Path | None:
         base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
         path = Path(base) / "anvil_llvm"
     try:
-        path.mkdir(mode=0o700, parents=True, exist_ok=True)
-        info = path.stat()
+        info = _made(path)
     except OSError:
         return None
     if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
@@ -48,6 +47,16 @@ def directory() -> Path | None:
                    "writable by others")
         return None
     return path
+
+
+def _made(path: Path) -> os.stat_result:
+    """The status of the folder `path`, made (private) if it does not exist (a stat first:
+    `mkdir` of an existing folder raises and catches an exception each time)."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return os.stat(path)
 
 
 def publish(root: Path, name: str, data: bytes) -> None:

@@ -61,6 +61,8 @@ _munmap.restype, _munmap.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_siz
 _mprotect = _libc.mprotect
 _mprotect.restype, _mprotect.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t,
                                                        ctypes.c_int]
+_dlsym = _libc.dlsym
+_dlsym.restype, _dlsym.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _PAGE = mmap.PAGESIZE
 
@@ -90,9 +92,8 @@ def address(name: str) -> int:
     with _lock:
         found = _defined.get(name) or _exported.get(name)
     if found is None:
-        try:
-            found = ctypes.cast(_libc[name], ctypes.c_void_p).value or 0
-        except AttributeError:
+        found = _dlsym(None, name.encode()) or 0     # RTLD_DEFAULT: the global scope
+        if not found:
             return 0
         with _lock:
             _exported[name] = found
