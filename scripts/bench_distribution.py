@@ -14,6 +14,7 @@ checked against NumPy) before it is timed; times are medians over interleaved ro
 """
 import os
 import pickle
+import shutil
 import statistics
 import tempfile
 import textwrap
@@ -290,24 +291,27 @@ def unpickling(cfg: Config) -> Section:
         # survives a process (`_forget_objects`): every build compiles.
         env = {"ANVIL_LLVM_NO_CACHE": None, "ANVIL_LLVM_CACHE_DIR": str(cache_dir)}
         bt.run_worker(SCRIPT, {"kind": "host"}, env, cfg.timeout)
-        cases = [(cost, kind, size, False) for kind in ("value", "gradient")
+        cases = [(cost, kind, size, False, False) for kind in ("value", "gradient")
                  for size in (None, cfg.chunk)]
-        cases += [(chain, "gradient", None, False), (cost, "value", None, True)]
-        for source, kind, size, warm in cases:
+        cases += [(chain, "gradient", None, False, False), (cost, "value", None, True, False),
+                  (cost, "value", None, False, True)]
+        for source, kind, size, warm, installed in cases:
             name = source.__name__
             fn = functions(f"{name}_{kind}", source)[kind]
             if size is not None:
                 fn = av.vmap(fn, 0, size)
-            path = Path(tmp) / f"{name}_{kind}_{size}_{warm}.pkl"
+            path = Path(tmp) / f"{name}_{kind}_{size}_{warm}_{installed}.pkl"
             spec = {"blob": str(path), "function": kind, "size": size, "source": name,
                     "warm": warm}
+            case_env = {**env, "PYTHONPATH": _installed_copy(Path(tmp))} if installed else env
             loads, builds, rebuilt = [], [], 0
             for _ in range(cfg.processes):
                 # pickled by a fresh process just before: the host record stamps the anvil_llvm
                 # sources, which other work may change while this script runs
                 for mode, into in (("pickle", []), ("unpickle", loads), ("build", builds)):
-                    result = bt.run_worker(SCRIPT, {**spec, "kind": mode},
-                                           {} if mode == "pickle" else env, cfg.timeout)
+                    result = bt.run_worker(
+                        SCRIPT, {**spec, "kind": mode},
+                        case_env if installed or mode != "pickle" else {}, cfg.timeout)
                     _forget_objects(cache_dir)
                     into.append(result)
                 if not isinstance(loads[-1], str) and loads[-1]["stats"]["builds"]:
@@ -323,6 +327,8 @@ def unpickling(cfg: Config) -> Section:
             if warm:
                 what += (", in a worker that has loaded another function (against a build in "
                          "one that has built it)")
+            if installed:
+                what += ", anvil_llvm installed (in a site-packages folder) rather than a checkout"
             if status:
                 rows.append(Row(what, status))
                 continue
@@ -358,12 +364,23 @@ def unpickling(cfg: Config) -> Section:
         process after a reboot asks LLVM, ~0.5 ms more) and no compiled object (each is
         removed after every process: builds compile). In a source checkout, as here, the
         host record digests the package's source files (~0.3 ms; an installed copy stats its
-        folder). The last row is the cost per function on a live worker: the process has
-        unpickled and called another function first (on the build side: built and called it),
-        so that LLVM is set up already on both sides. Where a first call computes for long
+        folder: the last row, with the package copied into a site-packages folder as pip
+        installs it). The row before is the cost per function on a live worker: the process
+        has unpickled and called another function first (on the build side: built and called
+        it), so that LLVM is set up already on both sides. Where a first call computes for long
         (the vmapped rows), the note also compares both sides less one warm call, the
         computation any first call includes. Target: unpickling at least 10x faster (ratio <=
         0.1)."""))
+
+
+def _installed_copy(tmp: Path) -> str:
+    """A copy of the anvil_llvm package in `tmp`/site-packages (made once), as `pip install`
+    puts it: its code is stamped by the folder, not by digesting the sources (cache.py)."""
+    site = tmp / "site-packages"
+    if not site.exists():
+        shutil.copytree(Path(av.__file__).parent, site / "anvil_llvm",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    return os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
 
 
 def _forget_objects(cache_dir: Path) -> None:
