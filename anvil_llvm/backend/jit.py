@@ -78,6 +78,8 @@ def check_symbols(externals: list[str]) -> None:
 
 def prepare(externals: list[str]) -> None:
     """Make the process provide `externals` to JIT code, or raise (before LLVM would abort)."""
+    if not loader.supported():
+        engines.current(False)   # LLVM searches the process's symbols once an engine exists
     if vecmath.needed_by(externals):
         vecmath.load()
     if blas.uses_blas(externals):

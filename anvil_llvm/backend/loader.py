@@ -52,17 +52,6 @@ EM_X86_64, ET_REL = 62, 1
 UNLOADED = (".eh_frame",)        # allocated, but only for unwinders
 MAX_BYTES = 1 << 32              # an object's loaded sections
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_mmap = _libc.mmap
-_mmap.restype, _mmap.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
-                                                  ctypes.c_int, ctypes.c_int, ctypes.c_long]
-_munmap = _libc.munmap
-_munmap.restype, _munmap.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t]
-_mprotect = _libc.mprotect
-_mprotect.restype, _mprotect.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_size_t,
-                                                       ctypes.c_int]
-_dlsym = _libc.dlsym
-_dlsym.restype, _dlsym.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]
 _MAP_FAILED = ctypes.c_void_p(-1).value
 _PAGE = mmap.PAGESIZE
 
@@ -75,6 +64,20 @@ _exported: dict[str, int] = {}     # found in the process's libraries (never unl
 def supported() -> bool:
     """Whether this process's objects are ones this linker loads (x86-64 Linux)."""
     return sys.platform.startswith("linux") and platform.machine() in ("x86_64", "AMD64")
+
+
+@functools.cache
+def _libc():
+    """The C library's mmap, munmap, mprotect and dlsym (where the linker is `supported`)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    pointer, size, number = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int
+    for name, result, arguments in (
+            ("mmap", pointer, [pointer, size, number, number, number, ctypes.c_long]),
+            ("munmap", number, [pointer, size]), ("mprotect", number, [pointer, size, number]),
+            ("dlsym", pointer, [pointer, ctypes.c_char_p])):
+        function = getattr(libc, name)
+        function.restype, function.argtypes = result, arguments
+    return libc
 
 
 def define(name: str, address: int) -> None:
@@ -92,7 +95,10 @@ def address(name: str) -> int:
     with _lock:
         found = _defined.get(name) or _exported.get(name)
     if found is None:
-        found = _dlsym(None, name.encode()) or 0     # RTLD_DEFAULT: the global scope
+        # RTLD_DEFAULT, the global scope; elsewhere LLVM's search (an MCJIT engine made first
+        # has it search the process: jit.prepare)
+        found = (_libc().dlsym(None, name.encode()) if supported()
+                 else llvm.address_of_symbol(name)) or 0
         if not found:
             return 0
         with _lock:
@@ -135,7 +141,7 @@ class Image:
     def close(self) -> None:
         """Unmap the object's code and data."""
         if self.base:
-            _munmap(self.base, self.size)
+            _libc().munmap(self.base, self.size)
             self.base = 0
 
 
@@ -252,7 +258,7 @@ def _pages(size: int) -> int:
 
 
 def _map(size: int) -> int:
-    base = _mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE,
+    base = _libc().mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE,
                  mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
     if base in (None, _MAP_FAILED):
         raise MemoryError(f"anvil_llvm: cannot map {size} bytes for compiled code")
@@ -299,5 +305,5 @@ def _protect(base: int, size: int, placed: dict[int, int], sections: list[_Secti
     ends = sorted(starts.values())[1:] + [size]
     for (group, start), end in zip(sorted(starts.items(), key=lambda kv: kv[1]), ends):
         start = start // _PAGE * _PAGE
-        if _mprotect(base + start, _pages(end) - start, _PROTECTION[group]) != 0:
+        if _libc().mprotect(base + start, _pages(end) - start, _PROTECTION[group]) != 0:
             raise OSError(ctypes.get_errno(), "anvil_llvm: mprotect of compiled code failed")

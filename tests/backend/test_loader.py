@@ -182,3 +182,36 @@ def test_thread_local_storage_is_left_to_llvm():
     code, _, _ = objectcode.compile_module(ir, Target.jit().machine, 3)
     with pytest.raises(loader.Unsupported, match="thread-local"):
         loader.Image(code)
+
+
+def test_where_the_linker_does_not_apply_llvm_loads_everything(tmp_path):
+    """Another platform (the linker not `supported`): every object goes to MCJIT and symbols
+    are LLVM's to find, in a process that only unpickles (no build made LLVM search the
+    process first); values against NumPy (in a subprocess: the choice is made once)."""
+    big = np.linspace(1.0, 2.0, 70_000)          # a shared constant (a defined symbol)
+    f = av.NumericalFunction("other", lambda x: (av.sin(x) * big).sum() + (x @ x),
+                             (av.Arg(70_000),))
+    blob = tmp_path / "f.pkl"
+    h = av.NumericalFunction("scalar", lambda x: av.exp(x[0]) * x[1], (av.Arg(2),))
+    blob.write_bytes(pickle.dumps((h.compile(), f.compile(), av.ad.gradient(f).compile())))
+    script = textwrap.dedent(f"""
+        import pickle
+        import numpy as np
+        import anvil_llvm as av
+        from anvil_llvm.backend import engines, loader
+        loader.supported = lambda: False
+        h, f, g = pickle.loads(open({str(blob)!r}, "rb").read())
+        print(float(h(np.array([0.5, 3.0]))))     # first: its code needs exp from libm
+        x = np.cos(np.arange(70_000.0))
+        print(float(f(x)))
+        print(g(x).tolist()[:3])
+        print(sorted({{e.code.native for e in engines._current.values()}}), av.stats()["builds"])
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "ANVIL_LLVM_NO_CACHE": "1"},
+                         check=True).stdout.splitlines()
+    x = np.cos(np.arange(70_000.0))
+    assert float(out[0]) == math.exp(0.5) * 3.0
+    np.testing.assert_allclose(float(out[1]), (np.sin(x) * big).sum() + x @ x, rtol=1e-12)
+    np.testing.assert_allclose(eval(out[2]), (np.cos(x) * big + 2 * x)[:3], rtol=1e-12)
+    assert out[3] == "[False] 0"
