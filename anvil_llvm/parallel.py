@@ -1,6 +1,10 @@
 """Batch evaluation on every core of one process: a function applied to each point of a batch,
 the batch split into one contiguous chunk per thread, each chunk one call of the vmapped
-function (its native code runs without the GIL), written in place into the results."""
+function (its native code runs without the GIL), written in place into the results.
+
+The calling thread runs the first chunk itself; the others go to a pool of threads the process
+keeps (started on first use, grown when more threads are asked for, made anew in a forked
+child): starting threads for each call cost ~0.4 ms, more than a small batch's work."""
 from __future__ import annotations
 
 import concurrent.futures
@@ -36,20 +40,51 @@ def map_batch(fn: NumericalFunction, *args, threads: int | None = None):
         raise ValueError(f"{fn.name}.map: threads must be a positive integer, got {threads!r}")
     arrays = [np.asarray(a) for a in args]
     in_axes, size = _batch_axes(fn, arrays)
-    bounds = np.linspace(0, size, min(int(threads), max(size, 1)) + 1).astype(int)
+    parts = min(int(threads), max(size, 1))
+    bounds = [size * k // parts for k in range(parts + 1)]
     results = [np.empty((size,) + o.shape, o.dtype.np) for o in fn.outputs]
     jobs = []
     for slot, (start, stop) in enumerate(itertools.pairwise(bounds)):
-        batched = _vmapped(fn, in_axes, int(stop - start), slot)
+        batched = _vmapped(fn, in_axes, stop - start, slot)
         chunk = [a[start:stop] if axis == 0 else a for a, axis in zip(arrays, in_axes)]
         jobs.append((batched, chunk, tuple(r[start:stop] for r in results)))
     if len(jobs) == 1:
         _run(*jobs[0])
     else:
-        with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
-            for done in [pool.submit(_run, *job) for job in jobs]:
-                done.result()
+        others = [_pool(len(jobs) - 1).submit(_run, *job) for job in jobs[1:]]
+        try:
+            _run(*jobs[0])
+        finally:
+            # every chunk done before returning or raising: they write into `results`
+            concurrent.futures.wait(others)
+        for done in others:
+            done.result()
     return tuple(results) if fn.multiple else results[0]
+
+
+_threads: tuple[concurrent.futures.ThreadPoolExecutor, int] | None = None   # pool, its size
+
+
+def _pool(workers: int) -> concurrent.futures.ThreadPoolExecutor:
+    """The process's pool of at least `workers` threads (replaced by a larger one when asked
+    for more: the old one finishes the chunks it has and its threads end)."""
+    global _threads
+    with _lock:
+        if _threads is None or _threads[1] < workers:
+            if _threads is not None:
+                _threads[0].shutdown(wait=False)
+            _threads = concurrent.futures.ThreadPoolExecutor(
+                workers, thread_name_prefix="anvil_llvm.map"), workers
+        return _threads[0]
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's threads are not there (nor is any lock they held)."""
+    global _threads, _lock
+    _threads, _lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _batch_axes(fn: NumericalFunction, arrays: list[np.ndarray]) -> tuple[list, int]:
@@ -87,4 +122,5 @@ def _vmapped(fn: NumericalFunction, in_axes: list, size: int, slot: int) -> Nume
 
 def _run(batched: NumericalFunction, chunk: list, out: tuple) -> None:
     if out[0].shape[0]:
-        batched(*chunk, out=out)
+        # one output as itself: a tuple of one goes through the argument converter (~7 us)
+        batched(*chunk, out=out if len(out) > 1 else out[0])

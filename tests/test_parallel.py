@@ -1,6 +1,11 @@
 """fn.map: a function at every point of a batch, over threads, against a Python loop."""
 from __future__ import annotations
 
+import concurrent.futures
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -63,3 +68,38 @@ def test_each_thread_runs_a_function_of_its_own_whose_workspace_its_calls_reuse(
     expected = np.stack([f(x) for x in X])
     np.testing.assert_allclose(first, expected, rtol=1e-13, atol=1e-15)
     np.testing.assert_array_equal(again, first)
+
+
+def test_maps_from_several_threads_share_the_pool():
+    """Threads of the caller each mapping over 3 threads at once (the pool's threads take
+    chunks of all of them): every result equals its loop of calls."""
+    f = av.NumericalFunction("shared", lambda x, p: (av.exp(x * p) - x).sum(),
+                             (av.Arg(3), av.Arg(())))
+    batches = [np.random.default_rng(k).normal(size=(50 + k, 3)) for k in range(6)]
+    with concurrent.futures.ThreadPoolExecutor(6) as callers:
+        results = list(callers.map(lambda k: f.map(batches[k], float(k), threads=3), range(6)))
+    for k, (xs, got) in enumerate(zip(batches, results)):
+        # a vmapped exp may call libmvec where one point calls libm: the last bit differs
+        np.testing.assert_allclose(got, [f(x, float(k)) for x in xs], rtol=1e-14)
+
+
+def test_map_in_a_forked_child():
+    """A child forked after the parent mapped over threads maps over threads of its own (the
+    parent's pool is not in the child), in a subprocess: a mistake here hangs."""
+    script = textwrap.dedent("""
+        import os
+        import numpy as np
+        import anvil_llvm as av
+        f = av.NumericalFunction("forked", lambda x: av.sin(x).sum(), (av.Arg(2),))
+        xs = np.linspace(0.0, 1.0, 40).reshape(20, 2)
+        expected = np.sin(xs).sum(axis=1)
+        assert np.allclose(f.map(xs, threads=2), expected)
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0 if np.allclose(f.map(xs, threads=2), expected) else 3)
+        _, status = os.waitpid(pid, 0)
+        print(os.waitstatus_to_exitcode(status))
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=120, check=True).stdout.split()
+    assert out == ["0"]
