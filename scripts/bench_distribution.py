@@ -265,16 +265,15 @@ def overhead(cfg: Config) -> Section:
         "2. Fixed overhead per task", rows, textwrap.dedent(f"""\
         The same functions on a batch of {tiny} points, where the work is negligible: what one
         task costs whatever its size. anvil: `fn.map(one, threads=1)` (argument checks and one
-        native call); `fn.map(one, threads=2)` adds a thread pool started per call and two
-        native calls. Dask, one task: `client.submit` of a call of the function scattered to the
+        native call); `fn.map(one, threads=2)` adds the hand-off of the second half to a
+        thread the process keeps, and a second native call. Dask, one task: `client.submit` of a call of the function scattered to the
         workers beforehand (`client.scatter(fn, broadcast=True)`), waiting for its result (a
         round trip through the scheduler). Dask, {tasks} tasks: `map_blocks` over {tasks}
         persisted blocks of {tiny} points, the total time divided by {tasks} (two workers run
         them side by side). JAX: one call of `jit(vmap(f))` on {tiny} points. Workers after the
-        run: {builds}. The builds are not the tasks': `scatter(..., broadcast=True)` has one
-        worker pickle the function again to copy it to the other, and a function that came by
-        pickle into a process whose disk cache is off (as here) compiles its code again when it
-        is pickled (with a disk cache, the shipped code is read back from it instead)."""))
+        run: {builds} (their disk cache off: `scatter(..., broadcast=True)` has one worker
+        pickle the function again to copy it to the other, which ships the code it came
+        with)."""))
 
 
 def _call(fn, x):
