@@ -266,9 +266,10 @@ def overhead(cfg: Config) -> Section:
         The same functions on a batch of {tiny} points, where the work is negligible: what one
         task costs whatever its size. anvil: `fn.map(one, threads=1)` (argument checks and one
         native call); `fn.map(one, threads=2)` adds the hand-off of the second half to a
-        thread the process keeps, and a second native call. Dask, one task: `client.submit` of a call of the function scattered to the
-        workers beforehand (`client.scatter(fn, broadcast=True)`), waiting for its result (a
-        round trip through the scheduler). Dask, {tasks} tasks: `map_blocks` over {tasks}
+        thread the process keeps, and a second native call. Dask, one task: `client.submit`
+        of a call of the function scattered to the workers beforehand
+        (`client.scatter(fn, broadcast=True)`), waiting for its result (a round trip through
+        the scheduler). Dask, {tasks} tasks: `map_blocks` over {tasks}
         persisted blocks of {tiny} points, the total time divided by {tasks} (two workers run
         them side by side). JAX: one call of `jit(vmap(f))` on {tiny} points. Workers after the
         run: {builds} (their disk cache off: `scatter(..., broadcast=True)` has one worker

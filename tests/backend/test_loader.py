@@ -24,7 +24,8 @@ pytestmark = pytest.mark.skipif(not loader.supported(), reason="the linker is fo
 # writable global, a call between functions of the module and a switch (a jump table).
 SCALE = np.array([1.5, -2.0, 0.25], dtype=np.float64)
 IR = textwrap.dedent("""
-    @table = private unnamed_addr constant [4 x double] [double 1.0, double 2.5, double -3.0, double 7.0]
+    @table = private unnamed_addr constant [4 x double]
+        [double 1.0, double 2.5, double -3.0, double 7.0]
     @counter = internal global i64 0
     @anvil_test_scale = external global [3 x double]
     declare double @sin(double)
