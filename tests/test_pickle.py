@@ -88,6 +88,22 @@ def test_shipped_code_ships_again_from_memory_and_is_not_written_to_disk(tmp_pat
     assert stats["builds"] == 0, stats
 
 
+def test_a_function_built_here_pickles_again_without_compiling(monkeypatch):
+    """The code a process built stays with it: pickling the function again (Dask pickles it
+    into every task) compiles nothing, even without a disk cache to read it back from."""
+    monkeypatch.setenv("ANVIL_LLVM_NO_CACHE", "1")
+    f = av.NumericalFunction("pickled_often", lambda x: (anp.sin(x) * 3.0).sum() + x[0],
+                             (av.Arg(4),)).compile()
+    g = ad.gradient(f).compile()
+    before = av.stats()["builds"]
+    blobs = [pickle.dumps((f, g)) for _ in range(3)]
+    assert av.stats()["builds"] == before
+    again_f, again_g = pickle.loads(blobs[-1])
+    assert float(again_f(X)) == float(f(X))
+    np.testing.assert_allclose(float(f(X)), (np.sin(X) * 3.0).sum() + X[0], rtol=1e-14)
+    np.testing.assert_array_equal(again_g(X), g(X))
+
+
 def test_object_code_for_another_host_is_not_loaded_but_rebuilt(tmp_path, monkeypatch):
     fns = functions()
     expected = results(*fns)

@@ -128,9 +128,8 @@ def stats() -> dict[str, int]:
 
 def provide(key: str, entry: cache.Entry) -> None:
     """Make `entry` (an object built for this host, e.g. carried by a pickle) the code of
-    `key`: loading `key` then compiles nothing. The entry stays with the loaded code (pickling
-    the function again ships it, without a compiler or a disk cache) and is not written to the
-    disk cache: the pickle carries it wherever it goes, and a write would cost an unpickling
+    `key`: loading `key` then compiles nothing. The entry stays with the loaded code (as every
+    loaded entry does: `_load`) and is not written to the disk cache: the pickle carries it wherever it goes, and a write would cost an unpickling
     process more than all the rest of loading it."""
     with _lock:
         if "symbol" in entry.info and not engines.is_loaded(key):
@@ -138,7 +137,8 @@ def provide(key: str, entry: cache.Entry) -> None:
 
 
 def object_entry(key: str, lower: Callable[[], Lowered]) -> cache.Entry:
-    """The object code of `key` (to pickle it): provided, read from the disk cache, or built."""
+    """The object code of `key` (to pickle it): provided or loaded, read from the disk cache,
+    or built."""
     with _lock:
         return _entry(key, _made(lower), load=False)
 
@@ -182,14 +182,15 @@ def _entry(key: str, make: Callable[[], tuple[str, int, dict]], load: bool) -> c
 def _load(key: str, make: Callable[[], tuple[str, int, dict]],
           shared: list[Payload] = ()) -> engines.Lease:
     """The module of `key`: loaded already, else provided, read from the disk cache, or made
-    and compiled (`_entry`); then loaded with the shared constants its code references."""
+    and compiled (`_entry`); then loaded with the shared constants its code references. The
+    entry stays with the loaded code, so that pickling the function ships it again without a
+    compiler or a disk cache (Dask pickles a function into every task that calls it)."""
     with _lock:
         found = engines.loaded(key)
         if found is not None:
             return found
-        provided = _provided.get(key)
         entry = _entry(key, make, load=True)
         kept = constants.provide(list(shared))
         prepare(entry.externals)
         return engines.load(key, entry.obj, [entry.info["symbol"]], entry.info, kept,
-                            source=provided)
+                            source=entry)
