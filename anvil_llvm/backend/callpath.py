@@ -139,17 +139,44 @@ def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tup
                 entry_symbol(inputs, outputs, as_tuple),
                 lambda: entry_text(inputs, outputs, as_tuple))
     converter = ArgumentConverter(name, inputs, outputs, as_tuple, traced)
-    size = (work_bytes + 63) // 64 * 64
-    # A workspace too large for the stack is allocated once and reused by every call that
-    # finds it free (the busy flag); a concurrent call allocates its own.
-    workspace = np.empty(size + 64 if size > STACK_WORK_LIMIT else 0, np.uint8)
-    cached = -(-workspace.ctypes.data // 64) * 64 if workspace.size else 0
-    table = np.array([code.addresses[symbol], size, int(release_gil), 0, cached], np.int64)
+    work = _workspace(code.addresses[symbol], work_bytes, release_gil)
     (address,) = entry.addresses.values()
-    native = make_cfunction(name, address, (converter, table, workspace, sys.intern("out"),
+    native = make_cfunction(name, address, (converter, work.table, work, sys.intern("out"),
                                             code, entry))
     converter.native = native
     return native
+
+
+class _Workspace:
+    """The table an entry point reads (the native function's address, its workspace size,
+    whether to release the GIL, the busy flag, the workspace's address) and the workspace."""
+
+    __slots__ = ("table", "buffer", "__weakref__")
+
+    def __init__(self, table: np.ndarray, buffer: np.ndarray):
+        self.table, self.buffer = table, buffer
+
+
+# (native function, workspace bytes, GIL flag) -> what every function of that code shares
+_workspaces: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _workspace(function: int, work_bytes: int, release_gil: bool) -> _Workspace:
+    """The table and workspace of the native function at `function`, shared by every function
+    object of that code (each unpickling makes one: Dask does for every task): a workspace too
+    large for the stack is allocated once and its pages touched once, then reused by every
+    call that finds it free (the busy flag, in the shared table); a concurrent call allocates
+    its own."""
+    size = (work_bytes + 63) // 64 * 64
+    key = (function, size, bool(release_gil))
+    with _entries_lock:
+        found = _workspaces.get(key)
+        if found is None:
+            buffer = np.empty(size + 64 if size > STACK_WORK_LIMIT else 0, np.uint8)
+            cached = -(-buffer.ctypes.data // 64) * 64 if buffer.size else 0
+            found = _workspaces[key] = _Workspace(
+                np.array([function, size, int(release_gil), 0, cached], np.int64), buffer)
+        return found
 
 
 # ---- the wrapper in LLVM IR ---------------------------------------------------------------------

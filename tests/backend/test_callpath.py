@@ -10,6 +10,7 @@ import pytest
 from avcheck import run_in_threads
 
 import anvil_llvm as av
+import anvil_llvm.numpy as anp
 from anvil_llvm.ad import gradient
 from anvil_llvm.backend import callpath
 
@@ -328,6 +329,37 @@ def test_out_overlapping_a_converted_input_is_fine():
 
 
 # ---- threads -------------------------------------------------------------------------------------
+def test_functions_of_one_code_share_its_workspace_and_busy_flag():
+    """Each unpickling makes a new function object (Dask does it for every task): objects of
+    one compiled code share its workspace (allocated and touched once) and the busy flag that
+    keeps two calls from using it at once; calls alternating between two such objects from
+    four threads, the GIL released, all give the single-threaded results."""
+    import pickle
+    n = 60_000
+    f = function(lambda x, y: (anp.cumsum((x * y).sin())[::-1] * x, (x * y).sum()),
+                 av.Arg(n), av.Arg(n), name="shared_work")
+    twin = pickle.loads(pickle.dumps(f))
+    table = f.native.__self__[1]            # [address, work bytes, release, busy, workspace]
+    assert table[1] > callpath.STACK_WORK_LIMIT and table[2] == 1
+    assert twin.native.__self__[1] is table
+    rng = np.random.default_rng(5)
+    inputs = [(rng.standard_normal(n), rng.standard_normal(n)) for _ in range(4)]
+    expected = [f(x, y)[0] for x, y in inputs]
+    for (x, y), want in zip(inputs, expected):
+        np.testing.assert_allclose(want, np.cumsum(np.sin(x * y))[::-1] * x, rtol=1e-9,
+                                   atol=1e-9)
+
+    def work(k):
+        x, y = inputs[k]
+        failures = []
+        for i in range(100):
+            got = (f if (i + k) % 2 else twin)(x, y)[0]
+            if not np.array_equal(got, expected[k]):
+                failures.append(i)
+        return failures
+    assert run_in_threads(work) == [[]] * 4
+
+
 @pytest.mark.parametrize("n", [8, 40_000], ids=["small", "gil-released"])
 def test_concurrent_calls(n):
     f = function(lambda x, y: ((x * y).sin() + x, (x * y).sum()), av.Arg(n), av.Arg(n))
