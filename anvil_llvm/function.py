@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import threading
 from typing import Callable, Sequence
 
@@ -260,9 +261,12 @@ class NumericalFunction:
             symbol, work_bytes, release_gil = (
                 code.info[k] for k in ("symbol", "work_bytes", "release_gil"))
             self.address = code.addresses[symbol]
+            # copies of this object (pickled and loaded again, as Dask does for every task)
+            # share its workspace; other objects of the same code have their own
+            share = self.__dict__.setdefault("_workspace_share", os.urandom(8).hex())
             self._native = callpath.entry_point(
                 self.name, *self._specs(), self.multiple, code, symbol, work_bytes,
-                release_gil, traced=(Tensor, self.inline))
+                release_gil, traced=(Tensor, self.inline), share=share)
             self._lowered.clear()          # the IR text is not needed any more
             self.__dict__.pop("_order", None)
             self._call_natively()
@@ -363,9 +367,9 @@ class NumericalFunction:
         host it was built for, so that a process on the same host loads that code instead of
         compiling (`anvil_llvm.stats()` counts it); elsewhere, or from another version, the
         graph is compiled again. The code is built here first if it is not yet."""
+        self.compile()          # first: its workspace's share key goes with the copies
         state = {k: v for k, v in self.__dict__.items() if k not in _RUNTIME}
         state["inputs"], state["outputs"] = graph_state(self.inputs + self.outputs), None
-        self.compile()
         symbol = callpath.entry_symbol(*self._specs(), self.multiple)
         state["objects"] = [
             (key, cache.encode(*entry[:2], cache.host_record(), entry.info)) for key, entry in (

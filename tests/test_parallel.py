@@ -65,6 +65,8 @@ def test_each_thread_runs_a_function_of_its_own_whose_workspace_its_calls_reuse(
     again = f.map(X, threads=2)
     batched = f.__dict__["_batched"]
     assert len(batched) == 2 and len({id(b) for b in batched.values()}) == 2
+    tables = [b.native.__self__[1] for b in batched.values()]   # [..., busy, workspace]
+    assert tables[0] is not tables[1]
     expected = np.stack([f(x) for x in X])
     np.testing.assert_allclose(first, expected, rtol=1e-13, atol=1e-15)
     np.testing.assert_array_equal(again, first)

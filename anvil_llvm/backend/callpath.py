@@ -126,11 +126,13 @@ def _signature(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool) ->
 
 
 def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool,
-                code: Lease, symbol: str, work_bytes: int, release_gil: bool, traced=None):
+                code: Lease, symbol: str, work_bytes: int, release_gil: bool, traced=None,
+                share: str = ""):
     """The builtin function that checks arguments and calls the native function `symbol` of
     `code` (compiling the entry point of this signature on first use). The builtin holds the
     leases on both codes. `traced` is an optional `(types, call)`: a call with an argument of
-    one of `types` (a Tensor being traced) is passed on to `call` instead."""
+    one of `types` (a Tensor being traced) is passed on to `call` instead. Entry points of
+    one code and one `share` key use one workspace (`_workspace`)."""
     signature = _signature(inputs, outputs, as_tuple)
     with _entries_lock:
         entry = _entries.get(signature)
@@ -139,7 +141,7 @@ def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tup
                 entry_symbol(inputs, outputs, as_tuple),
                 lambda: entry_text(inputs, outputs, as_tuple))
     converter = ArgumentConverter(name, inputs, outputs, as_tuple, traced)
-    work = _workspace(code.addresses[symbol], work_bytes, release_gil)
+    work = _workspace(code.addresses[symbol], work_bytes, release_gil, share)
     (address,) = entry.addresses.values()
     native = make_cfunction(name, address, (converter, work.table, work, sys.intern("out"),
                                             code, entry))
@@ -157,18 +159,19 @@ class _Workspace:
         self.table, self.buffer = table, buffer
 
 
-# (native function, workspace bytes, GIL flag) -> what every function of that code shares
+# (native function, workspace bytes, GIL flag, share key) -> what its entry points share
 _workspaces: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-def _workspace(function: int, work_bytes: int, release_gil: bool) -> _Workspace:
-    """The table and workspace of the native function at `function`, shared by every function
-    object of that code (each unpickling makes one: Dask does for every task): a workspace too
-    large for the stack is allocated once and its pages touched once, then reused by every
-    call that finds it free (the busy flag, in the shared table); a concurrent call allocates
-    its own."""
+def _workspace(function: int, work_bytes: int, release_gil: bool, share: str) -> _Workspace:
+    """The table and workspace of the native function at `function` for the entry points of
+    key `share` (the copies of one function object: each unpickling makes one, Dask for every
+    task): a workspace too large for the stack is allocated once and its pages touched once,
+    then reused by every call that finds it free (the busy flag, in the shared table); a
+    concurrent call allocates its own. Objects meant to run side by side (fn.map's threads)
+    have keys of their own."""
     size = (work_bytes + 63) // 64 * 64
-    key = (function, size, bool(release_gil))
+    key = (function, size, bool(release_gil), share)
     with _entries_lock:
         found = _workspaces.get(key)
         if found is None:
