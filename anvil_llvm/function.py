@@ -261,8 +261,8 @@ class NumericalFunction:
             symbol, work_bytes, release_gil = (
                 code.info[k] for k in ("symbol", "work_bytes", "release_gil"))
             self.address = code.addresses[symbol]
-            # copies of this object (pickled and loaded again, as Dask does for every task)
-            # share its workspace; other objects of the same code have their own
+            # functions loaded from pickles (Dask loads one for every task) share the
+            # workspace of their code; any other object has its own
             share = self.__dict__.setdefault("_workspace_share", os.urandom(8).hex())
             self._native = callpath.entry_point(
                 self.name, *self._specs(), self.multiple, code, symbol, work_bytes,
@@ -367,9 +367,9 @@ class NumericalFunction:
         host it was built for, so that a process on the same host loads that code instead of
         compiling (`anvil_llvm.stats()` counts it); elsewhere, or from another version, the
         graph is compiled again. The code is built here first if it is not yet."""
-        self.compile()          # first: its workspace's share key goes with the copies
         state = {k: v for k, v in self.__dict__.items() if k not in _RUNTIME}
         state["inputs"], state["outputs"] = graph_state(self.inputs + self.outputs), None
+        self.compile()
         symbol = callpath.entry_symbol(*self._specs(), self.multiple)
         state["objects"] = [
             (key, cache.encode(*entry[:2], cache.host_record(), entry.info)) for key, entry in (
@@ -389,7 +389,14 @@ class NumericalFunction:
 _PICKLE_FORMAT = 1
 # attributes of a live function that a pickle does not carry
 _RUNTIME = frozenset({"_native", "_lowered", "_lock", "address", "_order", "_batched",
-                      "_numba_form", "_numba_form_unchecked", "_shipped_key"})
+                      "_numba_form", "_numba_form_unchecked", "_shipped_key",
+                      "_workspace_share"})
+
+
+_UNPICKLED = "unpickled"
+"""The workspace share key of every function loaded from a pickle (not pickled itself: a
+pickle's bytes must not change between processes, numba's cache keys and Dask's tokens hash
+them)."""
 
 
 def _unpickled(cls: type, version: int, state: dict) -> NumericalFunction:
@@ -405,7 +412,7 @@ def _unpickled(cls: type, version: int, state: dict) -> NumericalFunction:
     count = len(state["args"])
     state["inputs"], state["outputs"] = nodes[:count], nodes[count:]
     fn = object.__new__(cls)
-    fn.__dict__.update(state)
+    fn.__dict__.update(state, _workspace_share=_UNPICKLED)
     fn._native, fn._lowered, fn._lock = None, {}, threading.Lock()
     if "structure" in state:
         from .ad.dense import nest

@@ -165,7 +165,7 @@ _workspaces: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 def _workspace(function: int, work_bytes: int, release_gil: bool, share: str) -> _Workspace:
     """The table and workspace of the native function at `function` for the entry points of
-    key `share` (the copies of one function object: each unpickling makes one, Dask for every
+    key `share` (every function loaded from a pickle has one key: Dask loads one for every
     task): a workspace too large for the stack is allocated once and its pages touched once,
     then reused by every call that finds it free (the busy flag, in the shared table); a
     concurrent call allocates its own. Objects meant to run side by side (fn.map's threads)

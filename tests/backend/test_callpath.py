@@ -330,16 +330,17 @@ def test_out_overlapping_a_converted_input_is_fine():
 
 # ---- threads -------------------------------------------------------------------------------------
 def test_functions_of_one_code_share_its_workspace_and_busy_flag():
-    """Each unpickling makes a new function object (Dask does it for every task): objects of
-    one compiled code share its workspace (allocated and touched once) and the busy flag that
-    keeps two calls from using it at once; calls alternating between two such objects from
-    four threads, the GIL released, all give the single-threaded results."""
+    """Each unpickling makes a new function object (Dask does it for every task): the loaded
+    objects of one compiled code share its workspace (allocated and touched once) and the busy
+    flag that keeps two calls from using it at once; calls alternating between two such objects
+    from four threads, the GIL released, all give the single-threaded results."""
     import pickle
     n = 60_000
     f = function(lambda x, y: (anp.cumsum((x * y).sin())[::-1] * x, (x * y).sum()),
                  av.Arg(n), av.Arg(n), name="shared_work")
-    twin = pickle.loads(pickle.dumps(f))
-    table = f.native.__self__[1]            # [address, work bytes, release, busy, workspace]
+    blob = pickle.dumps(f)
+    one, twin = pickle.loads(blob), pickle.loads(blob)
+    table = one.native.__self__[1]          # [address, work bytes, release, busy, workspace]
     assert table[1] > callpath.STACK_WORK_LIMIT and table[2] == 1
     assert twin.native.__self__[1] is table
     rng = np.random.default_rng(5)
@@ -353,7 +354,7 @@ def test_functions_of_one_code_share_its_workspace_and_busy_flag():
         x, y = inputs[k]
         failures = []
         for i in range(100):
-            got = (f if (i + k) % 2 else twin)(x, y)[0]
+            got = (one if (i + k) % 2 else twin)(x, y)[0]
             if not np.array_equal(got, expected[k]):
                 failures.append(i)
         return failures
