@@ -129,8 +129,9 @@ def stats() -> dict[str, int]:
 def provide(key: str, entry: cache.Entry) -> None:
     """Make `entry` (an object built for this host, e.g. carried by a pickle) the code of
     `key`: loading `key` then compiles nothing. The entry stays with the loaded code (as every
-    loaded entry does: `_load`) and is not written to the disk cache: the pickle carries it wherever it goes, and a write would cost an unpickling
-    process more than all the rest of loading it."""
+    loaded entry does: `_load`) and is not written to the disk cache: the pickle carries it
+    wherever it goes, and a write would cost an unpickling process more than all the rest of
+    loading it."""
     with _lock:
         if "symbol" in entry.info and not engines.is_loaded(key):
             _provided[key] = entry
