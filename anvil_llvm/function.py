@@ -262,12 +262,11 @@ class NumericalFunction:
                 code.info[k] for k in ("symbol", "work_bytes", "release_gil"))
             self.address = code.addresses[symbol]
             # functions loaded from pickles (Dask loads one for every task) share the
-            # workspace of their code, kept while it is loaded; any other object has its own
+            # workspace of their code; any other object has its own
             share = self.__dict__.setdefault("_workspace_share", os.urandom(8).hex())
             self._native = callpath.entry_point(
                 self.name, *self._specs(), self.multiple, code, symbol, work_bytes,
-                release_gil, traced=(Tensor, self.inline), share=share,
-                keep=share == _UNPICKLED)
+                release_gil, traced=(Tensor, self.inline), share=share)
             self._lowered.clear()          # the IR text is not needed any more
             self.__dict__.pop("_order", None)
             self._call_natively()

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import engines
 from .engines import Lease
 from .jit import build_entry_point
 from .loader import define
@@ -128,13 +127,12 @@ def _signature(inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool) ->
 
 def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tuple: bool,
                 code: Lease, symbol: str, work_bytes: int, release_gil: bool, traced=None,
-                share: str = "", keep: bool = False):
+                share: str = ""):
     """The builtin function that checks arguments and calls the native function `symbol` of
     `code` (compiling the entry point of this signature on first use). The builtin holds the
     leases on both codes. `traced` is an optional `(types, call)`: a call with an argument of
     one of `types` (a Tensor being traced) is passed on to `call` instead. Entry points of
-    one code and one `share` key use one workspace (`_workspace`), kept as long as the code
-    stays loaded if `keep` (else as long as an entry point uses it)."""
+    one code and one `share` key use one workspace (`_workspace`)."""
     signature = _signature(inputs, outputs, as_tuple)
     with _entries_lock:
         entry = _entries.get(signature)
@@ -143,7 +141,7 @@ def entry_point(name: str, inputs: list[ArgSpec], outputs: list[ArgSpec], as_tup
                 entry_symbol(inputs, outputs, as_tuple),
                 lambda: entry_text(inputs, outputs, as_tuple))
     converter = ArgumentConverter(name, inputs, outputs, as_tuple, traced)
-    work = _workspace(code, symbol, work_bytes, release_gil, share, keep)
+    work = _workspace(code.addresses[symbol], work_bytes, release_gil, share)
     (address,) = entry.addresses.values()
     native = make_cfunction(name, address, (converter, work.table, work, sys.intern("out"),
                                             code, entry))
@@ -165,16 +163,13 @@ class _Workspace:
 _workspaces: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
-def _workspace(code: Lease, symbol: str, work_bytes: int, release_gil: bool, share: str,
-               keep: bool) -> _Workspace:
-    """The table and workspace of the native function `symbol` of `code` for the entry points
-    of key `share` (every function loaded from a pickle has one key: Dask loads one for every
+def _workspace(function: int, work_bytes: int, release_gil: bool, share: str) -> _Workspace:
+    """The table and workspace of the native function at `function` for the entry points of
+    key `share` (every function loaded from a pickle has one key: Dask loads one for every
     task): a workspace too large for the stack is allocated once and its pages touched once,
     then reused by every call that finds it free (the busy flag, in the shared table); a
     concurrent call allocates its own. Objects meant to run side by side (fn.map's threads)
-    have keys of their own. With `keep` it lives as long as the code stays loaded, so that the
-    next task's function finds it even when the last one is gone."""
-    function = code.addresses[symbol]
+    have keys of their own."""
     size = (work_bytes + 63) // 64 * 64
     key = (function, size, bool(release_gil), share)
     with _entries_lock:
@@ -184,8 +179,6 @@ def _workspace(code: Lease, symbol: str, work_bytes: int, release_gil: bool, sha
             cached = -(-buffer.ctypes.data // 64) * 64 if buffer.size else 0
             found = _workspaces[key] = _Workspace(
                 np.array([function, size, int(release_gil), 0, cached], np.int64), buffer)
-            if keep:
-                engines.keep(code, found)
         return found
 
 

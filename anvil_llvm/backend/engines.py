@@ -97,10 +97,10 @@ class Lease:
     """The addresses of a loaded object's symbols and what its loader recorded about it
     (`info`); the object's code stays mapped as long as a lease on it is alive."""
 
-    __slots__ = ("__weakref__", "addresses", "engine", "info")
+    __slots__ = ("__weakref__", "addresses", "info")
 
-    def __init__(self, addresses: dict[str, int], info: dict, engine: _Engine):
-        self.addresses, self.info, self.engine = addresses, info, engine
+    def __init__(self, addresses: dict[str, int], info: dict):
+        self.addresses, self.info = addresses, info
 
 
 _current: dict[bool, _Engine] = {}     # native or not -> the engine taking objects
@@ -181,16 +181,10 @@ def _lease(engine: _Engine, addresses: dict[str, int], info: dict) -> Lease:
     """A lease on code of `engine`, whose `users` the caller has already counted: right after
     finding the engine, before anything allocates (an allocation may run the collector, and a
     finalizer then, in this very thread, dispose of an engine that has no users left)."""
-    lease = Lease(addresses, info, engine)
+    lease = Lease(addresses, info)
     # Not at exit: the process's memory goes with it, and code may still run until then.
     weakref.finalize(lease, _release, engine).atexit = False
     return lease
-
-
-def keep(lease: Lease, obj: object) -> None:
-    """Keep `obj` alive as long as the code `lease` is on stays loaded (its engine lives)."""
-    with _lock:
-        lease.engine.kept.append(obj)
 
 
 def engine_count() -> int:
