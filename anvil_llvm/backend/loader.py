@@ -114,7 +114,7 @@ class Image:
 
     def __init__(self, obj: bytes):
         sections, symbols = _parse(obj)
-        placed, self.size = _layout(sections)
+        placed, groups, self.size = _layout(sections)
         self.base = _map(self.size)
         try:
             image = bytearray(self.size)
@@ -130,7 +130,7 @@ class Image:
                     _relocate(image, placed[section.info], sections[section.info].size,
                               _entries(obj, section, _RELOCATION), values)
             ctypes.memmove(self.base, (ctypes.c_char * self.size).from_buffer(image), self.size)
-            _protect(self.base, self.size, placed, sections)
+            _protect(self.base, self.size, groups)
         except BaseException:
             self.close()
             raise
@@ -227,26 +227,29 @@ def _group(section: _Section) -> int:
 _PROTECTION = (mmap.PROT_READ | mmap.PROT_EXEC, mmap.PROT_READ, mmap.PROT_READ | mmap.PROT_WRITE)
 
 
-def _layout(sections: list[_Section]) -> tuple[dict[int, int], int]:
-    """Where each loaded section goes in the mapping (its offset, by section index) and the
-    mapping's size: code, then constants, then data, each group starting on a page."""
+def _layout(sections: list[_Section]) -> tuple[dict[int, int], list[tuple[int, int]], int]:
+    """Where each loaded section goes in the mapping (its offset, by section index), where
+    each group that has sections starts (group, offset) and the mapping's size: code, then
+    constants, then data, each group starting on a page."""
     loaded = [(i, s) for i, s in enumerate(sections) if _loaded(s)]
-    placed, end = {}, 0
+    placed, groups, end = {}, [], 0
     for group in range(3):
         end = _pages(end)
-        for index, section in loaded:
-            if _group(section) == group:
-                if section.flags & SHF_TLS:
-                    raise Unsupported(f"{section.name} is thread-local storage")
-                align = max(section.align, 1)
-                if align & (align - 1) or align > _PAGE:
-                    raise Unsupported(f"{section.name} has an alignment of {align}")
-                end = -(-end // align) * align
-                placed[index] = end
-                end += section.size
+        members = [(index, section) for index, section in loaded if _group(section) == group]
+        if members:
+            groups.append((group, end))
+        for index, section in members:
+            if section.flags & SHF_TLS:
+                raise Unsupported(f"{section.name} is thread-local storage")
+            align = max(section.align, 1)
+            if align & (align - 1) or align > _PAGE:
+                raise Unsupported(f"{section.name} has an alignment of {align}")
+            end = -(-end // align) * align
+            placed[index] = end
+            end += section.size
     if end > MAX_BYTES:
         raise Unsupported(f"its sections take {end} bytes")
-    return placed, max(_pages(end), _PAGE)
+    return placed, groups, max(_pages(end), _PAGE)
 
 
 def _loaded(section: _Section) -> bool:
@@ -296,14 +299,10 @@ def _relocate(image: bytearray, start: int, size: int, table, values: list[int])
         _ADDRESS.pack_into(image, start + offset, (values[symbol] + addend) & _MASK)
 
 
-def _protect(base: int, size: int, placed: dict[int, int], sections: list[_Section]) -> None:
-    """Give each group of the mapping its protection (code executable, constants read only)."""
-    starts = {}
-    for index, offset in placed.items():
-        group = _group(sections[index])
-        starts[group] = min(starts.get(group, offset), offset)
-    ends = sorted(starts.values())[1:] + [size]
-    for (group, start), end in zip(sorted(starts.items(), key=lambda kv: kv[1]), ends):
-        start = start // _PAGE * _PAGE
-        if _libc().mprotect(base + start, _pages(end) - start, _PROTECTION[group]) != 0:
+def _protect(base: int, size: int, groups: list[tuple[int, int]]) -> None:
+    """Give each group of the mapping (group, first page's offset, in order) its protection
+    (code executable, constants read only), up to the next group's first page."""
+    ends = [start for _, start in groups[1:]] + [size]
+    for (group, start), end in zip(groups, ends):
+        if _libc().mprotect(base + start, end - start, _PROTECTION[group]) != 0:
             raise OSError(ctypes.get_errno(), "anvil_llvm: mprotect of compiled code failed")
