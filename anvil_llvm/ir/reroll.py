@@ -24,7 +24,6 @@ function where straight-line code calls the scalar one), which may change the la
 """
 from __future__ import annotations
 
-import functools
 import itertools
 import operator
 from typing import Sequence
@@ -105,74 +104,79 @@ class _Sequence:
         self.roots = roots
         self.position = position = dict(zip(nodes, itertools.count()))
         n = len(nodes)
-        # (vectorised: this runs over every node of graphs of millions)
-        lengths = np.fromiter(map(len, map(_SOURCES, nodes)), np.int64, n)
+        # (vectorised: this runs over every node of graphs of millions; the per-slot arrays
+        # are column-major, in the narrowest integer type that holds 2n: `runs` compares
+        # them column by column)
+        self.itype = itype = np.int32 if 2 * n + 2 < 2 ** 31 else np.int64
+        lengths = np.fromiter(map(len, map(_SOURCES, nodes)), itype, n)
         width = int(min(lengths.max(initial=0), _MAX_SOURCES))
         signatures: dict = {}
         self.sig = np.fromiter(map(signatures.setdefault, map(_SIGNATURE, nodes),
-                                   itertools.count()), np.int64, n)
+                                   itertools.count()), itype, n)
         apart = lengths > width                # never part of a repetition: wide nodes, loops
         loops = [i for key, i in signatures.items() if key[0] is LOOP]
         if loops:
             apart |= np.isin(self.sig, loops)
         self.sig[apart] = -1 - np.flatnonzero(apart)
         # sources: positions (-1 for leaves) into rows of `width` slots
-        kept = [nodes[i] for i in np.flatnonzero(~apart).tolist()]
+        kept = [nodes[i] for i in np.flatnonzero(~apart).tolist()] if apart.any() else nodes
         reads = list(itertools.chain.from_iterable(map(_SOURCES, kept)))
-        flat = np.fromiter(map(position.get, reads, itertools.repeat(-1)), np.int64, len(reads))
+        flat = np.fromiter(map(position.get, reads, itertools.repeat(-1)), itype, len(reads))
         counts = np.where(apart, 0, lengths)
-        row = np.repeat(np.arange(n), counts)
-        slot = np.arange(len(reads)) - np.repeat(np.cumsum(counts) - counts, counts)
-        self.src = np.full((n, width), -1, np.int64)
+        row = np.repeat(np.arange(n, dtype=itype), counts)
+        slot = np.arange(len(reads), dtype=itype) - np.repeat(np.cumsum(counts) - counts,
+                                                              counts).astype(itype)
+        self.src = np.full((n, width), -1, itype, order="F")
         self.src[row, slot] = flat
         # leaves: an id each, and a kind (what another leaf must share to take its place)
-        self.kind = np.zeros((n, width), np.int64)      # 0: padding or not a leaf
-        self.leaf = np.full((n, width), -1, np.int64)
+        self.kind = np.zeros((n, width), itype, order="F")      # 0: padding or not a leaf
+        self.leaf = np.full((n, width), -1, itype, order="F")
         at = np.flatnonzero(flat < 0)
+        row, slot = row[at], slot[at]
         ids: dict[UOp, int] = {}
-        self.leaf[row[at], slot[at]] = np.fromiter(
+        self.leaf[row, slot] = np.fromiter(
             map(ids.setdefault, [reads[j] for j in at.tolist()], itertools.count()),
-            np.int64, len(at))
+            itype, len(at))
         self.leaves = {i: leaf for leaf, i in ids.items()}
         kinds: dict = {}
-        kind_of = np.zeros(len(ids) and max(ids.values()) + 1, np.int64)
+        kind_of = np.zeros(len(ids) and max(ids.values()) + 1, itype)
         for leaf, i in ids.items():
             kind_of[i] = 1 + kinds.setdefault(_kind(leaf, roots[leaf]), len(kinds))
-        self.kind[row[at], slot[at]] = kind_of[self.leaf[row[at], slot[at]]]
+        self.kind[row, slot] = kind_of[self.leaf[row, slot]]
+        self._slots: dict[int, tuple] = {}
 
-    @functools.cached_property
-    def _distance(self) -> np.ndarray:
-        """Per source slot, how many places before the node its source is (leaves: a
-        placeholder the reads never use)."""
-        return np.arange(len(self.nodes))[:, None] - self.src
-
-    @functools.cached_property
-    def _source_distance(self) -> np.ndarray:
-        """`_distance` where the slot reads a node, beyond every period where it reads a leaf
-        (what `reads` compares with twice the period)."""
-        return np.where(self.src >= 0, self._distance, 2 * len(self.nodes) + 1)
-
-    @functools.cached_property
-    def _far(self) -> np.ndarray:
-        """Per source slot, what a repeat must match when the source is not near: the leaf's
-        kind, or the source's position (beyond every distance)."""
-        return np.where(self.src >= 0, 2 * len(self.nodes) + self.src, -self.kind)
-
-    def reads(self, period: int | None) -> np.ndarray:
-        """Per node and source, what a repeat must match: a leaf's kind, the distance to a
-        near source (within two periods), or a far source's position. Without a period,
-        distances beyond _CLIP all look alike."""
-        distance = self._distance
+    def _column(self, k: int, period: int | None) -> np.ndarray:
+        """Per node, what a repeat must match in source slot `k`: a leaf's kind (negated), the
+        distance to a near source (within two periods), or a far source's position (beyond
+        every distance). Without a period, distances beyond _CLIP all look alike."""
+        distance, reach, far = self._slot(k)
         if period is None:
-            return np.where(self.src >= 0, np.minimum(distance, _CLIP), -self.kind)
-        return np.where(self._source_distance < 2 * period, distance, self._far)
+            return np.where(self.src[:, k] >= 0, np.minimum(distance, _CLIP), -self.kind[:, k])
+        return np.where(reach < 2 * period, distance, far)
+
+    def _slot(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Source slot `k`'s distances (how many places before the node its source is), the
+        same beyond every period where it reads a leaf, and what a repeat must match when the
+        source is not near (the leaf's kind negated, or the source's position beyond every
+        distance); computed once, `runs` asks for every candidate period."""
+        found = self._slots.get(k)
+        if found is None:
+            src, n = self.src[:, k], len(self.nodes)
+            reads_node = src >= 0
+            distance = np.arange(n, dtype=self.itype) - src
+            found = self._slots[k] = (distance, np.where(reads_node, distance, 2 * n + 1),
+                                      np.where(reads_node, 2 * n + src, -self.kind[:, k]))
+        return found
 
     def periods(self) -> list[int]:
         """Candidate block lengths: the distances P at which most nodes equal the node P
         places before (in signature and in how they read their sources)."""
-        codes = np.concatenate([self.sig[:, None], self.reads(None)], axis=1).astype(np.uint64)
-        mix = np.random.default_rng(0).integers(1, 2 ** 63, codes.shape[1], dtype=np.uint64)
-        key = (codes * (mix | np.uint64(1))).sum(axis=1, dtype=np.uint64)
+        width = self.src.shape[1]
+        mix = np.random.default_rng(0).integers(1, 2 ** 63, 1 + width, dtype=np.uint64)
+        mix |= np.uint64(1)
+        key = self.sig.astype(np.uint64) * mix[0]
+        for k in range(width):
+            key += self._column(k, None).astype(np.uint64) * mix[1 + k]
         # each distinct node a random point on the unit circle: the autocorrelation at lag P
         # counts the nodes equal to the node P places before, plus noise of order sqrt(n)
         # (every lag at once, by FFT; the candidates' runs are then checked exactly)
@@ -187,9 +191,9 @@ class _Sequence:
 
     def runs(self, period: int) -> list[tuple[int, int]]:
         """Each repetition at `period` as (start, blocks), the largest first."""
-        reads = self.reads(period)
         match = self.sig[:-period] == self.sig[period:]
-        for column in reads.T:          # column by column: `all(axis=1)` is slow on few columns
+        for k in range(self.src.shape[1]):
+            column = self._column(k, period)
             match &= column[:-period] == column[period:]
         edges = np.diff(np.concatenate([[0], match.astype(np.int8), [0]]))
         starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
