@@ -133,9 +133,9 @@ def index(x: UOp, key) -> UOp:
 def _basic_index(x: UOp, key) -> UOp | None:
     """`x[key]` for Python ints and slices only (what traced scalar code indexes with, taken
     without the general path's bookkeeping); None for any other key."""
-    if type(key) is int and len(x.shape) == 1:     # an element of a vector: scalar code's index
+    if type(key) is int and x.shape:     # an entry of the first axis: scalar code's `x[0]`
         n = x.shape[0]
-        return B.reshape(B.slice_(x, ((key % n, 1, 1),)), ()) if -n <= key < n else None
+        return B.pick(x, key % n) if -n <= key < n else None
     key = key if type(key) is tuple else (key,)
     if len(key) > x.ndim:
         return None

@@ -663,13 +663,18 @@ def concatenate(*tensors: Tensor | np.ndarray | float | list | tuple, axis: int 
     return _concatenated(items, _axis(axis, items[0].ndim))
 
 
-def _concatenated(items: list[Tensor], axis: int, shape: tuple | None = None) -> Tensor:
-    """`items` (of one rank) joined along `axis`, in their common dtype, each first reshaped
-    to `shape` if given (stack's new axis)."""
+def _common(items: list[Tensor]) -> list[UOp]:
+    """The nodes of `items` in their common dtype."""
     dtype = items[0].dtype
     for t in items[1:]:
         dtype = dtypes.promote(dtype, t.dtype)
-    nodes = [_cast(t, dtype).node for t in items]
+    return [_cast(t, dtype).node for t in items]
+
+
+def _concatenated(items: list[Tensor], axis: int, shape: tuple | None = None) -> Tensor:
+    """`items` (of one rank) joined along `axis`, in their common dtype, each first reshaped
+    to `shape` if given (stack's new axis)."""
+    nodes = _common(items)
     if shape is not None:
         nodes = [B.reshape(node, shape) for node in nodes]
     return Tensor(nodes[0] if len(nodes) == 1 else UOp(O.CONCAT, tuple(nodes), axis))
@@ -689,6 +694,8 @@ def stack(*tensors: Tensor | np.ndarray | float | list | tuple, axis: int = 0) -
     if any(t.shape != shape for t in items):
         raise ValueError(f"stack: all inputs must have one shape, got {[t.shape for t in items]}")
     axis = _axis(axis, len(shape) + 1)
+    if axis == 0:
+        return Tensor(B.stack(_common(items)))
     return _concatenated(items, axis, shape[:axis] + (1,) + shape[axis:])
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from .._lazy import scipy_sparse as sp
 from ..ir import build as B
-from ..ir.ops import (ADD, CAST, CONCAT, DIV, LOOP, MUL, NEG, PAD, PLACE, RESHAPE, SUB, WHERE,
-                      control)
+from ..ir.ops import (ADD, CAST, CONCAT, DIV, LOOP, MUL, NEG, PAD, PLACE, RESHAPE, STACK, SUB,
+                      WHERE, control)
 from ..ir.ops.movement import PLACE_UNROLLED
 from ..ir.ops.source import const_array
 from ..ir.uop import OpKind, UOp, toposort
@@ -142,8 +142,8 @@ def _rule(node: UOp, terms: dict, loops: bool) -> Terms | None:
 def _moved(node: UOp, mine: list) -> Terms | None:
     """A movement op moves views and coefficients alike, so that a coefficient is zero where
     its view reads no element (a pad's edge: a coefficient of one is made explicit there);
-    a concatenation fills the other sources' parts with zeros."""
-    if node.op is not CONCAT:
+    a concatenation or a stack fills the other sources' parts with zeros."""
+    if node.op is not CONCAT and node.op is not STACK:
         if len(node.src) != 1:
             return None
         ones = node.op in (PAD, PLACE)
@@ -158,8 +158,8 @@ def _moved(node: UOp, mine: list) -> Terms | None:
             zeros = [B.zeros_like(s) for s in node.src]
             views = zeros[:i] + [view] + zeros[i + 1:]
             coefficients = zeros[:i] + [_one(c, node.src[i])] + zeros[i + 1:]
-            out = _merged([out, {UOp(CONCAT, tuple(views), node.arg):
-                                 UOp(CONCAT, tuple(coefficients), node.arg)}], node)
+            out = _merged([out, {UOp(node.op, tuple(views), node.arg):
+                                 UOp(node.op, tuple(coefficients), node.arg)}], node)
     return out
 
 

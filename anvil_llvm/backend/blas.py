@@ -13,7 +13,7 @@ import math
 
 from ..ir import build as B
 from ..ir import dtypes
-from ..ir.ops import CONTRACT, PERMUTE, RESHAPE, SLICE
+from ..ir.ops import CONTRACT, PERMUTE, PICK, RESHAPE, SLICE
 from ..ir.uop import UOp
 from .loader import define
 
@@ -124,8 +124,10 @@ def operand(node: UOp) -> tuple[UOp, bool, int]:
     offset = 0
     if node.op is SLICE and node.ndim == 1 and node.arg[0][1] == 1:
         offset, node = node.arg[0][0], node.src[0]
-        while node.op is RESHAPE:
-            node = node.src[0]
+    elif node.op is PICK and node.ndim == 1:
+        offset, node = node.arg * node.size, node.src[0]
+    while node.op is RESHAPE:
+        node = node.src[0]
     return node, transposed, offset
 
 

@@ -93,8 +93,9 @@ def innermost_reads(roots: list[UOp], rank: int, realised) -> Iterator[tuple[UOp
         elif at is not None and node.ndim == depth and node.op.last_axis is not None:
             scale, offset, aligned = at
             _, reads, kept = node.op.last_axis(node)
-            stack.extend((s, (scale * step, step * offset + shift, aligned and kept), depth)
-                         for s, step, shift in reads)
+            # (a source of another rank, the scalars of a stack, is not read along the axis)
+            stack.extend((s, (scale * step, step * offset + shift, aligned and kept)
+                          if s.ndim == node.ndim else None, depth) for s, step, shift in reads)
         else:
             stack.extend((s, None, depth) for s in node.src)
 

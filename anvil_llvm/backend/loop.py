@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from ..ir.ops import INPUT, RESHAPE, SLICE
+from ..ir.ops import INPUT, PICK, RESHAPE, SLICE
 from ..ir.ops.control import Scan, siblings
 from ..ir.uop import UOp, substitute
 from .kernel import Buffer, Index, Kernel, buffer_nbytes
@@ -35,11 +35,15 @@ def _align(nbytes: int) -> int:
 
 
 def viewed(node: UOp) -> tuple[UOp, int]:
-    """The node whose buffer holds the elements of `node` contiguously (through reshapes and
-    slices of leading rows), and the element they start at: a loop reads it in place."""
+    """The node whose buffer holds the elements of `node` contiguously (through reshapes,
+    picks and slices of leading rows), and the element they start at: a loop reads it in
+    place."""
     offset = 0
     while True:
         if node.op is RESHAPE:
+            node = node.src[0]
+        elif node.op is PICK:
+            offset += node.arg * node.size
             node = node.src[0]
         elif node.op is SLICE and all(
                 (start, step, count) == (0, 1, n) for (start, step, count), n in zip(

@@ -179,13 +179,13 @@ def slice_(x: UOp | None, spec: tuple) -> UOp | None:
         spec = tuple((s1 + t1 * s2, t1 * t2, c2) if c2 else (0, 1, 0)
                      for (s1, t1, _), (s2, t2, c2) in zip(x.arg, spec))
         x = x.src[0]
-    if spec == _whole(x.shape):
+    if spec == whole(x.shape):
         return x
     return UOp(O.SLICE, (x,), spec)
 
 
 @functools.lru_cache(maxsize=1024)
-def _whole(shape: tuple) -> tuple:
+def whole(shape: tuple) -> tuple:
     """The slice spec of all of an array of `shape`."""
     return tuple((0, 1, n) for n in shape)
 
@@ -223,8 +223,29 @@ def unslice(ct: UOp | None, spec: tuple, shape: tuple) -> UOp | None:
     return ct
 
 
+def pick(x: UOp | None, i: int) -> UOp | None:
+    """x[i] (entry i of the first axis, which is dropped); a pick of a stack is its source."""
+    if x is None:
+        return None
+    if x.op is O.STACK:
+        return x.src[i]
+    return UOp(O.PICK, (x,), i)
+
+
+def unpick(ct: UOp | None, i: int, shape: tuple) -> UOp | None:
+    """The transpose of `pick`: `ct` placed at entry i of zeros(shape)."""
+    if ct is None:
+        return None
+    return pad(reshape(ct, (1,) + ct.shape), ((i, shape[0] - 1 - i),) + ((0, 0),) * ct.ndim)
+
+
 def concat(xs: list[UOp], axis: int) -> UOp:
     return xs[0] if len(xs) == 1 else UOp(O.CONCAT, tuple(xs), axis)
+
+
+def stack(xs: list[UOp]) -> UOp:
+    """The nodes (of one shape and dtype) joined along a new first axis."""
+    return UOp(O.STACK, tuple(xs))
 
 
 def gather(x: UOp | None, axis: int, indices: np.ndarray) -> UOp | None:

@@ -32,7 +32,8 @@ import numpy as np
 
 from . import build, dtypes
 from .interpret import evaluate
-from .ops import CONCAT, CONST, CONST_ARRAY, EXPAND, IOTA, LOOP, PERMUTE, RESHAPE, SLICE, control
+from .ops import (CONCAT, CONST, CONST_ARRAY, EXPAND, IOTA, LOOP, PERMUTE, PICK, RESHAPE, SLICE,
+                  STACK, control)
 from .ops.source import const_array
 from .uop import SMALL_SIZE, UOp, substitute, toposort
 
@@ -50,7 +51,7 @@ _CANDIDATES = 12          # periods tried per pass: those at which most nodes re
 _CLIP = 64                # distances beyond this look alike when periods are guessed
 _NEAR, _TRIED = 0.9, 3     # repetitions removing 90% of the most removed: up to three tried
 _MAX_SOURCES = 8          # a node reading more is never part of a repetition
-_VIEWS = (SLICE, RESHAPE, EXPAND, PERMUTE)
+_VIEWS = (SLICE, RESHAPE, EXPAND, PERMUTE, PICK)
 _CONSTANTS = (CONST, CONST_ARRAY, IOTA)
 _SOURCES = operator.attrgetter("src")
 _SIGNATURE = operator.attrgetter("op", "arg", "dtype", "shape")
@@ -342,13 +343,13 @@ class _Region:
                     result.shape[1:])
         stacks = {r: results[len(carried) + y] for y, r in enumerate(ys)}
         joins = {node: runs for node in seq.nodes[start + blocks * period:]
-                 if node.op is CONCAT and node.arg == 0
+                 if node.op is CONCAT and node.arg == 0 or node.op is STACK
                  for runs in [self._runs(node, stacks)] if len(runs) < len(node.src)}
         # the other pieces of those concatenations, rebuilt over the loop's results first
         others = [run[0] for runs in joins.values() for run in runs if len(run) == 1]
         rebuilt = dict(zip(others, substitute(others, mapping)))
         for node, runs in joins.items():
-            mapping[node] = self._joined(runs, stacks, rebuilt)
+            mapping[node] = self._joined(runs, stacks, rebuilt, node.op is STACK)
         return substitute(seq.outputs, mapping)
 
     def _runs(self, node: UOp, stacks: dict[int, UOp]) -> list[list]:
@@ -371,19 +372,22 @@ class _Region:
         return runs
 
     @staticmethod
-    def _joined(runs: list[list], stacks: dict[int, UOp], rebuilt: dict[UOp, UOp]) -> UOp:
-        """A concatenation (along axis 0) with each run of values of consecutive blocks as
-        one slice of their stack (a trajectory collected in a list and concatenated)."""
+    def _joined(runs: list[list], stacks: dict[int, UOp], rebuilt: dict[UOp, UOp],
+                new_axis: bool) -> UOp:
+        """A concatenation along axis 0 (a stack: `new_axis`) with each run of values of
+        consecutive blocks as one slice of their stack (a trajectory collected in a list and
+        concatenated or stacked)."""
         pieces = []
         for run in runs:
             if len(run) == 1:
-                pieces.append(rebuilt[run[0]])
+                value = rebuilt[run[0]]
+                pieces.append(build.reshape(value, (1,) + value.shape) if new_axis else value)
                 continue
             r, j, count = run
             stack = stacks[r]
-            part = build.slice_(stack, ((j, 1, count),) + tuple((0, 1, d) for d in
-                                                                  stack.shape[1:]))
-            pieces.append(build.reshape(part, (count * stack.shape[1],) + stack.shape[2:]))
+            part = build.slice_(stack, ((j, 1, count),) + build.whole(stack.shape[1:]))
+            pieces.append(part if new_axis else build.reshape(
+                part, (count * stack.shape[1],) + stack.shape[2:]))
         return build.concat(pieces, 0)
 
     def _reads(self):

@@ -14,8 +14,8 @@ import numpy as np
 
 from . import build as B
 from .build import full, slice_
-from .ops import (ADD, CAST, CMPEQ, CONST, CONST_ARRAY, CONTRACT, DIV, EXPAND, IOTA, MUL, NEG,
-                  PAD, PERMUTE, REDUCE_SUM, RESHAPE, SLICE, SUB, WHERE, const)
+from .ops import (ADD, CAST, CMPEQ, CONCAT, CONST, CONST_ARRAY, CONTRACT, DIV, EXPAND, IOTA, MUL,
+                  NEG, PAD, PERMUTE, PICK, REDUCE_SUM, RESHAPE, SLICE, STACK, SUB, WHERE, const)
 from .ops.contract import free_axes
 from .ops.control import merge_loops
 from .ops.source import const_array
@@ -24,7 +24,7 @@ from .uop import SMALL_SIZE, OpDef, OpKind, UOp, toposort
 FOLD_LIMIT = 64
 
 
-_VALUE_PRESERVING = (EXPAND, RESHAPE, SLICE, PERMUTE)   # each element is some source element
+_VALUE_PRESERVING = (EXPAND, RESHAPE, SLICE, PERMUTE, PICK)   # each element is a source element
 
 
 def scalar_value(node: UOp):
@@ -103,6 +103,38 @@ def _slice_through_elementwise(node: UOp):
             or inner.size <= SMALL_SIZE):
         return None
     return UOp(inner.op, tuple(UOp(SLICE, (s,), node.arg) for s in inner.src), inner.arg)
+
+
+def _pick_through(node: UOp):
+    """The only entry is a reshape; an entry of a stack is its source; of a slice, a slice of
+    the entry it reads; of a concatenation along the first axis, an entry of the piece it falls
+    in; of an elementwise op (not on small arrays, as for slices), the op on the entries."""
+    inner, i = node.src[0], node.arg
+    if inner.shape[0] == 1:
+        return B.reshape(inner, node.shape)
+    if inner.op is STACK:
+        return inner.src[i]
+    if inner.op is SLICE:
+        (start, step, _), rest = inner.arg[0], inner.arg[1:]
+        return slice_(UOp(PICK, (inner.src[0],), start + step * i), rest)
+    if inner.op is CONCAT and inner.arg == 0:
+        for s in inner.src:
+            if i < s.shape[0]:
+                return UOp(PICK, (s,), i)
+            i -= s.shape[0]
+    if inner.op.kind is OpKind.ELEMENTWISE and inner.size > SMALL_SIZE:
+        return UOp(inner.op, tuple(UOp(PICK, (s,), i) for s in inner.src), inner.arg)
+    return None
+
+
+def _stack_of_picks(node: UOp):
+    """`stack([x[0], x[1], ..., x[n - 1]])` is x."""
+    first = node.src[0]
+    if first.op is not PICK or first.src[0].shape[0] != len(node.src):
+        return None
+    whole = first.src[0]
+    return whole if all(s.op is PICK and s.arg == k and s.src[0] is whole
+                        for k, s in enumerate(node.src)) else None
 
 
 _AXIS_MOVES = (PAD, SLICE, PERMUTE)
@@ -471,6 +503,8 @@ RULES: list[tuple[OpDef | None, Callable[[UOp], UOp | None]]] = [
      if n.src[0].op is SLICE or n.shape == n.src[0].shape else None),
     (SLICE, _slice_of_pad),
     (SLICE, _slice_through_elementwise),
+    (PICK, _pick_through),
+    (STACK, _stack_of_picks),
     (PAD, _merge_pads),
     (CONTRACT, _contract_drops_added_zero),
     (CONTRACT, _contract_of_one_term),

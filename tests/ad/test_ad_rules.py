@@ -255,6 +255,12 @@ ROWS = [
     Row("concatenate", lambda m, x, y: m.concatenate([x, y, x], axis=0), (U(2), U(3))),
     Row("concatenate_axis1", lambda m, x, y: m.concatenate([x, y], axis=1), (U(2, 2), U(2, 3))),
     Row("stack", lambda m, x, y: m.stack([x, y, x * y], axis=1), (U(3), U(3))),
+    Row("stack_axis0", lambda m, x, y: m.stack([x, y, x * y]), (U(3), U(3))),
+    Row("stack_scalars", lambda m, x: m.stack([x[0], x[2] * x[1], m.sin(x[1])]), (U(3),)),
+    Row("stack_of_entries", lambda m, x: m.stack([x[0], x[1], x[2]]) * x, (U(3),)),
+    Row("index_element", lambda m, x: m.sin(x[2]) * x[-1], (U(4),)),
+    Row("entries_of_stack", lambda m, x, y: m.stack([x, y])[1] * m.stack([x, y])[0],
+        (U(2, 3), U(2, 3))),
     Row("pad", lambda m, x: m.pad(x, ((1, 2), (0, 1))), (U(2, 3),)),
     # contraction
     Row("matmul_vv", lambda m, x, y: x @ y, (U(4), U(4))),

@@ -175,6 +175,15 @@ def single_shooting(z, m, steps=60):
     return m.concatenate(states)
 
 
+def single_shooting_stacked(z, m, steps=60):
+    """`single_shooting` with the trajectory stacked (one state per row), then flattened."""
+    x, states = z[0:2], []
+    for k in range(steps):
+        x = euler(x, z[2 + k], m)
+        states.append(x)
+    return m.stack(states).reshape(-1)
+
+
 def multiple_shooting(w, m, stages=40):
     """w = [x_0..x_S (2 each), u_0..u_{S-1}]: the continuity residuals of independent stages."""
     xs = [w[2 * k:2 * k + 2] for k in range(stages + 1)]
@@ -182,10 +191,11 @@ def multiple_shooting(w, m, stages=40):
     return m.concatenate([euler(xs[k], us[k], m) - xs[k + 1] for k in range(stages)])
 
 
-@pytest.mark.parametrize("program, size", [(single_shooting, 62), (multiple_shooting, 122)])
+@pytest.mark.parametrize("program, size", [(single_shooting, 62), (single_shooting_stacked, 62),
+                                           (multiple_shooting, 122)])
 def test_shooting_programs_roll_over_their_per_step_inputs(program, size):
     """Per-step slices of the input (controls, stage states) become arrays the loop scans,
-    and the concatenated results one stacked output."""
+    and the concatenated (or stacked) results one stacked output."""
     f = av.NumericalFunction("shoot", lambda z: program(z, av), (av.Arg(size),))
     unrolled = av.NumericalFunction("shoot", lambda z: program(z, av), (av.Arg(size),),
                                     reroll=False)

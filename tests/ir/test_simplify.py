@@ -129,6 +129,21 @@ def test_slices_move_through_elementwise_ops():
                if s.op is O.SLICE)
 
 
+def test_entries_read_the_stacks_slices_and_concatenations_they_come_from():
+    x, y = inputs_of(((3,), dtypes.float64), ((3,), dtypes.float64))
+    assert simplified(av.stack([x[0], x[1], x[2]])) is x.node
+    assert simplified(av.stack([x, y])[1]) is y.node
+    node = simplified(x[::-1][0])                       # x[2]
+    assert node.op is O.PICK and node.src[0] is x.node and node.arg == 2
+    node = simplified(av.concatenate([x, y, x])[4])     # y[1]
+    assert node.op is O.PICK and node.src[0] is y.node and node.arg == 1
+    (m,) = inputs_of(((40, 3), dtypes.float64))
+    node = simplified((m.sin() * m)[7])                  # only row 7 is computed
+    assert node.op is O.MUL and node.shape == (3,)
+    assert all(n.src[0] is m.node for n in toposort([node]) if n.op is O.PICK)
+    assert x[1].node.op is O.PICK and av.stack([x[0], x[1] * 2]).node.op is O.STACK
+
+
 @pytest.mark.parametrize("last", [16, 4])
 def test_elementwise_ops_over_a_padded_grid_run_on_the_grid(last):
     """exp(u) + (flat view of a padded grid): computed on the grid and reshaped after, when the
@@ -206,7 +221,7 @@ def _step(x, data):
     c = data.draw(CONSTANTS)
     if x.dtype == dtypes.int64:
         c = int(c) if np.isfinite(c) else 0
-    choice = data.draw(st.integers(0, 17))
+    choice = data.draw(st.integers(0, 21))
     if choice == 0:
         return x + c
     if choice == 1:
@@ -243,6 +258,15 @@ def _step(x, data):
         return av.pad(av.pad(x, data.draw(st.integers(0, 1))), data.draw(st.integers(0, 1)))
     if choice == 16:    # + 1: the sign of a zero sum, see test_sum_over_no_axes_of_negative_zero
         return (x * c).sum(axis=()) + 1
+    if choice == 17 and x.ndim and x.shape[0]:
+        return av.stack([x[i] for i in range(x.shape[0])])
+    if choice == 18:
+        return av.stack([x, x * c])[data.draw(st.integers(-2, 1))]
+    if choice == 19 and x.ndim and x.shape[0]:
+        return av.concatenate([x * c, x])[data.draw(st.integers(0, 2 * x.shape[0] - 1))]
+    if choice == 20 and x.ndim:
+        part = x[_axis_slices(x, data)]
+        return part[data.draw(st.integers(0, part.shape[0] - 1))] if part.shape[0] else part
     return av.Tensor(O.const(c, x.dtype)) * c + x      # constants fold
 
 

@@ -1,4 +1,5 @@
-"""Movement ops: reshape, permute, expand (broadcast), strided slice, zero pad, concat, gather.
+"""Movement ops: reshape, permute, expand (broadcast), strided slice, pick (an entry of the first
+axis), zero pad, concat, stack, gather.
 
 They lower to index arithmetic on their source, never to copies: each `emit` maps the output
 index to the source index (with clamped loads and a select where padding or concatenation decides).
@@ -152,6 +153,35 @@ SLICE = OpDef("slice", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
 """arg = ((start, step, count), ...) per axis: source index start + step * i."""
 
 
+def _pick_shape(shapes, i):
+    (old,) = shapes
+    if not old or not 0 <= i < old[0]:
+        raise ValueError(f"pick: entry {i} out of range for shape {old}")
+    return old[1:]
+
+
+def _pick_emit(ctx, node, index):
+    src = node.src[0]
+    return ctx.value(src, ctx.index(src.shape, (str(node.arg),) + tuple(index.dims(ctx.e))))
+
+
+def _pick_batch(B, node, src, batched):
+    (x,) = src
+    rest = x.shape[2:]
+    return B.reshape(B.slice_(x, ((0, 1, x.shape[0]), (node.arg, 1, 1)) + B.whole(rest)),
+                     x.shape[:1] + rest)
+
+
+PICK = OpDef("pick", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
+             linearity=Linearity.LINEAR, shape=_pick_shape, dtype=_same_dtype,
+             numpy=lambda i, x: x[i, ...], emit=_pick_emit, cost=0,
+             jvp=lambda B, node, t: B.pick(t[0], node.arg),
+             vjp=lambda B, node, ct: (B.unpick(ct, node.arg, node.src[0].shape),),
+             batch=_pick_batch)
+"""arg = i: `x[i]`, entry i of the first axis, which is dropped (an element of a vector, a row
+of a matrix): scalar code's `x[0]` in one node, where a slice and a reshape took two."""
+
+
 def _pad_shape(shapes, pads):
     (old,) = shapes
     if len(pads) != len(old) or any(lo < 0 or hi < 0 for lo, hi in pads):
@@ -238,11 +268,18 @@ def _concat_emit(ctx, node, index):
     def piece(start, s):
         local = e.clamp_i(e.add_i(dims[axis], str(-start)), s.shape[axis])
         return ctx.value(s, ctx.index(s.shape, dims[:axis] + (local,) + dims[axis + 1:]))
+    return _select(ctx, dims[axis], pieces, piece, ty)
+
+
+def _select(ctx, position: str, pieces: list, piece, ty: str) -> str:
+    """The value of the piece `(start, end, source)` that `position` falls in, `piece(start,
+    source)` giving a piece's value: a select over a few pieces, a search over many."""
+    e = ctx.e
     if len(pieces) > CONCAT_SELECTS:
-        return _concat_search(ctx, dims[axis], pieces, piece, ty)
+        return _concat_search(ctx, position, pieces, piece, ty)
     result = piece(pieces[-1][0], pieces[-1][2])
     for start, end, s in reversed(pieces[:-1]):
-        below = e.less_i(dims[axis], end)
+        below = e.less_i(position, end)
         if below in ("true", "false"):
             result = piece(start, s) if below == "true" else result
         else:
@@ -302,6 +339,55 @@ CONCAT = OpDef("concat", None, kind=OpKind.MOVEMENT, dependence=read_elements,
                jvp=_concat_jvp, vjp=_concat_vjp, batch=_concat_batch,
                last_axis=_concat_last_axis)
 """arg = the axis joined along."""
+
+
+def _stack_shape(shapes, arg):
+    if any(s != shapes[0] for s in shapes):
+        raise ValueError(f"stack: sources must share a shape, got {shapes}")
+    return (len(shapes),) + shapes[0]
+
+
+def _stack_emit(ctx, node, index):
+    dims = index.dims(ctx.e)
+    rest = tuple(dims[1:])
+    if dims[0].lstrip("-").isdigit():           # a known position (unrolled code): one source
+        s = node.src[int(dims[0])]
+        return ctx.value(s, ctx.index(s.shape, rest))
+    pieces = [(k, k + 1, s) for k, s in enumerate(node.src)]
+    return _select(ctx, dims[0], pieces, lambda start, s: ctx.value(
+        s, ctx.index(s.shape, rest)), node.dtype.llvm)
+
+
+def _stack_jvp(B, node, t):
+    if all(x is None for x in t):
+        return None
+    return B.stack([B.materialise(x, s) for x, s in zip(t, node.src)])
+
+
+def _stack_batch(B, node, sources, batched):
+    """Batched, a stack is a concatenation along the second axis (the form `vmap` has always
+    given: the batched code of stacked states is split along it)."""
+    size = _size(sources, batched)
+    return B.concat([B.reshape(s if b else B.broadcast_to(s, (size,) + s.shape),
+                               (size, 1) + node.shape[1:]) for s, b in zip(sources, batched)], 1)
+
+
+def _stack_last_axis(node):
+    """Stacked scalars: each source at its own position (a test at each); stacked arrays:
+    every source at the same position."""
+    if node.ndim != 1:
+        return (), tuple((s, 1, 0) for s in node.src), False
+    return tuple(range(len(node.src))), tuple((s, 1, -k) for k, s in enumerate(node.src)), True
+
+
+STACK = OpDef("stack", None, kind=OpKind.MOVEMENT, dependence=read_elements,
+              linearity=Linearity.LINEAR, shape=_stack_shape, dtype=_concat_dtype,
+              numpy=lambda arg, *xs: np.stack(xs), emit=_stack_emit, cost=1,
+              jvp=_stack_jvp, vjp=lambda B, node, ct: tuple(
+                  B.pick(ct, k) for k in range(len(node.src))),
+              batch=_stack_batch, last_axis=_stack_last_axis)
+"""arg = None: the sources (of one shape and dtype) joined along a new first axis, np.stack's
+default (scalar code's `stack([a, b])` in one node, where reshapes and a concat took three)."""
 
 
 def _gather_shape(shapes, arg):
