@@ -342,6 +342,8 @@ CONCAT = OpDef("concat", None, kind=OpKind.MOVEMENT, dependence=read_elements,
 
 
 def _stack_shape(shapes, arg):
+    if not shapes:
+        raise ValueError("stack: needs at least one source")
     if any(s != shapes[0] for s in shapes):
         raise ValueError(f"stack: sources must share a shape, got {shapes}")
     return (len(shapes),) + shapes[0]
