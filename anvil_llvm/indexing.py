@@ -132,13 +132,16 @@ def index(x: UOp, key) -> UOp:
 
 def _basic_index(x: UOp, key) -> UOp | None:
     """`x[key]` for Python ints and slices only (what traced scalar code indexes with, taken
-    without the general path's bookkeeping); None for any other key."""
-    if type(key) is int and x.shape:     # an entry of the first axis: scalar code's `x[0]`
-        n = x.shape[0]
-        return B.pick(x, key % n) if -n <= key < n else None
+    without the general path's bookkeeping); None for any other key. Leading ints are entries
+    of the first axis (`pick`), `x[i, j]` two of them."""
     key = key if type(key) is tuple else (key,)
     if len(key) > x.ndim:
         return None
+    while key and type(key[0]) is int:
+        n = x.shape[0]
+        if not -n <= key[0] < n:
+            return None
+        x, key = B.pick(x, key[0] % n), key[1:]
     spec, shape = [], []
     for k, n in zip(key, x.shape):
         if type(k) is int:

@@ -269,7 +269,10 @@ class Tensor:
         return _broadcast(self, _shape_arg((shape,)))
 
     def __getitem__(self, key) -> "Tensor":
-        return Tensor(index(self.node, key))
+        node = self.node
+        if type(key) is int and node.shape and -node.shape[0] <= key < node.shape[0]:
+            return Tensor(B.pick(node, key % node.shape[0]))    # scalar code's x[0]
+        return Tensor(index(node, key))
 
     def dot(self, other) -> "Tensor":
         return matmul(self, other)
@@ -671,6 +674,22 @@ def _common(items: list[Tensor]) -> list[UOp]:
     return [_cast(t, dtype).node for t in items]
 
 
+def _same_kind(items) -> list[UOp] | None:
+    """The nodes of `items` when all are tensors of one shape and dtype, else None."""
+    if not items or type(items[0]) is not Tensor:
+        return None
+    first = items[0].node
+    nodes = [first]
+    for t in items[1:]:
+        if type(t) is not Tensor:
+            return None
+        node = t.node
+        if node.dtype is not first.dtype or node.shape != first.shape:
+            return None
+        nodes.append(node)
+    return nodes
+
+
 def _concatenated(items: list[Tensor], axis: int, shape: tuple | None = None) -> Tensor:
     """`items` (of one rank) joined along `axis`, in their common dtype, each first reshaped
     to `shape` if given (stack's new axis)."""
@@ -689,6 +708,10 @@ def stack(*tensors: Tensor | np.ndarray | float | list | tuple, axis: int = 0) -
     >>> f([1.0, 2.0]).tolist()
     [2.0, 3.0]
     """
+    if len(tensors) == 1 and axis == 0 and type(tensors[0]) in (list, tuple):
+        nodes = _same_kind(tensors[0])      # scalar code's stack([a, b]): no conversions
+        if nodes is not None:
+            return Tensor(B.stack(nodes))
     items, axis = _joined("stack", tensors, axis)
     shape = items[0].shape
     if any(t.shape != shape for t in items):
