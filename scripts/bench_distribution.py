@@ -152,6 +152,19 @@ def worker_builds(client) -> str:
                      for i, s in enumerate(stats.values()))
 
 
+def persisted_evenly(client, X: np.ndarray, chunk: int):
+    """`X` as a Dask array of blocks of `chunk` rows held by the workers in turn (persisting
+    lets the scheduler place them: it put three of four blocks on one worker, whose tasks then
+    ran one after the other while the other worker waited)."""
+    import dask
+    import dask.array as da
+    workers = sorted(client.scheduler_info()["workers"])
+    blocks = [da.from_delayed(dask.delayed(client.scatter(X[i:i + chunk], workers=[
+        workers[k % len(workers)]])), (min(chunk, len(X) - i),) + X.shape[1:], X.dtype)
+        for k, i in enumerate(range(0, len(X), chunk))]
+    return da.concatenate(blocks)
+
+
 # ---- section 1: throughput -------------------------------------------------------------------
 def throughput(cfg: Config) -> Section:
     import dask.array as da
@@ -162,10 +175,10 @@ def throughput(cfg: Config) -> Section:
     jax_fns = jax_functions() if hasattr(peers, "jax") else {}
     rows = []
     with Cluster() as client:
-        persisted = client.persist(da.from_array(X, chunks=(chunk, DIM)))
         client.wait_for_workers(2)
+        persisted = persisted_evenly(client, X, chunk)
         small = X[:n // 10]
-        persisted_small = client.persist(da.from_array(small, chunks=(chunk // 10, DIM)))
+        persisted_small = persisted_evenly(client, small, chunk // 10)
         # (what, function, points, ..., JAX's function, JAX's block of points)
         cases = [(kind, fn, X, persisted, chunk, references[kind], jax_fns.get(kind), n)
                  for kind, fn in fns.items()]
@@ -211,7 +224,8 @@ def throughput(cfg: Config) -> Section:
         those chunk sizes compiled beforehand). Dask: a `LocalCluster(n_workers=2,
         processes=True, threads_per_worker=1)`, `map_blocks` of `av.vmap(fn, 0, block)` over
         blocks of {cfg.chunk:,} points, the result gathered into one NumPy array on the client;
-        "points on the workers": the points persisted on the workers beforehand; "points from
+        "points on the workers": the points sent to the workers beforehand, its blocks
+        dealt to them in turn (half on each); "points from
         the client": `da.from_array(X)` each time, so the points travel in the graph. JAX:
         `jit(vmap(f))` / `jit(vmap(grad(f)))`, float64, its default threading, the output
         converted to NumPy; for the chain, its loop a `lax.fori_loop` (XLA's compile of the
