@@ -153,16 +153,22 @@ def worker_builds(client) -> str:
 
 
 def persisted_evenly(client, X: np.ndarray, chunk: int):
-    """`X` as a Dask array of blocks of `chunk` rows held by the workers in turn (persisting
-    lets the scheduler place them: it put three of four blocks on one worker, whose tasks then
-    ran one after the other while the other worker waited)."""
-    import dask
+    """`X` as a persisted Dask array of blocks of `chunk` rows, the workers holding them in
+    turn (persisting lets the scheduler place them: it put three of four blocks on one worker,
+    whose tasks then ran one after the other while the other worker waited). Each block is
+    scattered under its own key, so the array's graph is its data, as a persisted one's."""
+    import uuid
+
     import dask.array as da
     workers = sorted(client.scheduler_info()["workers"])
-    blocks = [da.from_delayed(dask.delayed(client.scatter(X[i:i + chunk], workers=[
-        workers[k % len(workers)]])), (min(chunk, len(X) - i),) + X.shape[1:], X.dtype)
-        for k, i in enumerate(range(0, len(X), chunk))]
-    return da.concatenate(blocks)
+    name = f"points-{uuid.uuid4().hex}"
+    starts = range(0, len(X), chunk)
+    futures = {}
+    for w, worker in enumerate(workers):
+        futures.update(client.scatter({(name, k, 0): X[i:i + chunk] for k, i in enumerate(starts)
+                                       if k % len(workers) == w}, workers=[worker]))
+    sizes = tuple(min(chunk, len(X) - i) for i in starts)
+    return da.Array(futures, name, (sizes, X.shape[1:]), dtype=X.dtype)
 
 
 # ---- section 1: throughput -------------------------------------------------------------------
