@@ -224,11 +224,16 @@ def unslice(ct: UOp | None, spec: tuple, shape: tuple) -> UOp | None:
 
 
 def pick(x: UOp | None, i: int) -> UOp | None:
-    """x[i] (entry i of the first axis, which is dropped); a pick of a stack is its source."""
+    """x[i] (entry i of the first axis, which is dropped): an entry of a stack is its source,
+    of a slice a slice of the entry it reads (the graph a trace records is already in
+    `simplify`'s form)."""
     if x is None:
         return None
     if x.op is O.STACK:
         return x.src[i]
+    if x.op is O.SLICE:
+        (start, step, _), rest = x.arg[0], x.arg[1:]
+        return slice_(UOp(O.PICK, (x.src[0],), start + step * i), rest)
     return UOp(O.PICK, (x,), i)
 
 

@@ -14,8 +14,9 @@ import numpy as np
 
 from . import build as B
 from .build import full, slice_
-from .ops import (ADD, CAST, CMPEQ, CONCAT, CONST, CONST_ARRAY, CONTRACT, DIV, EXPAND, IOTA, MUL,
-                  NEG, PAD, PERMUTE, PICK, REDUCE_SUM, RESHAPE, SLICE, STACK, SUB, WHERE, const)
+from .ops import (ADD, CAST, CMPEQ, CONCAT, CONST, CONST_ARRAY, CONTRACT, DIV, EXPAND, IOTA, LOOP,
+                  MUL, NEG, PAD, PERMUTE, PICK, REDUCE_SUM, RESHAPE, SLICE, STACK, SUB, WHERE,
+                  const)
 from .ops.contract import free_axes
 from .ops.control import merge_loops
 from .ops.source import const_array
@@ -43,17 +44,20 @@ def _fold(node: UOp):
     if not node.src or node.op.kind in (OpKind.SOURCE, OpKind.LOOP):
         return None
     scalars = [scalar_value(s) for s in node.src]
-    if node.op.kind is OpKind.ELEMENTWISE and all(v is not None for v in scalars):
-        values = [np.array(v, dtype=s.dtype.np) for v, s in zip(scalars, node.src)]
-        with np.errstate(all="ignore"):
-            folded = np.asarray(node.op.numpy(node.arg, *values)).astype(node.dtype.np)
-        return full(node.shape, folded.item(), node.dtype)
-    if node.op in _VALUE_PRESERVING and scalars[0] is not None:
-        canonical = full(node.shape, scalars[0], node.dtype)
-        return canonical if canonical is not node else None
-    if node.size > FOLD_LIMIT or not all(s.op is CONST_ARRAY or v is not None
-                                         for s, v in zip(node.src, scalars)):
+    if None not in scalars:         # (scalars are numbers: `in` compares none equal to None)
+        if node.op.kind is OpKind.ELEMENTWISE:
+            values = [np.array(v, dtype=s.dtype.np) for v, s in zip(scalars, node.src)]
+            with np.errstate(all="ignore"):
+                folded = np.asarray(node.op.numpy(node.arg, *values)).astype(node.dtype.np)
+            return full(node.shape, folded.item(), node.dtype)
+        if node.op in _VALUE_PRESERVING:
+            canonical = full(node.shape, scalars[0], node.dtype)
+            return canonical if canonical is not node else None
+    if node.size > FOLD_LIMIT:
         return None
+    for s, v in zip(node.src, scalars):
+        if v is None and s.op is not CONST_ARRAY:
+            return None
     from .interpret import evaluate
     (value,) = evaluate([node], [])
     return const(value.item(), node.dtype) if value.ndim == 0 else const_array(value)
@@ -112,11 +116,8 @@ def _pick_through(node: UOp):
     inner, i = node.src[0], node.arg
     if inner.shape[0] == 1:
         return B.reshape(inner, node.shape)
-    if inner.op is STACK:
-        return inner.src[i]
-    if inner.op is SLICE:
-        (start, step, _), rest = inner.arg[0], inner.arg[1:]
-        return slice_(UOp(PICK, (inner.src[0],), start + step * i), rest)
+    if inner.op is STACK or inner.op is SLICE:
+        return B.pick(inner, i)
     if inner.op is CONCAT and inner.arg == 0:
         for s in inner.src:
             if i < s.shape[0]:
@@ -536,9 +537,8 @@ def _simplified(roots: Sequence[UOp], memo: dict, nesting: int = 0) -> bool:
     deeper than MAX_NESTING were left for another traversal."""
     complete = True
     for node in toposort(roots, memo):
-        src = tuple(memo[s] for s in node.src)
-        rebuilt = node if all(a is b for a, b in zip(src, node.src)) else UOp(node.op, src,
-                                                                              node.arg)
+        src = tuple(map(memo.__getitem__, node.src))
+        rebuilt = node if src == node.src else UOp(node.op, src, node.arg)   # (`is` first)
         result = memo.get(rebuilt)
         if result is None:
             result = rebuilt
@@ -575,4 +575,6 @@ def simplify(outputs: Sequence[UOp], max_passes: int = 8) -> list[UOp]:
         outputs = [memo[o] for o in outputs]
         if complete:
             break
-    return merge_loops(outputs)
+    # the graph's nodes are among the last pass's: without two loop results, nothing to merge
+    looping = sum(1 for node in memo.values() if node.op is LOOP)
+    return merge_loops(outputs) if looping > 1 else outputs
