@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass
 
 from ..ir.ops import (ACOS, ADD, ASIN, ATAN, ATAN2, CMPEQ, CMPNE, CONST, CONST_ARRAY, COS, COSH,
-                      ERF, ERFC, EXP, EXPAND, EXPM1, GATHER, INPUT, IOTA, LOG, LOG1P, PAD,
-                      PERMUTE, PICK, PLACE, POW, RESHAPE, SIN, SINH, SLICE, TAN, TANH)
+                      ERF, ERFC, EXP, EXPAND, EXPM1, GATHER, INPUT, IOTA, LOG, LOG1P, PAD, PLACE,
+                      POW, RESHAPE, SIN, SINH, TAN, TANH, VIEWS)
 from ..ir.uop import SMALL_SIZE, OpKind, UOp, consumers, toposort
 from . import blas, loop
 from .kernel import (Buffer, Kernel, buffer_nbytes, innermost_reads, nest_shape, over_source,
@@ -131,7 +131,7 @@ def _compared_exactly(order: list[UOp]) -> set[UOp]:
         inexact[node] = node.op in _VECTOR_MATH or any(inexact[s] for s in node.src)
         if node.op in (CMPEQ, CMPNE) and node.src[0].dtype.is_float:
             for s in node.src:
-                while s.op in (RESHAPE, EXPAND, PERMUTE, SLICE, PICK):
+                while s.op in VIEWS:
                     s = s.src[0]
                 if s.src and inexact[s]:
                     compared.add(s)

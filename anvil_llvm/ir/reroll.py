@@ -32,8 +32,7 @@ import numpy as np
 
 from . import build, dtypes
 from .interpret import evaluate
-from .ops import (CONCAT, CONST, CONST_ARRAY, EXPAND, IOTA, LOOP, PERMUTE, PICK, RESHAPE, SLICE,
-                  STACK, control)
+from .ops import CONCAT, CONST, CONST_ARRAY, IOTA, LOOP, STACK, VIEWS, control
 from .ops.source import const_array
 from .uop import SMALL_SIZE, UOp, substitute, toposort
 
@@ -51,7 +50,6 @@ _CANDIDATES = 12          # periods tried per pass: those at which most nodes re
 _CLIP = 64                # distances beyond this look alike when periods are guessed
 _NEAR, _TRIED = 0.9, 3     # repetitions removing 90% of the most removed: up to three tried
 _MAX_SOURCES = 8          # a node reading more is never part of a repetition
-_VIEWS = (SLICE, RESHAPE, EXPAND, PERMUTE, PICK)
 _CONSTANTS = (CONST, CONST_ARRAY, IOTA)
 _SOURCES = operator.attrgetter("src")
 _SIGNATURE = operator.attrgetter("op", "arg", "dtype", "shape")
@@ -98,7 +96,7 @@ class _Sequence:
         for node in toposort(outputs):
             if not node.src:
                 roots[node] = node
-            elif node.op in _VIEWS and node.src[0] in roots:
+            elif node.op in VIEWS and node.src[0] in roots:
                 roots[node] = roots[node.src[0]]
             else:
                 nodes.append(node)

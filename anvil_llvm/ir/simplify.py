@@ -15,8 +15,8 @@ import numpy as np
 from . import build as B
 from .build import full, slice_
 from .ops import (ADD, CAST, CMPEQ, CONCAT, CONST, CONST_ARRAY, CONTRACT, DIV, EXPAND, IOTA, LOOP,
-                  MUL, NEG, PAD, PERMUTE, PICK, REDUCE_SUM, RESHAPE, SLICE, STACK, SUB, WHERE,
-                  const)
+                  MUL, NEG, PAD, PERMUTE, PICK, REDUCE_SUM, RESHAPE, SLICE, STACK, SUB, VIEWS,
+                  WHERE, const)
 from .ops.contract import free_axes
 from .ops.control import merge_loops
 from .ops.source import const_array
@@ -25,12 +25,9 @@ from .uop import SMALL_SIZE, OpDef, OpKind, UOp, toposort
 FOLD_LIMIT = 64
 
 
-_VALUE_PRESERVING = (EXPAND, RESHAPE, SLICE, PERMUTE, PICK)   # each element is a source element
-
-
 def scalar_value(node: UOp):
     """The value of a node that is one scalar constant at every position, else None."""
-    while node.op in _VALUE_PRESERVING:
+    while node.op in VIEWS:
         node = node.src[0]
     return node.arg.value if node.op is CONST else None
 
@@ -50,7 +47,7 @@ def _fold(node: UOp):
             with np.errstate(all="ignore"):
                 folded = np.asarray(node.op.numpy(node.arg, *values)).astype(node.dtype.np)
             return full(node.shape, folded.item(), node.dtype)
-        if node.op in _VALUE_PRESERVING:
+        if node.op in VIEWS:
             canonical = full(node.shape, scalars[0], node.dtype)
             return canonical if canonical is not node else None
     if node.size > FOLD_LIMIT:

@@ -7,7 +7,7 @@ from .elementwise import (ABS, ACOS, ADD, AND, ASIN, ATAN, ATAN2, CAST, CEIL, CM
                           TANH, TRUNC, WHERE, XOR)
 from .linalg import CHOLESKY, EIGH, QR, SLOGDET, SOLVE, TRISOLVE
 from .movement import (CONCAT, EXPAND, GATHER, PAD, PERMUTE, PICK, PLACE, RESHAPE, SLICE,
-                       STACK)
+                       STACK, VIEWS)
 from .reduce import REDUCE_MAX, REDUCE_MIN, REDUCE_PROD, REDUCE_SUM
 from .source import CONST, CONST_ARRAY, INPUT, IOTA, Scalar, const
 from .substitute import SUBSTITUTE
@@ -19,5 +19,5 @@ __all__ = [
     "LOG1P", "LOOP", "MAX", "MIN", "MOD", "MUL", "NEG", "NOT", "OR", "PAD", "PARAM", "PERMUTE",
     "PICK", "PLACE", "POW", "QR", "REDUCE_MAX", "REDUCE_MIN", "REDUCE_PROD", "REDUCE_SUM",
     "RESHAPE", "RINT", "SIN", "SINH", "SLICE", "SLOGDET", "SOLVE", "SQRT", "STACK", "SUB",
-    "SUBSTITUTE", "Scalar", "TAN", "TANH", "TRISOLVE", "TRUNC", "WHERE", "XOR", "const",
+    "SUBSTITUTE", "Scalar", "TAN", "TANH", "TRISOLVE", "TRUNC", "VIEWS", "WHERE", "XOR", "const",
 ]

@@ -30,7 +30,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from ..uop import Linearity, OpDef, OpKind, UOp, graph_digest, substitute, toposort
-from .movement import EXPAND, PERMUTE, PICK, RESHAPE, SLICE
+from .movement import VIEWS
 from .source import CONST, CONST_ARRAY, INPUT, IOTA
 
 PARAM = OpDef(
@@ -413,7 +413,7 @@ def _residuals(grads: list[UOp], varying: set[UOp], cotangents: set[UOp]) -> lis
 
 
 def _view_of(node: UOp, params: set[UOp]) -> bool:
-    while node.op in (RESHAPE, SLICE, EXPAND, PERMUTE, PICK):
+    while node.op in VIEWS:
         node = node.src[0]
     return node in params
 

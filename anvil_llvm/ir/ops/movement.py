@@ -181,6 +181,10 @@ PICK = OpDef("pick", 1, kind=OpKind.MOVEMENT, dependence=read_elements,
 """arg = i: `x[i]`, entry i of the first axis, which is dropped (an element of a vector, a row
 of a matrix): scalar code's `x[0]` in one node, where a slice and a reshape took two."""
 
+VIEWS = (RESHAPE, EXPAND, PERMUTE, SLICE, PICK)
+"""The ops of one source whose every element is an element of the source: passes look through
+them (to a constant, a leaf, a loop's param, the value an exact comparison reads)."""
+
 
 def _pad_shape(shapes, pads):
     (old,) = shapes
