@@ -130,6 +130,13 @@ def index(x: UOp, key) -> UOp:
     return out
 
 
+def entry(x: UOp, i: int) -> UOp | None:
+    """`x[i]` for a Python int `i` (negative from the end): a `pick`; None when x has no axis or
+    `i` is out of range (the general path then raises NumPy's error)."""
+    n = x.shape[0] if x.shape else 0
+    return B.pick(x, i % n) if -n <= i < n else None
+
+
 def _basic_index(x: UOp, key) -> UOp | None:
     """`x[key]` for Python ints and slices only (what traced scalar code indexes with, taken
     without the general path's bookkeeping); None for any other key. Leading ints are entries
@@ -138,10 +145,9 @@ def _basic_index(x: UOp, key) -> UOp | None:
     if len(key) > x.ndim:
         return None
     while key and type(key[0]) is int:
-        n = x.shape[0]
-        if not -n <= key[0] < n:
+        x, key = entry(x, key[0]), key[1:]
+        if x is None:
             return None
-        x, key = B.pick(x, key[0] % n), key[1:]
     spec, shape = [], []
     for k, n in zip(key, x.shape):
         if type(k) is int:

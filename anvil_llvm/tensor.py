@@ -9,7 +9,7 @@ import operator
 
 import numpy as np
 
-from .indexing import index
+from .indexing import entry, index
 from .ir import build as B
 from .ir import dtypes
 from .ir import ops as O
@@ -269,10 +269,11 @@ class Tensor:
         return _broadcast(self, _shape_arg((shape,)))
 
     def __getitem__(self, key) -> "Tensor":
-        node = self.node
-        if type(key) is int and node.shape and -node.shape[0] <= key < node.shape[0]:
-            return Tensor(B.pick(node, key % node.shape[0]))    # scalar code's x[0]
-        return Tensor(index(node, key))
+        if type(key) is int:                   # scalar code's x[0], first
+            found = entry(self.node, key)
+            if found is not None:
+                return Tensor(found)
+        return Tensor(index(self.node, key))
 
     def dot(self, other) -> "Tensor":
         return matmul(self, other)
