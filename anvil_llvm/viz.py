@@ -284,7 +284,8 @@ def _kernel_head(kernel: Kernel, sched: Schedule) -> str:
         return (f"loop of {root.arg.length} steps over shape {root.shape}, calling its body "
                 f"({_count(len(kernel.body.kernels), 'kernel')})")
     if root.op.kind is OpKind.PROGRAM:
-        return f"program {root.op.name} (a sequential kernel)"
+        where = ", on its source in place" if kernel.in_place else ""
+        return f"program {root.op.name} (a sequential kernel{where})"
     if root in sched.gemms:
         return f"GEMM call (BLAS) for shape {root.shape}"
     flat = ", flat" if kernel.flat else ""

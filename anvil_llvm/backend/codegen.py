@@ -168,9 +168,14 @@ class Lowering:
 
     # ---- buffers ---------------------------------------------------------------------------------
     def start(self, node: UOp) -> str:
-        """The address of the first element of a realised node's buffer."""
-        buffer = self.sched.buffers[node]
-        return self.address(buffer, Index((buffer.size,), flat="0"))
+        """The address of the first element of a realised node, or of a view of one (a
+        program reads its sources in place: `loop.viewed`)."""
+        buffer = self.sched.buffers.get(node)
+        offset = 0
+        if buffer is None:
+            node, offset = loop.viewed(node)
+            buffer = self.sched.buffers[node]
+        return self.address(buffer, Index((buffer.size,), flat=str(offset)))
 
     def pointer(self, buffer: Buffer) -> str:
         if buffer.kind == "input":
@@ -574,7 +579,8 @@ def emit_kernel(ctx: Lowering, kernel: Kernel, unroll_ops: int = UNROLL_OPS) -> 
     if kernel.body is not None:
         loop.emit(ctx, kernel, ctx.define(kernel.body, "body"))
     elif first.op.kind is OpKind.PROGRAM:
-        scratch = ctx.e.op(f"getelementptr inbounds i8, ptr %work, i64 {kernel.scratch}")
+        scratch = None if kernel.in_place else ctx.e.op(
+            f"getelementptr inbounds i8, ptr %work, i64 {kernel.scratch}")
         first.op.program(ctx, first, ctx.start(first), scratch)
     elif root is not None and root in ctx.sched.gemms:
         blas.emit_gemm(ctx, root, kernel.stores[0][1])

@@ -122,6 +122,7 @@ class Kernel:
     body: "object | None" = None
     scratch_bytes: int = 0
     scratch: int = 0
+    in_place: bool = False    # a program working on its first source (OpDef.in_place)
 
     @property
     def reduction(self) -> UOp | None:

@@ -144,12 +144,11 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
                 inline_reduction(n, gemms) or n.op in (INPUT, CONST_ARRAY, PLACE)}
     realised.update(outputs)
     # A loop's results live in buffers, and it reads its sources from buffers (in place
-    # through reshapes and slices of leading rows).
-    realised.update(n for n in order if n.op.kind is OpKind.LOOP)
-    realised.update(loop.viewed(s)[0] for n in order if n.op.kind is OpKind.LOOP
-                    for s in n.src)
-    # So does a program (a sequential kernel of its own).
-    realised.update(m for n in order if n.op.kind is OpKind.PROGRAM for m in (n, *n.src))
+    # through reshapes and slices of leading rows: their own nodes are computed, in nests
+    # over their own axes). So does a program (a sequential kernel of its own).
+    in_place = [n for n in order if n.op.kind in (OpKind.LOOP, OpKind.PROGRAM)]
+    realised.update(in_place)
+    realised.update(loop.viewed(s)[0] for n in in_place for s in n.src)
     # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
     realised.update(blas.operand(s)[0] for n in gemms for s in n.src)
     realised.update(_compared_exactly(order))
@@ -597,6 +596,19 @@ def _take(free: dict[int, list[int]], nbytes: int, top: int) -> tuple[int, int]:
     return top, top + nbytes
 
 
+def _works_in_place(kernel: Kernel, buffers: dict, last_use: dict, k: int) -> bool:
+    """Whether the program of `kernel` (the k-th) may work on its first source rather than a
+    copy (`OpDef.in_place`): that source lies in workspace read for the last time here, and no
+    other source of the program reads it."""
+    root = kernel.roots[0]
+    if root.op.kind is not OpKind.PROGRAM or not root.op.in_place:
+        return False
+    base = loop.viewed(root.src[0])[0]
+    buffer = buffers.get(base)
+    return (buffer is not None and buffer.kind == "work" and last_use.get(base) == k
+            and all(loop.viewed(s)[0] is not base for s in root.src[1:]))
+
+
 def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict,
                     order: list[UOp]) -> int:
     """Give every realised intermediate a workspace offset; slots are reused once dead."""
@@ -615,7 +627,9 @@ def _plan_workspace(kernels: list[Kernel], realised: set, buffers: dict,
             offset, top = _take(free, _align(buffer_nbytes(root.dtype, root.size)), top)
             buffers[root] = Buffer("work", offset, root.dtype, root.size)
             dying.setdefault(last_use.get(root, k), []).append(root)
-        if kernel.scratch_bytes:
+        if kernel.scratch_bytes and _works_in_place(kernel, buffers, last_use, k):
+            kernel.in_place = True
+        elif kernel.scratch_bytes:
             kernel.scratch, top = _take(free, _align(kernel.scratch_bytes), top)
             free.setdefault(_align(kernel.scratch_bytes), []).append(kernel.scratch)
         for node in dying.pop(k, []):

@@ -117,7 +117,9 @@ class OpDef:
     only the node's `live` elements (those the output depends on).
     An op of kind PROGRAM runs as a kernel of its own that `program(ctx, node, out, scratch)`
     emits whole (a sequential program: `out` and `scratch` are pointers to its result and to
-    workspace of `scratch(node)` elements of its dtype).
+    workspace of `scratch(node)` elements of its dtype). An `in_place` program's scratch is a
+    working copy of its first source: where that source's workspace dies in its kernel, it gets
+    `scratch` None and works on the source itself.
     An op with several results makes one node per result: `siblings(node)` gives them all, in
     order, and its `vjp(B, node, cts)` receives the cotangents of all of them at once.
     `uniform`, for an elementwise op: its result dtype per dtype of sources that share one shape
@@ -144,6 +146,7 @@ class OpDef:
     siblings: Callable[["UOp"], list] | None = None
     program: Callable | None = None
     scratch: Callable[["UOp"], int] | None = None
+    in_place: bool = False
     dependence: Callable[["UOp"], list] | None = None
     pairs: Callable[["UOp", np.ndarray], list] | None = None
     uniform: dict | None = None

@@ -333,3 +333,68 @@ def test_an_output_reshaping_a_grid_is_computed_on_the_grid_in_place():
     fd = np.array([(energy(v + eps * e, np) - energy(v - eps * e, np)) / (2 * eps)
                    for e in np.eye(n * n)])
     np.testing.assert_allclose(g(v), fd, rtol=1e-6, atol=1e-6)
+
+
+# A substitution program (an acyclic colouring's kind): 4 compressed entries -> 3 values.
+SOURCE, TARGET, SUBTRACT = [1, 3, 0], [0, 1, 2], [3, 0, -1]
+
+
+def _substituted(rows: np.ndarray) -> np.ndarray:
+    """The program run on each row of `rows`, step by step (the reference)."""
+    out = np.empty(rows.shape[:-1] + (3,))
+    for r, row in enumerate(rows.reshape(-1, 4)):
+        work = row.copy()
+        for s, t, sub in zip(SOURCE, TARGET, SUBTRACT):
+            out.reshape(-1, 3)[r, t] = work[s]
+            if sub >= 0:
+                work[sub] -= work[s]
+    return out
+
+
+def _with_substitution(outputs):
+    """The function of x (8,) whose outputs `outputs(x, s, substitute)` make from x's node, the
+    node s = reshape(2x + 1, (2, 4)) and the substitution of a node."""
+    from anvil_llvm.function import NumericalFunction
+    from anvil_llvm.ir.ops.substitute import Program, substitute, tables
+    program = Program(*tables(SOURCE, TARGET, SUBTRACT), 3, 4)
+    traced = av.NumericalFunction("s", lambda x: (x * 2.0 + 1.0).reshape(2, 4),
+                                  (av.Arg(8),))
+    nodes = outputs(traced.inputs[0], traced.outputs[0], lambda n: substitute(n, program))
+    return NumericalFunction.from_graph("sub", traced.args, nodes, len(nodes) > 1,
+                                        traced.arg_names)
+
+
+@pytest.mark.parametrize("case", ["dies there", "read after", "an output", "an input"])
+def test_a_program_works_on_its_source_in_place_only_where_that_source_dies(case):
+    """A substitution whose source (computed in the workspace, reached through a reshape) is
+    read by nothing after it runs on that source, with no copy; one whose source is read
+    later, is an output or an input works on a copy. Values against the program run step by
+    step in NumPy; `out=` and the interpreter agree (check_function)."""
+    from anvil_llvm.backend.schedule import schedule
+    from avcheck import check_function
+    from anvil_llvm.ir import build as B
+    x = np.linspace(-1.0, 1.0, 8)
+    s = (x * 2.0 + 1.0).reshape(2, 4)
+    made = {
+        "dies there": (lambda x_, s_, sub: [sub(s_)], [_substituted(s)]),
+        "read after": (lambda x_, s_, sub: [sub(s_), B.mul(s_, B.broadcast_to(B.reduce_sum(
+            sub(s_), (0, 1)), (2, 4)))], [_substituted(s), s * _substituted(s).sum()]),
+        "an output": (lambda x_, s_, sub: [s_, sub(s_)], [s, _substituted(s)]),
+        "an input": (lambda x_, s_, sub: [sub(B.reshape(x_, (2, 4)))],
+                     [_substituted(x.reshape(2, 4))]),
+    }
+    outputs, expected = made[case]
+    fn = _with_substitution(outputs)
+    check_function(fn, [x], expected)
+    programs = [k for k in schedule(fn.inputs, fn.outputs).kernels if k.scratch_bytes]
+    assert [k.in_place for k in programs] == [case == "dies there"]
+
+
+def test_a_program_reads_a_reshaped_source_where_its_nest_computed_it():
+    """A solve of a right-hand side reshaped from a computed vector: the vector is computed in
+    a nest of its own and the program reads its buffer through the reshape (no kernel for the
+    reshape); values against NumPy."""
+    M = np.array([[2.0, 1.0, 0.0], [0.5, 3.0, 1.0], [0.0, -1.0, 4.0]])
+    check(lambda m, x: anp.linalg.solve(M, (x * 2.0 + 1.0).reshape(3, 2)), X,
+          numpy_op=lambda m, x: np.linalg.solve(M, (x * 2.0 + 1.0).reshape(3, 2)),
+          tol=Tol(1e-14, 1e-15))

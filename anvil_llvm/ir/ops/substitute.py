@@ -7,8 +7,9 @@ from the products of an acyclic colouring (ad/coloring/result.py), as one op.
             compressed[subtract[t]] -= values[target[t]]
 
 over the last axis of its source (leading axes are a batch). It is linear; its transpose runs
-the adjoint program backwards (`transposed`). It lowers to a kernel of its own, which copies
-the compressed products into its workspace and runs the program on them.
+the adjoint program backwards (`transposed`). It lowers to a kernel of its own, which runs the
+program on its source in place where the source's buffer dies there, else on a copy in its
+workspace.
 """
 from __future__ import annotations
 
@@ -92,9 +93,9 @@ def _transposed(arg: Program) -> Program:
                    not arg.transposed)
 
 
-def _emit(ctx, node: UOp, out: str, scratch: str) -> None:
-    """The kernel: per leading position, copy the input row into `scratch`, zero the output
-    row (transposed), run the program."""
+def _emit(ctx, node: UOp, out: str, scratch: str | None) -> None:
+    """The kernel: per leading position, copy the input row into `scratch` (None: run on the
+    input itself), zero the output row (transposed), run the program."""
     e = ctx.e
     arg: Program = node.arg
     src = node.src[0]
@@ -109,8 +110,10 @@ def _emit(ctx, node: UOp, out: str, scratch: str) -> None:
     base_in = e.op(f"getelementptr inbounds {ty}, ptr {ctx.start(src)}, "
                    f"i64 {e.mul_i(row, str(n_in))}")
     base_out = e.op(f"getelementptr inbounds {ty}, ptr {out}, i64 {e.mul_i(row, str(n_out))}")
-    e.line(f"call void @llvm.memcpy.p0.p0.i64(ptr {scratch}, ptr {base_in}, "
-           f"i64 {n_in * size}, i1 false)")
+    work = base_in if scratch is None else scratch    # None: the source dies here, ours
+    if scratch is not None:
+        e.line(f"call void @llvm.memcpy.p0.p0.i64(ptr {scratch}, ptr {base_in}, "
+               f"i64 {n_in * size}, i1 false)")
     if arg.transposed:
         e.line(f"call void @llvm.memset.p0.i64(ptr {base_out}, i8 0, i64 {n_out * size}, "
                "i1 false)")
@@ -126,15 +129,15 @@ def _emit(ctx, node: UOp, out: str, scratch: str) -> None:
     s, g, sub = entry("source"), entry("target"), entry("subtract")
     has = e.op(f"icmp sge i64 {sub}, 0")
     if not arg.transposed:
-        value = e.op(f"load {ty}, ptr {at(scratch, s)}")
+        value = e.op(f"load {ty}, ptr {at(work, s)}")
         e.line(f"store {ty} {value}, ptr {at(base_out, g)}")
-        ctx.guarded(has, lambda: _subtract(e, ty, at(scratch, sub), value), "false", "i1")
+        ctx.guarded(has, lambda: _subtract(e, ty, at(work, sub), value), "false", "i1")
     else:
         def adjoint() -> str:
             down = e.op(f"load {ty}, ptr {at(base_out, sub)}")
-            return _subtract(e, ty, at(scratch, g), down)
+            return _subtract(e, ty, at(work, g), down)
         ctx.guarded(has, adjoint, "false", "i1")
-        moved = e.op(f"load {ty}, ptr {at(scratch, g)}")
+        moved = e.op(f"load {ty}, ptr {at(work, g)}")
         place = at(base_out, s)
         old = e.op(f"load {ty}, ptr {place}")
         e.line(f"store {ty} {e.op(f'fadd {ty} {old}, {moved}')}, ptr {place}")
@@ -160,5 +163,6 @@ SUBSTITUTE = OpDef(
     program=_emit,
     scratch=lambda node: node.src[0].shape[-1] if node.src[0].ndim else 1,
     cost=1 << 20,
+    in_place=True,
 )
 """arg = Program: decompression by substitution over the last axis of the source."""
