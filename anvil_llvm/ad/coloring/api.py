@@ -210,8 +210,10 @@ def _checked(pattern: sp.csc_array, result: Coloring) -> Coloring | None:
     return result
 
 
-# A colouring algorithm for "best": (suffix for the order name, function, cost in walk steps).
-_Algorithm = tuple[str, Callable[[Adjacency, np.ndarray, int | None], np.ndarray | None], float]
+# A colouring algorithm for "best": (suffix for the order name, function, its cost in walk
+# steps: computed when a budget is to be checked, which a search ended early never does).
+_Algorithm = tuple[str, Callable[[Adjacency, np.ndarray, int | None], np.ndarray | None],
+                   Callable[[], float]]
 
 
 def _search(
@@ -226,11 +228,11 @@ def _search(
     degree: np.ndarray,
     initial: Coloring | None = None,
 ) -> Coloring:
-    walk = Walk.neighbours(graph)
-    best = initial
+    walk, best = None, initial
     for name in search if order == "best" else (order,):
         if best is not None and best.ncolors <= lower:
             return best
+        walk = walk or Walk.neighbours(graph)
         vertices = vertex_order(name, walk, seed, degree)
         for suffix, color, steps in algorithms:
             if best is not None and best.ncolors <= lower:
@@ -238,7 +240,7 @@ def _search(
             # The first order runs every affordable algorithm, so "best" is never worse than
             # that order alone (CasADi's default is largest-first with GMP 2005's star).
             budget = _FIRST_ROUND_STEPS if name == search[0] else clock.left() * _STEPS_PER_SECOND
-            if best is not None and steps > budget:
+            if best is not None and steps() > budget:
                 continue
             # Abandon a colouring that runs far past the best: post-processing seldom halves a
             # count, and with many colours each step scans them all.
@@ -260,7 +262,7 @@ def _bidirectional(
     graph = bipartite_adjacency(J, JT)
     return _search(
         graph,
-        [("", star_coloring, _star_steps(graph))],
+        [("", star_coloring, lambda: _star_steps(graph))],
         lambda colors, name: bicoloring_result(J, graph, colors, name),
         order,
         seed,
@@ -303,12 +305,12 @@ def _hessian(H: sp.csc_array, method: str, order: str, seed: int, clock: _Clock)
     triangle = upper_triangle(H, graph)  # shared by every candidate's tables
     if method == "star":
         algorithms = [
-            ("", star_coloring, _star_steps(graph)),
-            ("+gmp2005", restricted_star_coloring, restricted_star_steps(graph)),
+            ("", star_coloring, lambda: _star_steps(graph)),
+            ("+gmp2005", restricted_star_coloring, lambda: restricted_star_steps(graph)),
         ]
         make = star_result
     else:
-        algorithms = [("", acyclic_coloring, _star_steps(graph))]
+        algorithms = [("", acyclic_coloring, lambda: _star_steps(graph))]
         make = acyclic_result
 
     def result(colors: np.ndarray, name: str) -> Coloring:
