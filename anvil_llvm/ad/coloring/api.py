@@ -211,7 +211,7 @@ def _checked(pattern: sp.csc_array, result: Coloring) -> Coloring | None:
 
 
 # A colouring algorithm for "best": (suffix for the order name, function, its cost in walk
-# steps: computed when a budget is to be checked, which a search ended early never does).
+# steps: computed when a budget is checked, which a search ended early never does; once).
 _Algorithm = tuple[str, Callable[[Adjacency, np.ndarray, int | None], np.ndarray | None],
                    Callable[[], float]]
 
@@ -306,7 +306,8 @@ def _hessian(H: sp.csc_array, method: str, order: str, seed: int, clock: _Clock)
     if method == "star":
         algorithms = [
             ("", star_coloring, lambda: _star_steps(graph)),
-            ("+gmp2005", restricted_star_coloring, lambda: restricted_star_steps(graph)),
+            ("+gmp2005", restricted_star_coloring,
+             functools.cache(lambda: restricted_star_steps(graph))),
         ]
         make = star_result
     else:
