@@ -95,11 +95,12 @@ def _is_flat(root: UOp, realised: set) -> bool:
     return True
 
 
-def _read_repeatedly(node: UOp, users: dict, costs: _Costs) -> bool:
+def _read_repeatedly(node: UOp, users: dict, costs: _Costs, outputs: set) -> bool:
     """Whether fusing `node` into its consumers would compute its elements many times over,
     unless it is cheap: through a broadcast (vmapped code: work independent of the batch,
-    expanded along it), or a gather reading most of it (at computed positions, each decoded
-    into the node's axes, where computing it in its own nest needs no decoding)."""
+    expanded along it) but into placements that compute every seed at each position, or a
+    gather reading most of it (at computed positions, each decoded into the node's axes, where
+    computing it in its own nest needs no decoding)."""
     if costs.cost[node] <= RECOMPUTE_LIMIT or node.op in (RESHAPE, EXPAND):
         return False
     stack = list(users[node])
@@ -108,9 +109,35 @@ def _read_repeatedly(node: UOp, users: dict, costs: _Costs) -> bool:
         if user.op is RESHAPE:
             stack.extend(users[user])
         elif (user.op is EXPAND and user.size >= 2 * node.size
+              and not _one_position_per_seed(user, users, outputs)
               or user.op is GATHER and 2 * user.size >= node.size):
             return True
     return False
+
+
+def _one_position_per_seed(expand: UOp, users: dict, outputs: set) -> bool:
+    """Whether `expand` broadcasts along its leading axis only, into elementwise code that
+    placements alone consume (none of it an output), each computing all its seeds (that axis)
+    at each position of its nest (`unrolled_seeds`): every seed reads the broadcast value at
+    that one position, which the nest computes once (a sparse Jacobian's colours: 5 exp per
+    point of bratu2d's grid where one is needed, and 16 MB less memory traffic than storing
+    them)."""
+    source = expand.src[0]
+    if source.shape[:1] != (1,) or source.shape[1:] != expand.shape[1:]:
+        return False
+    stack, seen = [expand], set()
+    while stack:
+        for user in users[stack.pop()]:
+            if user in seen:
+                continue
+            seen.add(user)
+            if user.op is PLACE and unrolled_seeds(user) and user.src[0].shape == expand.shape:
+                continue
+            if (user.op.kind is not OpKind.ELEMENTWISE or user.shape != expand.shape
+                    or user in outputs):
+                return False
+            stack.append(user)
+    return True
 
 
 _VECTOR_MATH = frozenset({EXP, LOG, SIN, COS, POW, TAN, TANH, SINH, COSH, ASIN, ACOS, ATAN,
@@ -152,12 +179,12 @@ def _realise(order: list[UOp], outputs: list[UOp], users: dict,
     # GEMM operands are read by BLAS from memory: their underlying nodes get buffers.
     realised.update(blas.operand(s)[0] for n in gemms for s in n.src)
     realised.update(_compared_exactly(order))
-    costs = _Costs(gemms)
+    costs, stored = _Costs(gemms), set(outputs)
     for node in order:
         costs.add(node, realised)
         if node in realised or node.op in (CONST, IOTA) or node.size == 0:
             continue
-        if costs.depth[node] >= MAX_DEPTH or _read_repeatedly(node, users, costs):
+        if costs.depth[node] >= MAX_DEPTH or _read_repeatedly(node, users, costs, stored):
             realised.add(node)
             continue
         if _too_long(node, costs):

@@ -398,3 +398,26 @@ def test_a_program_reads_a_reshaped_source_where_its_nest_computed_it():
     check(lambda m, x: anp.linalg.solve(M, (x * 2.0 + 1.0).reshape(3, 2)), X,
           numpy_op=lambda m, x: np.linalg.solve(M, (x * 2.0 + 1.0).reshape(3, 2)),
           tol=Tol(1e-14, 1e-15))
+
+
+def test_a_broadcast_value_is_computed_once_per_position_where_every_seed_is_placed_there():
+    """bratu2d's Jacobian from its colours: exp(u) is broadcast along the colours, and the
+    placement computes every colour at each grid point, so the nest computes it there once (no
+    kernel storing it); where a broadcast value meets a nest over the batch (a vmapped
+    function), it is stored once rather than computed for every batch element. Values against
+    the dense Jacobian and NumPy."""
+    from anvil_llvm.backend.schedule import schedule
+    from anvil_llvm.benchmarks.problems import problem
+    p = problem("bratu2d", 12)
+    f = p.function()
+    J = ad.spjacobian(f, entrywise=False)
+    sched = schedule(J.inputs, J.outputs)
+    assert len(sched.kernels) == 1 and sched.work_bytes == 0
+    x = p.x0 + 0.01
+    np.testing.assert_allclose(J.csc(x).toarray(), ad.jacobian(f)(x), rtol=1e-13, atol=1e-14)
+
+    g = av.vmap(av.NumericalFunction("g", lambda x, y: x * anp.exp(anp.sin(y)) + y,
+                                     (av.Arg(50), av.Arg(50))), (0, None), 8)
+    assert schedule(g.inputs, g.outputs).work_bytes >= 50 * 8
+    xs, y = np.linspace(-1, 1, 400).reshape(8, 50), np.linspace(0, 2, 50)
+    np.testing.assert_allclose(g(xs, y), xs * np.exp(np.sin(y)) + y, rtol=1e-13, atol=1e-15)
