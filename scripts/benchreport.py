@@ -214,7 +214,8 @@ average {m["load_average"]:.1f} at the start; Python {m["python"]}.
 - {record.get("intro", "")}Each tool's output is checked against a reference (relative max-abs \
 error <= {TOLERANCE:g}) before it is timed; a tool that disagrees shows DISAGREE\
 {record.get("failures", "")}; a peer that is not installed shows "missing". Call times: \
-median over interleaved rounds (the tools take turns) of `timeit` samples, from Python. Ratio: \
+median over interleaved rounds (the tools take turns, each round starting one tool further) of \
+`timeit` samples taken after 0.25 s of calls, from Python. Ratio: \
 anvil over the peer named (the fastest of those the target names). numba and anvil run \
 single-threaded; JAX uses its default threading. OPENBLAS_NUM_THREADS=1.
 """

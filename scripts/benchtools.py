@@ -119,12 +119,17 @@ class Tool:
 
 def round_robin(samplers: dict[str, Callable[[], float]], rounds: int) -> dict[str, Value]:
     """The median of `rounds` samples (seconds) of each sampler. The tools take turns within a
-    round, so the slow drifts of a noisy machine hit them alike; a sampler that raises is
+    round, so the slow drifts of a noisy machine hit them alike, and each round starts one tool
+    further, so no tool always runs right after the same other (a peer whose threads keep
+    spinning after its calls, as JAX's do, slows whoever comes next); a sampler that raises is
     reported as failed and not sampled again."""
     samples: dict[str, list[float]] = {name: [] for name in samplers}
     failed: dict[str, str] = {}
-    for _ in range(rounds):
-        for name, sample in samplers.items():
+    names = list(samplers)
+    for round_ in range(rounds):
+        start = round_ % max(len(names), 1)
+        for name in names[start:] + names[:start]:
+            sample = samplers[name]
             if name in failed:
                 continue
             try:
@@ -143,15 +148,26 @@ def _calls_per_sample(timer: timeit.Timer, seconds: float) -> int:
         number *= 10
 
 
+WARM_UP = 0.25
+"""Seconds each tool is called (at least one sample) before its samples are taken: a call
+writing tens of MB into the same output array ran 1.6x slower for its first ~50 calls here
+(the kernel settling its pages: bratu2d's Jacobian 6.2 -> 3.8 ms), which a handful of rounds
+would have counted."""
+
+
 def side_by_side(tools: dict[str, Tool], rounds: int, seconds: float) -> dict[str, Value]:
     """Seconds per call of each tool that agrees with its reference (median over interleaved
-    rounds, each sample about `seconds` long); the others get their status."""
+    rounds, each sample about `seconds` long, after WARM_UP seconds of calls); the others get
+    their status."""
     statuses = {name: tool.status() for name, tool in tools.items()}
     samplers = {}
     for name, tool in tools.items():
         if statuses[name] is None:
             timer = timeit.Timer(tool.stmt, globals=tool.env)
             number = _calls_per_sample(timer, seconds)
+            spent = 0.0
+            while spent < WARM_UP:             # at least one sample, however slow
+                spent += timer.timeit(number)
             samplers[name] = lambda timer=timer, number=number: timer.timeit(number) / number
     times = round_robin(samplers, rounds)
     return {name: statuses[name] or times[name] for name in tools}
