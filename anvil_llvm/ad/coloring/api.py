@@ -232,7 +232,8 @@ def _search(
     for name in search if order == "best" else (order,):
         if best is not None and best.ncolors <= lower:
             return best
-        walk = walk or Walk.neighbours(graph)
+        if walk is None:
+            walk = Walk.neighbours(graph)
         vertices = vertex_order(name, walk, seed, degree)
         for suffix, color, steps in algorithms:
             if best is not None and best.ncolors <= lower:
