@@ -628,7 +628,7 @@ def _works_in_place(kernel: Kernel, buffers: dict, last_use: dict, k: int) -> bo
     copy (`OpDef.in_place`): that source lies in workspace read for the last time here, and no
     other source of the program reads it."""
     root = kernel.roots[0]
-    if root.op.kind is not OpKind.PROGRAM or not root.op.in_place:
+    if not root.op.in_place:            # a loop borrows its scratch: never in place
         return False
     base = loop.viewed(root.src[0])[0]
     buffer = buffers.get(base)
